@@ -1,0 +1,123 @@
+"""TrainConfig: every default the widgets start from (the notebook's), and its URL-query round trip."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Mapping
+
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+ARCHITECTURES = ("dense", "cnn")
+DATASET_NAMES = ("mnist", "fashion")
+BATCH_SIZES = tuple(2 ** k for k in range(4, 12))  # 16 .. 2048
+LIMITS = {  # field -> (min, max) for numbers
+    "epochs": (1, 50),
+    "batch_size": (16, 2048),
+    "learning_rate": (1e-5, 1.0),
+    "hidden_units": (16, 2048),
+    "train_size": (0, 60000),
+    "seed": (0, 2 ** 31 - 1),
+}
+MIN_TRAIN_SIZE = 100  # fewer examples than this cannot fill a batch of every digit
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training setup; defaults reproduce the Keras MNIST notebook exactly."""
+
+    epochs: int = 5  # the notebook's fit(epochs=5)
+    batch_size: int = 128  # the notebook's fit(batch_size=128)
+    learning_rate: float = 0.001  # Keras RMSprop's default, what optimizer="rmsprop" uses
+    hidden_units: int = 512  # Dense(512, activation="relu")
+    optimizer: str = "rmsprop"  # compile(optimizer="rmsprop")
+    train_size: int = 0  # training examples used; 0 = all (the notebook uses all 60,000)
+    dataset: str = "mnist"  # keras.datasets.mnist
+    architecture: str = "dense"  # the notebook's 784-512-10 network; "cnn" for the small conv net
+    seed: int = 0  # weights init and example order, so a shared link reproduces a run
+
+    def to_query(self) -> dict[str, str]:
+        """The fields that differ from the defaults, as URL query strings."""
+        default = TrainConfig()
+        return {f.name: _format(getattr(self, f.name)) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "TrainConfig":
+        """Build from a dict (saved runs); unknown keys are ignored, bad values clamped."""
+        config, _ = from_query({k: str(v) for k, v in data.items()})
+        return config
+
+    def describe(self) -> str:
+        """One short line: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden'."""
+        size = "all examples" if not self.train_size else f"{self.train_size:,} examples"
+        net = f"{self.hidden_units} hidden" if self.architecture == "dense" else "CNN"
+        return (f"{self.epochs} epochs, batch {self.batch_size}, {size}, "
+                f"{self.optimizer} lr {self.learning_rate:g}, {net}")
+
+
+def _format(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _parse_number(name: str, raw: str, kind: type, notices: list[str]):
+    try:
+        value = float(raw)
+    except ValueError:
+        notices.append(f"Ignored {name}={raw!r}: not a number.")
+        return None
+    if not math.isfinite(value):
+        notices.append(f"Ignored {name}={raw!r}: not a finite number.")
+        return None
+    lo, hi = LIMITS[name]
+    clamped = min(max(value, lo), hi)
+    if kind is int:
+        clamped = int(round(clamped))
+    if clamped != value:
+        notices.append(f"{name}={raw} is outside {_format(lo)}-{_format(hi)}: using {_format(clamped)}.")
+    return clamped
+
+
+def _nearest_batch_size(value: int) -> int:
+    return min(BATCH_SIZES, key=lambda b: abs(math.log2(b) - math.log2(max(value, 1))))
+
+
+def from_query(params: Mapping[str, object]) -> tuple[TrainConfig, list[str]]:
+    """Parse URL query params into a config, clamping or ignoring bad values; returns (config, notices)."""
+    notices: list[str] = []
+    values = {}
+    known = {f.name: f for f in fields(TrainConfig)}
+    choices = {"optimizer": OPTIMIZERS, "architecture": ARCHITECTURES, "dataset": DATASET_NAMES}
+    for name, raw in params.items():
+        if isinstance(raw, (list, tuple)):
+            raw = raw[-1] if raw else ""
+        raw = str(raw).strip()[:100]
+        if name not in known:
+            notices.append(f"Ignored unknown setting {name!r}.")
+            continue
+        if name in choices:
+            if raw.lower() in choices[name]:
+                values[name] = raw.lower()
+            else:
+                notices.append(f"Ignored {name}={raw!r}: choose one of {', '.join(choices[name])}.")
+            continue
+        kind = float if name == "learning_rate" else int
+        value = _parse_number(name, raw, kind, notices)
+        if value is None:
+            continue
+        if name == "batch_size" and value not in BATCH_SIZES:
+            value = _nearest_batch_size(value)
+            notices.append(f"batch_size={raw} is not a power of two: using {value}.")
+        if name == "train_size" and 0 < value < MIN_TRAIN_SIZE:
+            notices.append(f"train_size={raw} is too small: using {MIN_TRAIN_SIZE}.")
+            value = MIN_TRAIN_SIZE
+        values[name] = value
+    return replace(TrainConfig(), **values), notices
+
+
+PRESETS = {  # name -> config; the Train page offers these as one-click setups
+    "The notebook": TrainConfig(),
+    "Overfit on purpose": TrainConfig(epochs=40, batch_size=32, train_size=500),
+    "Quick look": TrainConfig(epochs=2, train_size=2000),
+}

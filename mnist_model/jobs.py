@@ -1,0 +1,160 @@
+"""TrainingJob: one user's training that a UI starts, polls and stops; an executor runs it."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .config import TrainConfig
+from .training import BatchProgress, EpochMetrics
+
+BATCH_HISTORY = 400  # running-loss points kept for the within-epoch chart
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    @property
+    def done(self) -> bool:
+        return self in (JobState.STOPPED, JobState.FINISHED, JobState.FAILED)
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """What an executor needs to run a job anywhere: plain, picklable data."""
+
+    config: TrainConfig
+    data_path: str | None = None
+    init_weights: list | None = None  # fine-tuning: start from these weights
+    extra_images: object = None  # (m, 28, 28) uint8 added to the training examples
+    extra_labels: object = None  # (m,) uint8
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's progress for a page to draw."""
+
+    state: JobState
+    epochs: tuple[EpochMetrics, ...]
+    batch: BatchProgress | None
+    batch_losses: tuple[tuple[float, float], ...]  # (fractional epoch, running loss)
+    queue_position: int | None  # 1 = next to run
+    message: str  # what is happening now, or the error
+    elapsed_s: float
+    eta_s: float | None
+    result: object = None  # the Run, once stopped or finished with a model
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress in [0, 1]."""
+        if self.state == JobState.FINISHED:
+            return 1.0
+        if not self.batch:
+            return 0.0
+        b = self.batch
+        return min(1.0, ((b.epoch - 1) + b.batch / max(b.batches, 1)) / max(b.epochs, 1))
+
+
+@dataclass
+class TrainingJob:
+    """A training run in the background: start(), snapshot(), stop(), wait()."""
+
+    task: TrainTask
+    label: str = ""
+    executor: object = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._state = JobState.QUEUED
+        self._epochs: list[EpochMetrics] = []
+        self._batch: BatchProgress | None = None
+        self._batch_losses: list[tuple[float, float]] = []
+        self._message = "waiting for a training slot"
+        self._started: float | None = None
+        self._ended: float | None = None
+        self._result = None
+        self.stop_requested = False
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.task.config
+
+    @property
+    def state(self) -> JobState:
+        return self._state
+
+    def start(self) -> "TrainingJob":
+        """Queue the job on its executor (the server-wide default when none was given)."""
+        if self.executor is None:
+            from .executors import default_executor
+            self.executor = default_executor()
+        self.executor.submit(self)
+        return self
+
+    def stop(self) -> None:
+        """Ask the job to stop; a running job keeps the weights it has so far."""
+        self.stop_requested = True
+        if self.executor is not None and not self._state.done:
+            self.executor.stop(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job is done; True if it is."""
+        return self._done.wait(timeout)
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            now = self._ended or time.time()
+            elapsed = now - self._started if self._started else 0.0
+            position = None
+            if self._state == JobState.QUEUED and self.executor is not None:
+                position = self.executor.queue_position(self)
+            return JobSnapshot(self._state, tuple(self._epochs), self._batch, tuple(self._batch_losses),
+                               position, self._message, elapsed, self._eta(elapsed), self._result)
+
+    def _eta(self, elapsed: float) -> float | None:
+        b = self._batch
+        if self._state != JobState.RUNNING or b is None or b.elapsed_s <= 0:
+            return None
+        done = (b.epoch - 1) + b.batch / max(b.batches, 1)
+        return max(0.0, b.elapsed_s / max(done, 1e-9) * (b.epochs - done))
+
+    # ------------------------------------------------------------ executor hooks
+    def on_started(self, message: str = "loading data and building the network") -> None:
+        with self._lock:
+            self._state, self._started, self._message = JobState.RUNNING, time.time(), message
+
+    def on_batch(self, progress: BatchProgress) -> None:
+        with self._lock:
+            self._batch = progress
+            self._message = f"epoch {progress.epoch}/{progress.epochs}, batch {progress.batch}/{progress.batches}"
+            self._batch_losses.append((progress.epoch - 1 + progress.batch / max(progress.batches, 1), progress.loss))
+            del self._batch_losses[:-BATCH_HISTORY]
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        with self._lock:
+            self._epochs.append(metrics)
+
+    def on_result(self, result, stopped: bool) -> None:
+        self._finish(JobState.STOPPED if stopped else JobState.FINISHED,
+                     "stopped: the model keeps what it learned" if stopped else "finished", result)
+
+    def on_failed(self, message: str) -> None:
+        self._finish(JobState.FAILED, message)
+
+    def on_cancelled(self) -> None:
+        self._finish(JobState.STOPPED, "stopped before it started")
+
+    def _finish(self, state: JobState, message: str, result=None) -> None:
+        with self._lock:
+            self._state, self._message, self._result = state, message, result
+            self._ended = time.time()
+        self._done.set()

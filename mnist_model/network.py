@@ -1,0 +1,57 @@
+"""Building and compiling the networks (imports Keras: only workers and model users load this)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .config import TrainConfig  # noqa: E402
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """rmsprop (the notebook's), adam or sgd at the given learning rate."""
+    classes = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
+    return classes[name](learning_rate=learning_rate)
+
+
+def build_dense(hidden_units: int = 512) -> keras.Model:
+    """The notebook's network: 784 -> Dense(hidden, relu) -> Dense(10, softmax)."""
+    # Explicit names: Streamlit's clear_session() resets Keras's automatic name counters.
+    return keras.Sequential([
+        keras.Input((784,), name="pixels"),
+        keras.layers.Dense(hidden_units, activation="relu", name="hidden"),
+        keras.layers.Dense(10, activation="softmax", name="output"),
+    ], name="dense_mnist")
+
+
+def build_cnn() -> keras.Model:
+    """A small convolutional network: (28, 28, 1) -> 2 x (conv 3x3, max-pool 2) -> Dense(10, softmax)."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1), name="pixels"),
+        keras.layers.Conv2D(32, 3, activation="relu", name="conv1"),
+        keras.layers.MaxPooling2D(2, name="pool1"),
+        keras.layers.Conv2D(64, 3, activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(2, name="pool2"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dropout(0.25, name="dropout"),
+        keras.layers.Dense(10, activation="softmax", name="output"),
+    ], name="cnn_mnist")
+
+
+def build_model(config: TrainConfig = TrainConfig(), jit_compile: bool | str = "auto",
+                steps_per_execution: int = 1) -> keras.Model:
+    """Build and compile the network that config asks for, seeded."""
+    keras.utils.set_random_seed(config.seed)
+    model = build_cnn() if config.architecture == "cnn" else build_dense(config.hidden_units)
+    model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
+                  loss="categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+    return model
+
+
+def model_inputs(images: np.ndarray, model_input_shape: tuple) -> np.ndarray:
+    """(n, 28, 28) images in [0, 1] reshaped to what the model takes: (n, 784) or (n, 28, 28, 1)."""
+    return np.asarray(images, np.float32).reshape((-1,) + tuple(model_input_shape[1:]))

@@ -1,0 +1,102 @@
+"""The training loop: fit the network, reporting progress and metrics through plain callables."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import Dataset
+
+PROGRESS_UPDATES_PER_EPOCH = 20  # batch reports per epoch: enough for a live bar, few enough to cost nothing
+MAX_STEPS_PER_EXECUTION = 32  # batches fused per compiled call (speed); also bounds how late Stop lands
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where training is within an epoch; epoch and batch are one-indexed."""
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    loss: float  # running mean of the training loss over this epoch so far
+    accuracy: float
+    elapsed_s: float  # since training started
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One epoch's results: training (running mean over the epoch) and test-set figures."""
+
+    epoch: int  # One-indexed.
+    loss: float
+    accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    complete: bool = True  # False for the epoch that Stop cut short
+
+
+@dataclass
+class TrainResult:
+    """What train() returns: the model, its per-epoch metrics, and whether Stop cut it short."""
+
+    model: object
+    epochs: list[EpochMetrics]
+    stopped: bool
+    seconds: float
+
+
+def to_inputs(images: np.ndarray) -> np.ndarray:
+    """(n, 28, 28) uint8 -> (n, 28, 28) float32 in [0, 1], as the notebook scales pixels."""
+    return np.asarray(images, np.float32) / 255.0
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """(n,) labels 0-9 -> (n, 10) float32 one-hot, as the notebook's to_categorical."""
+    return np.eye(10, dtype=np.float32)[np.asarray(labels, np.int64)]
+
+
+def training_subset(dataset: Dataset, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first train_size examples of a seeded shuffle (all of them when train_size is 0)."""
+    n = len(dataset.x_train)
+    if not train_size or train_size >= n:
+        return dataset.x_train, dataset.y_train
+    idx = np.random.default_rng(seed).permutation(n)[:train_size]
+    return dataset.x_train[idx], dataset.y_train[idx]
+
+
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """Fuse batches for speed while still reporting about PROGRESS_UPDATES_PER_EPOCH times an epoch."""
+    return int(max(1, min(MAX_STEPS_PER_EXECUTION, steps_per_epoch // PROGRESS_UPDATES_PER_EPOCH)))
+
+
+def train(config: TrainConfig, dataset: Dataset,
+          on_batch: Callable[[BatchProgress], None] | None = None,
+          on_epoch: Callable[[EpochMetrics], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          model=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
+    """Fit config's network on dataset, evaluating the test set after every epoch.
+
+    model: continue training this compiled model instead of building one (fine-tuning).
+    extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
+    """
+    from .network import build_model, model_inputs
+    from .reporter import Reporter
+
+    x, y = training_subset(dataset, config.train_size, config.seed)
+    if extra is not None:
+        x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
+    steps = -(-len(x) // config.batch_size)
+    if model is None:
+        model = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    shape = model.input_shape
+    reporter = Reporter(config.epochs, steps, on_batch, on_epoch, should_stop)
+    t0 = time.perf_counter()
+    model.fit(model_inputs(to_inputs(x), shape), one_hot(y), batch_size=config.batch_size, epochs=config.epochs,
+              validation_data=(model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
+              shuffle=True, verbose=0, callbacks=[reporter])
+    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0)
