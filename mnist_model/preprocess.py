@@ -1,0 +1,158 @@
+"""canvas_to_mnist and decode_upload: turn a drawing or a photo into a (28, 28) image as MNIST was built."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+MID_SIDE = 56  # the ink is first scaled to this size, where stroke width is measured and evened out
+TARGET_STROKE = 1.2 * 2.64 * MID_SIDE / 20  # median MNIST stroke width at its 20-px scale (t10k), tuned +20%
+INK_GAIN = 1.3  # saturates stroke cores as MNIST's are (about half its ink pixels are > 0.9)
+INK_THRESHOLD = 0.15  # ink below this fraction of the strongest ink is background
+MIN_EXTENT = 0.04  # drawings smaller than this fraction of the canvas's longer side are specks
+MAX_SIDE = 4096  # larger canvases are refused rather than processed slowly
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 25_000_000
+
+
+def _ink(image: np.ndarray) -> np.ndarray:
+    """(H, W[, 3|4]) uint8 -> (H, W) float32 ink in [0, 1]: 1 is the strongest ink, 0 the background."""
+    rgb = image.astype(np.float32)
+    if image.ndim == 2:
+        gray, alpha = rgb, None
+    else:
+        gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        alpha = rgb[..., 3] if image.shape[2] == 4 else None
+    if alpha is not None and np.mean(alpha < 128) > 0.5:
+        ink = alpha  # Ink on a transparent background: opacity is the ink.
+    else:
+        if alpha is not None:  # Composite onto black; an opaque canvas is unchanged.
+            gray = gray * (alpha / 255.0)
+        background = float(np.median(gray))
+        ink = 255.0 - gray if background > 127 else gray  # Dark ink on a light page: invert.
+        ink = ink - min(255.0 - background if background > 127 else background, 254.0)
+    top = float(ink.max())
+    if top <= 0:
+        return np.zeros(image.shape[:2], np.float32)
+    ink = ink / top
+    ink[ink < INK_THRESHOLD] = 0
+    return ink
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Estimated stroke width in pixels: 2 x area / boundary length of the inked region."""
+    b = ink > 0.5
+    p = np.pad(b, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return 2.0 * b.sum() / max(int((b & ~inner).sum()), 1)
+
+
+def _rank_filter(img: np.ndarray, k: int, op) -> np.ndarray:
+    """Separable k x k max (dilate) or min (erode) filter, edges padded with zeros."""
+    r = k // 2
+    out = img
+    for axis in (0, 1):
+        padded = np.pad(out, [(r, k - 1 - r) if a == axis else (0, 0) for a in (0, 1)])
+        n = out.shape[axis]
+        out = op.reduce([np.take(padded, range(i, i + n), axis=axis) for i in range(k)], axis=0)
+    return out
+
+
+def _even_strokes(mid: np.ndarray) -> np.ndarray:
+    """Thicken thin pens and thin thick ones so strokes look like MNIST's."""
+    width = _stroke_width(mid)
+    if width < TARGET_STROKE * 0.8:
+        k = int(round(TARGET_STROKE - width)) + 1
+        return _rank_filter(mid, k, np.maximum)
+    if width > TARGET_STROKE * 1.5:
+        k = min(int(round(width - TARGET_STROKE)), int(width // 2)) + 1
+        thinner = _rank_filter(mid, k, np.minimum)
+        if (thinner > 0.5).sum() > 0.2 * (mid > 0.5).sum():  # Never erase the digit.
+            return thinner
+    return mid
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased resize of a float image; size is (width, height)."""
+    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS))
+
+
+def _fit(ink: np.ndarray, side: float) -> np.ndarray:
+    h, w = ink.shape
+    scale = side / max(h, w)
+    return _resize(ink, (max(1, round(w * scale)), max(1, round(h * scale))))
+
+
+def check_image_array(image) -> np.ndarray:
+    """Raise InputError unless image is (H, W), (H, W, 3) or (H, W, 4) uint8 of a sane size."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a NumPy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InputError(f"expected uint8 pixels, got {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise InputError(f"expected an (H, W, 4) RGBA image, got shape {image.shape}")
+    if min(image.shape[:2]) < 8 or max(image.shape[:2]) > MAX_SIDE:
+        raise InputError(f"image size {image.shape[1]}x{image.shape[0]} is outside 8-{MAX_SIDE} pixels")
+    return image
+
+
+def canvas_to_mnist(rgba: np.ndarray) -> np.ndarray | None:
+    """(H, W, 4) uint8 canvas -> (28, 28) float32 in [0, 1] centred as MNIST's digits; None if blank or a speck."""
+    ink = _ink(check_image_array(rgba))
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    crop = ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    if max(crop.shape) < MIN_EXTENT * max(ink.shape):
+        return None
+    digit = _fit(_even_strokes(_fit(crop, MID_SIDE)), 20)
+    digit = np.clip(digit, 0, None)
+    if digit.max() <= 0:
+        return None
+    return _centre_of_mass_place(np.clip(digit / digit.max() * INK_GAIN, 0, 1))
+
+
+def _centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
+    """Paste a <= 20 x 20 image into 28 x 28 so its centre of mass lands at the centre."""
+    h, w = digit.shape
+    total = digit.sum()
+    cy = (digit.sum(axis=1) @ np.arange(h)) / total
+    cx = (digit.sum(axis=0) @ np.arange(w)) / total
+    top = int(np.clip(round(13.5 - cy), 0, 28 - h))
+    left = int(np.clip(round(13.5 - cx), 0, 28 - w))
+    out = np.zeros((28, 28), np.float32)
+    out[top: top + h, left: left + w] = np.clip(digit, 0, 1)
+    return out
+
+
+def decode_upload(data: bytes) -> np.ndarray:
+    """Decode an uploaded PNG/JPEG of a digit to (H, W, 4) uint8 RGBA; InputError for anything unsafe or odd."""
+    if not data:
+        raise InputError("the file is empty")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InputError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format not in ("PNG", "JPEG"):
+                    raise InputError(f"{img.format or 'this'} files are not supported: upload a PNG or JPEG")
+                if getattr(img, "is_animated", False):
+                    raise InputError("animated images are not supported: upload a single picture")
+                if img.width * img.height > MAX_UPLOAD_PIXELS:
+                    raise InputError(f"the image is {img.width}x{img.height}; the limit is 25 megapixels")
+                if img.mode in ("I", "I;16", "I;16B", "I;16L", "F") or img.mode.startswith("I;16"):
+                    raise InputError("16-bit images are not supported: save it as an 8-bit PNG or JPEG")
+                img.thumbnail((1024, 1024))  # Keeps work bounded; the digit ends up 20 px anyway.
+                rgba = np.asarray(img.convert("RGBA"))
+        except InputError:
+            raise
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise InputError("the image is too large when decompressed (a decompression bomb?)") from None
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise InputError(f"not a readable image ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    return check_image_array(np.ascontiguousarray(rgba))
