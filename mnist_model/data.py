@@ -150,7 +150,7 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise DataError(f"{path}: npz holds pickled objects, refused") from None
+            raise DataError(f"{path}: not an npz of plain arrays (loading it would need unpickling, refused)") from None
         raise DataError(f"{path}: not a valid npz ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path}: not a valid npz ({exc.__class__.__name__}: {exc})") from None

@@ -1,0 +1,95 @@
+"""The command line: `python -m mnist_model train ...` reproduces the notebook; `bench` measures speed."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from .config import ARCHITECTURES, OPTIMIZERS, TrainConfig, from_query
+from .errors import MnistLiveError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # One line, exit 2, no usage dump.
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m mnist_model", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", help="train and evaluate the notebook's network")
+    d = TrainConfig()
+    t.add_argument("--epochs", type=int, default=d.epochs)
+    t.add_argument("--batch-size", type=int, default=d.batch_size)
+    t.add_argument("--train-size", type=int, default=d.train_size, help="training examples used; 0 = all")
+    t.add_argument("--learning-rate", type=float, default=d.learning_rate)
+    t.add_argument("--hidden-units", type=int, default=d.hidden_units)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    t.add_argument("--architecture", choices=ARCHITECTURES, default=d.architecture)
+    t.add_argument("--dataset", choices=("mnist", "fashion"), default=d.dataset)
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--data", help="mnist.npz or a folder of the four IDX files")
+    t.add_argument("--save", help="write the trained model to this .keras file")
+    b = sub.add_parser("bench", help="measure training and prediction speed")
+    b.add_argument("--quick", action="store_true", help="smaller sizes, for CI")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def _config(args) -> TrainConfig:
+    raw = {"epochs": args.epochs, "batch_size": args.batch_size, "train_size": args.train_size,
+           "learning_rate": args.learning_rate, "hidden_units": args.hidden_units, "optimizer": args.optimizer,
+           "architecture": args.architecture, "dataset": args.dataset, "seed": args.seed}
+    config, notices = from_query(raw)
+    if notices:
+        raise MnistLiveError(" ".join(notices))
+    return config
+
+
+def _train(args) -> int:
+    from .data import load_dataset
+    config = _config(args)
+    dataset = load_dataset(config.dataset, args.data)
+    print(f"data: {dataset.title} from {dataset.source}")
+    for note in dataset.notes:
+        print(f"  note: {note}")
+    print(f"x_train {dataset.x_train.shape}, x_test {dataset.x_test.shape}; {config.describe()}", flush=True)
+    if args.save and not args.save.endswith(".keras"):
+        raise MnistLiveError("--save needs a file name ending in .keras")
+
+    from .training import train
+
+    def on_epoch(m):
+        print(f"epoch {m.epoch}/{config.epochs}  loss {m.loss:.4f}  accuracy {m.accuracy:.4f}  "
+              f"test_loss {m.test_loss:.4f}  test_accuracy {m.test_accuracy:.4f}  {m.seconds:.1f}s", flush=True)
+    result = train(config, dataset, on_epoch=on_epoch)
+    if args.save:
+        folder = os.path.dirname(os.path.abspath(args.save))
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".keras")
+        os.close(fd)
+        result.model.save(tmp)
+        os.replace(tmp, args.save)
+        print(f"saved: {args.save}")
+    print(f"test_acc: {result.epochs[-1].test_accuracy:.4f}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        from .bench import run_bench
+        return run_bench(quick=args.quick, as_json=args.json)
+    except (MnistLiveError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Shared fixtures: offline data only, small real datasets, one warm executor for the whole session."""
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["MNIST_OFFLINE"] = "1"  # No test downloads anything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+T10K = ROOT.parent / "shared" / "data" / "mnist-t10k"
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
+    """Write an IDX file of unsigned bytes, as LeCun's files are."""
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + np.ascontiguousarray(array, np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample():
+    from mnist_model.data import load_dataset
+    return load_dataset("mnist")
+
+
+@pytest.fixture(scope="session")
+def t10k():
+    """The official MNIST test set from ../shared, or skip when it is absent (a user's fresh clone)."""
+    if not (T10K / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("../shared/data/mnist-t10k is not present")
+    from mnist_model.data import read_idx
+    return read_idx(T10K / "t10k-images-idx3-ubyte.gz"), read_idx(T10K / "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(scope="session")
+def trained(sample):
+    """The notebook's network trained in-process on the offline sample (5 epochs)."""
+    from mnist_model.config import TrainConfig
+    from mnist_model.training import train
+    return train(TrainConfig(epochs=5), sample)
+
+
+@pytest.fixture(scope="session")
+def executor():
+    from mnist_model.executors import LocalProcessExecutor
+    return LocalProcessExecutor(slots=1)

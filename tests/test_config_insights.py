@@ -1,0 +1,73 @@
+"""TrainConfig defaults and its URL round trip; the curve reading, confusion and sweep helpers."""
+import numpy as np
+
+from mnist_model.config import PRESETS, TrainConfig, from_query
+from mnist_model.insights import (confident_mistakes, confusion_matrix, per_class_accuracy, read_curves,
+                                  sweep_plan)
+from mnist_model.training import EpochMetrics
+
+
+def test_defaults_are_the_notebook():
+    c = TrainConfig()
+    assert (c.epochs, c.batch_size, c.hidden_units, c.optimizer, c.train_size, c.dataset, c.architecture) == \
+        (5, 128, 512, "rmsprop", 0, "mnist", "dense")
+    assert c.to_query() == {} and PRESETS["The notebook"] == c
+
+
+def test_query_round_trip():
+    c = TrainConfig(epochs=2, batch_size=256, train_size=2000, learning_rate=0.0005, optimizer="adam")
+    q = c.to_query()
+    assert q == {"epochs": "2", "batch_size": "256", "train_size": "2000", "learning_rate": "0.0005",
+                 "optimizer": "adam"}
+    back, notices = from_query(q)
+    assert back == c and notices == []
+
+
+def test_bad_query_values_are_clamped_or_ignored_with_notices():
+    c, notices = from_query({"epochs": "-3", "batch_size": "100", "train_size": "abc", "learning_rate": "nan",
+                             "optimizer": "<script>", "hidden_units": "1e9", "evil": "1", "seed": ["1", "7"]})
+    assert c.epochs == 1 and c.batch_size == 128 and c.train_size == 0 and c.learning_rate == 0.001
+    assert c.optimizer == "rmsprop" and c.hidden_units == 2048 and c.seed == 7
+    text = " ".join(notices)
+    for word in ("epochs", "batch_size", "train_size", "learning_rate", "optimizer", "hidden_units", "'evil'"):
+        assert word in text
+    assert from_query({"train_size": "5"})[0].train_size == 100
+
+
+def test_overfit_preset_uses_few_examples_and_many_epochs():
+    p = PRESETS["Overfit on purpose"]
+    assert p.train_size <= 1000 and p.epochs >= 20
+
+
+def _epochs(train, test, test_loss=None):
+    test_loss = test_loss or [1 - t for t in test]
+    return [EpochMetrics(i + 1, 1 - a, a, tl, t, 1.0) for i, (a, t, tl) in enumerate(zip(train, test, test_loss))]
+
+
+def test_curve_reading_names_overfitting_and_its_epoch():
+    text = read_curves(_epochs([0.8, 0.9, 0.95, 0.99, 1.0], [0.80, 0.86, 0.87, 0.86, 0.855],
+                               [0.5, 0.4, 0.38, 0.45, 0.55]))
+    assert "stopped improving after epoch 3" in text and "memorising" in text
+    assert "Test loss has risen since epoch 3" in text and "100.0%" in text
+
+
+def test_curve_reading_close_curves_and_still_rising():
+    assert "close" in read_curves(_epochs([0.9, 0.95, 0.96], [0.9, 0.95, 0.951]))
+    assert "more epochs would probably help" in read_curves(_epochs([0.8, 0.9], [0.8, 0.9]))
+    assert "No epoch" in read_curves([])
+
+
+def test_confusion_matrix_and_per_class_accuracy():
+    m = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], classes=3)
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    np.testing.assert_allclose(per_class_accuracy(m), [0.5, 1.0, 2 / 3])
+
+
+def test_confident_mistakes_most_confident_first():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.05, 0.95]])
+    assert confident_mistakes(probs, np.array([0, 0, 0, 1]), k=5).tolist() == [1, 2]
+
+
+def test_sweep_plan_drops_sizes_larger_than_the_data():
+    plan = sweep_plan(TrainConfig(epochs=3), n_train=4000)
+    assert [c.train_size for c in plan] == [500, 2000, 0] and all(c.epochs == 3 for c in plan)
