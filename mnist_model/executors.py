@@ -5,16 +5,20 @@ job through its on_* hooks; a cluster executor could replace LocalProcessExecuto
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from collections import deque
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from .jobs import TrainingJob
 from .runs import Run
 
 SLOTS_ENV = "MNIST_LIVE_TRAINING_SLOTS"
 WORKER_START_TIMEOUT_S = 180  # importing TensorFlow in a fresh process takes ~6 s, more on a busy machine
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # so the worker imports this very package
 POLL_S = 0.1  # how often a slot checks its worker while waiting for messages
 
 
@@ -29,43 +33,71 @@ def slots_from_env(default: int = 1) -> int:
 class _Slot:
     """One training slot: a warm worker process and the job it is running."""
 
-    def __init__(self, index: int, ctx):
-        self.index, self.ctx = index, ctx
+    def __init__(self, index: int):
+        self.index = index
         self.job: TrainingJob | None = None
-        self.stop_event = ctx.Event()
         self._lock = threading.Lock()
-        self._process = self._conn = None
+        self._process: subprocess.Popen | None = None
+        self._tasks = self._messages = self._control = None
 
-    def ensure_worker(self):
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def ensure_worker(self) -> None:
         """Start the worker process if it is not running; wait until it has imported TensorFlow."""
-        from .worker import worker_main
         with self._lock:
-            if self._process is not None and self._process.is_alive():
-                return self._conn
-            parent, child = self.ctx.Pipe()
-            process = self.ctx.Process(target=worker_main, args=(child, self.stop_event), daemon=True,
-                                       name=f"mnist-live-worker-{self.index}")
-            process.start()
-            child.close()
-            if not parent.poll(WORKER_START_TIMEOUT_S) or parent.recv() != ("ready",):
-                process.kill()
+            if self.alive():
+                return
+            self._close()
+            # A plain subprocess, not multiprocessing: that would re-run Streamlit's page script as __main__.
+            pipes = [os.pipe() for _ in range(3)]  # tasks (to), messages (from), control (to)
+            child_fds = (pipes[0][0], pipes[1][1], pipes[2][0])
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get(
+                "PYTHONPATH")])))
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "mnist_model.worker", *map(str, child_fds)], pass_fds=child_fds,
+                    env=env, stdin=subprocess.DEVNULL, start_new_session=False)
+            finally:
+                for fd in child_fds:
+                    os.close(fd)
+            self._tasks = Connection(pipes[0][1], readable=False)
+            self._messages = Connection(pipes[1][0], writable=False)
+            self._control = Connection(pipes[2][1], readable=False)
+            if not self._messages.poll(WORKER_START_TIMEOUT_S) or self._messages.recv() != ("ready",):
+                self._close()
                 raise RuntimeError("the training process did not start")
-            self._process, self._conn = process, parent
-            return parent
+
+    def signal_stop(self, job: TrainingJob) -> None:
+        with self._lock:
+            try:
+                if self._control is not None:
+                    self._control.send_bytes(job.id.encode())
+            except OSError:
+                pass
 
     def kill(self) -> None:
         with self._lock:
-            if self._process is not None:
-                self._process.kill()
-                self._process.join(5)
-            self._process = self._conn = None
+            self._close()
+
+    def _close(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+        for conn in (self._tasks, self._messages, self._control):
+            if conn is not None:
+                conn.close()
+        self._process = self._tasks = self._messages = self._control = None
 
     def run(self, job: TrainingJob) -> None:
         """Run one job to its end on this slot's worker, relaying its messages."""
         job.on_started("starting the training process")
         try:
-            conn = self.ensure_worker()
-            conn.send(job.task)
+            self.ensure_worker()
+            self._tasks.send((job.id, job.task))
+            if job.stop_requested:
+                self.signal_stop(job)
+            conn = self._messages
         except (RuntimeError, OSError) as exc:
             self.kill()
             job.on_failed(f"could not start training: {exc}")
@@ -78,7 +110,7 @@ class _Slot:
                     message = ("failed", "the training process ended unexpectedly")
                 if self._relay(job, message):
                     return
-            elif not self._process.is_alive():
+            elif not self.alive():
                 self._relay(job, ("failed", "the training process died (out of memory?)"))
                 return
 
@@ -95,7 +127,7 @@ class _Slot:
             job.on_result(_run_from_payload(job, message[1], stopped=message[2]), stopped=message[2])
             return True
         else:
-            if self._process is not None and not self._process.is_alive():
+            if not self.alive():
                 self.kill()
             job.on_failed(message[1])
             return True
@@ -112,10 +144,9 @@ class LocalProcessExecutor:
     """Runs jobs in order on `slots` warm worker processes; the rest wait in a queue."""
 
     def __init__(self, slots: int = 1):
-        self._ctx = multiprocessing.get_context("spawn")
         self._queue: deque[TrainingJob] = deque()
         self._cond = threading.Condition()
-        self._slots = [_Slot(i, self._ctx) for i in range(slots)]
+        self._slots = [_Slot(i) for i in range(slots)]
         for slot in self._slots:
             threading.Thread(target=self._serve, args=(slot,), daemon=True,
                              name=f"mnist-live-slot-{slot.index}").start()
@@ -137,7 +168,7 @@ class LocalProcessExecutor:
                 return
             for slot in self._slots:
                 if slot.job is job:
-                    slot.stop_event.set()
+                    slot.signal_stop(job)
 
     def queue_position(self, job: TrainingJob) -> int | None:
         with self._cond:
@@ -162,7 +193,6 @@ class LocalProcessExecutor:
                 while not self._queue:
                     self._cond.wait()
                 job = self._queue.popleft()
-                slot.stop_event.clear()
                 slot.job = job
             try:
                 slot.run(job)

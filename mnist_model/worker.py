@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import tempfile
+
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -17,18 +20,36 @@ def _dataset(name: str, path: str | None) -> Dataset:
     return load_dataset(name, path)
 
 
-def worker_main(conn, stop_event) -> None:
-    """Process entry: import Keras once, then serve tasks until told to quit (None) or the pipe closes."""
-    from . import network  # noqa: F401  (the slow import, done before the first task)
-    conn.send(("ready",))
+class StopSignal:
+    """should_stop() for a task: true once the parent has written to the control pipe."""
+
+    def __init__(self, control: Connection):
+        self.control, self.job_id, self.stopped = control, "", False
+
+    def start(self, job_id: str) -> None:
+        self.job_id, self.stopped = job_id, False
+
+    def __call__(self) -> bool:
+        while not self.stopped and self.control.poll():  # Stops meant for earlier jobs are dropped.
+            self.stopped = self.control.recv_bytes().decode() == self.job_id
+        return self.stopped
+
+
+def worker_main(tasks: Connection, messages: Connection, control: Connection) -> None:
+    """Serve tasks until told to quit (None) or the pipe closes; Keras is imported once, before the first."""
+    from . import network  # noqa: F401  (the slow import)
+    messages.send(("ready",))
+    stop = StopSignal(control)
     while True:
         try:
-            task = conn.recv()
+            message = tasks.recv()
         except (EOFError, OSError):
             return
-        if task is None:
+        if message is None:
             return
-        run_task(task, conn.send, stop_event.is_set)
+        job_id, task = message
+        stop.start(job_id)
+        run_task(task, messages.send, stop)
 
 
 def run_task(task: TrainTask, send, should_stop) -> None:
@@ -72,3 +93,9 @@ def _payload(result, dataset: Dataset) -> dict:
             keras_bytes = f.read()
     return {"weights": [np.asarray(w, np.float32) for w in model.get_weights()], "keras_bytes": keras_bytes,
             "test_probs": probs, "epochs": result.epochs, "duration_s": result.seconds, "dataset": dataset.title}
+
+
+if __name__ == "__main__":  # python -m mnist_model.worker TASKS_FD MESSAGES_FD CONTROL_FD
+    fds = [int(a) for a in sys.argv[1:4]]
+    worker_main(Connection(fds[0], writable=False), Connection(fds[1], readable=False),
+                Connection(fds[2], writable=False))

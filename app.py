@@ -1,0 +1,15 @@
+"""MNIST Live: the entry point only sets up the page and routes (no TensorFlow here)."""
+import streamlit as st
+
+from pages.common import collect_finished_job, sidebar
+
+st.set_page_config(page_title="MNIST Live", page_icon="✍️", layout="wide")
+page = st.navigation([
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/train.py", title="Train", icon="📈"),
+    st.Page("pages/draw.py", title="Draw", icon="✏️"),
+    st.Page("pages/explore.py", title="Explore", icon="🔍"),
+])
+collect_finished_job()
+sidebar()
+page.run()

@@ -1,0 +1,172 @@
+"""What every page shares: the cached dataset, this session's runs and job, the sidebar, and chart helpers."""
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from mnist_model.config import TrainConfig
+from mnist_model.data import Dataset, load_dataset
+from mnist_model.errors import MnistLiveError
+from mnist_model.jobs import JobState, TrainingJob, TrainTask
+from mnist_model.runs import Run
+
+CONFIG_KEY = "config"  # this session's TrainConfig (what the Train page's widgets show)
+
+
+@st.cache_resource(show_spinner="Loading the dataset (once per server)...")
+def dataset(name: str = "mnist") -> Dataset:
+    """The read-only dataset, shared by every session of this server."""
+    return load_dataset(name)
+
+
+@st.cache_resource
+def executor():
+    """The server-wide executor, its worker processes warmed in the background."""
+    from mnist_model.executors import default_executor
+    ex = default_executor()
+    ex.warm()
+    return ex
+
+
+def config() -> TrainConfig:
+    return st.session_state.get(CONFIG_KEY, TrainConfig())
+
+
+def current_dataset() -> Dataset | None:
+    """The dataset the session's settings name, or None (with a message shown) when it cannot load."""
+    return load_or_explain(config().dataset)
+
+
+def load_or_explain(name: str) -> Dataset | None:
+    """The named dataset, or None with the reason shown on the page."""
+    try:
+        return dataset(name)
+    except MnistLiveError as exc:
+        st.error(f"The {name} dataset is not available: {exc}")
+        return None
+
+
+# ---------------------------------------------------------------- runs and jobs of this session
+
+def runs() -> list[Run]:
+    return st.session_state.setdefault("runs", [])
+
+
+def job() -> TrainingJob | None:
+    return st.session_state.get("job")
+
+
+def start_job(cfg: TrainConfig, label: str | None = None, **task) -> TrainingJob:
+    """Start a background training for this session; its result joins this session's runs."""
+    n = st.session_state.get("run_counter", 0) + 1
+    st.session_state["run_counter"] = n
+    new = TrainingJob(TrainTask(cfg, **task), label=label or f"Run {n}", executor=executor()).start()
+    st.session_state["job"] = new
+    return new
+
+
+def collect_finished_job() -> Run | None:
+    """Move a finished or stopped job's run into this session's runs (once); return it."""
+    current = job()
+    if current is None or not current.state.done or st.session_state.get("collected") == current.id:
+        return None
+    st.session_state["collected"] = current.id
+    result = current.snapshot().result
+    if result is not None:
+        runs().append(result)
+        st.session_state["model_run_id"] = result.run_id
+    return result
+
+
+def model_run() -> Run | None:
+    """The run whose model the Draw and Explore pages use: the chosen one, else the latest."""
+    chosen = st.session_state.get("model_run_id")
+    for run in runs():
+        if run.run_id == chosen:
+            return run
+    saved = st.session_state.get("saved_model_run")
+    if saved is not None and saved.run_id == chosen:
+        return saved
+    return runs()[-1] if runs() else None
+
+
+def predictor(run: Run):
+    """One Predictor per run, kept for the session (building it copies the weights once)."""
+    from mnist_model.predict import Predictor
+    cache = st.session_state.setdefault("predictors", {})
+    if run.run_id not in cache:
+        cache[run.run_id] = Predictor.for_run(run)
+    return cache[run.run_id]
+
+
+def sidebar() -> None:
+    """Which data and which model are in use, and whether a training is running."""
+    with st.sidebar:
+        cfg = config()
+        try:
+            st.caption(f"**Data:** {dataset(cfg.dataset).title}")
+        except MnistLiveError:
+            st.caption(f"**Data:** {cfg.dataset} (not available)")
+        run = model_run()
+        st.caption(f"**Model:** {run.label}" if run else "**Model:** none yet - train one")
+        current = job()
+        if current is not None and not current.state.done:
+            snap = current.snapshot()
+            where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
+            st.caption(f"**Training:** {current.label} {snap.state.value}{where}")
+
+
+# ---------------------------------------------------------------- charts
+
+def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
+    """Long-format per-epoch metrics: epoch, data (train/test), metric (loss/accuracy), value[, run]."""
+    rows = []
+    for m in epochs:
+        for data, loss, acc in (("train", m.loss, m.accuracy), ("test", m.test_loss, m.test_accuracy)):
+            rows.append({"epoch": m.epoch, "data": data, "metric": "loss", "value": loss})
+            rows.append({"epoch": m.epoch, "data": data, "metric": "accuracy", "value": acc})
+    frame = pd.DataFrame(rows, columns=["epoch", "data", "metric", "value"])
+    if run_name is not None:
+        frame["run"] = run_name
+    return frame
+
+
+def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False) -> alt.Chart:
+    """Loss or accuracy per epoch, train and test as two labelled series (and runs as colours)."""
+    data = frame[frame["metric"] == metric]
+    x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
+    colour = "run:N" if by_run else alt.Color("data:N", title="data", scale=alt.Scale(
+        domain=["train", "test"], range=["#1f77b4", "#ff7f0e"]))
+    chart = alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
+        color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
+    if by_run:
+        chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"]))
+    return chart.properties(title=f"{metric.capitalize()} per epoch", height=260)
+
+
+def digit_grid(images: np.ndarray, labels: list[str], columns: int = 10) -> None:
+    """Small images with captions in a grid."""
+    for start in range(0, len(images), columns):
+        cols = st.columns(columns)
+        for col, img, label in zip(cols, images[start:start + columns], labels[start:start + columns]):
+            col.image(pixels_image(img, 3), caption=label)
+
+
+def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndarray:
+    """(28, 28) image (uint8 or [0, 1] float) enlarged with visible pixels: (28*scale, 28*scale) uint8."""
+    a = np.asarray(img, np.float32)
+    a = (a * 255 if a.max() <= 1.0 else a).clip(0, 255).astype(np.uint8)
+    big = np.kron(a, np.ones((scale, scale), np.uint8))
+    if grid:
+        big[::scale, :] = np.maximum(big[::scale, :], 40)
+        big[:, ::scale] = np.maximum(big[:, ::scale], 40)
+    return big
+
+
+def job_state_text(state: JobState) -> str:
+    return {"queued": "waiting", "running": "training", "stopped": "stopped", "finished": "finished",
+            "failed": "failed"}[state.value]

@@ -1,0 +1,61 @@
+"""Home: the notebook's story, the data's shapes, sample digits and the label distribution."""
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.common import current_dataset, digit_grid
+
+
+def story() -> None:
+    st.title("MNIST Live")
+    st.markdown(
+        "A live version of the classic Keras notebook. **1. Feed** the network the training images and their "
+        "labels. **2. It learns** to connect images and labels, one batch at a time, over a few epochs. "
+        "**3. Predict** the test images it has never seen. **4. Compare** its answers with the true labels: "
+        "the test accuracy tells how well it will do on *your* handwriting.")
+    st.markdown("The network: 784 pixels → Dense 512 (relu) → Dense 10 (softmax), trained with rmsprop on "
+                "categorical cross-entropy, 5 epochs of batches of 128, pixels scaled to [0, 1].")
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("pages/train.py", label="Train the network", icon="📈")
+    c2.page_link("pages/draw.py", label="Draw a digit", icon="✏️")
+    c3.page_link("pages/explore.py", label="Explore its mistakes", icon="🔍")
+
+
+def lesson_plan() -> None:
+    with st.container(border=True):
+        st.subheader("Lesson plan")
+        st.markdown(
+            "1. **Train the notebook network** on the Train page (preset *The notebook*) and watch both curves.\n"
+            "2. **Overfit on purpose** (preset *Overfit on purpose*): few examples, many epochs; see the "
+            "training and test curves part.\n"
+            "3. **Draw** digits on the Draw page and see what the network says; try off-centre, tiny, sloppy.\n"
+            "4. **Explore** the mistakes: confusion matrix, the most confident wrong answers, what neurons see.")
+
+
+def data_overview(ds) -> None:
+    st.subheader("The data")
+    st.caption(f"{ds.title} · source: {ds.source}")
+    if not ds.is_full:
+        st.info("The full 60,000-image MNIST could not be downloaded, so the app uses an offline sample of "
+                "5,000 real MNIST digits (4,000 to train, 1,000 to test). Everything works the same, with "
+                "slightly lower accuracy.")
+    s = ds.shapes()
+    st.code(f"train_images.shape  {s['x_train']}\nlen(train_labels)   {len(ds.y_train)}\n"
+            f"test_images.shape   {s['x_test']}\nlen(test_labels)    {len(ds.y_test)}", language="text")
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(ds.x_train), 20, replace=False)
+    digit_grid(ds.x_train[idx], [ds.class_names[int(ds.y_train[i])] for i in idx])
+    counts = pd.DataFrame({"label": [ds.class_names[i] for i in range(10)],
+                           "train images": np.bincount(ds.y_train, minlength=10)})
+    st.altair_chart(alt.Chart(counts).mark_bar().encode(
+        x=alt.X("label:N", sort=None, title="label"), y=alt.Y("train images:Q", title="training images"),
+        tooltip=["label", "train images"]).properties(title="How many training images of each label",
+                                                       height=220), width="stretch")
+
+
+story()
+lesson_plan()
+ds = current_dataset()
+if ds is not None:
+    data_overview(ds)

@@ -1,0 +1,205 @@
+"""Train: sliders in, a background training job, live curves out, and this session's runs."""
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
+from mnist_model.insights import read_curves
+from mnist_model.jobs import JobState
+from pages import common
+
+LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+HIDDEN_UNITS = (16, 32, 64, 128, 256, 512, 1024, 2048)
+TRAIN_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
+POLL_S = 0.5  # how often the live charts redraw while a job runs
+
+
+# ---------------------------------------------------------------- settings <-> widgets <-> URL
+
+def _widget_values(cfg: TrainConfig) -> dict:
+    return {"w_epochs": cfg.epochs, "w_batch_size": cfg.batch_size,
+            "w_hidden_units": _nearest(HIDDEN_UNITS, cfg.hidden_units),
+            "w_learning_rate": _nearest(LEARNING_RATES, cfg.learning_rate), "w_optimizer": cfg.optimizer,
+            "w_train_size": cfg.train_size, "w_dataset": cfg.dataset, "w_architecture": cfg.architecture,
+            "w_seed": cfg.seed}
+
+
+def _nearest(options, value):
+    """The option closest to value on a log scale (0, meaning "all", only matches 0)."""
+    if value in options:
+        return value
+    return min((o for o in options if o), key=lambda o: abs(o - value) / o)
+
+
+def _apply(cfg: TrainConfig) -> None:
+    """Put a config into the widgets (before they are drawn) and the session."""
+    st.session_state.update(_widget_values(cfg))
+    st.session_state[common.CONFIG_KEY] = cfg
+
+
+def _config_from_widgets() -> TrainConfig:
+    s = st.session_state
+    return TrainConfig(epochs=s.w_epochs, batch_size=s.w_batch_size, learning_rate=s.w_learning_rate,
+                       hidden_units=s.w_hidden_units, optimizer=s.w_optimizer, train_size=s.w_train_size,
+                       dataset=s.w_dataset, architecture=s.w_architecture, seed=int(s.w_seed))
+
+
+def init_settings() -> None:
+    """Once per session: settings from the URL (clamped, with notices), else the session's, else defaults."""
+    if st.session_state.get("w_epochs") is None:
+        cfg, notices = from_query(st.query_params.to_dict())
+        if "config" in st.session_state and not st.query_params:
+            cfg = common.config()
+        _apply(cfg)
+        st.session_state["url_notices"] = notices
+    for notice in st.session_state.pop("url_notices", []):
+        st.warning(f"Link settings: {notice}")
+
+
+def _preset(name: str) -> None:
+    _apply(PRESETS[name])
+
+
+def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
+    """The widgets; returns the config they show and mirrors it into the URL."""
+    c1, c2 = st.columns(2)
+    c1.slider("Epochs", 1, 50, key="w_epochs", help="Passes over the training images.")
+    c2.select_slider("Batch size", BATCH_SIZES, key="w_batch_size",
+                     help="Images per weight update. Smaller: more updates per epoch, noisier.")
+    with st.expander("More settings"):
+        a, b = st.columns(2)
+        a.select_slider("Training examples", train_sizes, key="w_train_size",
+                        format_func=lambda n: "all" if n == 0 else f"{n:,}",
+                        help="Fewer examples make overfitting easy to see.")
+        b.select_slider("Learning rate", LEARNING_RATES, key="w_learning_rate", format_func=lambda v: f"{v:g}")
+        a.select_slider("Hidden units", HIDDEN_UNITS, key="w_hidden_units")
+        b.selectbox("Optimizer", OPTIMIZERS, key="w_optimizer")
+        a.radio("Dataset", ("mnist", "fashion"), key="w_dataset", horizontal=True,
+                format_func=lambda d: {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}[d])
+        b.radio("Network", ("dense", "cnn"), key="w_architecture", horizontal=True,
+                format_func=lambda a: {"dense": "Dense (the notebook)", "cnn": "Small CNN"}[a],
+                help="The CNN looks at neighbouring pixels together, so it cares less about where and how big "
+                     "a digit is drawn.")
+        a.number_input("Seed", 0, 2**31 - 1, key="w_seed", help="Same seed, same settings: same run.")
+    cols = st.columns(len(PRESETS))
+    for col, name in zip(cols, PRESETS):
+        col.button(f"Preset: {name}", on_click=_preset, args=(name,), width="stretch")
+    cfg = _config_from_widgets()
+    st.session_state[common.CONFIG_KEY] = cfg
+    if st.query_params.to_dict() != cfg.to_query():
+        st.query_params.from_dict(cfg.to_query())
+    return cfg
+
+
+def _train_sizes(n_train: int) -> tuple[int, ...]:
+    return tuple(n for n in TRAIN_SIZES if n < n_train) + (0,)
+
+
+# ---------------------------------------------------------------- the running job
+
+def live_panel() -> None:
+    """Progress, live curves and the outcome of this session's current job."""
+    job = common.job()
+    if job is None:
+        return
+    snap = job.snapshot()
+    if snap.state == JobState.QUEUED and job.executor.busy() < job.executor.slots:
+        st.info(f"{job.label}: starting...")
+    elif snap.state == JobState.QUEUED:
+        st.info(f"Another training holds the server's training slot. You are number {snap.queue_position} in "
+                "the queue; yours starts by itself.")
+    elif snap.state == JobState.RUNNING:
+        left = f", about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
+        st.progress(snap.fraction, text=f"{job.label}: {snap.message}{left}")
+    elif snap.state == JobState.FAILED:
+        st.error(f"{job.label} failed: {snap.message}")
+    frame = common.history_frame(snap.epochs)
+    if snap.epochs:
+        a, b = st.columns(2)
+        a.altair_chart(common.curve_chart(frame, "loss", job.config.epochs), width="stretch")
+        b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
+    if snap.batch_losses and not snap.state.done:
+        points = pd.DataFrame(snap.batch_losses, columns=["epoch", "running training loss"])
+        st.altair_chart(alt.Chart(points).mark_line().encode(
+            x=alt.X("epoch:Q", title="epoch (fraction)"), y=alt.Y("running training loss:Q", scale=alt.Scale(
+                zero=False))).properties(title="Training loss within epochs (running mean)", height=160),
+            width="stretch")
+    if snap.state.done and common.collect_finished_job() is not None:
+        st.rerun()
+
+
+def outcome(run) -> None:
+    """The latest run's figures and the plain-language reading of its curves."""
+    last = run.final
+    if last is None:
+        st.warning(f"{run.name} stopped before finishing its first epoch, so it has no test figures yet.")
+        return
+    st.subheader(f"{run.name}: {run.status}")
+    c = st.columns(5)
+    c[0].metric("Train accuracy", f"{last.accuracy:.2%}")
+    c[1].metric("Test accuracy", f"{last.test_accuracy:.2%}")
+    c[2].metric("Gap", f"{(last.accuracy - last.test_accuracy) * 100:.1f} points")
+    c[3].metric("Train loss", f"{last.loss:.4f}")
+    c[4].metric("Test loss", f"{last.test_loss:.4f}")
+    st.success(read_curves(run.epochs))
+
+
+def runs_table() -> None:
+    """Every run of this session: table, overlay, model choice, downloads and saving."""
+    runs = common.runs()
+    if not runs:
+        return
+    st.subheader("Runs")
+    st.dataframe(pd.DataFrame([r.summary() for r in runs]), hide_index=True, width="stretch")
+    names = [r.name for r in runs]
+    picked = st.multiselect("Overlay the curves of", names, default=names[-2:], key="overlay")
+    if picked:
+        frame = pd.concat([common.history_frame(r.epochs, r.name) for r in runs if r.name in picked])
+        a, b = st.columns(2)
+        a.altair_chart(common.curve_chart(frame, "loss", by_run=True), width="stretch")
+        b.altair_chart(common.curve_chart(frame, "accuracy", by_run=True), width="stretch")
+    by_id = {r.run_id: r for r in runs}
+    current = common.model_run()
+    ids = list(by_id)
+    index = ids.index(current.run_id) if current and current.run_id in by_id else len(ids) - 1
+    chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=index,
+                          format_func=lambda i: by_id[i].label)
+    st.session_state["model_run_id"] = chosen
+    run = by_id[chosen]
+    a, b, c = st.columns(3)
+    a.download_button("Download model (.keras)", run.keras_bytes, f"mnist-live-{run.run_id}.keras",
+                      mime="application/octet-stream", disabled=not run.keras_bytes, width="stretch")
+    b.download_button("Download metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
+                      mime="text/csv", width="stretch")
+    if c.button("Save on the server", width="stretch"):
+        from mnist_model.runs import save_run
+        try:
+            path = save_run(run)
+            st.toast(f"Saved as {path.stem} in the runs folder")
+        except OSError as exc:
+            st.error(f"Could not save: {exc}")
+
+
+st.title("Train the network")
+init_settings()
+ds = common.load_or_explain(st.session_state.w_dataset)
+sizes = _train_sizes(len(ds.x_train)) if ds is not None else (0,)
+if st.session_state.w_train_size not in sizes:
+    st.session_state.w_train_size = _nearest(sizes, st.session_state.w_train_size) if \
+        st.session_state.w_train_size < max(sizes) else 0
+cfg = controls(sizes)
+common.executor()  # warms the worker process while the user sets the sliders
+job = common.job()
+running = job is not None and not job.state.done
+b1, b2 = st.columns(2)
+if b1.button("Train", type="primary", disabled=running or ds is None, width="stretch"):
+    job = common.start_job(cfg)
+    running = True
+if b2.button("Stop training", disabled=not running, width="stretch"):
+    job.stop()
+    job.wait(3)
+    running = False
+st.fragment(live_panel, run_every=POLL_S if running else None)()
+if common.runs():
+    outcome(common.runs()[-1])
+runs_table()
