@@ -3,12 +3,12 @@ import streamlit as st
 
 from pages.common import collect_finished_job, sidebar
 
-st.set_page_config(page_title="MNIST Live", page_icon="✍️", layout="wide")
+st.set_page_config(page_title="MNIST Live", page_icon=":material/draw:", layout="wide")
 page = st.navigation([
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="📈"),
-    st.Page("pages/draw.py", title="Draw", icon="✏️"),
-    st.Page("pages/explore.py", title="Explore", icon="🔍"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
 ])
 collect_finished_job()
 sidebar()

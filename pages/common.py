@@ -148,12 +148,18 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     return chart.properties(title=f"{metric.capitalize()} per epoch", height=260)
 
 
-def digit_grid(images: np.ndarray, labels: list[str], columns: int = 10) -> None:
-    """Small images with captions in a grid."""
-    for start in range(0, len(images), columns):
-        cols = st.columns(columns)
-        for col, img, label in zip(cols, images[start:start + columns], labels[start:start + columns]):
-            col.image(pixels_image(img, 3), caption=label)
+def digit_mosaic(images: np.ndarray, labels: list[str], columns: int = 10, scale: int = 3) -> np.ndarray:
+    """Images (n, 28, 28) in a grid, each with its label underneath: one RGB picture, one element on the page."""
+    from PIL import Image, ImageDraw
+    side, caption = 28 * scale, 14
+    rows = -(-len(images) // columns)
+    sheet = Image.new("RGB", (columns * (side + 4), rows * (side + caption + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (img, label) in enumerate(zip(images, labels)):
+        x, y = (i % columns) * (side + 4), (i // columns) * (side + caption + 4)
+        sheet.paste(Image.fromarray(pixels_image(img, scale)), (x, y))
+        draw.text((x + 2, y + side + 1), str(label)[:14], fill="black")
+    return np.asarray(sheet)
 
 
 def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import current_dataset, digit_grid
+from pages.common import current_dataset, digit_mosaic
 
 
 def story() -> None:
@@ -17,9 +17,9 @@ def story() -> None:
     st.markdown("The network: 784 pixels → Dense 512 (relu) → Dense 10 (softmax), trained with rmsprop on "
                 "categorical cross-entropy, 5 epochs of batches of 128, pixels scaled to [0, 1].")
     c1, c2, c3 = st.columns(3)
-    c1.page_link("pages/train.py", label="Train the network", icon="📈")
-    c2.page_link("pages/draw.py", label="Draw a digit", icon="✏️")
-    c3.page_link("pages/explore.py", label="Explore its mistakes", icon="🔍")
+    c1.page_link("pages/train.py", label="Train the network", icon=":material/show_chart:")
+    c2.page_link("pages/draw.py", label="Draw a digit", icon=":material/draw:")
+    c3.page_link("pages/explore.py", label="Explore its mistakes", icon=":material/search:")
 
 
 def lesson_plan() -> None:
@@ -45,7 +45,8 @@ def data_overview(ds) -> None:
             f"test_images.shape   {s['x_test']}\nlen(test_labels)    {len(ds.y_test)}", language="text")
     rng = np.random.default_rng(0)
     idx = rng.choice(len(ds.x_train), 20, replace=False)
-    digit_grid(ds.x_train[idx], [ds.class_names[int(ds.y_train[i])] for i in idx])
+    st.image(digit_mosaic(ds.x_train[idx], [ds.class_names[int(ds.y_train[i])] for i in idx]),
+             caption="Twenty training images and their labels")
     counts = pd.DataFrame({"label": [ds.class_names[i] for i in range(10)],
                            "train images": np.bincount(ds.y_train, minlength=10)})
     st.altair_chart(alt.Chart(counts).mark_bar().encode(
