@@ -10,7 +10,8 @@ from PIL import Image
 from .errors import InputError
 
 MID_SIDE = 56  # the ink is first scaled to this size, where stroke width is measured and evened out
-TARGET_STROKE = 1.2 * 2.64 * MID_SIDE / 20  # median MNIST stroke width at its 20-px scale (t10k), tuned +20%
+TARGET_STROKE = 2.64 * MID_SIDE / 20  # median MNIST stroke width at its 20-px scale (measured on t10k)
+STROKE_BAND = (0.5, 2.0)  # widths within this factor of the target are MNIST-like and left alone
 INK_GAIN = 1.3  # saturates stroke cores as MNIST's are (about half its ink pixels are > 0.9)
 INK_THRESHOLD = 0.15  # ink below this fraction of the strongest ink is background
 MIN_EXTENT = 0.04  # drawings smaller than this fraction of the canvas's longer side are specks
@@ -65,10 +66,10 @@ def _rank_filter(img: np.ndarray, k: int, op) -> np.ndarray:
 def _even_strokes(mid: np.ndarray) -> np.ndarray:
     """Thicken thin pens and thin thick ones so strokes look like MNIST's."""
     width = _stroke_width(mid)
-    if width < TARGET_STROKE * 0.8:
+    if width < TARGET_STROKE * STROKE_BAND[0]:
         k = int(round(TARGET_STROKE - width)) + 1
         return _rank_filter(mid, k, np.maximum)
-    if width > TARGET_STROKE * 1.5:
+    if width > TARGET_STROKE * STROKE_BAND[1]:
         k = min(int(round(width - TARGET_STROKE)), int(width // 2)) + 1
         thinner = _rank_filter(mid, k, np.minimum)
         if (thinner > 0.5).sum() > 0.2 * (mid > 0.5).sum():  # Never erase the digit.
