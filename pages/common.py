@@ -30,6 +30,12 @@ def executor():
     return ex
 
 
+def remember_link_settings() -> None:
+    """Keep the query string the session was opened with: page switches drop it from the URL."""
+    if "link_settings" not in st.session_state:
+        st.session_state["link_settings"] = st.query_params.to_dict()
+
+
 def config() -> TrainConfig:
     return st.session_state.get(CONFIG_KEY, TrainConfig())
 

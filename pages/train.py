@@ -47,8 +47,8 @@ def _config_from_widgets() -> TrainConfig:
 def init_settings() -> None:
     """Once per session: settings from the URL (clamped, with notices), else the session's, else defaults."""
     if st.session_state.get("w_epochs") is None:
-        cfg, notices = from_query(st.query_params.to_dict())
-        if "config" in st.session_state and not st.query_params:
+        cfg, notices = from_query(st.query_params.to_dict() or st.session_state.get("link_settings", {}))
+        if common.CONFIG_KEY in st.session_state and not st.query_params:
             cfg = common.config()
         _apply(cfg)
         st.session_state["url_notices"] = notices

@@ -1,0 +1,21 @@
+# make run: set up .venv and start the app.  make test: set up .venv and run every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+.PHONY: setup run test bench
+setup: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m streamlit run app.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m mnist_model bench

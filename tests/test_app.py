@@ -1,0 +1,114 @@
+"""AppTest: Home, Train (train, stop, runs, bad links) and Draw's non-canvas parts."""
+import subprocess
+import sys
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def _metric(at, label):
+    return next((m.value for m in at.metric if m.label == label), None)
+
+
+def _wait_for(at, predicate, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        if predicate(at):
+            return
+        time.sleep(0.5)
+    raise AssertionError("timed out waiting for the app")
+
+
+def test_home_opens_without_tensorflow():
+    code = (f"import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file({APP!r}); at.run(); "
+            "assert not at.exception, at.exception; "
+            "print('TF' if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 'noTF'); "
+            "print(at.title[0].value); print([c.value for c in at.sidebar.caption][0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split("\n")
+    assert lines[0] == "noTF" and lines[1] == "MNIST Live"
+    assert "offline sample of 5,000 digits" in lines[2]
+
+
+def test_home_shows_the_data_as_the_notebook_prints_it():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    code = at.code[0].value
+    assert "(4000, 28, 28)" in code and "(1000, 28, 28)" in code and "len(train_labels)   4000" in code
+    assert any("Lesson plan" == s.value for s in at.subheader)
+
+
+def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="w_epochs").set_value(2).run()
+    at.select_slider(key="w_batch_size").set_value(256).run()
+    at.select_slider(key="w_train_size").set_value(2000).run()
+    assert at.query_params["epochs"] == ["2"] or at.query_params["epochs"] == "2"
+    next(b for b in at.button if b.label == "Train").click().run()
+    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    train_acc, test_acc = _metric(at, "Train accuracy"), _metric(at, "Test accuracy")
+    assert 0.7 < float(train_acc.rstrip("%")) / 100 <= 1 and 0.7 < float(test_acc.rstrip("%")) / 100 <= 1
+    assert any("After 2 epochs" in s.value for s in at.success)
+    rows = at.dataframe[0].value
+    assert list(rows["run"]) == ["Run 1"] and rows["batch"][0] == 256 and rows["status"][0] == "finished"
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception
+    assert any("Run 1" in c.value for c in at.caption)
+    assert at.slider(key="pen_width").value == 20
+
+
+def test_stop_during_a_long_run_keeps_a_usable_model():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="w_epochs").set_value(20).run()
+    at.select_slider(key="w_batch_size").set_value(16).run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    _wait_for(at, lambda a: any("epoch 2/20" in (p.proto.text or "") for p in a.get("progress")))
+    t0 = time.perf_counter()
+    next(b for b in at.button if b.label == "Stop training").click().run()
+    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None, timeout=30)
+    assert time.perf_counter() - t0 < 10
+    assert at.dataframe[0].value["status"][0] == "stopped"
+    assert any(s.value.startswith("Run 1: stopped") for s in at.subheader)
+
+
+def test_bad_query_string_is_clamped_with_notices():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params.update({"epochs": "-4", "batch_size": "abc", "train_size": "999999999", "x": "<b>"})
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert at.slider(key="w_epochs").value == 1 and at.select_slider(key="w_batch_size").value == 128
+    text = " ".join(w.value for w in at.warning)
+    assert "epochs" in text and "batch_size" in text and "'x'" in text
+
+
+def test_preset_overfit_sets_the_widgets():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    next(b for b in at.button if b.label == "Preset: Overfit on purpose").click().run()
+    assert at.slider(key="w_epochs").value == 40 and at.select_slider(key="w_train_size").value == 500
+
+
+def test_draw_without_a_model_offers_quick_train():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception
+    assert any(b.label == "Quick train" for b in at.button)
+    assert any("no trained model" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("page", ["pages/explore.py"])
+def test_other_pages_render_without_a_model(page):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(page).run()
+    assert not at.exception

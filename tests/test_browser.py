@@ -1,0 +1,127 @@
+"""A real browser: open /, go to Draw through the sidebar, Quick train, draw a 1 and a 0 with the mouse."""
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=str(tmp_path_factory.mktemp("runs")))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}", log
+    proc.terminate()
+    proc.wait(10)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches Debian's Chromium: Playwright cannot download its own browser here."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
+
+
+def _stroke(page, box, points):
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+    page.mouse.up()
+
+
+def _prediction_after(page, previous: str | None) -> str:
+    """The Prediction metric's value once it shows (and differs from previous, if given)."""
+    value = page.locator('[data-testid="stMetric"]', has_text="Prediction").locator('[data-testid="stMetricValue"]')
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if value.count() and value.first.inner_text() != previous:
+            return value.first.inner_text()
+        time.sleep(0.2)
+    raise AssertionError("no new prediction shown")
+
+
+def _open(page, url, name, query=""):
+    """Open the app at / and go to a page through the sidebar (a deep link would start a new session)."""
+    page.set_viewport_size({"width": 1280, "height": 1200})
+    page.goto(url + "/" + query)
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+
+
+def test_draw_a_one_and_a_zero(server, page):
+    url, _ = server
+    _open(page, url, "Draw")
+    page.get_by_role("button", name="Quick train").click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=120000)
+    box = canvas.bounding_box()
+    _stroke(page, box, [(140, 40), (138, 140), (136, 240)])
+    assert _prediction_after(page, None) == "1"
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("Draw a digit on the black square").first.wait_for(timeout=10000)
+    canvas.wait_for()
+    box = canvas.bounding_box()
+    _stroke(page, box, [(140 + 65 * math.sin(t / 24 * 2 * math.pi), 140 - 95 * math.cos(t / 24 * 2 * math.pi))
+                        for t in range(26)])
+    assert _prediction_after(page, "1") == "0"
+    page.screenshot(path=str(ROOT / "tests" / "last-draw.png"))
+
+
+def _progress_epoch(page) -> int | None:
+    bar = page.get_by_test_id("stProgress")
+    text = bar.first.inner_text(timeout=1000) if bar.count() else ""
+    return int(text.split("epoch ")[1].split("/")[0]) if "epoch " in text else None
+
+
+@pytest.mark.parametrize("query, epochs", [("?epochs=2&train_size=2000", 2),
+                                           ("?epochs=6&batch_size=16&train_size=2000", 6)])
+def test_train_page_from_a_shared_link_trains_with_live_curves(server, page, query, epochs):
+    url, _ = server
+    _open(page, url, "Train", query)
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_test_id("stSliderThumbValue")
+    assert thumb.inner_text() == str(epochs)  # the link's settings survived the page switch
+    page.get_by_role("button", name="Train", exact=True).click()
+    seen_epochs, charts_while_training = set(), 0
+    deadline = time.time() + 180
+    while time.time() < deadline and not page.get_by_text("Test accuracy", exact=True).count():
+        epoch = _progress_epoch(page)
+        if epoch is not None:
+            seen_epochs.add(epoch)
+            charts_while_training += page.get_by_test_id("stVegaLiteChart").count() > 0 and epoch > 1
+        time.sleep(0.1)
+    assert page.get_by_text("Test accuracy", exact=True).count(), "no Test accuracy metric"
+    assert page.get_by_text("Train accuracy", exact=True).count()
+    assert seen_epochs, "no progress bar seen during training"
+    if epochs > 2:  # long enough to watch: the curves are drawn while later epochs run
+        assert len(seen_epochs) >= 3 and charts_while_training
