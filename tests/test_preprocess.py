@@ -119,7 +119,9 @@ def test_redraw_draws_on_the_canvas():
     digit = np.zeros((28, 28))
     digit[4:24, 13:15] = 1
     rgba = redraw(digit, 200, (40, 40), 20)
-    assert rgba.shape == (280, 280, 4) and rgba[140, 140, 0] == 255 and rgba[10, 10, 0] == 0
+    assert rgba.shape == (280, 280, 4) and rgba[140, 40, 0] == 255 and rgba[140, 140, 0] == 0
+    rows = np.flatnonzero(rgba[..., 0].max(axis=1))
+    assert 180 <= rows[-1] - rows[0] <= 230  # 200 px tall plus the pen's round ends
 
 
 # ---------------------------------------------------------------- uploads
