@@ -1,7 +1,7 @@
 """MNIST Live: the entry point only sets up the page and routes (no TensorFlow here)."""
 import streamlit as st
 
-from pages.common import collect_finished_job, remember_link_settings, sidebar
+from pages.common import collect_finished_jobs, remember_link_settings, sidebar
 
 st.set_page_config(page_title="MNIST Live", page_icon=":material/draw:", layout="wide")
 page = st.navigation([
@@ -11,6 +11,6 @@ page = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
 ])
 remember_link_settings()
-collect_finished_job()
+collect_finished_jobs()
 sidebar()
 page.run()

@@ -57,33 +57,53 @@ def load_or_explain(name: str) -> Dataset | None:
 # ---------------------------------------------------------------- runs and jobs of this session
 
 def runs() -> list[Run]:
+    """This session's runs, oldest first, including any job's that has just ended."""
+    collect_finished_jobs()
     return st.session_state.setdefault("runs", [])
 
 
+def jobs() -> list[TrainingJob]:
+    """This session's jobs, oldest first (finished ones are dropped once collected)."""
+    return st.session_state.setdefault("jobs", [])
+
+
 def job() -> TrainingJob | None:
-    return st.session_state.get("job")
+    """The session's latest job."""
+    return jobs()[-1] if jobs() else None
 
 
-def start_job(cfg: TrainConfig, label: str | None = None, **task) -> TrainingJob:
-    """Start a background training for this session; its result joins this session's runs."""
+def active_jobs() -> list[TrainingJob]:
+    return [j for j in jobs() if not j.state.done]
+
+
+def start_job(cfg: TrainConfig, label: str | None = None) -> TrainingJob:
+    """Start a background training of cfg for this session; its result joins this session's runs."""
+    return start_task(TrainTask(cfg), label)
+
+
+def start_task(task: TrainTask, label: str | None = None) -> TrainingJob:
+    """Start any training task (a fine-tuning, say) for this session."""
     n = st.session_state.get("run_counter", 0) + 1
     st.session_state["run_counter"] = n
-    new = TrainingJob(TrainTask(cfg, **task), label=label or f"Run {n}", executor=executor()).start()
-    st.session_state["job"] = new
+    new = TrainingJob(task, label=label or f"Run {n}", executor=executor()).start()
+    jobs().append(new)
     return new
 
 
-def collect_finished_job() -> Run | None:
-    """Move a finished or stopped job's run into this session's runs (once); return it."""
-    current = job()
-    if current is None or not current.state.done or st.session_state.get("collected") == current.id:
-        return None
-    st.session_state["collected"] = current.id
-    result = current.snapshot().result
-    if result is not None:
-        runs().append(result)
-        st.session_state["model_run_id"] = result.run_id
-    return result
+def collect_finished_jobs() -> list[Run]:
+    """Move finished or stopped jobs' runs into this session's runs (once each); return the new runs."""
+    collected = st.session_state.setdefault("collected", set())
+    new = []
+    for j in jobs():
+        if j.state.done and j.id not in collected:
+            collected.add(j.id)
+            result = j.snapshot().result
+            if result is not None:
+                st.session_state.setdefault("runs", []).append(result)
+                new.append(result)
+    if new:
+        st.session_state["model_run_id"] = new[-1].run_id
+    return new
 
 
 def model_run() -> Run | None:
@@ -117,8 +137,7 @@ def sidebar() -> None:
             st.caption(f"**Data:** {cfg.dataset} (not available)")
         run = model_run()
         st.caption(f"**Model:** {run.label}" if run else "**Model:** none yet - train one")
-        current = job()
-        if current is not None and not current.state.done:
+        for current in active_jobs():
             snap = current.snapshot()
             where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
             st.caption(f"**Training:** {current.label} {snap.state.value}{where}")

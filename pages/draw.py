@@ -59,7 +59,7 @@ def _training_progress() -> None:
     job = common.job()
     snap = job.snapshot()
     if snap.state.done:
-        common.collect_finished_job()
+        common.collect_finished_jobs()
         st.rerun()
     where = f" (number {snap.queue_position} in the queue)" if snap.queue_position else ""
     st.progress(snap.fraction, text=f"{job.label}: {snap.message}{where}")
@@ -117,6 +117,85 @@ def show_prediction(run, rgba) -> None:
         x=alt.X("label:N", sort=None, title=None), y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
         color=alt.condition("datum.winner", alt.value("#e4572e"), alt.value("#9aa5b1")),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200), width="stretch")
+    other_architecture_prediction(run, image)
+
+
+def other_architecture_prediction(run, image) -> None:
+    """When the session has both a dense network and a CNN, show the other one's answer beside."""
+    other = next((r for r in reversed(common.runs()) if r.architecture != run.architecture), None)
+    if other is None:
+        return
+    probs = common.predictor(other)(image[None])[0]
+    names = run_class_names(other)
+    kind = {"dense": "Dense network", "cnn": "CNN"}
+    st.metric(f"{kind[other.architecture]} says", names[int(probs.argmax())], f"{probs.max():.0%} sure",
+              delta_color="off", help=other.label)
+    st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
+               "wherever it lands; the dense network ties each weight to one pixel position.")
+
+
+def teach_panel(run) -> None:
+    """Label drawings with their true digit, keep them, fine-tune the model on them."""
+    from mnist_model.handwriting import MAX_DRAWINGS, accuracy, drawings_from_npz, drawings_to_npz, fine_tune_task
+    mine = st.session_state.setdefault("my_drawings", [])  # [(image (28, 28) float32, label)]
+    st.subheader("Teach it your handwriting")
+    image = st.session_state.get("last_drawing")
+    a, b = st.columns([2, 1])
+    label = a.selectbox("This drawing is a", range(10), key="teach_label")
+    if b.button("Keep it", disabled=image is None or len(mine) >= MAX_DRAWINGS, width="stretch"):
+        mine.append((image, int(label)))
+        st.toast(f"Kept as a {label}: {len(mine)} drawings so far")
+    if mine:
+        images = np.stack([m[0] for m in mine])
+        labels = np.array([m[1] for m in mine], np.uint8)
+        st.image(common.digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
+                 caption=f"Your {len(mine)} drawings and their labels")
+        drop = st.multiselect("Delete", range(len(mine)), format_func=lambda i: f"#{i + 1} ({mine[i][1]})")
+        c1, c2, c3 = st.columns(3)
+        if c1.button("Delete selected", disabled=not drop, width="stretch"):
+            st.session_state["my_drawings"] = [m for i, m in enumerate(mine) if i not in drop]
+            st.rerun()
+        c2.download_button("Download (.npz)", drawings_to_npz(images, labels), "my-drawings.npz",
+                           width="stretch")
+        busy = bool(common.active_jobs())
+        if c3.button("Fine-tune on my drawings", type="primary", disabled=busy, width="stretch"):
+            before = accuracy(common.predictor(run), images, labels)
+            job = common.start_task(fine_tune_task(run, images, labels), label=f"{run.name} + my drawings")
+            st.session_state["fine_tune"] = {"job": job.id, "base": run.run_id, "before": before,
+                                             "test_before": run.test_accuracy, "n": len(mine)}
+            st.rerun()
+        fine_tune_report(images, labels)
+    upload = st.file_uploader("Load drawings saved earlier (.npz)", type=["npz"], key="drawings_upload")
+    if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:
+        try:
+            imgs, labs = drawings_from_npz(upload.getvalue())
+            mine.extend(zip(list(imgs[: MAX_DRAWINGS - len(mine)]), [int(x) for x in labs]))
+            st.session_state["drawings_loaded"] = upload.file_id
+            st.rerun()
+        except MnistLiveError as exc:
+            st.error(f"That file can't be used: {exc}")
+
+
+def fine_tune_report(images, labels) -> None:
+    """Before/after accuracy on the user's drawings and on the test set, once fine-tuning has run."""
+    from mnist_model.handwriting import accuracy
+    info = st.session_state.get("fine_tune")
+    if not info:
+        return
+    job = next((j for j in common.jobs() if j.id == info["job"]), None)
+    if job is not None and not job.state.done:
+        st.fragment(_training_progress, run_every=0.5)()
+        return
+    tuned = next((r for r in common.runs() if job is not None and r is job.snapshot().result), None)
+    if tuned is None or tuned.final is None:
+        return
+    after = accuracy(common.predictor(tuned), images[: info["n"]], labels[: info["n"]])
+    c = st.columns(2)
+    c[0].metric("Right on your drawings", f"{after:.0%}", f"{(after - info['before']) * 100:+.0f} points "
+                f"(was {info['before']:.0%})")
+    c[1].metric("Test accuracy", f"{tuned.test_accuracy:.1%}", f"{(tuned.test_accuracy - info['test_before']) * 100:+.1f}"
+                f" points (was {info['test_before']:.1%})")
+    st.caption("If test accuracy dropped, the network has started to forget MNIST while learning your style.")
 
 
 def run_class_names(run):
@@ -138,3 +217,5 @@ if run is not None:
             st.info("Draw a digit on the black square, as big as you like and anywhere on it.")
         else:
             show_prediction(run, rgba)
+    if run.config.dataset == "mnist":
+        teach_panel(run)

@@ -99,10 +99,13 @@ def _train_sizes(n_train: int) -> tuple[int, ...]:
 
 def live_panel() -> None:
     """Progress, live curves and the outcome of this session's current job."""
-    job = common.job()
+    active = common.active_jobs()
+    job = active[0] if active else common.job()
     if job is None:
         return
     snap = job.snapshot()
+    if len(active) > 1:
+        st.caption(f"{len(active) - 1} more of your runs wait their turn: {', '.join(j.label for j in active[1:])}")
     if snap.state == JobState.QUEUED and job.executor.busy() < job.executor.slots:
         st.info(f"{job.label}: starting...")
     elif snap.state == JobState.QUEUED:
@@ -124,7 +127,7 @@ def live_panel() -> None:
             x=alt.X("epoch:Q", title="epoch (fraction)"), y=alt.Y("running training loss:Q", scale=alt.Scale(
                 zero=False))).properties(title="Training loss within epochs (running mean)", height=160),
             width="stretch")
-    if snap.state.done and common.collect_finished_job() is not None:
+    if any(j.state.done for j in common.jobs()) and common.collect_finished_jobs():
         st.rerun()
 
 
@@ -189,16 +192,17 @@ if st.session_state.w_train_size not in sizes:
         st.session_state.w_train_size < max(sizes) else 0
 cfg = controls(sizes)
 common.executor()  # warms the worker process while the user sets the sliders
-job = common.job()
-running = job is not None and not job.state.done
+running = bool(common.active_jobs())
 b1, b2 = st.columns(2)
 if b1.button("Train", type="primary", disabled=running or ds is None, width="stretch"):
-    job = common.start_job(cfg)
+    common.start_job(cfg)
     running = True
 if b2.button("Stop training", disabled=not running, width="stretch"):
-    job.stop()
-    job.wait(3)
-    running = False
+    for active in common.active_jobs():
+        active.stop()
+    for active in common.active_jobs():
+        active.wait(3)
+    running = bool(common.active_jobs())
 st.fragment(live_panel, run_every=POLL_S if running else None)()
 if common.runs():
     outcome(common.runs()[-1])

@@ -121,3 +121,39 @@ def test_other_pages_render_without_a_model(page):
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page(page).run()
     assert not at.exception
+
+
+def _trained_app(tmp_runs=None, **widgets):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    for key, value in widgets.items():
+        (at.slider if key == "w_epochs" else at.select_slider)(key=key).set_value(value).run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    return at
+
+
+def test_explore_shows_mistakes_and_weights_for_a_trained_run():
+    at = _trained_app(w_epochs=2)
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert any("of 1,000 test images right" in c.value for c in at.caption)
+    assert at.selectbox[0].label.startswith("Show test images")
+    assert any(s.value == "The most confident mistakes" for s in at.subheader)
+    assert len(at.get("image")) >= 4  # cell images, mistakes gallery, weights grid, one unit
+
+
+def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="w_epochs").set_value(3).run()
+    at.switch_page("pages/explore.py").run()
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    _wait_for(at, lambda a: len([r for r in a.session_state["runs"] if r.name.startswith("Sweep")]) == 3)
+    runs = at.session_state["runs"]
+    assert [r.name for r in runs] == ["Sweep 500", "Sweep 2000", "Sweep all"]
+    assert [r.config.train_size for r in runs] == [500, 2000, 0]
+    gap = [r.train_accuracy - r.test_accuracy for r in runs]
+    assert gap[0] > gap[-1]  # fewer examples, wider gap
+    at.switch_page("pages/train.py").run()
+    assert list(at.dataframe[0].value["run"]) == ["Sweep 500", "Sweep 2000", "Sweep all"]

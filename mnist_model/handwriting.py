@@ -1,0 +1,72 @@
+"""Teach it your handwriting: a user's labelled drawings, their npz round trip, and fine-tuning tasks."""
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import numpy as np
+
+from .errors import InputError
+from .jobs import TrainTask
+
+REPEATS = 20  # each drawing is seen this often per epoch, so a handful count among the MNIST examples
+MNIST_MIX = 1000  # MNIST examples mixed in, so the network does not forget the rest
+FINE_TUNE_EPOCHS = 3
+MAX_DRAWINGS = 500  # per session: enough for a class exercise, small enough to keep in memory
+
+
+def fine_tune_task(run, images: np.ndarray, labels: np.ndarray, epochs: int = FINE_TUNE_EPOCHS) -> TrainTask:
+    """A task that continues training run's model on the drawings (m, 28, 28) in [0, 1] mixed with MNIST."""
+    images, labels = check_drawings(images, labels)
+    pixels = np.round(images * 255).astype(np.uint8)
+    config = replace(run.config, epochs=epochs, train_size=MNIST_MIX)
+    return TrainTask(config, init_weights=list(run.weights), extra_images=np.repeat(pixels, REPEATS, axis=0),
+                     extra_labels=np.repeat(labels, REPEATS))
+
+
+def accuracy(predict, images: np.ndarray, labels: np.ndarray) -> float:
+    """Share of images predict() labels right (NaN for no images)."""
+    if len(images) == 0:
+        return float("nan")
+    return float((predict(images).argmax(axis=1) == labels).mean())
+
+
+def check_drawings(images, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(m, 28, 28) float32 in [0, 1] and (m,) uint8 labels 0-9, or InputError."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (len(images),):
+        raise InputError(f"drawings must be (m, 28, 28) with m labels; got {images.shape} and {labels.shape}")
+    if len(images) > MAX_DRAWINGS:
+        raise InputError(f"{len(images)} drawings; at most {MAX_DRAWINGS} are kept")
+    if not np.issubdtype(images.dtype, np.number) or not np.issubdtype(labels.dtype, np.number):
+        raise InputError("drawings and labels must be numbers")
+    images = images.astype(np.float32)
+    if images.size and (not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 255):
+        raise InputError("drawing pixels must be finite and within 0-1 (or 0-255)")
+    if images.size and images.max() > 1:
+        images = images / 255.0
+    if labels.size and (labels.min() < 0 or labels.max() > 9 or np.any(labels % 1)):
+        raise InputError("labels must be digits 0-9")
+    return images, labels.astype(np.uint8)
+
+
+def drawings_to_npz(images: np.ndarray, labels: np.ndarray) -> bytes:
+    """The drawings as a small npz: images (m, 28, 28) uint8, labels (m,) uint8."""
+    images, labels = check_drawings(images, labels)
+    out = io.BytesIO()
+    np.savez_compressed(out, images=np.round(images * 255).astype(np.uint8), labels=labels)
+    return out.getvalue()
+
+
+def drawings_from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Read drawings saved by drawings_to_npz; anything else is an InputError (never unpickled)."""
+    if len(data) > 5 * 2**20:
+        raise InputError("the file is larger than 5 MB: not a drawings file")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"]
+    except KeyError:
+        raise InputError("not a drawings file: it needs 'images' and 'labels' arrays") from None
+    except Exception as exc:  # Any parse failure is the file's fault.
+        raise InputError(f"not a drawings file ({exc.__class__.__name__})") from None
+    return check_drawings(images, labels)
