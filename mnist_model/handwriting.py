@@ -9,7 +9,7 @@ import numpy as np
 from .errors import InputError
 from .jobs import TrainTask
 
-REPEATS = 20  # each drawing is seen this often per epoch, so a handful count among the MNIST examples
+REPEATS = 40  # each drawing is seen this often per epoch, so a handful count among the MNIST examples
 MNIST_MIX = 1000  # MNIST examples mixed in, so the network does not forget the rest
 FINE_TUNE_EPOCHS = 3
 MAX_DRAWINGS = 500  # per session: enough for a class exercise, small enough to keep in memory

@@ -104,6 +104,7 @@ def show_prediction(run, rgba) -> None:
     probs = common.predictor(run)(image[None])[0]
     st.session_state["last_drawing"] = image
     order = np.argsort(-probs)
+    st.session_state["last_prediction"] = int(order[0])
     names = [n for n in run_class_names(run)]
     top, second = int(order[0]), int(order[1])
     a, b = st.columns([1, 1])
@@ -141,7 +142,9 @@ def teach_panel(run) -> None:
     st.subheader("Teach it your handwriting")
     image = st.session_state.get("last_drawing")
     a, b = st.columns([2, 1])
-    label = a.selectbox("This drawing is a", range(10), key="teach_label")
+    guess = st.session_state.get("last_prediction", 0)
+    label = a.selectbox("This drawing is a", range(10), index=guess,
+                        help="Starts at the network's guess: change it when the guess is wrong.")
     if b.button("Keep it", disabled=image is None or len(mine) >= MAX_DRAWINGS, width="stretch"):
         mine.append((image, int(label)))
         st.toast(f"Kept as a {label}: {len(mine)} drawings so far")

@@ -97,6 +97,20 @@ def _train_sizes(n_train: int) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- the running job
 
+def start_training(cfg: TrainConfig) -> None:
+    """Train button: runs before the page redraws, so the buttons show the new state at once."""
+    if not common.active_jobs():  # a double click must not queue two runs
+        common.start_job(cfg)
+
+
+def stop_training() -> None:
+    """Stop button: stop this session's jobs; a running one keeps what it has learned."""
+    for active in common.active_jobs():
+        active.stop()
+    for active in common.active_jobs():
+        active.wait(3)
+
+
 def live_panel() -> None:
     """Progress, live curves and the outcome of this session's current job."""
     active = common.active_jobs()
@@ -122,11 +136,11 @@ def live_panel() -> None:
         a.altair_chart(common.curve_chart(frame, "loss", job.config.epochs), width="stretch")
         b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
     if snap.batch_losses and not snap.state.done:
-        points = pd.DataFrame(snap.batch_losses, columns=["epoch", "running training loss"])
+        points = pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"])
         st.altair_chart(alt.Chart(points).mark_line().encode(
-            x=alt.X("epoch:Q", title="epoch (fraction)"), y=alt.Y("running training loss:Q", scale=alt.Scale(
-                zero=False))).properties(title="Training loss within epochs (running mean)", height=160),
-            width="stretch")
+            x=alt.X("epoch:Q", title="epochs done"), y=alt.Y("loss:Q", title="running training loss",
+                                                            scale=alt.Scale(zero=False))).properties(
+            title="Training loss within epochs (running mean)", height=160), width="stretch")
     if any(j.state.done for j in common.jobs()) and common.collect_finished_jobs():
         st.rerun()
 
@@ -192,17 +206,11 @@ if st.session_state.w_train_size not in sizes:
         st.session_state.w_train_size < max(sizes) else 0
 cfg = controls(sizes)
 common.executor()  # warms the worker process while the user sets the sliders
-running = bool(common.active_jobs())
 b1, b2 = st.columns(2)
-if b1.button("Train", type="primary", disabled=running or ds is None, width="stretch"):
-    common.start_job(cfg)
-    running = True
-if b2.button("Stop training", disabled=not running, width="stretch"):
-    for active in common.active_jobs():
-        active.stop()
-    for active in common.active_jobs():
-        active.wait(3)
-    running = bool(common.active_jobs())
+b1.button("Train", type="primary", on_click=start_training, args=(cfg,),
+          disabled=bool(common.active_jobs()) or ds is None, width="stretch")
+b2.button("Stop training", on_click=stop_training, disabled=not common.active_jobs(), width="stretch")
+running = bool(common.active_jobs())
 st.fragment(live_panel, run_every=POLL_S if running else None)()
 if common.runs():
     outcome(common.runs()[-1])

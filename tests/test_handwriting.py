@@ -31,7 +31,7 @@ def test_fine_tuning_on_a_few_drawings_raises_accuracy_on_them(trained, sample):
     labels = np.full(len(images), 4, np.uint8)
     before = accuracy(Predictor.for_run(run), images, labels)
     task = fine_tune_task(run, images, labels)
-    assert len(task.extra_images) == len(images) * 20 and task.config.train_size == 1000
+    assert len(task.extra_images) == len(images) * 40 and task.config.train_size == 1000
     model = build_model(task.config)
     model.set_weights(task.init_weights)
     result = train(task.config, sample, model=model, extra=(task.extra_images, task.extra_labels))
