@@ -20,26 +20,33 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 25_000_000
 
 
+def _border(a: np.ndarray) -> np.ndarray:
+    """The outermost ring of pixels: where the background shows, whatever is drawn in the middle."""
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+
 def _ink(image: np.ndarray) -> np.ndarray:
     """(H, W[, 3|4]) uint8 -> (H, W) float32 ink in [0, 1]: 1 is the strongest ink, 0 the background."""
-    rgb = image.astype(np.float32)
     if image.ndim == 2:
-        gray, alpha = rgb, None
+        gray, alpha = image.astype(np.float32), None
     else:
-        gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-        alpha = rgb[..., 3] if image.shape[2] == 4 else None
-    if alpha is not None and np.mean(alpha < 128) > 0.5:
-        ink = alpha  # Ink on a transparent background: opacity is the ink.
+        # ITU-R 601 luma, one channel at a time: slicing [..., :3] of uint8 copies ten times slower.
+        gray = image[..., 0].astype(np.float32) * np.float32(0.299)
+        gray += image[..., 1].astype(np.float32) * np.float32(0.587)
+        gray += image[..., 2].astype(np.float32) * np.float32(0.114)
+        alpha = image[..., 3] if image.shape[2] == 4 else None
+    if alpha is not None and np.count_nonzero(alpha < 128) * 2 > alpha.size:
+        ink = alpha.astype(np.float32)  # Ink on a transparent background: opacity is the ink.
     else:
-        if alpha is not None:  # Composite onto black; an opaque canvas is unchanged.
-            gray = gray * (alpha / 255.0)
-        background = float(np.median(gray))
+        if alpha is not None and alpha.min() < 255:  # Composite onto black; an opaque canvas is unchanged.
+            gray *= alpha / np.float32(255)
+        background = float(np.median(_border(gray)))
         ink = 255.0 - gray if background > 127 else gray  # Dark ink on a light page: invert.
-        ink = ink - min(255.0 - background if background > 127 else background, 254.0)
+        ink -= min(255.0 - background if background > 127 else background, 254.0)
     top = float(ink.max())
     if top <= 0:
         return np.zeros(image.shape[:2], np.float32)
-    ink = ink / top
+    ink *= np.float32(1 / top)
     ink[ink < INK_THRESHOLD] = 0
     return ink
 

@@ -1,4 +1,6 @@
 """Draw: draw a digit (or upload a photo of one) and see what the network says, instantly."""
+import time
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -93,6 +95,8 @@ def upload_image():
 
 def show_prediction(run, rgba) -> None:
     """Prediction metric, probabilities chart and the 28x28 image the network sees."""
+    predict = common.predictor(run)
+    t0 = time.perf_counter()
     try:
         image = canvas_to_mnist(rgba)
     except MnistLiveError as exc:
@@ -101,7 +105,8 @@ def show_prediction(run, rgba) -> None:
     if image is None:
         st.info("Draw a digit on the black square, as big as you like and anywhere on it.")
         return
-    probs = common.predictor(run)(image[None])[0]
+    probs = predict(image[None])[0]
+    elapsed_ms = (time.perf_counter() - t0) * 1000
     st.session_state["last_drawing"] = image
     order = np.argsort(-probs)
     st.session_state["last_prediction"] = int(order[0])
@@ -119,6 +124,7 @@ def show_prediction(run, rgba) -> None:
         color=alt.condition("datum.winner", alt.value("#e4572e"), alt.value("#9aa5b1")),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200), width="stretch")
     other_architecture_prediction(run, image)
+    st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
 
 
 def other_architecture_prediction(run, image) -> None:

@@ -1,0 +1,340 @@
+"""`python -m mnist_model bench`: training speed, prediction latency, first paint and memory, as ratios."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TARGETS = {  # name -> (comparison, threshold); the issue's targets
+    "speedup_vs_plain_fit": (">=", 1.6),
+    "ratio_to_arithmetic_limit": ("<=", 1.6),
+    "progress_overhead": ("<=", 1.05),
+    "predict_p50_ms": ("<", 2.0),
+    "predict_p95_ms": ("<", 5.0),
+    "server_predict_p50_ms": ("<", 2.0),
+    "server_predict_p95_ms": ("<", 5.0),
+    "home_first_paint_s": ("<", 3.0),
+    "ten_sessions_extra_mb": ("<", 300.0),
+}
+
+
+def _flops_per_epoch(n: int, hidden: int = 512) -> float:
+    """Forward (2 per multiply-add) plus backward (twice the forward) for 784-hidden-10."""
+    return 6.0 * n * (784 * hidden + hidden * 10)
+
+
+def _matmul_gflops() -> float:
+    """The best single-precision matrix-multiply rate of TensorFlow here, in GFLOP/s."""
+    import tensorflow as tf
+    a = tf.random.uniform((2048, 2048))
+    tf.linalg.matmul(a, a).numpy()
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            tf.linalg.matmul(a, a).numpy()
+        best = max(best, 5 * 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def _batch_shape_gflops(batch: int = 128, hidden: int = 512) -> float:
+    """The matmul rate at the training step's own shapes (batch x 784 x hidden, forward and both gradients)."""
+    import tensorflow as tf
+    x, w, g = tf.random.uniform((batch, 784)), tf.random.uniform((784, hidden)), tf.random.uniform((batch, hidden))
+
+    @tf.function(jit_compile=True)
+    def step(x, w, g):
+        return tf.matmul(x, w), tf.matmul(x, g, transpose_a=True), tf.matmul(g, w, transpose_b=True)
+    step(x, w, g)
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(300):
+            out = step(x, w, g)
+        out[0].numpy()
+        best = max(best, 300 * 3 * 2 * batch * 784 * hidden / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def _bench_data(quick: bool):
+    """Real 60k-image data when there is some (Fashion-MNIST), else random pixels of the same size."""
+    from .data import load_dataset
+    from .errors import DataError
+    for name in ("mnist", "fashion"):
+        try:
+            ds = load_dataset(name)
+        except DataError:
+            continue
+        if ds.is_full:
+            break
+    else:
+        import dataclasses
+        ds = load_dataset("mnist")
+        rng = np.random.default_rng(0)
+        ds = dataclasses.replace(ds, x_train=rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+                                 y_train=rng.integers(0, 10, 60000).astype(np.uint8),
+                                 source="random pixels (speed does not depend on them)")
+    if quick:
+        import dataclasses
+        ds = dataclasses.replace(ds, x_train=ds.x_train[:20000], y_train=ds.y_train[:20000])
+    return ds
+
+
+def _median_epoch(seconds: list[float]) -> float:
+    """Median epoch time, leaving out the first (compilation) epoch when there are more."""
+    return float(np.median(seconds[1:] if len(seconds) > 1 else seconds))
+
+
+def bench_training(quick: bool) -> dict:
+    import keras
+
+    from .config import TrainConfig
+    from .network import build_model
+    from .reporter import Reporter
+    from .training import one_hot, steps_per_execution, to_inputs, train
+
+    ds = _bench_data(quick)
+    epochs = 4 if quick else 5
+    x, y = to_inputs(ds.x_train).reshape(-1, 784), one_hot(ds.y_train)
+    xt, yt = to_inputs(ds.x_test).reshape(-1, 784), one_hot(ds.y_test)
+
+    class EpochTimer(keras.callbacks.Callback):  # epoch hooks only: plain fit keeps its batch behaviour
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = getattr(self, "seconds", []) + [time.perf_counter() - self.t0]
+
+    keras.utils.set_random_seed(0)
+    plain = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    plain.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    timer = EpochTimer()
+    plain.fit(x, y, epochs=epochs, batch_size=128, verbose=0, callbacks=[timer])
+    plain_acc = float(plain.evaluate(xt, yt, batch_size=1000, verbose=0)[1])
+
+    config = TrainConfig(epochs=epochs, dataset=ds.name)
+    ours = train(config, ds, on_batch=lambda b: None, on_epoch=lambda m: None)
+
+    steps = -(-len(x) // 128)
+    silent = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    silent_timer = EpochTimer()
+    silent.fit(x, y, batch_size=128, epochs=epochs, validation_data=(xt, yt), shuffle=True, verbose=0,
+               callbacks=[silent_timer])
+    reporter_only = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    reporter = Reporter(epochs, steps, lambda b: None, lambda m: None)
+    reporter_only.fit(x, y, batch_size=128, epochs=epochs, validation_data=(xt, yt), shuffle=True, verbose=0,
+                      callbacks=[reporter])
+
+    gflops, shape_gflops = _matmul_gflops(), _batch_shape_gflops()
+    limit = _flops_per_epoch(len(x)) / (gflops * 1e9)
+    plain_s, ours_s = _median_epoch(timer.seconds), _median_epoch([m.seconds for m in ours.epochs])
+    return {"data": f"{ds.title}: {len(x):,} training images ({ds.source})", "epochs": epochs,
+            "plain_fit_epoch_s": plain_s, "ours_epoch_s": ours_s, "speedup_vs_plain_fit": plain_s / ours_s,
+            "matmul_gflops": gflops, "arithmetic_limit_epoch_s": limit, "ratio_to_arithmetic_limit": ours_s / limit,
+            "batch_shape_gflops": shape_gflops,
+            "ratio_to_batch_shape_limit": ours_s / (_flops_per_epoch(len(x)) / (shape_gflops * 1e9)),
+            "progress_overhead": _median_epoch([m.seconds for m in reporter.history])
+            / _median_epoch(silent_timer.seconds),
+            "plain_fit_test_accuracy": plain_acc, "ours_test_accuracy": ours.epochs[-1].test_accuracy,
+            "first_epoch_s (includes compiling)": ours.epochs[0].seconds, "_model": ours.model, "_dataset": ds}
+
+
+def _canvases(n: int) -> list[np.ndarray]:
+    from .data import load_dataset
+    from .strokes import random_redraw
+    ds = load_dataset("mnist")
+    rng = np.random.default_rng(0)
+    return [random_redraw(ds.x_test[i] / 255.0, rng) for i in range(n)]
+
+
+def bench_prediction(model, quick: bool) -> dict:
+    from .network import model_inputs
+    from .predict import Predictor
+    from .preprocess import canvas_to_mnist
+
+    canvases = _canvases(50 if quick else 200)
+    predict = Predictor(model)
+    times = []
+    for rgba in canvases:
+        t0 = time.perf_counter()
+        predict(canvas_to_mnist(rgba)[None])
+        times.append((time.perf_counter() - t0) * 1000)
+    image = canvas_to_mnist(canvases[0])
+    model.predict(model_inputs(image[None], model.input_shape), verbose=0)
+    keras_ms = []
+    for _ in range(10 if quick else 30):
+        t0 = time.perf_counter()
+        model.predict(model_inputs(image[None], model.input_shape), verbose=0)
+        keras_ms.append((time.perf_counter() - t0) * 1000)
+    p50 = float(np.percentile(times, 50))
+    server = _server_like_prediction(predict.weights, canvases[:40])
+    return {"predict_p50_ms": p50, "predict_p95_ms": float(np.percentile(times, 95)),
+            "keras_model_predict_ms": float(np.median(keras_ms)),
+            "speedup_vs_model_predict": float(np.median(keras_ms)) / p50, **server}
+
+
+_SERVER_LIKE = r"""
+import gc, json, sys, time
+import numpy as np
+import streamlit  # what the app's server process has loaded
+from mnist_model.predict import Predictor
+from mnist_model.preprocess import canvas_to_mnist
+data = np.load(sys.argv[1], allow_pickle=False)
+weights = [data[f"w{i}"] for i in range(4)]
+canvases = data["canvases"]
+predict = Predictor(architecture="dense", weights=weights)
+times = []
+for rgba in canvases:
+    gc.collect(2)  # what Streamlit does after every script run (runner.postScriptGC)
+    t0 = time.perf_counter()
+    predict(canvas_to_mnist(rgba)[None])
+    times.append((time.perf_counter() - t0) * 1000)
+print(json.dumps({"server_predict_p50_ms": float(np.percentile(times, 50)),
+                  "server_predict_p95_ms": float(np.percentile(times, 95)),
+                  "server_has_tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def _server_like_prediction(weights, canvases) -> dict:
+    """Prediction as the Draw page runs it: a process like the server's, a full GC after every rerun."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "w.npz")
+        np.savez(path, canvases=np.stack(canvases), **{f"w{i}": w for i, w in enumerate(weights)})
+        out = subprocess.run([sys.executable, "-c", _SERVER_LIKE, path], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if out.returncode != 0:
+        return {"server_predict_error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the running app
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_app(quick: bool) -> dict:
+    """First paint of Home, TensorFlow in the server or not, memory per session, in-app prediction time."""
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"app_skipped": "playwright is not installed"}
+    if not os.path.exists(chromium):
+        return {"app_skipped": "Chromium is not installed (apt-get install chromium)"}
+    port = _free_port()
+    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=tempfile.mkdtemp())
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    results = {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            for line in server.stdout:  # Streamlit's own "ready" line
+                if "You can now view" in line:
+                    break
+            url = f"http://127.0.0.1:{port}/"
+            page = browser.new_page()
+            t0 = time.perf_counter()
+            page.goto(url)
+            page.get_by_text("Lesson plan").wait_for(timeout=60000)
+            page.get_by_role("img").first.wait_for(timeout=60000)
+            results["home_first_paint_s"] = time.perf_counter() - t0
+            maps = Path(f"/proc/{server.pid}/maps").read_text()
+            results["tensorflow_in_server_after_home"] = "tensorflow" in maps
+            time.sleep(1)
+            one = _rss_mb(server.pid)
+            pages = [page]
+            for _ in range(9):
+                p = browser.new_context().new_page()
+                p.goto(url)
+                p.get_by_text("Lesson plan").wait_for(timeout=60000)
+                pages.append(p)
+            time.sleep(2)
+            results["server_rss_1_session_mb"] = one
+            results["server_rss_10_sessions_mb"] = _rss_mb(server.pid)
+            results["ten_sessions_extra_mb"] = results["server_rss_10_sessions_mb"] - one
+            results["app_predict_ms"] = _in_app_predictions(page, 4 if quick else 10)
+            results["tensorflow_in_server_at_end"] = "tensorflow" in Path(f"/proc/{server.pid}/maps").read_text()
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    times = results.pop("app_predict_ms", [])
+    if times:
+        results["app_predict_p50_ms"] = float(np.percentile(times, 50))
+        results["app_predict_max_ms"] = float(np.max(times))
+    return results
+
+
+def _in_app_predictions(page, strokes: int) -> list[float]:
+    """Quick train on the Draw page, draw strokes, read the page's own timing caption after each."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+    page.get_by_role("button", name="Quick train").click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=180000)
+    times = []
+    for i in range(strokes):
+        box = canvas.bounding_box()
+        x = 60 + 15 * i
+        page.mouse.move(box["x"] + x, box["y"] + 50)
+        page.mouse.down()
+        page.mouse.move(box["x"] + x + 10, box["y"] + 230, steps=6)
+        page.mouse.up()
+        caption = page.get_by_text("Preprocessing + prediction:").first
+        caption.wait_for(timeout=15000)  # after Clear it is gone, so this is the new stroke's
+        times.append(float(caption.inner_text().split(":")[1].split("ms")[0]))
+        page.get_by_role("button", name="Clear").click()
+        page.get_by_text("Draw a digit on the black square").first.wait_for(timeout=10000)
+    return times
+
+
+# ---------------------------------------------------------------- report
+
+def _verdict(name: str, value) -> str:
+    if name not in TARGETS or not isinstance(value, (int, float)):
+        return ""
+    op, limit = TARGETS[name]
+    ok = {">=": value >= limit, "<=": value <= limit, "<": value < limit}[op]
+    return f"  [target {op} {limit:g}: {'met' if ok else 'NOT met'}]"
+
+
+def run_bench(quick: bool = False, as_json: bool = False) -> int:
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+               "mode": "quick" if quick else "full"}
+    train = bench_training(quick)
+    model = train.pop("_model")
+    train.pop("_dataset")
+    results.update(train)
+    results.update(bench_prediction(model, quick))
+    results.update(bench_app(quick))
+    if as_json:
+        print(json.dumps(results, indent=1, default=float))
+        return 0
+    for name, value in results.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else value
+        print(f"{name:38s} {shown}{_verdict(name, value)}")
+    return 0
