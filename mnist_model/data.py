@@ -171,8 +171,9 @@ def read_path(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
     """Fetch url into dest atomically; raise OSError quickly when there is no network."""
-    host = urllib.parse.urlparse(url).hostname
-    socket.create_connection((host, 443), timeout=timeout).close()
+    parts = urllib.parse.urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    socket.create_connection((parts.hostname, port), timeout=timeout).close()
     dest.parent.mkdir(parents=True, exist_ok=True)
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         data = resp.read()

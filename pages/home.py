@@ -40,6 +40,9 @@ def data_overview(ds) -> None:
         st.info("The full 60,000-image MNIST could not be downloaded, so the app uses an offline sample of "
                 "5,000 real MNIST digits (4,000 to train, 1,000 to test). Everything works the same, with "
                 "slightly lower accuracy.")
+        with st.expander("Why the sample?"):
+            for note in ds.notes:
+                st.caption(note)
     s = ds.shapes()
     st.code(f"train_images.shape  {s['x_train']}\nlen(train_labels)   {len(ds.y_train)}\n"
             f"test_images.shape   {s['x_test']}\nlen(test_labels)    {len(ds.y_test)}", language="text")
