@@ -1,6 +1,8 @@
 """What every page shares: the cached dataset, this session's runs and job, the sidebar, and chart helpers."""
 from __future__ import annotations
 
+import gc
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -201,3 +203,16 @@ def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndar
 def job_state_text(state: JobState) -> str:
     return {"queued": "waiting", "running": "training", "stopped": "stopped", "finished": "finished",
             "failed": "failed"}[state.value]
+
+
+def _freeze_import_time_objects() -> None:
+    """Streamlit runs gc.collect(2) after every rerun and fragment tick (about 65 ms with these imports);
+    freezing the long-lived objects made by the imports, once, takes them out of its reach."""
+    try:
+        import streamlit_drawable_canvas  # noqa: F401  (imported now so that its objects are frozen too)
+    except Exception:  # It refuses to import outside `streamlit run` and AppTest; nothing to freeze then.
+        pass
+    gc.freeze()
+
+
+_freeze_import_time_objects()

@@ -77,7 +77,7 @@ def canvas_image():
                        return_image_data=True, key=f"canvas_{n}")
     if st.button("Clear", key="clear_canvas"):
         st.session_state["canvas_n"] = n + 1  # a new key mounts an empty canvas
-        st.rerun()
+        st.rerun(scope="fragment")
     return result.image_data if result is not None else None
 
 
@@ -141,20 +141,28 @@ def other_architecture_prediction(run, image) -> None:
                "wherever it lands; the dense network ties each weight to one pixel position.")
 
 
-def teach_panel(run) -> None:
-    """Label drawings with their true digit, keep them, fine-tune the model on them."""
-    from mnist_model.handwriting import MAX_DRAWINGS, accuracy, drawings_from_npz, drawings_to_npz, fine_tune_task
+def keep_drawing_controls() -> None:
+    """Label the current drawing with its true digit and keep it (for fine-tuning)."""
+    from mnist_model.handwriting import MAX_DRAWINGS
     mine = st.session_state.setdefault("my_drawings", [])  # [(image (28, 28) float32, label)]
-    st.subheader("Teach it your handwriting")
     image = st.session_state.get("last_drawing")
-    a, b = st.columns([2, 1])
+    st.markdown("**Teach it your handwriting**")
+    a, b = st.columns([2, 1], vertical_alignment="bottom")
     guess = st.session_state.get("last_prediction", 0)
     label = a.selectbox("This drawing is a", range(10), index=guess,
                         help="Starts at the network's guess: change it when the guess is wrong.")
     if b.button("Keep it", disabled=image is None or len(mine) >= MAX_DRAWINGS, width="stretch"):
         mine.append((image, int(label)))
         st.toast(f"Kept as a {label}: {len(mine)} drawings so far")
+        st.rerun()  # the whole page: the kept drawings are shown outside this fragment
+
+
+def teach_panel(run) -> None:
+    """The kept drawings: delete, download, load, and fine-tune the model on them."""
+    from mnist_model.handwriting import MAX_DRAWINGS, accuracy, drawings_from_npz, drawings_to_npz, fine_tune_task
+    mine = st.session_state.setdefault("my_drawings", [])  # [(image (28, 28) float32, label)]
     if mine:
+        st.subheader("Your drawings")
         images = np.stack([m[0] for m in mine])
         labels = np.array([m[1] for m in mine], np.uint8)
         st.image(common.digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
@@ -212,10 +220,9 @@ def run_class_names(run):
     return FASHION_CLASSES if run.config.dataset == "fashion" else MNIST_CLASSES
 
 
-st.title("Draw a digit")
-run = choose_model()
-if run is not None:
-    st.caption(f"Model: {run.label}")
+@st.fragment
+def drawing_panel(run) -> None:
+    """Canvas, upload and prediction: a stroke reruns only this part of the page."""
     left, right = st.columns([1, 1])
     with left:
         drawing = canvas_image()
@@ -226,5 +233,14 @@ if run is not None:
             st.info("Draw a digit on the black square, as big as you like and anywhere on it.")
         else:
             show_prediction(run, rgba)
+        if run.config.dataset == "mnist":
+            keep_drawing_controls()
+
+
+st.title("Draw a digit")
+run = choose_model()
+if run is not None:
+    st.caption(f"Model: {run.label}")
+    drawing_panel(run)
     if run.config.dataset == "mnist":
         teach_panel(run)
