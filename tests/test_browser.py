@@ -99,8 +99,12 @@ def test_draw_a_one_and_a_zero(server, page):
 
 
 def _progress_epoch(page) -> int | None:
-    bar = page.get_by_test_id("stProgress")
-    text = bar.first.inner_text(timeout=1000) if bar.count() else ""
+    """The epoch the progress bar shows, or None (no bar now, or it vanished while being read)."""
+    from playwright.sync_api import Error
+    try:
+        text = page.get_by_test_id("stProgress").first.inner_text(timeout=300)
+    except Error:
+        return None
     return int(text.split("epoch ")[1].split("/")[0]) if "epoch " in text else None
 
 
