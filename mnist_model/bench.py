@@ -49,6 +49,18 @@ def _matmul_gflops() -> float:
     return best
 
 
+def _numpy_matmul_gflops() -> float:
+    """NumPy's single-precision matmul rate (its BLAS), in GFLOP/s: a second, independent yardstick."""
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    a @ a
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 def _batch_shape_gflops(batch: int = 128, hidden: int = 512) -> float:
     """The matmul rate at the training step's own shapes (batch x 784 x hidden, forward and both gradients)."""
     import tensorflow as tf
@@ -144,6 +156,8 @@ def bench_training(quick: bool) -> dict:
     return {"data": f"{ds.title}: {len(x):,} training images ({ds.source})", "epochs": epochs,
             "plain_fit_epoch_s": plain_s, "ours_epoch_s": ours_s, "speedup_vs_plain_fit": plain_s / ours_s,
             "matmul_gflops": gflops, "arithmetic_limit_epoch_s": limit, "ratio_to_arithmetic_limit": ours_s / limit,
+            "numpy_matmul_gflops": (np_gflops := _numpy_matmul_gflops()),
+            "ratio_to_numpy_matmul_limit": ours_s / (_flops_per_epoch(len(x)) / (np_gflops * 1e9)),
             "batch_shape_gflops": shape_gflops,
             "ratio_to_batch_shape_limit": ours_s / (_flops_per_epoch(len(x)) / (shape_gflops * 1e9)),
             "progress_overhead": _median_epoch([m.seconds for m in reporter.history])

@@ -38,6 +38,21 @@ def remember_link_settings() -> None:
         st.session_state["link_settings"] = st.query_params.to_dict()
 
 
+@st.cache_resource(ttl=15, show_spinner=False)
+def saved_runs():
+    """Runs saved on the server (shared, read-only) and messages for damaged ones; re-read every 15 s."""
+    from mnist_model.runs import list_runs
+    return list_runs()
+
+
+def save_run(run: Run):
+    """Save a run in the server's runs folder; every session sees it at once."""
+    from mnist_model.runs import save_run as save
+    path = save(run)
+    saved_runs.clear()
+    return path
+
+
 def config() -> TrainConfig:
     return st.session_state.get(CONFIG_KEY, TrainConfig())
 

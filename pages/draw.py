@@ -9,7 +9,6 @@ import streamlit as st
 from mnist_model.config import TrainConfig
 from mnist_model.errors import MnistLiveError
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
-from mnist_model.runs import list_runs
 from pages import common
 
 CANVAS_PX = 280  # 10x MNIST's 28 px; fits a phone screen
@@ -17,18 +16,12 @@ UNSURE = 0.6  # below this top probability the page says the network is unsure
 QUICK_TRAIN = TrainConfig(epochs=1)  # the notebook network, one epoch: a few seconds
 
 
-@st.cache_resource(ttl=15, show_spinner=False)
-def saved_runs():
-    """Runs saved on the server (shared, read-only), re-read at most every 15 s."""
-    return list_runs()
-
-
 def choose_model():
     """The session's chosen or latest run; else a saved one; else offer Quick train. None if no model yet."""
     run = common.model_run()
     if run is not None:
         return run
-    saved, problems = saved_runs()
+    saved, problems = common.saved_runs()
     for problem in problems:
         st.caption(f"Skipped a damaged saved run: {problem}")
     if saved:

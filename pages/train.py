@@ -189,9 +189,8 @@ def runs_table() -> None:
     b.download_button("Download metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
                       mime="text/csv", width="stretch")
     if c.button("Save on the server", width="stretch"):
-        from mnist_model.runs import save_run
         try:
-            path = save_run(run)
+            path = common.save_run(run)
             st.toast(f"Saved as {path.stem} in the runs folder")
         except OSError as exc:
             st.error(f"Could not save: {exc}")

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -88,6 +89,12 @@ def test_stop_during_a_long_run_keeps_a_usable_model():
     assert time.perf_counter() - t0 < 10
     assert at.dataframe[0].value["status"][0] == "stopped"
     assert any(s.value.startswith("Run 1: stopped") for s in at.subheader)
+    at.switch_page("pages/draw.py").run()  # the stopped model is the one the Draw page uses
+    assert not at.exception and any(c.value.startswith("Model: Run 1") for c in at.caption)
+    run = at.session_state["runs"][0]
+    from mnist_model.predict import Predictor
+    probs = Predictor.for_run(run)(np.zeros((1, 28, 28), np.float32))
+    assert probs.shape == (1, 10) and abs(probs.sum() - 1) < 1e-5
 
 
 def test_bad_query_string_is_clamped_with_notices():
@@ -157,3 +164,33 @@ def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
     assert gap[0] > gap[-1]  # fewer examples, wider gap
     at.switch_page("pages/train.py").run()
     assert list(at.dataframe[0].value["run"]) == ["Sweep 500", "Sweep 2000", "Sweep all"]
+
+
+def test_save_on_the_server_and_pick_it_in_a_new_session(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_LIVE_RUNS", str(tmp_path))
+    at = _trained_app(w_epochs=1)
+    next(b for b in at.button if b.label == "Save on the server").click().run()
+    saved = list(tmp_path.glob("*.json"))
+    assert len(saved) == 1 and (tmp_path / (saved[0].stem + ".keras")).is_file()
+    fresh = AppTest.from_file(APP, default_timeout=60).run()
+    fresh.switch_page("pages/draw.py").run()
+    picker = next(s for s in fresh.selectbox if s.label == "Use a model saved on this server")
+    picker.select(saved[0].stem).run()
+    assert not fresh.exception and any(c.value.startswith("Model: Run 1") for c in fresh.caption)
+
+
+def test_fashion_mnist_trains_and_explores():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.radio(key="w_dataset").set_value("fashion").run()
+    at.select_slider(key="w_train_size").set_value(2000).run()
+    at.slider(key="w_epochs").set_value(1).run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    assert "Fashion-MNIST" in at.dataframe[0].value["dataset"][0]
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    assert any("of 10,000 test images right" in c.value for c in at.caption)
+    assert "Ankle boot" in [o for o in at.selectbox[0].options]
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception

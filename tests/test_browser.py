@@ -130,3 +130,28 @@ def test_train_page_from_a_shared_link_trains_with_live_curves(server, page, que
     if epochs > 2:  # long enough to watch (2 epochs of 2,000 images take about a second)
         assert len(seen_epochs) >= 3, seen_epochs  # the progress bar moved through the epochs
         assert charts_while_training  # and the curves were drawn while later epochs ran
+
+
+def test_phone_sized_screen_and_touch_drawing(server, browser):
+    """A phone: the canvas fits the screen and a finger's stroke gets a prediction."""
+    url, _ = server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3,
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(url + "/")
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    page.goto(url + "/draw")  # phones hide the sidebar; a new session is fine here
+    page.get_by_role("button", name="Quick train").click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=120000)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # fits the screen, no sideways scrolling
+    cdp = context.new_cdp_session(page)
+    points = [(box["x"] + 140, box["y"] + 40 + 10 * i) for i in range(21)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+    for x, y in points[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert _prediction_after(page, None) == "1"
+    context.close()
