@@ -11,10 +11,7 @@ error. Bounded in count and time; it stops by itself. Exit status 0 when every c
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,19 +21,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+import appserver  # noqa: E402  (beside this file)
+CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
+ARGS = appserver.CHROMIUM_ARGS
 P95_LIMIT_S = 1.0  # a drawing's prediction must show within this, at p95, while trainings run
 RSS_LIMIT_MB = 1000  # the server process (TensorFlow lives in the worker, not here)
 PREDICTION_SHOWN = ("() => [...document.querySelectorAll('[data-testid=stMetric]')]"
                     ".some(e => e.innerText.includes('Prediction'))")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -105,21 +96,9 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
     tmp = Path(tempfile.mkdtemp(prefix="mnist-live-load-"))
     runs_dir, log_path = tmp / "runs", tmp / "server.log"
     _saved_model(runs_dir)
-    port = _free_port()
-    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=str(runs_dir), MNIST_LIVE_TRAINING_SLOTS="1")
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                   "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server, url = appserver.start(log_path, MNIST_LIVE_RUNS=str(runs_dir), MNIST_LIVE_TRAINING_SLOTS="1")
     figures = {"sessions": sessions, "trainings": trainers}
     try:
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         query = "?epochs=1&train_size=1000" if short else "?epochs=2&train_size=2000"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -166,11 +145,7 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
                 "server peak RSS MB": peak})
             browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        appserver.stop(server)
     figures["errors"] = sum(1 for line in log_path.read_text().splitlines() if _is_error(line))
     figures["ok"] = bool(figures.get("trainings finished") == trainers and figures.get("finished in the order asked")
                          and figures.get("predictions", 0) >= len(draw_pages)

@@ -2,47 +2,26 @@
 import math
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
+import appserver
 from conftest import ROOT
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
+ARGS = appserver.CHROMIUM_ARGS
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Chromium is not installed (apt-get install chromium chromium-driver)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=str(tmp_path_factory.mktemp("runs")))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}", log
-    proc.terminate()
-    proc.wait(10)
+    proc, url = appserver.start(log, MNIST_LIVE_RUNS=str(tmp_path_factory.mktemp("runs")))
+    yield url, log
+    appserver.stop(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 

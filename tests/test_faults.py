@@ -1,6 +1,5 @@
 """Faults and fuzzing: hanging downloads, crashed saves, damaged runs, abandoned jobs, random input."""
 import io
-import json
 import os
 import socket
 import struct
