@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--data", help="mnist.npz or a folder of the four IDX files")
     t.add_argument("--save", help="write the trained model to this .keras file")
+    e = sub.add_parser("evaluate", help="test accuracy of a saved .keras model (loaded in Keras's safe mode)")
+    e.add_argument("model", help="a .keras file, e.g. one downloaded from the Train page")
+    e.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
+    e.add_argument("--data", help="mnist.npz or a folder of the four IDX files")
     b = sub.add_parser("bench", help="measure training and prediction speed")
     b.add_argument("--quick", action="store_true", help="smaller sizes, for CI")
     b.add_argument("--json", action="store_true", help="print one JSON object")
@@ -76,11 +80,28 @@ def _train(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    import numpy as np
+
+    from .data import load_dataset
+    from .network import model_inputs
+    from .runs import load_keras_model
+    from .training import to_inputs
+    dataset = load_dataset(args.dataset, args.data)
+    model = load_keras_model(args.model)
+    probs = model.predict(model_inputs(to_inputs(dataset.x_test), model.input_shape), batch_size=1000, verbose=0)
+    print(f"data: {dataset.title} from {dataset.source}")
+    print(f"test_acc: {float(np.mean(probs.argmax(axis=1) == dataset.y_test)):.4f}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         from .bench import run_bench
         return run_bench(quick=args.quick, as_json=args.json)
     except (MnistLiveError, OSError) as exc:

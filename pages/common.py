@@ -11,7 +11,7 @@ import streamlit as st
 from mnist_model.config import TrainConfig
 from mnist_model.data import Dataset, load_dataset
 from mnist_model.errors import MnistLiveError
-from mnist_model.jobs import JobState, TrainingJob, TrainTask
+from mnist_model.jobs import TrainingJob, TrainTask
 from mnist_model.runs import Run
 
 CONFIG_KEY = "config"  # this session's TrainConfig (what the Train page's widgets show)
@@ -213,11 +213,6 @@ def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndar
         big[::scale, :] = np.maximum(big[::scale, :], 40)
         big[:, ::scale] = np.maximum(big[:, ::scale], 40)
     return big
-
-
-def job_state_text(state: JobState) -> str:
-    return {"queued": "waiting", "running": "training", "stopped": "stopped", "finished": "finished",
-            "failed": "failed"}[state.value]
 
 
 def _freeze_import_time_objects() -> None:

@@ -21,6 +21,13 @@ def test_train_reproduces_the_notebook_offline(tmp_path):
     assert len(epochs) == 5 and "test_accuracy" in epochs[0]
     assert lines[-1].startswith("test_acc: ") and float(lines[-1].split()[1]) >= 0.90
     assert (tmp_path / "m.keras").stat().st_size > 1_000_000
+    again = _cli("evaluate", str(tmp_path / "m.keras"))
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == lines[-1]  # same test_acc
+    (tmp_path / "bad.keras").write_bytes(b"not a model")
+    bad = _cli("evaluate", str(tmp_path / "bad.keras"))
+    last = bad.stderr.strip().splitlines()[-1]  # after TensorFlow's own start-up chatter
+    assert bad.returncode == 2 and last.startswith("error: bad.keras: cannot load as a Keras model")
+    assert "Traceback" not in bad.stderr
 
 
 def test_train_on_a_folder_of_idx_files(tmp_path, sample):
