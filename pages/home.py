@@ -23,14 +23,22 @@ def story() -> None:
 
 
 def lesson_plan() -> None:
+    """Four steps a teacher can follow in class, each a link to its page."""
     with st.container(border=True):
         st.subheader("Lesson plan")
-        st.markdown(
-            "1. **Train the notebook network** on the Train page (preset *The notebook*) and watch both curves.\n"
-            "2. **Overfit on purpose** (preset *Overfit on purpose*): few examples, many epochs; see the "
-            "training and test curves part.\n"
-            "3. **Draw** digits on the Draw page and see what the network says; try off-centre, tiny, sloppy.\n"
-            "4. **Explore** the mistakes: confusion matrix, the most confident wrong answers, what neurons see.")
+        steps = [
+            ("pages/train.py", "1. Train the notebook network", "Preset *The notebook*; watch both curves rise."),
+            ("pages/train.py", "2. Overfit on purpose", "Preset *Overfit on purpose*: few examples, many epochs; "
+                                                       "see the training and test curves part."),
+            ("pages/draw.py", "3. Draw", "Draw digits and see what the network says; try off-centre, tiny, "
+                                        "sloppy."),
+            ("pages/explore.py", "4. Explore the mistakes", "Confusion matrix, the most confident wrong answers, "
+                                                            "what the neurons look for."),
+        ]
+        for page, title, what in steps:
+            a, b = st.columns([1, 2], vertical_alignment="center")
+            a.page_link(page, label=title)
+            b.markdown(what)
 
 
 def data_overview(ds) -> None:

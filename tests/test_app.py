@@ -194,3 +194,16 @@ def test_fashion_mnist_trains_and_explores():
     assert "Ankle boot" in [o for o in at.selectbox[0].options]
     at.switch_page("pages/draw.py").run()
     assert not at.exception
+
+
+def test_switching_pages_keeps_a_running_training():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="w_epochs").set_value(6).run()
+    at.select_slider(key="w_batch_size").set_value(16).run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    at.switch_page("pages/home.py").run()
+    assert not at.exception and not at.session_state["jobs"][0].state.done  # still going while away
+    at.switch_page("pages/train.py").run()
+    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    assert at.dataframe[0].value["status"][0] == "finished" and at.dataframe[0].value["epochs"][0] == 6

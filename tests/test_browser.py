@@ -134,3 +134,20 @@ def test_phone_sized_screen_and_touch_drawing(server, browser):
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     assert _prediction_after(page, None) == "1"
     context.close()
+
+
+def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
+    from PIL import Image, ImageDraw
+    photo = Image.new("RGB", (600, 800), (235, 230, 220))  # a 7 in dark ink on paper
+    ImageDraw.Draw(photo).line([(150, 150), (450, 150), (250, 650)], fill=(40, 40, 50), width=45)
+    photo.save(tmp_path / "seven.jpg", quality=85)
+    (tmp_path / "notes.png").write_bytes(b"this is not really a PNG")
+    url, _ = server
+    _open(page, url, "Draw")
+    page.get_by_role("button", name="Quick train").click()
+    upload = page.get_by_test_id("stFileUploader").filter(has_text="upload a photo").locator("input[type=file]")
+    upload.wait_for(state="attached", timeout=120000)
+    upload.set_input_files(str(tmp_path / "seven.jpg"))
+    assert _prediction_after(page, None) == "7"
+    upload.set_input_files(str(tmp_path / "notes.png"))
+    page.get_by_text("That file can't be used").wait_for(timeout=20000)
