@@ -12,6 +12,7 @@ from .errors import InputError
 MID_SIDE = 56  # the ink is first scaled to this size, where stroke width is measured and evened out
 TARGET_STROKE = 2.64 * MID_SIDE / 20  # median MNIST stroke width at its 20-px scale (measured on t10k)
 STROKE_BAND = (0.5, 2.0)  # widths within this factor of the target are MNIST-like and left alone
+MNIST_CENTRE = 14.0  # where MNIST's digits have their centre of mass (t10k: row 13.99, column 14.01)
 INK_GAIN = 1.3  # saturates stroke cores as MNIST's are (about half its ink pixels are > 0.9)
 INK_THRESHOLD = 0.15  # ink below this fraction of the strongest ink is background
 MIN_EXTENT = 0.04  # drawings smaller than this fraction of the canvas's longer side are specks
@@ -124,17 +125,23 @@ def canvas_to_mnist(rgba: np.ndarray) -> np.ndarray | None:
     return _centre_of_mass_place(np.clip(digit / digit.max() * INK_GAIN, 0, 1))
 
 
+def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    total = img.sum()
+    return (img.sum(axis=1) @ np.arange(img.shape[0])) / total, (img.sum(axis=0) @ np.arange(img.shape[1])) / total
+
+
 def _centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
-    """Paste a <= 20 x 20 image into 28 x 28 so its centre of mass lands at the centre."""
+    """Paste a <= 20 x 20 image into 28 x 28 with its centre of mass where MNIST's are, to a fraction of a pixel."""
     h, w = digit.shape
-    total = digit.sum()
-    cy = (digit.sum(axis=1) @ np.arange(h)) / total
-    cx = (digit.sum(axis=0) @ np.arange(w)) / total
-    top = int(np.clip(round(13.5 - cy), 0, 28 - h))
-    left = int(np.clip(round(13.5 - cx), 0, 28 - w))
+    cy, cx = _centre_of_mass(digit)
+    top = int(np.clip(round(MNIST_CENTRE - cy), 0, 28 - h))
+    left = int(np.clip(round(MNIST_CENTRE - cx), 0, 28 - w))
     out = np.zeros((28, 28), np.float32)
     out[top: top + h, left: left + w] = np.clip(digit, 0, 1)
-    return out
+    dy, dx = MNIST_CENTRE - cy - top, MNIST_CENTRE - cx - left  # what whole pixels could not do
+    shifted = Image.fromarray(out, mode="F").transform((28, 28), Image.Transform.AFFINE, (1, 0, -dx, 0, 1, -dy),
+                                                        resample=Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(shifted), 0, 1)
 
 
 def decode_upload(data: bytes) -> np.ndarray:

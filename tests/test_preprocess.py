@@ -32,11 +32,11 @@ def centre_of_mass(img):
 
 def check_mnist_like(img):
     assert img.shape == (28, 28) and img.dtype == np.float32
-    assert img.min() >= 0 and img.max() == pytest.approx(1.0)
+    assert img.min() >= 0 and 0.95 < img.max() <= 1.0
     rows, cols = np.flatnonzero(img.max(1) > 0.05), np.flatnonzero(img.max(0) > 0.05)
     assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in range(18, 23)  # the longer side is ~20 px
     cy, cx = centre_of_mass(img)
-    assert abs(cy - 13.5) < 1.0 and abs(cx - 13.5) < 1.0
+    assert abs(cy - 14) < 0.2 and abs(cx - 14) < 0.2  # where MNIST puts it
 
 
 def moved(strokes, scale, dx, dy):
@@ -111,7 +111,7 @@ def test_redrawn_test_digits_are_recognised_almost_as_well_as_the_originals(t10k
     plain_acc = (predict(plain).argmax(1) == y).mean()
     print(f"original {original_acc:.3f}, redrawn {redrawn_acc:.3f} ({redrawn_acc / original_acc:.3f}), "
           f"plain resize {plain_acc:.3f}")
-    assert redrawn_acc >= 0.92 * original_acc  # measured 0.95-0.96 with a model trained on 4,000 digits
+    assert redrawn_acc >= 0.97 * original_acc  # the bar; measured 0.98-0.99
     assert plain_acc < 0.5 * original_acc  # what a naive demo would get
 
 
