@@ -203,7 +203,7 @@ def bench_prediction(model, quick: bool) -> dict:
 _SERVER_LIKE = r"""
 import gc, json, sys, time
 import numpy as np
-import streamlit  # what the app's server process has loaded
+__import__("streamlit")  # what the app's server process has loaded
 from mnist_model.predict import Predictor
 from mnist_model.preprocess import canvas_to_mnist
 data = np.load(sys.argv[1], allow_pickle=False)

@@ -27,6 +27,17 @@ def _wait_for(at, predicate, timeout=180):
     raise AssertionError("timed out waiting for the app")
 
 
+def _start_training(**widgets):
+    """A new session: open Train, set the widgets (by key), press Train."""
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/train.py").run()
+    kinds = {"w_epochs": at.slider, "w_dataset": at.radio}
+    for key, value in widgets.items():
+        kinds.get(key, at.select_slider)(key=key).set_value(value).run()
+    next(b for b in at.button if b.label == "Train").click().run()
+    return at
+
+
 def _progress_epoch(at) -> int:
     """The epoch number the progress bar shows (0 when there is none)."""
     for p in at.get("progress"):
@@ -57,14 +68,8 @@ def test_home_shows_the_data_as_the_notebook_prints_it():
 
 
 def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
-    at.slider(key="w_epochs").set_value(2).run()
-    at.select_slider(key="w_batch_size").set_value(256).run()
-    at.select_slider(key="w_train_size").set_value(2000).run()
-    assert at.query_params["epochs"] == ["2"] or at.query_params["epochs"] == "2"
-    next(b for b in at.button if b.label == "Train").click().run()
-    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    at = _trained_app(w_epochs=2, w_batch_size=256, w_train_size=2000)
+    assert at.query_params["epochs"] in (["2"], "2")  # the settings are in the URL
     train_acc, test_acc = _metric(at, "Train accuracy"), _metric(at, "Test accuracy")
     assert 0.7 < float(train_acc.rstrip("%")) / 100 <= 1 and 0.7 < float(test_acc.rstrip("%")) / 100 <= 1
     assert any("After 2 epochs" in s.value for s in at.success)
@@ -77,11 +82,7 @@ def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
 
 
 def test_stop_during_a_long_run_keeps_a_usable_model():
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
-    at.slider(key="w_epochs").set_value(20).run()
-    at.select_slider(key="w_batch_size").set_value(16).run()
-    next(b for b in at.button if b.label == "Train").click().run()
+    at = _start_training(w_epochs=20, w_batch_size=16)
     _wait_for(at, lambda a: _progress_epoch(a) >= 2)
     t0 = time.perf_counter()
     next(b for b in at.button if b.label == "Stop training").click().run()
@@ -130,12 +131,9 @@ def test_other_pages_render_without_a_model(page):
     assert not at.exception
 
 
-def _trained_app(tmp_runs=None, **widgets):
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
-    for key, value in widgets.items():
-        (at.slider if key == "w_epochs" else at.select_slider)(key=key).set_value(value).run()
-    next(b for b in at.button if b.label == "Train").click().run()
+def _trained_app(**widgets):
+    """A session that has trained once with these Train-page settings."""
+    at = _start_training(**widgets)
     _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
     return at
 
@@ -180,13 +178,7 @@ def test_save_on_the_server_and_pick_it_in_a_new_session(tmp_path, monkeypatch):
 
 
 def test_fashion_mnist_trains_and_explores():
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
-    at.radio(key="w_dataset").set_value("fashion").run()
-    at.select_slider(key="w_train_size").set_value(2000).run()
-    at.slider(key="w_epochs").set_value(1).run()
-    next(b for b in at.button if b.label == "Train").click().run()
-    _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
+    at = _trained_app(w_dataset="fashion", w_train_size=2000, w_epochs=1)
     assert "Fashion-MNIST" in at.dataframe[0].value["dataset"][0]
     at.switch_page("pages/explore.py").run()
     assert not at.exception
@@ -197,11 +189,7 @@ def test_fashion_mnist_trains_and_explores():
 
 
 def test_switching_pages_keeps_a_running_training():
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/train.py").run()
-    at.slider(key="w_epochs").set_value(6).run()
-    at.select_slider(key="w_batch_size").set_value(16).run()
-    next(b for b in at.button if b.label == "Train").click().run()
+    at = _start_training(w_epochs=6, w_batch_size=16)
     at.switch_page("pages/home.py").run()
     assert not at.exception and not at.session_state["jobs"][0].state.done  # still going while away
     at.switch_page("pages/train.py").run()
