@@ -69,11 +69,13 @@ class _Slot:
                 raise RuntimeError("the training process did not start")
 
     def signal_stop(self, job: TrainingJob) -> None:
-        with self._lock:
+        """Tell the worker to stop job; never waits (a worker still starting up holds the lock for seconds,
+        and run() passes on a stop that arrives before the task does)."""
+        control = self._control
+        if control is not None:
             try:
-                if self._control is not None:
-                    self._control.send_bytes(job.id.encode())
-            except OSError:
+                control.send_bytes(job.id.encode())
+            except (OSError, ValueError):  # the worker just died or was closed: nothing left to stop
                 pass
 
     def kill(self) -> None:
