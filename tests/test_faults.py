@@ -203,3 +203,17 @@ def test_abandoned_jobs_finish_free_their_slot_and_leak_no_threads(executor):
     assert threading.active_count() <= before
     after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=200)), executor=executor).start()
     assert after.wait(60) and after.state == JobState.FINISHED
+
+
+def test_a_worker_that_dies_fails_its_job_and_the_next_job_gets_a_new_one(executor):
+    import signal
+    long = TrainingJob(TrainTask(TrainConfig(epochs=50, batch_size=16)), executor=executor).start()
+    deadline = time.time() + 120
+    while not long.snapshot().batch and time.time() < deadline:
+        time.sleep(0.05)
+    slot = next(s for s in executor._slots if s.job is long)
+    os.kill(slot._process.pid, signal.SIGKILL)  # out of memory, say
+    assert long.wait(30)
+    assert long.state == JobState.FAILED and "training process" in long.snapshot().message
+    after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
+    assert after.wait(120) and after.state == JobState.FINISHED
