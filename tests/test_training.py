@@ -78,3 +78,15 @@ def test_predictor_matches_keras(arch, sample):
     x = sample.x_test[:50] / 255.0
     expected = model.predict_on_batch(model_inputs(x, model.input_shape))
     np.testing.assert_allclose(Predictor(model)(x), expected, atol=1e-5)
+
+
+def test_cnn_builder_shapes_and_names(sample):
+    from mnist_model.network import build_model, model_inputs
+    model = build_model(TrainConfig(architecture="cnn", optimizer="adam"))
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert [layer.name for layer in model.layers] == ["conv1", "pool1", "conv2", "pool2", "flatten", "dropout",
+                                                      "output"]
+    assert model.count_params() == (9 * 32 + 32) + (9 * 32 * 64 + 64) + (1600 * 10 + 10)
+    probs = model.predict_on_batch(model_inputs(sample.x_test[:4] / 255.0, model.input_shape))
+    np.testing.assert_allclose(np.asarray(probs).sum(axis=1), 1, atol=1e-5)
+    assert type(model.optimizer).__name__ == "Adam"
