@@ -94,27 +94,36 @@ class _Slot:
     def run(self, job: TrainingJob) -> None:
         """Run one job to its end on this slot's worker, relaying its messages."""
         job.on_started("starting the training process")
-        try:
-            self.ensure_worker()
-            self._tasks.send((job.id, job.task))
-            if job.stop_requested:
-                self.signal_stop(job)
-            conn = self._messages
-        except (RuntimeError, OSError) as exc:
-            self.kill()
-            job.on_failed(f"could not start training: {exc}")
-            return
+        for attempt in (1, 2):  # An idle worker may have died since its last job: then start a fresh one.
+            try:
+                self.ensure_worker()
+                self._tasks.send((job.id, job.task))
+                break
+            except (RuntimeError, OSError) as exc:
+                self.kill()
+                if attempt == 2:
+                    job.on_failed(f"could not start training: {exc}")
+                    return
+        if job.stop_requested:
+            self.signal_stop(job)
+        conn = self._messages
         while True:
             if conn.poll(POLL_S):
                 try:
                     message = conn.recv()
-                except (EOFError, OSError):
-                    message = ("failed", "the training process ended unexpectedly")
+                except (EOFError, OSError):  # The pipe closes a moment before the process counts as exited.
+                    self._worker_lost(job, "the training process ended unexpectedly")
+                    return
                 if self._relay(job, message):
                     return
             elif not self.alive():
-                self._relay(job, ("failed", "the training process died (out of memory?)"))
+                self._worker_lost(job, "the training process died (out of memory?)")
                 return
+
+    def _worker_lost(self, job: TrainingJob, message: str) -> None:
+        """The worker is gone: fail its job and clear the slot, so the next job starts a fresh one."""
+        self.kill()
+        job.on_failed(message)
 
     def _relay(self, job: TrainingJob, message: tuple) -> bool:
         """Pass one worker message to the job; True when the job is done."""
@@ -128,9 +137,7 @@ class _Slot:
         elif kind == "result":
             job.on_result(_run_from_payload(job, message[1], stopped=message[2]), stopped=message[2])
             return True
-        else:
-            if not self.alive():
-                self.kill()
+        else:  # "failed": the worker caught the error and is still fine
             job.on_failed(message[1])
             return True
         return False

@@ -217,3 +217,15 @@ def test_a_worker_that_dies_fails_its_job_and_the_next_job_gets_a_new_one(execut
     assert long.state == JobState.FAILED and "training process" in long.snapshot().message
     after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
     assert after.wait(120) and after.state == JobState.FINISHED
+
+
+def test_an_idle_worker_that_died_is_replaced_for_the_next_job(executor):
+    import signal
+    first = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
+    assert first.wait(120) and first.state == JobState.FINISHED
+    for slot in executor._slots:
+        if slot.alive():
+            os.kill(slot._process.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
+    assert after.wait(120) and after.state == JobState.FINISHED, after.snapshot().message
