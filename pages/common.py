@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_model.config import TrainConfig
+from mnist_model.config import TrainConfig, from_query
 from mnist_model.data import Dataset, load_dataset
 from mnist_model.errors import MnistLiveError
 from mnist_model.jobs import TrainingJob, TrainTask
@@ -54,7 +54,10 @@ def save_run(run: Run):
 
 
 def config() -> TrainConfig:
-    return st.session_state.get(CONFIG_KEY, TrainConfig())
+    """This session's settings: the Train page's, else those of the link it was opened with."""
+    if CONFIG_KEY not in st.session_state:
+        return from_query(st.session_state.get("link_settings", {}))[0]
+    return st.session_state[CONFIG_KEY]
 
 
 def current_dataset() -> Dataset | None:

@@ -93,10 +93,11 @@ def learned(run, ds) -> None:
     w1, w2 = run.weights[0], run.weights[2]
     st.markdown("Each hidden unit looks at the image through 784 weights, one per pixel: **red** pixels push it "
                 "to fire, **blue** pixels hold it back. Together they form a template it matches.")
-    order = st.radio("Which units", ["strongest", "first"], horizontal=True,
-                     format_func=lambda o: {"strongest": "the strongest (largest weights)",
+    order = st.radio("Which units", ["influential", "first"], horizontal=True,
+                     format_func=lambda o: {"influential": "the most influential (largest votes for the digits)",
                                             "first": "in order"}[o])
-    units = (np.argsort(-np.abs(w1).sum(axis=0)) if order == "strongest" else np.arange(w1.shape[1]))[:UNITS_SHOWN]
+    influence = np.linalg.norm(w2, axis=1)  # how strongly each unit's firing moves the ten outputs
+    units = (np.argsort(-influence) if order == "influential" else np.arange(w1.shape[1]))[:UNITS_SHOWN]
     st.image(weight_sheet(w1, units), caption=f"{len(units)} of {w1.shape[1]} hidden units' weights")
     unit = st.number_input("Look at one unit", 0, w1.shape[1] - 1, int(units[0]))
     a, b = st.columns(2)
