@@ -15,6 +15,7 @@ from mnist_model.jobs import TrainingJob, TrainTask
 from mnist_model.runs import Run
 
 CONFIG_KEY = "config"  # this session's TrainConfig (what the Train page's widgets show)
+MAX_RUNS = 30  # runs kept per session (about 3.5 MB each); the oldest go first
 
 
 @st.cache_resource(show_spinner="Loading the dataset (once per server)...")
@@ -119,7 +120,9 @@ def collect_finished_jobs() -> list[Run]:
             collected.add(j.id)
             result = j.snapshot().result
             if result is not None:
-                st.session_state.setdefault("runs", []).append(result)
+                kept = st.session_state.setdefault("runs", [])
+                kept.append(result)
+                del kept[:-MAX_RUNS]
                 new.append(result)
     if new:
         st.session_state["model_run_id"] = new[-1].run_id
