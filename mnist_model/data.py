@@ -21,6 +21,11 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DATASETS = ("mnist", "fashion")
 
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """The ten label names of a dataset ("mnist" or "fashion")."""
+    return FASHION_CLASSES if dataset == "fashion" else MNIST_CLASSES
+
 KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -49,7 +54,7 @@ class Dataset:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return FASHION_CLASSES if self.name == "fashion" else MNIST_CLASSES
+        return class_names(self.name)
 
     @property
     def title(self) -> str:

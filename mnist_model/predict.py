@@ -68,7 +68,7 @@ class Predictor:
         if x.shape[1:] != (28, 28):
             raise ValueError(f"images must be (n, 28, 28), got {x.shape}")
         if self.architecture == "dense":
-            return _softmax(self.output_logits_dense(x))
+            return _softmax(self._dense_logits(x))
         return _softmax(self._cnn_logits(x))
 
     def hidden(self, images: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ class Predictor:
         w1, b1 = self.weights[:2]
         return np.maximum(np.asarray(images, np.float32).reshape(-1, 784) @ w1 + b1, 0)
 
-    def output_logits_dense(self, x: np.ndarray) -> np.ndarray:
+    def _dense_logits(self, x: np.ndarray) -> np.ndarray:
         w2, b2 = self.weights[2:]
         return self.hidden(x) @ w2 + b2
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .errors import ModelFileError
+from .predict import check_weights
 from .training import EpochMetrics
 
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")  # generated names only: never a user's file name
@@ -147,7 +148,6 @@ def load_run(run_id: str, folder: str | os.PathLike | None = None) -> Run:
     except Exception as exc:  # Any failure to parse is the file's fault.
         raise ModelFileError(f"{meta_path.name}: damaged run file ({exc.__class__.__name__}: {exc})") from None
     weights = _read_weights(folder / f"{run_id}.npz")
-    from .predict import check_weights
     check_weights(config.architecture, weights, f"{run_id}.npz")
     keras_path = folder / f"{run_id}.keras"
     return Run(config=config, epochs=epochs, status=status, dataset=dataset, weights=weights,

@@ -78,10 +78,11 @@ def train(config: TrainConfig, dataset: Dataset,
           on_batch: Callable[[BatchProgress], None] | None = None,
           on_epoch: Callable[[EpochMetrics], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
-          model=None, extra: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
+          init_weights: list[np.ndarray] | None = None,
+          extra: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
     """Fit config's network on dataset, evaluating the test set after every epoch.
 
-    model: continue training this compiled model instead of building one (fine-tuning).
+    init_weights: start from these weights (fine-tuning) instead of fresh ones.
     extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
     """
     from .network import build_model, model_inputs
@@ -91,8 +92,9 @@ def train(config: TrainConfig, dataset: Dataset,
     if extra is not None:
         x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
     steps = -(-len(x) // config.batch_size)
-    if model is None:
-        model = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    model = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    if init_weights is not None:
+        model.set_weights([np.asarray(w, np.float32) for w in init_weights])
     shape = model.input_shape
     reporter = Reporter(config.epochs, steps, on_batch, on_epoch, should_stop)
     t0 = time.perf_counter()

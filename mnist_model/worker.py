@@ -64,19 +64,10 @@ def run_task(task: TrainTask, send, should_stop) -> None:
         send(("started", f"training on {dataset.title}"))
         result = train(task.config, dataset, on_batch=lambda b: send(("batch", b)),
                        on_epoch=lambda m: send(("epoch", m)), should_stop=should_stop,
-                       model=_initial_model(task), extra=_extra(task))
+                       init_weights=task.init_weights, extra=_extra(task))
         send(("result", _payload(result, dataset), result.stopped))
     except Exception as exc:  # Any failure becomes a readable failed state, never a dead worker.
         send(("failed", f"{exc.__class__.__name__}: {exc}"))
-
-
-def _initial_model(task: TrainTask):
-    if task.init_weights is None:
-        return None
-    from .network import build_model
-    model = build_model(task.config, jit_compile=True)
-    model.set_weights([np.asarray(w, np.float32) for w in task.init_weights])
-    return model
 
 
 def _extra(task: TrainTask):

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model.config import TrainConfig
+from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
 from pages import common
@@ -103,7 +104,7 @@ def show_prediction(run, rgba) -> None:
     st.session_state["last_drawing"] = image
     order = np.argsort(-probs)
     st.session_state["last_prediction"] = int(order[0])
-    names = [n for n in run_class_names(run)]
+    names = class_names(run.config.dataset)
     top, second = int(order[0]), int(order[1])
     a, b = st.columns([1, 1])
     a.metric("Prediction", names[top], f"{probs[top]:.0%} sure", delta_color="off")
@@ -126,7 +127,7 @@ def other_architecture_prediction(run, image) -> None:
     if other is None:
         return
     probs = common.predictor(other)(image[None])[0]
-    names = run_class_names(other)
+    names = class_names(other.config.dataset)
     kind = {"dense": "Dense network", "cnn": "CNN"}
     st.metric(f"{kind[other.architecture]} says", names[int(probs.argmax())], f"{probs.max():.0%} sure",
               delta_color="off", help=other.label)
@@ -206,11 +207,6 @@ def fine_tune_report(images, labels) -> None:
     c[1].metric("Test accuracy", f"{tuned.test_accuracy:.1%}", f"{(tuned.test_accuracy - info['test_before']) * 100:+.1f}"
                 f" points (was {info['test_before']:.1%})")
     st.caption("If test accuracy dropped, the network has started to forget MNIST while learning your style.")
-
-
-def run_class_names(run):
-    from mnist_model.data import FASHION_CLASSES, MNIST_CLASSES
-    return FASHION_CLASSES if run.config.dataset == "fashion" else MNIST_CLASSES
 
 
 @st.fragment

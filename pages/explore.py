@@ -151,11 +151,9 @@ def overfitting_lab(ds) -> None:
 
 
 def _sweep_progress() -> None:
-    active = common.active_jobs()
-    if not active or any(j.state.done for j in common.jobs() if j.id not in st.session_state.get("collected", ())):
-        common.collect_finished_jobs()
+    if common.collect_finished_jobs() or not common.active_jobs():
         st.rerun()
-    for j in active:
+    for j in common.active_jobs():
         snap = j.snapshot()
         st.progress(snap.fraction, text=f"{j.label}: {snap.message}")
 

@@ -141,7 +141,7 @@ def live_panel() -> None:
             x=alt.X("epoch:Q", title="epochs done"), y=alt.Y("loss:Q", title="running training loss",
                                                             scale=alt.Scale(zero=False))).properties(
             title="Training loss within epochs (running mean)", height=160), width="stretch")
-    if any(j.state.done for j in common.jobs()) and common.collect_finished_jobs():
+    if common.collect_finished_jobs():
         st.rerun()
 
 

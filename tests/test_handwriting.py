@@ -5,7 +5,6 @@ import pytest
 from mnist_model.config import TrainConfig
 from mnist_model.errors import InputError
 from mnist_model.handwriting import accuracy, drawings_from_npz, drawings_to_npz, fine_tune_task
-from mnist_model.network import build_model
 from mnist_model.predict import Predictor
 from mnist_model.preprocess import canvas_to_mnist
 from mnist_model.runs import Run
@@ -32,9 +31,7 @@ def test_fine_tuning_on_a_few_drawings_raises_accuracy_on_them(trained, sample):
     before = accuracy(Predictor.for_run(run), images, labels)
     task = fine_tune_task(run, images, labels)
     assert len(task.extra_images) == len(images) * 40 and task.config.train_size == 1000
-    model = build_model(task.config)
-    model.set_weights(task.init_weights)
-    result = train(task.config, sample, model=model, extra=(task.extra_images, task.extra_labels))
+    result = train(task.config, sample, init_weights=task.init_weights, extra=(task.extra_images, task.extra_labels))
     after = accuracy(Predictor(result.model), images, labels)
     assert before < 0.5 and after == 1.0
     assert result.epochs[-1].test_accuracy > 0.8  # it still reads the test set
