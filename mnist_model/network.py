@@ -41,14 +41,12 @@ def build_cnn() -> keras.Model:
     ], name="cnn_mnist")
 
 
-def build_model(config: TrainConfig = TrainConfig(), jit_compile: bool | str = "auto",
-                steps_per_execution: int = 1) -> keras.Model:
+def build_model(config: TrainConfig = TrainConfig()) -> keras.Model:
     """Build and compile the network that config asks for, seeded."""
     keras.utils.set_random_seed(config.seed)
     model = build_cnn() if config.architecture == "cnn" else build_dense(config.hidden_units)
     model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+                  loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
 

@@ -11,7 +11,7 @@ from .config import TrainConfig
 from .data import Dataset
 
 PROGRESS_UPDATES_PER_EPOCH = 20  # batch reports per epoch: enough for a live bar, few enough to cost nothing
-MAX_STEPS_PER_EXECUTION = 32  # batches fused per compiled call (speed); also bounds how late Stop lands
+MAX_STEPS_PER_CALL = 32  # batches per compiled call (speed); also bounds how late Stop lands
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ def training_subset(dataset: Dataset, train_size: int, seed: int) -> tuple[np.nd
     return dataset.x_train[idx], dataset.y_train[idx]
 
 
-def steps_per_execution(steps_per_epoch: int) -> int:
-    """Fuse batches for speed while still reporting about PROGRESS_UPDATES_PER_EPOCH times an epoch."""
-    return int(max(1, min(MAX_STEPS_PER_EXECUTION, steps_per_epoch // PROGRESS_UPDATES_PER_EPOCH)))
+def steps_per_call(steps_per_epoch: int) -> int:
+    """Batches per compiled call: fast, while still reporting about PROGRESS_UPDATES_PER_EPOCH times an epoch."""
+    return int(max(1, min(MAX_STEPS_PER_CALL, steps_per_epoch // PROGRESS_UPDATES_PER_EPOCH)))
 
 
 def train(config: TrainConfig, dataset: Dataset,
@@ -80,25 +80,46 @@ def train(config: TrainConfig, dataset: Dataset,
           should_stop: Callable[[], bool] | None = None,
           init_weights: list[np.ndarray] | None = None,
           extra: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
-    """Fit config's network on dataset, evaluating the test set after every epoch.
+    """Fit config's network on dataset as the notebook's fit() does, evaluating the test set after every epoch.
 
     init_weights: start from these weights (fine-tuning) instead of fresh ones.
     extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
     """
     from .network import build_model, model_inputs
     from .reporter import Reporter
+    from .steps import CompiledSteps
 
     x, y = training_subset(dataset, config.train_size, config.seed)
     if extra is not None:
         x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
-    steps = -(-len(x) // config.batch_size)
-    model = build_model(config, jit_compile=True, steps_per_execution=steps_per_execution(steps))
+    model = build_model(config)
     if init_weights is not None:
         model.set_weights([np.asarray(w, np.float32) for w in init_weights])
     shape = model.input_shape
-    reporter = Reporter(config.epochs, steps, on_batch, on_epoch, should_stop)
+    runner = CompiledSteps(model, model_inputs(to_inputs(x), shape), one_hot(y),
+                           jit_compile=config.architecture == "dense")
+    test = model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)
+    reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
+    order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
     t0 = time.perf_counter()
-    model.fit(model_inputs(to_inputs(x), shape), one_hot(y), batch_size=config.batch_size, epochs=config.epochs,
-              validation_data=(model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
-              shuffle=True, verbose=0, callbacks=[reporter])
+    for epoch in range(1, config.epochs + 1):
+        reporter.epoch_begin(epoch)
+        loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter)
+        reporter.epoch_end(loss, accuracy, *runner.evaluate(*test))
+        if reporter.stopped:
+            break
     return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0)
+
+
+def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter) -> tuple[float, float]:
+    """One pass over order (or until Stop); returns the running (mean loss, accuracy) as fit() reports them."""
+    from .steps import epoch_plan
+
+    loss = right = seen = batches = 0.0
+    for indices, mask, steps in epoch_plan(order, batch_size, steps_per_call(reporter.steps)):
+        call_loss, call_right = runner.train(indices, mask, steps)
+        loss, right, seen, batches = loss + call_loss, right + call_right, seen + float(mask.sum()), batches + steps
+        reporter.batches_done(int(batches), loss / seen, right / seen)
+        if reporter.stopped:
+            break
+    return loss / seen, right / seen

@@ -90,3 +90,43 @@ def test_cnn_builder_shapes_and_names(sample):
     probs = model.predict_on_batch(model_inputs(sample.x_test[:4] / 255.0, model.input_shape))
     np.testing.assert_allclose(np.asarray(probs).sum(axis=1), 1, atol=1e-5)
     assert type(model.optimizer).__name__ == "Adam"
+
+
+def test_epoch_plan_covers_every_example_once_in_calls_of_one_shape():
+    from mnist_model.steps import epoch_plan
+    order = np.random.default_rng(1).permutation(1000)
+    calls = list(epoch_plan(order, batch_size=64, steps_per_call=4))  # 16 batches, the last one 40 examples
+    assert [steps for _, _, steps in calls] == [4, 4, 4, 4]
+    assert all(i.shape == m.shape == (4, 64) for i, m, _ in calls)
+    indices = np.concatenate([i[m > 0] for i, m, _ in calls])
+    np.testing.assert_array_equal(indices, order)
+    assert calls[-1][1][3].sum() == 40
+    uneven = list(epoch_plan(order[:300], batch_size=64, steps_per_call=4))  # 5 batches: calls of 4 and 1
+    assert [steps for _, _, steps in uneven] == [4, 1] and uneven[-1][1][1:].sum() == 0
+    assert next(epoch_plan(order[:10], batch_size=64, steps_per_call=4))[0].shape == (4, 10)
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd"])
+def test_compiled_steps_do_exactly_what_fit_does(optimizer, sample):
+    """Same start, same batch order, a short last batch: the same weights, loss and accuracy as fit()."""
+    from mnist_model.network import build_model
+    from mnist_model.steps import CompiledSteps, epoch_plan
+    from mnist_model.training import one_hot, to_inputs
+    x, y = to_inputs(sample.x_train[:300]).reshape(-1, 784), one_hot(sample.y_train[:300])
+    config = TrainConfig(optimizer=optimizer, hidden_units=64)
+    keras_model, ours = build_model(config), build_model(config)
+    ours.set_weights(keras_model.get_weights())
+    history = keras_model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history
+    runner = CompiledSteps(ours, x, y)
+    for _ in range(2):
+        sums = np.array([runner.train(i, m, steps) for i, m, steps in epoch_plan(np.arange(300), 64, 2)]).sum(0)
+    assert sums[0] / 300 == pytest.approx(history["loss"][-1], rel=1e-5)
+    assert sums[1] / 300 == pytest.approx(history["accuracy"][-1], abs=1e-6)
+    for expected, got in zip(keras_model.get_weights(), ours.get_weights()):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert runner.evaluate(x, y) == pytest.approx(keras_model.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+def test_cnn_trains_with_compiled_steps(sample):
+    result = train(TrainConfig(architecture="cnn", epochs=2, train_size=1000, batch_size=64), sample)
+    assert result.epochs[-1].loss < result.epochs[0].loss and result.epochs[-1].test_accuracy > 0.7
