@@ -1,8 +1,9 @@
-"""The command line: the notebook end to end, IDX folders, and one-line errors with exit status 2."""
+"""The command line: the notebook end to end, IDX folders, one-line errors with exit status 2, the benchmark."""
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import ROOT, T10K, write_idx
 
@@ -65,3 +66,17 @@ def test_bad_data_and_bad_arguments_exit_2_with_one_line(tmp_path):
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_bench_quick_prints_every_target_as_json():
+    """The benchmark runs end to end (figures are not asserted: targets live in the benchmark, not in tests)."""
+    import json
+    from mnist_model.bench import TARGETS
+    out = _cli("bench", "--quick", "--json", timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout[out.stdout.index("{"):])
+    assert "app_skipped" not in results, results.get("app_skipped")
+    assert all(isinstance(results[name], (int, float)) for name in TARGETS), set(TARGETS) - set(results)
+    assert results["speedup_vs_plain_fit"] * results["ours_epoch_s"] == pytest.approx(results["plain_fit_epoch_s"])
+    assert len(results["ours_test_accuracy_seeds_0_1_2"]) == 3 and results["progress_reports_per_epoch"] >= 10
+    assert not results["tensorflow_in_server_after_home"] and not results["server_has_tensorflow"]
