@@ -42,12 +42,13 @@ class EpochMetrics:
 
 @dataclass
 class TrainResult:
-    """What train() returns: the model, its per-epoch metrics, and whether Stop cut it short."""
+    """What train() returns: the model, its per-epoch metrics, whether Stop cut it short, its test predictions."""
 
     model: object
     epochs: list[EpochMetrics]
     stopped: bool
     seconds: float
+    test_probs: np.ndarray  # (n_test, 10) float32: the final model's test-set probabilities
 
 
 def to_inputs(images: np.ndarray) -> np.ndarray:
@@ -96,19 +97,20 @@ def train(config: TrainConfig, dataset: Dataset,
     if init_weights is not None:
         model.set_weights([np.asarray(w, np.float32) for w in init_weights])
     shape = model.input_shape
-    runner = CompiledSteps(model, model_inputs(to_inputs(x), shape), one_hot(y),
+    runner = CompiledSteps(model, (model_inputs(to_inputs(x), shape), one_hot(y)),
+                           (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
                            jit_compile=config.architecture == "dense")
-    test = model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)
     reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
     order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
     t0 = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         reporter.epoch_begin(epoch)
         loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter)
-        reporter.epoch_end(loss, accuracy, *runner.evaluate(*test))
+        test_loss, test_accuracy, test_probs = runner.evaluate()
+        reporter.epoch_end(loss, accuracy, test_loss, test_accuracy)
         if reporter.stopped:
             break
-    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0)
+    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0, test_probs)
 
 
 def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter) -> tuple[float, float]:

@@ -77,20 +77,15 @@ def _extra(task: TrainTask):
 
 
 def _payload(result, dataset: Dataset) -> dict:
-    from .network import model_inputs
-    from .training import to_inputs
     model = result.model
-    x_test = model_inputs(to_inputs(dataset.x_test), model.input_shape)
-    # Called directly, not model.predict(): a new model per job would retrace predict's tf.function each time.
-    probs = np.concatenate([np.asarray(model(x_test[i:i + 1000], training=False), np.float32)
-                            for i in range(0, len(x_test), 1000)])
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         with open(path, "rb") as f:
             keras_bytes = f.read()
     return {"weights": [np.asarray(w, np.float32) for w in model.get_weights()], "keras_bytes": keras_bytes,
-            "test_probs": probs, "epochs": result.epochs, "duration_s": result.seconds, "dataset": dataset.title}
+            "test_probs": result.test_probs, "epochs": result.epochs, "duration_s": result.seconds,
+            "dataset": dataset.title}
 
 
 if __name__ == "__main__":  # python -m mnist_model.worker TASKS_FD MESSAGES_FD CONTROL_FD

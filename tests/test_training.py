@@ -117,14 +117,14 @@ def test_compiled_steps_do_exactly_what_fit_does(optimizer, sample):
     keras_model, ours = build_model(config), build_model(config)
     ours.set_weights(keras_model.get_weights())
     history = keras_model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history
-    runner = CompiledSteps(ours, x, y)
+    runner = CompiledSteps(ours, (x, y), (x, y))
     for _ in range(2):
         sums = np.array([runner.train(i, m, steps) for i, m, steps in epoch_plan(np.arange(300), 64, 2)]).sum(0)
     assert sums[0] / 300 == pytest.approx(history["loss"][-1], rel=1e-5)
     assert sums[1] / 300 == pytest.approx(history["accuracy"][-1], abs=1e-6)
     for expected, got in zip(keras_model.get_weights(), ours.get_weights()):
         np.testing.assert_allclose(got, expected, atol=1e-6)
-    assert runner.evaluate(x, y) == pytest.approx(keras_model.evaluate(x, y, verbose=0), rel=1e-5)
+    assert runner.evaluate()[:2] == pytest.approx(keras_model.evaluate(x, y, verbose=0), rel=1e-5)
 
 
 def test_cnn_trains_with_compiled_steps(sample):
