@@ -36,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a .keras file, e.g. one downloaded from the Train page")
     e.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
     e.add_argument("--data", help="mnist.npz or a folder of the four IDX files")
+    s = sub.add_parser("store", help="the teacher's admin tool for the data folder ($MNIST_LIVE_DATA)")
+    s.add_argument("--data-folder", help="default: $MNIST_LIVE_DATA, else mnist-live-data/")
+    ss = s.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ss.add_parser("info", help="what the store holds and its limits")
+    ss.add_parser("prune", help="remove unused workspaces and keep to the disk cap now")
+    ex = ss.add_parser("export", help="write one workspace (runs, drawings, settings) to a zip file")
+    ex.add_argument("workspace_id")
+    ex.add_argument("file", help="FILE.zip")
+    im = ss.add_parser("import", help="read a workspace back from an export zip")
+    im.add_argument("file", help="FILE.zip")
     b = sub.add_parser("bench", help="measure training and prediction speed")
     b.add_argument("--quick", action="store_true", help="smaller sizes, for CI")
     b.add_argument("--json", action="store_true", help="print one JSON object")
@@ -95,6 +105,24 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _store(args) -> int:
+    from .store import Store, data_folder
+    store = Store(args.data_folder or data_folder())
+    if args.action == "info":
+        result = store.info()
+    elif args.action == "prune":
+        result = {**store.recover(), **store.prune()}
+    elif args.action == "export":
+        if not args.file.endswith(".zip"):
+            raise MnistLiveError("the export file's name must end in .zip")
+        result = store.export_workspace(args.workspace_id, args.file)
+    else:
+        result = store.import_workspace(args.file)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -102,6 +130,8 @@ def main(argv=None) -> int:
             return _train(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "store":
+            return _store(args)
         from .bench import run_bench
         return run_bench(quick=args.quick, as_json=args.json)
     except (MnistLiveError, OSError) as exc:

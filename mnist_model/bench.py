@@ -253,7 +253,7 @@ def bench_app(quick: bool) -> dict:
     if not os.path.exists(chromium):
         return {"app_skipped": "Chromium is not installed (apt-get install chromium)"}
     port = _free_port()
-    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=tempfile.mkdtemp())
+    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=tempfile.mkdtemp(), MNIST_LIVE_DATA=tempfile.mkdtemp())
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

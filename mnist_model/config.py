@@ -49,12 +49,22 @@ class TrainConfig:
         config, _ = from_query({k: str(v) for k, v in data.items()})
         return config
 
-    def describe(self) -> str:
-        """One short line: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden'."""
+    def describe(self, epochs_run: int | None = None) -> str:
+        """One short line: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden'.
+
+        epochs_run: epochs a stopped run actually trained ('3 of 50 epochs').
+        """
         size = "all examples" if not self.train_size else f"{self.train_size:,} examples"
         net = f"{self.hidden_units} hidden" if self.architecture == "dense" else "CNN"
-        return (f"{self.epochs} epochs, batch {self.batch_size}, {size}, "
-                f"{self.optimizer} lr {self.learning_rate:g}, {net}")
+        return f"{epochs_text(self.epochs, epochs_run)}, batch {self.batch_size}, {size}, " \
+               f"{self.optimizer} lr {self.learning_rate:g}, {net}"
+
+
+def epochs_text(planned: int, run: int | None = None) -> str:
+    """'1 epoch', '5 epochs', or '3 of 50 epochs' for a run cut short."""
+    if run is not None and run != planned:
+        return f"{run} of {planned} epochs"
+    return f"{planned} epoch{'s' * (planned != 1)}"
 
 
 def _format(value) -> str:

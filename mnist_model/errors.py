@@ -15,3 +15,7 @@ class InputError(MnistLiveError):
 
 class ModelFileError(MnistLiveError):
     """A saved model or run that is corrupt, foreign or unsafe."""
+
+
+class WorkspaceBusy(MnistLiveError):
+    """The workspace already has a training running or waiting (one at a time, so nobody fills the queue)."""

@@ -1,7 +1,9 @@
-"""Executors run TrainingJobs: here, a server-wide pool of warm worker processes with N training slots.
+"""Executors run TrainingJobs. The contract: submit(job), stop(job), queue_position(job), busy(), queued(),
+slots, warm() and close(); progress and results reach the job through its on_* hooks. Jobs wait in one FIFO
+queue; a job whose stop was asked before a slot took it is cancelled, never run.
 
-An executor needs three methods, submit(job), stop(job) and queue_position(job), and reports to the
-job through its on_* hooks; a cluster executor could replace LocalProcessExecutor without touching the pages.
+LocalProcessExecutor (the default) runs jobs on warm worker processes of this machine; RayExecutor
+(MNIST_LIVE_EXECUTOR=ray) on the actors of a Ray cluster. Both run worker.run_task: one training code path.
 """
 from __future__ import annotations
 
@@ -9,28 +11,19 @@ import os
 import subprocess
 import sys
 import threading
-from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from .executor_base import QueueExecutor, relay, slots_from_env
 from .jobs import TrainingJob
-from .runs import Run
 
-SLOTS_ENV = "MNIST_LIVE_TRAINING_SLOTS"
+EXECUTOR_ENV = "MNIST_LIVE_EXECUTOR"  # "local" (default) or "ray"
 WORKER_START_TIMEOUT_S = 180  # importing TensorFlow in a fresh process takes ~6 s, more on a busy machine
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # so the worker imports this very package
 POLL_S = 0.1  # how often a slot checks its worker while waiting for messages
 
 
-def slots_from_env(default: int = 1) -> int:
-    """How many trainings run at once: $MNIST_LIVE_TRAINING_SLOTS, else default (at least 1)."""
-    try:
-        return max(1, int(os.environ.get(SLOTS_ENV, default)))
-    except ValueError:
-        return default
-
-
-class _Slot:
+class _ProcessSlot:
     """One training slot: a warm worker process and the job it is running."""
 
     def __init__(self, index: int):
@@ -42,6 +35,9 @@ class _Slot:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def warm(self) -> None:
+        self.ensure_worker()
 
     def ensure_worker(self) -> None:
         """Start the worker process if it is not running; wait until it has imported TensorFlow."""
@@ -114,7 +110,7 @@ class _Slot:
                 except (EOFError, OSError):  # The pipe closes a moment before the process counts as exited.
                     self._worker_lost(job, "the training process ended unexpectedly")
                     return
-                if self._relay(job, message):
+                if relay(job, message):
                     return
             elif not self.alive():
                 self._worker_lost(job, "the training process died (out of memory?)")
@@ -125,108 +121,28 @@ class _Slot:
         self.kill()
         job.on_failed(message)
 
-    def _relay(self, job: TrainingJob, message: tuple) -> bool:
-        """Pass one worker message to the job; True when the job is done."""
-        kind = message[0]
-        if kind == "started":
-            job.on_started(message[1])
-        elif kind == "batch":
-            job.on_batch(message[1])
-        elif kind == "epoch":
-            job.on_epoch(message[1])
-        elif kind == "result":
-            job.on_result(_run_from_payload(job, message[1], stopped=message[2]), stopped=message[2])
-            return True
-        else:  # "failed": the worker caught the error and is still fine
-            job.on_failed(message[1])
-            return True
-        return False
 
-
-def _run_from_payload(job: TrainingJob, payload: dict, stopped: bool) -> Run:
-    return Run(config=job.config, epochs=list(payload["epochs"]), status="stopped" if stopped else "finished",
-               dataset=payload["dataset"], weights=payload["weights"], keras_bytes=payload["keras_bytes"],
-               test_probs=payload["test_probs"], duration_s=payload["duration_s"], name=job.label)
-
-
-class LocalProcessExecutor:
-    """Runs jobs in order on `slots` warm worker processes; the rest wait in a queue."""
+class LocalProcessExecutor(QueueExecutor):
+    """Runs jobs in order on `slots` warm worker processes of this machine; the rest wait in a queue."""
 
     def __init__(self, slots: int = 1):
-        self._queue: deque[TrainingJob] = deque()
-        self._cond = threading.Condition()
-        self._slots = [_Slot(i) for i in range(slots)]
-        for slot in self._slots:
-            threading.Thread(target=self._serve, args=(slot,), daemon=True,
-                             name=f"mnist-live-slot-{slot.index}").start()
-
-    @property
-    def slots(self) -> int:
-        return len(self._slots)
-
-    def submit(self, job: TrainingJob) -> None:
-        with self._cond:
-            self._queue.append(job)
-            self._cond.notify_all()
-
-    def stop(self, job: TrainingJob) -> None:
-        with self._cond:
-            if job in self._queue:
-                self._queue.remove(job)
-                job.on_cancelled()
-                return
-            for slot in self._slots:
-                if slot.job is job:
-                    slot.signal_stop(job)
-
-    def queue_position(self, job: TrainingJob) -> int | None:
-        with self._cond:
-            return self._queue.index(job) + 1 if job in self._queue else None
-
-    def busy(self) -> int:
-        """How many slots are training now."""
-        return sum(slot.job is not None for slot in self._slots)
-
-    def queued(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-    def warm(self) -> None:
-        """Start the worker processes in the background so the first Train click starts at once."""
-        for slot in self._slots:
-            threading.Thread(target=_quietly, args=(slot.ensure_worker,), daemon=True).start()
-
-    def _serve(self, slot: _Slot) -> None:
-        while True:
-            with self._cond:
-                while not self._queue:
-                    self._cond.wait()
-                job = self._queue.popleft()
-                slot.job = job
-            try:
-                slot.run(job)
-            except Exception as exc:  # A slot thread must never die: fail the job and go on.
-                job.on_failed(f"{exc.__class__.__name__}: {exc}")
-            finally:
-                with self._cond:
-                    slot.job = None
+        super().__init__([_ProcessSlot(i) for i in range(slots)])
 
 
-def _quietly(fn) -> None:
-    try:
-        fn()
-    except Exception:  # Warming is best effort; the next job reports any real failure.
-        pass
+def make_executor(kind: str | None = None, slots: int | None = None):
+    """The executor a server uses: $MNIST_LIVE_EXECUTOR's kind with $MNIST_LIVE_TRAINING_SLOTS slots."""
+    kind = (kind or os.environ.get(EXECUTOR_ENV) or "local").strip().lower()
+    slots = slots or slots_from_env()
+    if kind == "ray":
+        from .ray_executor import RayExecutor
+        return RayExecutor(slots=slots)
+    if kind != "local":
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: choose local or ray")
+    return LocalProcessExecutor(slots)
 
 
-_DEFAULT: LocalProcessExecutor | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_executor() -> LocalProcessExecutor:
-    """The server-wide executor, created on first use with $MNIST_LIVE_TRAINING_SLOTS slots."""
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = LocalProcessExecutor(slots_from_env())
-        return _DEFAULT
+def __getattr__(name: str):
+    if name == "RayExecutor":  # `from mnist_model.executors import RayExecutor`; Ray loads only then.
+        from .ray_executor import RayExecutor
+        return RayExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

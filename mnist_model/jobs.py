@@ -1,14 +1,17 @@
 """TrainingJob: one user's training that a UI starts, polls and stops; an executor runs it."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Callable
 
 from .config import TrainConfig
-from .training import BatchProgress, EpochMetrics
+from .records import BatchProgress, EpochMetrics
 
 BATCH_HISTORY = 400  # running-loss points kept for the within-epoch chart
 
@@ -34,6 +37,16 @@ class TrainTask:
     init_weights: list | None = None  # fine-tuning: start from these weights
     extra_images: object = None  # (m, 28, 28) uint8 added to the training examples
     extra_labels: object = None  # (m,) uint8
+
+
+@dataclass(frozen=True)
+class Order:
+    """One training a workspace asks for: the task, its run's name, and what kind it is."""
+
+    task: TrainTask
+    label: str
+    kind: str = "train"  # "train", "sweep" (its runs keep the chosen model) or "fine-tune"
+    base_run_id: str | None = None  # fine-tuning: the run it continues
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ class TrainingJob:
         self._started: float | None = None
         self._ended: float | None = None
         self._result = None
+        self._callbacks: dict[str, list] = defaultdict(list)
+        self.ending: tuple[JobState, str, object] | None = None  # (state, message, result) during "end" callbacks
         self.stop_requested = False
 
     @property
@@ -92,11 +107,14 @@ class TrainingJob:
     def state(self) -> JobState:
         return self._state
 
+    def add_callback(self, onevent: str, callback: Callable[["TrainingJob"], None]) -> None:
+        """Call callback(job) on "start" (a slot took it) or "end" (before the job counts as done)."""
+        self._callbacks[onevent].append(callback)
+
     def start(self) -> "TrainingJob":
-        """Queue the job on its executor (the server-wide default when none was given)."""
+        """Queue the job on its executor (whoever starts a job chooses it)."""
         if self.executor is None:
-            from .executors import default_executor
-            self.executor = default_executor()
+            raise ValueError("a TrainingJob needs an executor to start")
         self.executor.submit(self)
         return self
 
@@ -130,7 +148,11 @@ class TrainingJob:
     # ------------------------------------------------------------ executor hooks
     def on_started(self, message: str = "loading data and building the network") -> None:
         with self._lock:
-            self._state, self._started, self._message = JobState.RUNNING, time.time(), message
+            first = self._state == JobState.QUEUED
+            self._state, self._message = JobState.RUNNING, message
+            self._started = self._started or time.time()
+        if first:
+            self._trigger("start")
 
     def on_batch(self, progress: BatchProgress) -> None:
         with self._lock:
@@ -155,6 +177,18 @@ class TrainingJob:
 
     def _finish(self, state: JobState, message: str, result=None) -> None:
         with self._lock:
+            if self.ending is not None:  # Ended already (a stop racing the result, say).
+                return
+            self.ending = (state, message, result)
+        self._trigger("end")
+        with self._lock:
             self._state, self._message, self._result = state, message, result
             self._ended = time.time()
         self._done.set()
+
+    def _trigger(self, onevent: str) -> None:
+        for callback in self._callbacks.get(onevent, []):
+            try:
+                callback(self)
+            except Exception:  # A listener's failure must never break the executor's slot.
+                logging.getLogger(__name__).exception("job %s: %s callback failed", self.id, onevent)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .training import BatchProgress, EpochMetrics
+from .records import BatchProgress, EpochMetrics
 
 
 class Reporter:

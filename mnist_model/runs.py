@@ -1,4 +1,4 @@
-"""Run: a trained model with its config and metrics; atomic save/load in a runs folder."""
+"""Run: a trained model with its config and metrics; its files (metadata .json, arrays .npz, model .keras)."""
 from __future__ import annotations
 
 import csv
@@ -7,23 +7,26 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .config import TrainConfig
 from .errors import ModelFileError
 from .predict import check_weights
-from .training import EpochMetrics
+from .records import EpochMetrics
 
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")  # generated names only: never a user's file name
+RUN_FORMAT = "mnist-live-run/1"
 
 
 def runs_dir() -> Path:
-    """The shared runs folder: $MNIST_LIVE_RUNS or runs/ in the working directory."""
+    """The legacy shared runs folder, imported once into the store: $MNIST_LIVE_RUNS or runs/."""
     return Path(os.environ.get("MNIST_LIVE_RUNS", "runs"))
 
 
@@ -31,24 +34,62 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-@dataclass
 class Run:
-    """A trained (or stopped) model: config, per-epoch metrics, weights and the .keras file."""
+    """A trained (or stopped) model: config, per-epoch metrics, and its arrays.
 
-    config: TrainConfig
-    epochs: list[EpochMetrics]
-    status: str  # "finished" or "stopped"
-    dataset: str  # human title of the data it was trained on, e.g. "MNIST (full)"
-    weights: list[np.ndarray]  # Keras order: kernel, bias per layer
-    keras_bytes: bytes = b""  # the model as a .keras file, for download
-    test_probs: np.ndarray | None = None  # (n_test, 10) float32: the model's test-set predictions
-    duration_s: float = 0.0
-    created_at: float = field(default_factory=time.time)
-    run_id: str = field(default_factory=new_run_id)
-    name: str = ""  # e.g. "Run 3"; set by whoever keeps a list of runs
+    The arrays (weights, the .keras file, test-set predictions) are given, or read on first use through
+    `loader` (a run listed from the store costs nothing until its model is used).
+    """
+
+    def __init__(self, config: TrainConfig, epochs: list[EpochMetrics], status: str, dataset: str,
+                 weights: list[np.ndarray] | None = None, keras_bytes: bytes = b"",
+                 test_probs: np.ndarray | None = None, duration_s: float = 0.0, created_at: float | None = None,
+                 run_id: str | None = None, name: str = "", *, pinned: bool = False, published: bool = False,
+                 best_epoch: int | None = None, base_run_id: str | None = None,
+                 loader: Callable[[], dict] | None = None):
+        self.config = config
+        self.epochs = list(epochs)
+        self.status = status  # "finished" or "stopped"
+        self.dataset = dataset  # human title of the data it was trained on, e.g. "MNIST (full)"
+        self.duration_s = duration_s
+        self.created_at = time.time() if created_at is None else created_at
+        self.run_id = run_id or new_run_id()
+        self.name = name  # e.g. "Run 3"; set by whoever keeps a list of runs
+        self.pinned = pinned  # kept when the workspace's oldest runs make room
+        self.published = published  # offered to everyone on this server
+        self.best_epoch = best_epoch  # early stopping: the epoch whose weights were kept (one-indexed)
+        self.base_run_id = base_run_id  # fine-tuning: the run it continued
+        self._arrays = None if loader else {"weights": weights, "keras_bytes": keras_bytes, "test_probs": test_probs}
+        self._loader = loader
+        self._lock = threading.Lock()
+
+    def _array(self, name: str):
+        if self._arrays is None:
+            with self._lock:
+                if self._arrays is None:
+                    self._arrays = self._loader()
+        return self._arrays[name]
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Keras order: kernel, bias per layer."""
+        return self._array("weights")
+
+    @property
+    def keras_bytes(self) -> bytes:
+        """The model as a .keras file, for download (b"" when there is none)."""
+        return self._array("keras_bytes") or b""
+
+    @property
+    def test_probs(self) -> np.ndarray | None:
+        """(n_test, 10) float32: the model's test-set predictions, when training left them."""
+        return self._array("test_probs")
 
     @property
     def final(self) -> EpochMetrics | None:
+        """The metrics the model ended with: the kept (best) epoch's under early stopping, else the last."""
+        if self.best_epoch and 0 < self.best_epoch <= len(self.epochs):
+            return self.epochs[self.best_epoch - 1]
         return self.epochs[-1] if self.epochs else None
 
     @property
@@ -64,10 +105,15 @@ class Run:
         return self.config.architecture
 
     @property
+    def epochs_run(self) -> int:
+        """Epochs trained (a stopped run's cut-short epoch counts)."""
+        return len(self.epochs)
+
+    @property
     def label(self) -> str:
         """'Run 3 · 97.8% test · 5 epochs, batch 128, ...'"""
         acc = f"{self.test_accuracy:.1%} test" if self.final else "no epoch"
-        return f"{self.name or self.run_id} · {acc} · {self.config.describe()}"
+        return f"{self.name or self.run_id} · {acc} · {self.config.describe(epochs_run=self.epochs_run)}"
 
     def metrics_csv(self) -> str:
         """Per-epoch metrics as CSV text."""
@@ -80,18 +126,59 @@ class Run:
         return out.getvalue()
 
     def summary(self) -> dict:
-        """One row of a runs table."""
+        """One row of a runs table; every column keeps one type."""
         c = self.config
         return {"run": self.name or self.run_id, "status": self.status, "dataset": self.dataset,
-                "model": c.architecture, "epochs": len(self.epochs), "batch": c.batch_size,
-                "examples": c.train_size or "all", "optimizer": c.optimizer, "lr": c.learning_rate,
-                "train acc": round(self.train_accuracy, 4), "test acc": round(self.test_accuracy, 4),
-                "seconds": round(self.duration_s, 1)}
+                "model": c.architecture, "epochs": self.epochs_run, "batch": c.batch_size,
+                "examples": f"{c.train_size:,}" if c.train_size else "all", "optimizer": c.optimizer,
+                "lr": c.learning_rate, "train acc": round(self.train_accuracy, 4),
+                "test acc": round(self.test_accuracy, 4), "seconds": round(self.duration_s, 1)}
+
+    def meta(self) -> dict:
+        """The run's metadata as plain JSON data (no arrays)."""
+        return {"format": RUN_FORMAT, "run_id": self.run_id, "name": self.name, "status": self.status,
+                "dataset": self.dataset, "config": self.config.to_dict(), "created_at": self.created_at,
+                "duration_s": self.duration_s, "epochs": [asdict(m) for m in self.epochs],
+                "best_epoch": self.best_epoch, "base_run_id": self.base_run_id}
+
+    @classmethod
+    def from_meta(cls, meta: dict, loader: Callable[[], dict] | None = None, **flags) -> "Run":
+        """A Run from meta() data; ModelFileError when it is damaged."""
+        try:
+            return cls(TrainConfig.from_dict(meta["config"]), [EpochMetrics(**m) for m in meta["epochs"]],
+                       str(meta["status"]), str(meta["dataset"]), duration_s=float(meta.get("duration_s", 0)),
+                       created_at=float(meta.get("created_at", 0)), run_id=str(meta["run_id"]),
+                       name=str(meta.get("name", "")), best_epoch=meta.get("best_epoch"),
+                       base_run_id=meta.get("base_run_id"), loader=loader, **flags)
+        except Exception as exc:  # Any failure to parse is the data's fault.
+            raise ModelFileError(f"damaged run data ({exc.__class__.__name__}: {exc})") from None
 
 
-# ---------------------------------------------------------------- saving
+# ---------------------------------------------------------------- the arrays file
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def arrays_npz(weights: list[np.ndarray], test_probs: np.ndarray | None) -> bytes:
+    """Weights (arr_0, arr_1, ... in Keras order) and test predictions as one npz."""
+    out = io.BytesIO()
+    extra = {} if test_probs is None else {"test_probs": np.asarray(test_probs, np.float32)}
+    np.savez(out, *[np.asarray(w, np.float32) for w in weights], **extra)
+    return out.getvalue()
+
+
+def read_arrays(path: Path, architecture: str) -> dict:
+    """{"weights": [...], "test_probs": array or None} from arrays_npz's file; ModelFileError if damaged."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            count = sum(1 for k in npz.files if k.startswith("arr_"))
+            weights = [npz[f"arr_{i}"] for i in range(count)]
+            test_probs = npz["test_probs"] if "test_probs" in npz.files else None
+    except Exception as exc:  # Any failure to parse is the file's fault.
+        raise ModelFileError(f"{path.name}: unreadable weights ({exc.__class__.__name__}: {exc})") from None
+    check_weights(architecture, weights, path.name)
+    return {"weights": weights, "test_probs": test_probs}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path so that a crash leaves either the old file or the new one, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -104,61 +191,43 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _weights_npz(weights: list[np.ndarray]) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, *[np.asarray(w, np.float32) for w in weights])
-    return out.getvalue()
+# ---------------------------------------------------------------- a folder of run files (legacy runs/, exports)
 
-
-def save_run(run: Run, folder: str | os.PathLike | None = None) -> Path:
-    """Write <id>.keras, <id>.npz (weights) and, last, <id>.json; each write is atomic."""
-    folder = Path(folder) if folder else runs_dir()
+def write_run_files(run: Run, folder: str | os.PathLike) -> Path:
+    """Write <id>.keras, <id>.npz (arrays) and, last, <id>.json; each write is atomic."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if run.keras_bytes:
-        _atomic_write(folder / f"{run.run_id}.keras", run.keras_bytes)
-    _atomic_write(folder / f"{run.run_id}.npz", _weights_npz(run.weights))
-    meta = {"format": "mnist-live-run/1", "run_id": run.run_id, "name": run.name, "status": run.status,
-            "dataset": run.dataset, "config": run.config.to_dict(), "created_at": run.created_at,
-            "duration_s": run.duration_s, "epochs": [asdict(m) for m in run.epochs]}
-    _atomic_write(folder / f"{run.run_id}.json", json.dumps(meta, indent=1).encode())
+        atomic_write(folder / f"{run.run_id}.keras", run.keras_bytes)
+    atomic_write(folder / f"{run.run_id}.npz", arrays_npz(run.weights, run.test_probs))
+    atomic_write(folder / f"{run.run_id}.json", json.dumps(run.meta(), indent=1).encode())
     return folder / f"{run.run_id}.json"
 
 
-# ---------------------------------------------------------------- loading
-
-def _read_weights(path: Path) -> list[np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return [npz[f"arr_{i}"] for i in range(len(npz.files))]
-    except Exception as exc:  # Any failure to parse is the file's fault.
-        raise ModelFileError(f"{path.name}: unreadable weights ({exc.__class__.__name__}: {exc})") from None
-
-
-def load_run(run_id: str, folder: str | os.PathLike | None = None) -> Run:
-    """Load a saved run (metadata and weights; no TensorFlow needed)."""
-    folder = Path(folder) if folder else runs_dir()
+def load_run(run_id: str, folder: str | os.PathLike) -> Run:
+    """Load a run written by write_run_files (metadata and arrays; no TensorFlow needed)."""
+    folder = Path(folder)
     if not RUN_ID.match(run_id):
         raise ModelFileError(f"{run_id!r} is not a run name")
     meta_path = folder / f"{run_id}.json"
     try:
         meta = json.loads(meta_path.read_text())
-        config = TrainConfig.from_dict(meta["config"])
-        epochs = [EpochMetrics(**m) for m in meta["epochs"]]
-        status, dataset = str(meta["status"]), str(meta["dataset"])
     except Exception as exc:  # Any failure to parse is the file's fault.
         raise ModelFileError(f"{meta_path.name}: damaged run file ({exc.__class__.__name__}: {exc})") from None
-    weights = _read_weights(folder / f"{run_id}.npz")
-    check_weights(config.architecture, weights, f"{run_id}.npz")
+    try:
+        run = Run.from_meta({**meta, "run_id": run_id})
+    except ModelFileError as exc:
+        raise ModelFileError(f"{meta_path.name}: damaged run file ({exc})") from None
+    arrays = read_arrays(folder / f"{run_id}.npz", run.architecture)
     keras_path = folder / f"{run_id}.keras"
-    return Run(config=config, epochs=epochs, status=status, dataset=dataset, weights=weights,
-               keras_bytes=keras_path.read_bytes() if keras_path.is_file() else b"",
-               duration_s=float(meta.get("duration_s", 0)), created_at=float(meta.get("created_at", 0)),
-               run_id=run_id, name=str(meta.get("name", "")))
+    arrays["keras_bytes"] = keras_path.read_bytes() if keras_path.is_file() else b""
+    run._arrays = arrays
+    return run
 
 
-def list_runs(folder: str | os.PathLike | None = None) -> tuple[list[Run], list[str]]:
-    """Every saved run that loads, newest first, and a message for each damaged one."""
-    folder = Path(folder) if folder else runs_dir()
+def list_runs(folder: str | os.PathLike) -> tuple[list[Run], list[str]]:
+    """Every run in folder that loads, newest first, and a message for each damaged one."""
+    folder = Path(folder)
     runs, problems = [], []
     for meta in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
         try:

@@ -9,35 +9,11 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Dataset
+from .records import BatchProgress, EpochMetrics  # noqa: F401  (re-exported: the loop's records)
+from .reporter import Reporter
 
 PROGRESS_UPDATES_PER_EPOCH = 20  # batch reports per epoch: enough for a live bar, few enough to cost nothing
 MAX_STEPS_PER_CALL = 32  # batches per compiled call (speed); also bounds how late Stop lands
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    """Where training is within an epoch; epoch and batch are one-indexed."""
-
-    epoch: int
-    epochs: int
-    batch: int
-    batches: int
-    loss: float  # running mean of the training loss over this epoch so far
-    accuracy: float
-    elapsed_s: float  # since training started
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """One epoch's results: training (running mean over the epoch) and test-set figures."""
-
-    epoch: int  # One-indexed.
-    loss: float
-    accuracy: float
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-    complete: bool = True  # False for the epoch that Stop cut short
 
 
 @dataclass
@@ -87,7 +63,6 @@ def train(config: TrainConfig, dataset: Dataset,
     extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
     """
     from .network import build_model, model_inputs
-    from .reporter import Reporter
     from .steps import CompiledSteps
 
     x, y = training_subset(dataset, config.train_size, config.seed)

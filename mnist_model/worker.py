@@ -5,6 +5,8 @@ import functools
 import os
 import sys
 import tempfile
+import threading
+import time
 
 from multiprocessing.connection import Connection
 
@@ -16,6 +18,8 @@ from .training import train
 
 
 WORKER_NICENESS = 10  # training yields the CPU to the server, so drawing and pages stay instant meanwhile
+PARENT_CHECK_S = 0.5  # how often the worker checks that its server is still there
+WARM_DATASET = "mnist"  # loaded while the worker warms up, so the first training starts at once
 
 
 @functools.lru_cache(maxsize=4)
@@ -42,8 +46,13 @@ def worker_main(tasks: Connection, messages: Connection, control: Connection) ->
     """Serve tasks until told to quit (None) or the pipe closes; Keras is imported once, before the first."""
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
+    exit_with_parent()
     from . import network  # noqa: F401  (the slow import)
     messages.send(("ready",))
+    try:
+        _dataset(WARM_DATASET, None)
+    except Exception:  # The first task that needs it reports the reason.
+        pass
     stop = StopSignal(control)
     while True:
         try:
@@ -55,6 +64,17 @@ def worker_main(tasks: Connection, messages: Connection, control: Connection) ->
         job_id, task = message
         stop.start(job_id)
         run_task(task, messages.send, stop)
+
+
+def exit_with_parent() -> None:
+    """End this process within PARENT_CHECK_S of its server's death, even in the middle of a training."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def run_task(task: TrainTask, send, should_stop) -> None:

@@ -1,7 +1,9 @@
-"""What every page shares: the cached dataset, this session's runs and job, the sidebar, and chart helpers."""
+"""What every page shares: the server's Lab, this browser's workspace, cached datasets, the sidebar, charts."""
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import altair as alt
 import numpy as np
@@ -11,12 +13,18 @@ import streamlit as st
 from mnist_model.config import TrainConfig, from_query
 from mnist_model.data import Dataset, load_dataset
 from mnist_model.errors import MnistLiveError
-from mnist_model.jobs import TrainingJob, TrainTask
+from mnist_model.lab import Lab
 from mnist_model.runs import Run
+from mnist_model.workspace import Workspace
 
-CONFIG_KEY = "config"  # this session's TrainConfig (what the Train page's widgets show)
-MAX_RUNS = 30  # runs kept per session (about 3.5 MB each); the oldest go first
+WORKSPACE_COOKIE = "mnist_live_workspace"
+WORKSPACE_PARAM = "workspace"  # only in the "Use on another device" link, never in a settings link
+APP_PARAMS = (WORKSPACE_PARAM,)  # query parameters that are not Train settings
+COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
+PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
 
+
+# ---------------------------------------------------------------- server-wide, read-only or services
 
 @st.cache_resource(show_spinner="Loading the dataset (once per server)...")
 def dataset(name: str = "mnist") -> Dataset:
@@ -24,46 +32,191 @@ def dataset(name: str = "mnist") -> Dataset:
     return load_dataset(name)
 
 
-@st.cache_resource
-def executor():
-    """The server-wide executor, its worker processes warmed in the background."""
-    from mnist_model.executors import default_executor
-    ex = default_executor()
-    ex.warm()
-    return ex
+@st.cache_resource(show_spinner=False)
+def lab() -> Lab:
+    """The server's training service: its store and its executor, whose workers start warming now."""
+    from mnist_model.executors import make_executor
+    from mnist_model.store import open_server_store
+    return Lab(open_server_store(), make_executor())
 
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _predictor(run_id: str, _run: Run):
+    from mnist_model.predict import Predictor
+    return Predictor.for_run(_run)
+
+
+def predictor(run: Run):
+    """The run's NumPy forward pass, built once per server (a run's weights never change)."""
+    return _predictor(run.run_id, run)
+
+
+# ---------------------------------------------------------------- this browser's workspace
+
+def workspace() -> Workspace:
+    """This browser's workspace: the session's, else the one its link or cookie names, else a fresh one."""
+    ws = st.session_state.get("workspace")
+    if ws is not None and (ws.lab is lab()):
+        return ws
+    ws, why = _find_workspace()
+    if ws is None:
+        ws = lab().new_workspace()
+    st.session_state["workspace"] = ws
+    if why:
+        st.session_state["workspace_news"] = why
+    return ws
+
+
+def _find_workspace() -> tuple[Workspace | None, str]:
+    """The workspace that this session's link (?workspace=) or cookie names, and what to tell the user."""
+    linked = st.query_params.get(WORKSPACE_PARAM)
+    if linked is not None:
+        del st.query_params[WORKSPACE_PARAM]
+        found = lab().workspace(linked)
+        return (found, "Opened the workspace from your link.") if found else (
+            None, "That workspace link is not valid any more (or the workspace was removed after long disuse): "
+                  "this is a fresh workspace.")
+    remembered = st.context.cookies.get(WORKSPACE_COOKIE)
+    if remembered:
+        found = lab().workspace(remembered)
+        return (found, "") if found else (
+            None, "Your earlier workspace is not on this server any more (unused for a long time?): this is a "
+                  "fresh one.")
+    return None, ""
+
+
+def start_over() -> None:
+    """A fresh, empty workspace for this browser (the old one stays on the server until it is pruned)."""
+    st.session_state["workspace"] = lab().new_workspace()
+    for key in [k for k in st.session_state if k.startswith("w_") or k in ("link_settings",)]:
+        del st.session_state[key]
+
+
+_COOKIE_JS = """
+export default function(component) {
+  const { data, setStateValue } = component;
+  const pair = data.name + "=" + data.id;
+  const has = () => document.cookie.split("; ").includes(pair);
+  if (!has()) {
+    document.cookie = pair + "; Max-Age=" + data.maxAge + "; Path=/; SameSite=Lax" +
+      (location.protocol === "https:" ? "; Secure" : "");
+  }
+  const kept = has() ? data.id : "blocked";
+  if (kept !== data.known) setStateValue("kept", kept);
+}
+"""
+
+
+@st.cache_resource
+def _cookie_component():
+    return st.components.v2.component("mnist_live_workspace_cookie", js=_COOKIE_JS)
+
+
+def remember_workspace(ws: Workspace) -> None:
+    """Have the browser keep the workspace id in a cookie; warn once when it cannot."""
+    known = st.session_state.get("cookie_kept")
+    result = _cookie_component()(data={"name": WORKSPACE_COOKIE, "id": ws.id, "maxAge": COOKIE_MAX_AGE_S,
+                                       "known": known}, key="workspace_cookie", height=0,
+                                 on_kept_change=lambda: None)
+    kept = getattr(result, "kept", None)
+    if kept and kept != known:
+        st.session_state["cookie_kept"] = kept
+    if kept == "blocked" and not st.session_state.get("told_no_cookie"):
+        st.session_state["told_no_cookie"] = True
+        st.warning("This browser does not keep cookies, so your work here will not survive a reload or a closed "
+                   "tab. It stays while this tab is open; download models you want to keep.")
+
+
+def base_url() -> str:
+    """The app's address as the browser sees it, without page or query: 'http://host:8501/'."""
+    parts = urlsplit(st.context.url or "http://localhost:8501/")
+    segments = [s for s in parts.path.split("/") if s]
+    if segments and segments[-1] in PAGES:
+        segments.pop()
+    return urlunsplit((parts.scheme, parts.netloc, "/" + "".join(s + "/" for s in segments), "", ""))
+
+
+def device_link(ws: Workspace) -> str:
+    """The link that opens this workspace elsewhere (it carries the id: whoever has it sees the work)."""
+    return base_url() + "?" + urlencode({WORKSPACE_PARAM: ws.id})
+
+
+def qr_png(text: str, scale: int = 6) -> bytes:
+    """A QR code of text as PNG bytes (segno)."""
+    import io
+
+    import segno
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="png", scale=scale, border=2)
+    return out.getvalue()
+
+
+def workspace_panel(ws: Workspace) -> None:
+    """The sidebar's workspace controls: where work is kept, another device, start over."""
+    with st.expander("Your workspace"):
+        store = ws.store
+        where = "in a temporary folder (lost when the server stops)" if store.temporary else "on this server"
+        remembered = st.session_state.get("cookie_kept") not in ("blocked",)
+        st.caption(f"Your runs and drawings are kept {where}"
+                   + (", and this browser remembers them." if remembered else "; this browser cannot remember "
+                      "them (no cookies)."))
+        if st.toggle("Use on another device", key="show_device_link"):
+            link = device_link(ws)
+            st.warning("Whoever has this link sees and changes this work.", icon=":material/key:")
+            st.code(link, language=None, wrap_lines=True)
+            st.image(qr_png(link, 4), caption="Scan to open this workspace", width=180)
+        if st.button("Start over", key="start_over", help="A fresh, empty workspace in this browser."):
+            st.session_state["confirm_start_over"] = True
+        if st.session_state.get("confirm_start_over"):
+            st.caption("Your current runs stay on the server, but this browser will open the new, empty "
+                       "workspace from now on (keep the device link to come back).")
+            a, b = st.columns(2)
+            if a.button("Yes, start over", type="primary", key="start_over_yes"):
+                st.session_state.pop("confirm_start_over")
+                start_over()
+                st.rerun()
+            if b.button("Cancel", key="start_over_no"):
+                st.session_state.pop("confirm_start_over")
+                st.rerun()
+
+
+def show_notices(ws: Workspace) -> None:
+    """Server-wide store problems (on every page), then this workspace's messages (once each)."""
+    for notice in lab().store.notices:
+        st.warning(notice, icon=":material/warning:")
+    news = st.session_state.pop("workspace_news", "")
+    if news:
+        st.info(news)
+    for notice in ws.notices():
+        st.info(notice)
+
+
+@contextmanager
+def plain_errors():
+    """Show the library's errors (a full disk, a busy database, a bad file) as messages, never a traceback."""
+    try:
+        yield
+    except MnistLiveError as exc:
+        st.error(str(exc))
+
+
+# ---------------------------------------------------------------- settings
 
 def remember_link_settings() -> None:
-    """Keep the query string the session was opened with: page switches drop it from the URL."""
+    """Keep the Train settings of the link the session was opened with: page switches drop them from the URL."""
     if "link_settings" not in st.session_state:
-        st.session_state["link_settings"] = st.query_params.to_dict()
-
-
-@st.cache_resource(ttl=15, show_spinner=False)
-def saved_runs():
-    """Runs saved on the server (shared, read-only) and messages for damaged ones; re-read every 15 s."""
-    from mnist_model.runs import list_runs
-    return list_runs()
-
-
-def save_run(run: Run):
-    """Save a run in the server's runs folder; every session sees it at once."""
-    from mnist_model.runs import save_run as save
-    path = save(run)
-    saved_runs.clear()
-    return path
+        st.session_state["link_settings"] = {k: v for k, v in st.query_params.to_dict().items()
+                                             if k not in APP_PARAMS}
 
 
 def config() -> TrainConfig:
-    """This session's settings: the Train page's, else those of the link it was opened with."""
-    if CONFIG_KEY not in st.session_state:
-        return from_query(st.session_state.get("link_settings", {}))[0]
-    return st.session_state[CONFIG_KEY]
-
-
-def current_dataset() -> Dataset | None:
-    """The dataset the session's settings name, or None (with a message shown) when it cannot load."""
-    return load_or_explain(config().dataset)
+    """This session's settings: the Train page's, else the opening link's, else the workspace's last ones."""
+    if "config" in st.session_state:
+        return st.session_state["config"]
+    link = st.session_state.get("link_settings", {})
+    if link:
+        return from_query(link)[0]
+    return workspace().settings() or TrainConfig()
 
 
 def load_or_explain(name: str) -> Dataset | None:
@@ -75,95 +228,26 @@ def load_or_explain(name: str) -> Dataset | None:
         return None
 
 
-# ---------------------------------------------------------------- runs and jobs of this session
-
-def runs() -> list[Run]:
-    """This session's runs, oldest first, including any job's that has just ended."""
-    collect_finished_jobs()
-    return st.session_state.setdefault("runs", [])
-
-
-def jobs() -> list[TrainingJob]:
-    """This session's jobs, oldest first (finished ones are dropped once collected)."""
-    return st.session_state.setdefault("jobs", [])
-
-
-def job() -> TrainingJob | None:
-    """The session's latest job."""
-    return jobs()[-1] if jobs() else None
-
-
-def active_jobs() -> list[TrainingJob]:
-    return [j for j in jobs() if not j.state.done]
-
-
-def start_job(cfg: TrainConfig, label: str | None = None) -> TrainingJob:
-    """Start a background training of cfg for this session; its result joins this session's runs."""
-    return start_task(TrainTask(cfg), label)
-
-
-def start_task(task: TrainTask, label: str | None = None) -> TrainingJob:
-    """Start any training task (a fine-tuning, say) for this session."""
-    n = st.session_state.get("run_counter", 0) + 1
-    st.session_state["run_counter"] = n
-    new = TrainingJob(task, label=label or f"Run {n}", executor=executor()).start()
-    jobs().append(new)
-    return new
-
-
-def collect_finished_jobs() -> list[Run]:
-    """Move finished or stopped jobs' runs into this session's runs (once each); return the new runs."""
-    collected = st.session_state.setdefault("collected", set())
-    new = []
-    for j in jobs():
-        if j.state.done and j.id not in collected:
-            collected.add(j.id)
-            result = j.snapshot().result
-            if result is not None:
-                kept = st.session_state.setdefault("runs", [])
-                kept.append(result)
-                del kept[:-MAX_RUNS]
-                new.append(result)
-    if new:
-        st.session_state["model_run_id"] = new[-1].run_id
-    return new
-
-
-def model_run() -> Run | None:
-    """The run whose model the Draw and Explore pages use: the chosen one, else the latest."""
-    chosen = st.session_state.get("model_run_id")
-    for run in runs():
-        if run.run_id == chosen:
-            return run
-    saved = st.session_state.get("saved_model_run")
-    if saved is not None and saved.run_id == chosen:
-        return saved
-    return runs()[-1] if runs() else None
-
-
-def predictor(run: Run):
-    """One Predictor per run, kept for the session (building it copies the weights once)."""
-    from mnist_model.predict import Predictor
-    cache = st.session_state.setdefault("predictors", {})
-    if run.run_id not in cache:
-        cache[run.run_id] = Predictor.for_run(run)
-    return cache[run.run_id]
-
-
-def sidebar() -> None:
-    """Which data and which model are in use, and whether a training is running."""
+def sidebar(ws: Workspace) -> None:
+    """Which model (and its data) is in use, whether a training runs, and the workspace's controls."""
     with st.sidebar:
-        cfg = config()
-        try:
-            st.caption(f"**Data:** {dataset(cfg.dataset).title}")
-        except MnistLiveError:
-            st.caption(f"**Data:** {cfg.dataset} (not available)")
-        run = model_run()
-        st.caption(f"**Model:** {run.label}" if run else "**Model:** none yet - train one")
-        for current in active_jobs():
-            snap = current.snapshot()
+        run = ws.model_run()
+        if run is not None:
+            st.caption(f"**Data:** {run.dataset}")
+            st.caption(f"**Model:** {run.label}")
+        else:
+            cfg = config()
+            try:
+                st.caption(f"**Data:** {dataset(cfg.dataset).title}")
+            except MnistLiveError:
+                st.caption(f"**Data:** {cfg.dataset} (not available)")
+            st.caption("**Model:** none yet - train one")
+        for job in ws.jobs()[:1]:
+            snap = job.snapshot()
             where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
-            st.caption(f"**Training:** {current.label} {snap.state.value}{where}")
+            st.caption(f"**Training:** {job.label} {snap.state.value}{where}")
+        workspace_panel(ws)
+        remember_workspace(ws)
 
 
 # ---------------------------------------------------------------- charts

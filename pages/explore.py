@@ -14,12 +14,14 @@ def test_probabilities(run, ds) -> np.ndarray:
     """(n_test, 10) probabilities of run's model on ds's test set (from training, else computed once)."""
     if run.test_probs is not None and len(run.test_probs) == len(ds.y_test):
         return run.test_probs
-    cache = st.session_state.setdefault("test_probs", {})
-    if run.run_id not in cache:
-        predict = common.predictor(run)
-        cache[run.run_id] = np.concatenate([predict(ds.x_test[i:i + 500] / 255.0)
-                                            for i in range(0, len(ds.x_test), 500)])
-    return cache[run.run_id]
+    return _computed_test_probabilities(run.run_id, ds.name, run, ds)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the test set through the model...")
+def _computed_test_probabilities(run_id: str, dataset_name: str, _run, _ds) -> np.ndarray:
+    """Read-only: a run's weights never change, so its test-set answers can be shared server-wide."""
+    predict = common.predictor(_run)
+    return np.concatenate([predict(_ds.x_test[i:i + 500] / 255.0) for i in range(0, len(_ds.x_test), 500)])
 
 
 def mistakes(run, ds) -> None:
@@ -81,7 +83,7 @@ def weight_sheet(w1: np.ndarray, units, columns: int = 16) -> np.ndarray:
     return np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
 
 
-def learned(run, ds) -> None:
+def learned(ws, run, ds) -> None:
     if run.architecture != "dense":
         kernels = run.weights[0]  # (3, 3, 1, 32)
         st.markdown("The CNN's first layer: 32 small 3x3 pattern detectors slid over the whole image "
@@ -107,7 +109,7 @@ def learned(run, ds) -> None:
         x=alt.X("label:N", sort=None), y="weight:Q",
         color=alt.condition("datum.weight > 0", alt.value("#d62728"), alt.value("#1f77b4"))).properties(
         title=f"When unit {unit} fires, it votes for...", height=240), width="stretch")
-    drawing = st.session_state.get("last_drawing")
+    drawing = ws.last_drawing
     st.subheader("Your last drawing")
     if drawing is None:
         st.caption("Draw a digit on the Draw page to see which units it makes fire.")
@@ -120,22 +122,23 @@ def learned(run, ds) -> None:
                caption="The 8 units your drawing made fire most: " + ", ".join(f"#{u} ({act[u]:.1f})" for u in top))
 
 
-def overfitting_lab(ds) -> None:
+def overfitting_lab(ws, ds) -> None:
     st.markdown("Train the same network on more and more examples and compare training and test accuracy "
                 "at the end: with few examples the network memorises them, and the gap is wide.")
     base = common.config()
     plan = sweep_plan(base, len(ds.x_train))
     sizes = ", ".join("all" if not c.train_size else f"{c.train_size:,}" for c in plan)
     st.caption(f"Settings from the Train page ({base.epochs} epochs, batch {base.batch_size}); examples: {sizes}. "
-               "The runs wait for the training slot like any other, and appear in the Train page's run table.")
-    busy = bool(common.active_jobs())
+               "The runs train one after the other, wait for the training slot like any other, and appear in the "
+               "Train page's run table; the model you use on Draw and Explore stays the same.")
+    busy = bool(ws.jobs())
     if st.button("Run the sweep", type="primary", disabled=busy):
-        for cfg in plan:
-            common.start_job(cfg, label=f"Sweep {'all' if not cfg.train_size else cfg.train_size}")
-        st.rerun()
+        with common.plain_errors():
+            ws.sweep(plan, [f"Sweep {'all' if not c.train_size else c.train_size}" for c in plan])
+            st.rerun()
     if busy:
         st.fragment(_sweep_progress, run_every=0.5)()
-    sweep = [r for r in common.runs() if r.name.startswith("Sweep") and r.final is not None]
+    sweep = [r for r in ws.runs() if r.name.startswith("Sweep") and r.final is not None]
     if sweep:
         rows = []
         for r in sweep:
@@ -151,20 +154,22 @@ def overfitting_lab(ds) -> None:
 
 
 def _sweep_progress() -> None:
-    if common.collect_finished_jobs() or not common.active_jobs():
+    jobs = common.workspace().jobs()
+    if not jobs:
         st.rerun()
-    for j in common.active_jobs():
+    for j in jobs:
         snap = j.snapshot()
         st.progress(snap.fraction, text=f"{j.label}: {snap.message}")
 
 
 st.title("Explore")
-run = common.model_run()
+workspace = common.workspace()
+run = workspace.model_run()
 ds = common.load_or_explain(run.config.dataset if run else common.config().dataset)
 if ds is not None:
     tab_mistakes, tab_learned, tab_lab = st.tabs(["Mistakes", "What it learned", "Overfitting lab"])
     with tab_lab:
-        overfitting_lab(ds)
+        overfitting_lab(workspace, ds)
     if run is None:
         for tab in (tab_mistakes, tab_learned):
             tab.info("Train a model first (Train page, or Quick train on the Draw page): its mistakes and what it "
@@ -173,4 +178,4 @@ if ds is not None:
         with tab_mistakes:
             mistakes(run, ds)
         with tab_learned:
-            learned(run, ds)
+            learned(workspace, run, ds)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import current_dataset, digit_mosaic
+from pages import common
+from pages.common import digit_mosaic
 
 
 def story() -> None:
@@ -68,6 +69,6 @@ def data_overview(ds) -> None:
 
 story()
 lesson_plan()
-ds = current_dataset()
+ds = common.load_or_explain(common.config().dataset)
 if ds is not None:
     data_overview(ds)

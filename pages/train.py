@@ -1,9 +1,10 @@
-"""Train: sliders in, a background training job, live curves out, and this session's runs."""
+"""Train: sliders in, a background training in the workspace, live curves out, and the workspace's runs."""
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
+from mnist_model.errors import WorkspaceBusy
 from mnist_model.insights import read_curves
 from mnist_model.jobs import JobState
 from pages import common
@@ -34,7 +35,7 @@ def _nearest(options, value):
 def _apply(cfg: TrainConfig) -> None:
     """Put a config into the widgets (before they are drawn) and the session."""
     st.session_state.update(_widget_values(cfg))
-    st.session_state[common.CONFIG_KEY] = cfg
+    st.session_state["config"] = cfg
 
 
 def _config_from_widgets() -> TrainConfig:
@@ -45,11 +46,15 @@ def _config_from_widgets() -> TrainConfig:
 
 
 def init_settings() -> None:
-    """Once per session: settings from the URL (clamped, with notices), else the session's, else defaults."""
+    """Once per session: settings from the URL (clamped, with notices), else the session's or workspace's."""
     if st.session_state.get("w_epochs") is None:
-        cfg, notices = from_query(st.query_params.to_dict() or st.session_state.get("link_settings", {}))
-        if common.CONFIG_KEY in st.session_state and not st.query_params:
-            cfg = common.config()
+        query = {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS}
+        if query:
+            cfg, notices = from_query(query)
+        else:
+            cfg, notices = common.config(), []
+            if st.session_state.get("link_settings"):
+                notices = from_query(st.session_state["link_settings"])[1]
         _apply(cfg)
         st.session_state["url_notices"] = notices
     for notice in st.session_state.pop("url_notices", []):
@@ -61,7 +66,7 @@ def _preset(name: str) -> None:
 
 
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
-    """The widgets; returns the config they show and mirrors it into the URL."""
+    """The widgets; returns the config they show and mirrors it into the URL and the workspace."""
     c1, c2 = st.columns(2)
     c1.slider("Epochs", 1, 50, key="w_epochs", help="Passes over the training images.")
     c2.select_slider("Batch size", BATCH_SIZES, key="w_batch_size",
@@ -85,8 +90,10 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     for col, name in zip(cols, PRESETS):
         col.button(f"Preset: {name}", on_click=_preset, args=(name,), width="stretch")
     cfg = _config_from_widgets()
-    st.session_state[common.CONFIG_KEY] = cfg
-    if st.query_params.to_dict() != cfg.to_query():
+    st.session_state["config"] = cfg
+    with common.plain_errors():
+        common.workspace().save_settings(cfg)
+    if {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS} != cfg.to_query():
         st.query_params.from_dict(cfg.to_query())
     return cfg
 
@@ -95,54 +102,87 @@ def _train_sizes(n_train: int) -> tuple[int, ...]:
     return tuple(n for n in TRAIN_SIZES if n < n_train) + (0,)
 
 
-# ---------------------------------------------------------------- the running job
+# ---------------------------------------------------------------- the workspace's training
 
 def start_training(cfg: TrainConfig) -> None:
     """Train button: runs before the page redraws, so the buttons show the new state at once."""
-    if not common.active_jobs():  # a double click must not queue two runs
-        common.start_job(cfg)
+    try:
+        common.workspace().train(cfg)
+    except WorkspaceBusy as exc:  # another tab of this workspace started one meanwhile
+        st.session_state["train_refused"] = str(exc)
+    except Exception as exc:  # noqa: BLE001  (a full disk, a busy database: said, never a traceback)
+        st.session_state["train_refused"] = str(exc)
 
 
 def stop_training() -> None:
-    """Stop button: stop this session's jobs; a running one keeps what it has learned."""
-    for active in common.active_jobs():
-        active.stop()
-    for active in common.active_jobs():
-        active.wait(3)
+    """Stop button: stop the workspace's trainings; a running one keeps what it has learned."""
+    ws = common.workspace()
+    ws.stop()
+    for job in ws.jobs():
+        job.wait(3)
+
+
+def train_again(job_id: str) -> None:
+    try:
+        common.workspace().train_again(job_id)
+    except Exception as exc:  # noqa: BLE001
+        st.session_state["train_refused"] = str(exc)
+
+
+def interrupted_panel(ws) -> None:
+    """Trainings that a server restart cut off, each with Train again."""
+    for record in ws.interrupted():
+        with st.container(border=True):
+            st.warning(f"**{record.label}** was interrupted: {record.message}. ({record.config.describe()})",
+                       icon=":material/restart_alt:")
+            a, b, _ = st.columns([1, 1, 3])
+            a.button("Train again", key=f"again_{record.job_id}", on_click=train_again, args=(record.job_id,),
+                     type="primary", disabled=bool(ws.jobs()), width="stretch")
+            b.button("Dismiss", key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
+                     width="stretch")
 
 
 def live_panel() -> None:
-    """Progress, live curves and the outcome of this session's current job."""
-    active = common.active_jobs()
-    job = active[0] if active else common.job()
+    """Progress, live curves and the outcome of the workspace's current training (any tab, any device)."""
+    ws = common.workspace()
+    active = ws.jobs()
+    job = active[0] if active else ws.latest_job()
     if job is None:
         return
+    if not active and st.session_state.get("watching") == job.id:
+        st.session_state.pop("watching")
+        st.rerun()  # it has just ended: the whole page shows its run
+    if active:
+        st.session_state["watching"] = job.id
     snap = job.snapshot()
     if len(active) > 1:
         st.caption(f"{len(active) - 1} more of your runs wait their turn: {', '.join(j.label for j in active[1:])}")
-    if snap.state == JobState.QUEUED and job.executor.busy() < job.executor.slots:
+    ex = ws.lab.executor
+    if snap.state == JobState.QUEUED and snap.queue_position is None:
+        st.info(f"{job.label}: waiting for your previous run to end.")
+    elif snap.state == JobState.QUEUED and ex.busy() < ex.slots:
         st.info(f"{job.label}: starting...")
     elif snap.state == JobState.QUEUED:
-        st.info(f"Another training holds the server's training slot. You are number {snap.queue_position} in "
-                "the queue; yours starts by itself.")
+        st.info(f"Other trainings hold the server's training slots. {job.label} is number {snap.queue_position} "
+                "in the queue; it starts by itself.")
     elif snap.state == JobState.RUNNING:
         left = f", about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
         st.progress(snap.fraction, text=f"{job.label}: {snap.message}{left}")
     elif snap.state == JobState.FAILED:
         st.error(f"{job.label} failed: {snap.message}")
+    if not active:
+        return
     frame = common.history_frame(snap.epochs)
     if snap.epochs:
         a, b = st.columns(2)
         a.altair_chart(common.curve_chart(frame, "loss", job.config.epochs), width="stretch")
         b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
-    if snap.batch_losses and not snap.state.done:
+    if snap.batch_losses:
         points = pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"])
         st.altair_chart(alt.Chart(points).mark_line().encode(
             x=alt.X("epoch:Q", title="epochs done"), y=alt.Y("loss:Q", title="running training loss",
                                                             scale=alt.Scale(zero=False))).properties(
             title="Training loss within epochs (running mean)", height=160), width="stretch")
-    if common.collect_finished_jobs():
-        st.rerun()
 
 
 def outcome(run) -> None:
@@ -161,42 +201,55 @@ def outcome(run) -> None:
     st.success(read_curves(run.epochs))
 
 
-def runs_table() -> None:
-    """Every run of this session: table, overlay, model choice, downloads and saving."""
-    runs = common.runs()
+def runs_table(ws) -> None:
+    """Every run of the workspace: table, overlay, model choice, pin/share/delete, downloads."""
+    runs = ws.runs()
     if not runs:
         return
     st.subheader("Runs")
-    st.dataframe(pd.DataFrame([r.summary() for r in runs]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs]),
+                 hide_index=True, width="stretch")
+    limit = ws.store.limits.runs_per_workspace
+    st.caption(f"This workspace keeps its latest {limit} runs ({len(runs)} so far); pinned runs are never removed.")
     names = [r.name for r in runs]
-    picked = st.multiselect("Overlay the curves of", names, default=names[-2:], key="overlay")
+    picked = st.multiselect("Overlay the curves of", names, default=names[-2:], key=f"overlay_{len(names)}")
     if picked:
         frame = pd.concat([common.history_frame(r.epochs, r.name) for r in runs if r.name in picked])
         a, b = st.columns(2)
         a.altair_chart(common.curve_chart(frame, "loss", by_run=True), width="stretch")
         b.altair_chart(common.curve_chart(frame, "accuracy", by_run=True), width="stretch")
     by_id = {r.run_id: r for r in runs}
-    current = common.model_run()
+    current = ws.model_run()
     ids = list(by_id)
     index = ids.index(current.run_id) if current and current.run_id in by_id else len(ids) - 1
     chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=index,
                           format_func=lambda i: by_id[i].label)
-    st.session_state["model_run_id"] = chosen
+    with common.plain_errors():
+        ws.choose_model(chosen)
     run = by_id[chosen]
-    a, b, c = st.columns(3)
-    a.download_button("Download model (.keras)", run.keras_bytes, f"mnist-live-{run.run_id}.keras",
-                      mime="application/octet-stream", disabled=not run.keras_bytes, width="stretch")
+    a, b, c, d, e = st.columns(5)
+    a.download_button("Download model (.keras)", lambda: run.keras_bytes, f"mnist-live-{run.run_id}.keras",
+                      mime="application/octet-stream", width="stretch")
     b.download_button("Download metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
                       mime="text/csv", width="stretch")
-    if c.button("Save on the server", width="stretch"):
-        try:
-            path = common.save_run(run)
-            st.toast(f"Saved as {path.stem} in the runs folder")
-        except OSError as exc:
-            st.error(f"Could not save: {exc}")
+    with common.plain_errors():
+        if c.button("Unpin" if run.pinned else "Pin (keep)", width="stretch"):
+            ws.pin(run.run_id, not run.pinned)
+            st.rerun()
+        if d.button("Stop sharing" if run.published else "Share on this server", width="stretch",
+                    help="Everyone on this server can then pick this model on the Draw page (its settings and "
+                         "weights, never your drawings)."):
+            ws.publish(run.run_id, not run.published)
+            st.toast(f"{run.name} is shared with everyone on this server" if not run.published else
+                     f"{run.name} is no longer shared")
+            st.rerun()
+        if e.button("Delete run", width="stretch"):
+            ws.delete_run(run.run_id)
+            st.rerun()
 
 
 st.title("Train the network")
+workspace = common.workspace()
 init_settings()
 ds = common.load_or_explain(st.session_state.w_dataset)
 sizes = _train_sizes(len(ds.x_train)) if ds is not None else (0,)
@@ -204,13 +257,18 @@ if st.session_state.w_train_size not in sizes:
     st.session_state.w_train_size = _nearest(sizes, st.session_state.w_train_size) if \
         st.session_state.w_train_size < max(sizes) else 0
 cfg = controls(sizes)
-common.executor()  # warms the worker process while the user sets the sliders
+interrupted_panel(workspace)
+busy = bool(workspace.jobs())
 b1, b2 = st.columns(2)
-b1.button("Train", type="primary", on_click=start_training, args=(cfg,),
-          disabled=bool(common.active_jobs()) or ds is None, width="stretch")
-b2.button("Stop training", on_click=stop_training, disabled=not common.active_jobs(), width="stretch")
-running = bool(common.active_jobs())
-st.fragment(live_panel, run_every=POLL_S if running else None)()
-if common.runs():
-    outcome(common.runs()[-1])
-runs_table()
+b1.button("Train", type="primary", on_click=start_training, args=(cfg,), disabled=busy or ds is None, width="stretch")
+b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
+refused = st.session_state.pop("train_refused", None)
+if refused:
+    st.warning(refused)
+elif busy:
+    st.caption("One training at a time per workspace: stop this one to start another.")
+st.fragment(live_panel, run_every=POLL_S if busy else None)()
+runs = workspace.runs()
+if runs and not busy:
+    outcome(runs[-1])
+runs_table(workspace)

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +20,9 @@ def free_port() -> int:
 
 
 def start(log_path: Path, **env) -> tuple[subprocess.Popen, str]:
-    """The server (offline, with env added), logging to log_path; returns once its port answers."""
+    """The server (offline, its own data folder unless env names one), logging to log_path; returns once its
+    port answers."""
+    env.setdefault("MNIST_LIVE_DATA", tempfile.mkdtemp(prefix="mnist-live-server-data-"))
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -2,12 +2,15 @@
 import gzip
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ["MNIST_OFFLINE"] = "1"  # No test downloads anything.
+os.environ["MNIST_LIVE_DATA"] = tempfile.mkdtemp(prefix="mnist-live-test-data-")  # never the working directory's
+os.environ["MNIST_LIVE_RUNS"] = tempfile.mkdtemp(prefix="mnist-live-test-runs-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]

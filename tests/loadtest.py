@@ -48,12 +48,12 @@ def _saved_model(runs_dir: Path) -> None:
     """One trained run in the server's runs folder, for the drawers."""
     from mnist_model.config import TrainConfig
     from mnist_model.data import load_dataset
-    from mnist_model.runs import Run, save_run
+    from mnist_model.runs import Run, write_run_files
     from mnist_model.training import train
     config = TrainConfig(epochs=1, train_size=2000)
     ds = load_dataset("mnist")
     result = train(config, ds)
-    save_run(Run(config, result.epochs, "finished", ds.title, result.model.get_weights(), name="Shared"),
+    write_run_files(Run(config, result.epochs, "finished", ds.title, result.model.get_weights(), name="Shared"),
              runs_dir)
 
 
@@ -68,7 +68,7 @@ def _nav(page, name: str) -> None:
 
 def _pick_saved_model(page) -> None:
     _nav(page, "Draw")
-    page.get_by_test_id("stSelectbox").filter(has_text="Use a model saved").click(timeout=60000)
+    page.get_by_test_id("stSelectbox").filter(has_text="Use a model shared").click(timeout=60000)
     page.get_by_role("option").filter(has_text="Shared").first.click()
     page.locator("canvas.upper-canvas").wait_for(timeout=60000)
 
@@ -96,7 +96,8 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
     tmp = Path(tempfile.mkdtemp(prefix="mnist-live-load-"))
     runs_dir, log_path = tmp / "runs", tmp / "server.log"
     _saved_model(runs_dir)
-    server, url = appserver.start(log_path, MNIST_LIVE_RUNS=str(runs_dir), MNIST_LIVE_TRAINING_SLOTS="1")
+    server, url = appserver.start(log_path, MNIST_LIVE_RUNS=str(runs_dir), MNIST_LIVE_TRAINING_SLOTS="1",
+                                  MNIST_LIVE_DATA=str(tmp / "data"))
     figures = {"sessions": sessions, "trainings": trainers}
     try:
         query = "?epochs=1&train_size=1000" if short else "?epochs=2&train_size=2000"

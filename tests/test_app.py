@@ -92,7 +92,7 @@ def test_stop_during_a_long_run_keeps_a_usable_model():
     assert any(s.value.startswith("Run 1: stopped") for s in at.subheader)
     at.switch_page("pages/draw.py").run()  # the stopped model is the one the Draw page uses
     assert not at.exception and any(c.value.startswith("Model: Run 1") for c in at.caption)
-    run = at.session_state["runs"][0]
+    run = at.session_state["workspace"].runs()[0]
     from mnist_model.predict import Predictor
     probs = Predictor.for_run(run)(np.zeros((1, 28, 28), np.float32))
     assert probs.shape == (1, 10) and abs(probs.sum() - 1) < 1e-5
@@ -154,8 +154,8 @@ def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
     at.slider(key="w_epochs").set_value(3).run()
     at.switch_page("pages/explore.py").run()
     next(b for b in at.button if b.label == "Run the sweep").click().run()
-    _wait_for(at, lambda a: len([r for r in a.session_state["runs"] if r.name.startswith("Sweep")]) == 3)
-    runs = at.session_state["runs"]
+    _wait_for(at, lambda a: len([r for r in a.session_state["workspace"].runs() if r.name.startswith("Sweep")]) == 3)
+    runs = at.session_state["workspace"].runs()
     assert [r.name for r in runs] == ["Sweep 500", "Sweep 2000", "Sweep all"]
     assert [r.config.train_size for r in runs] == [500, 2000, 0]
     gap = [r.train_accuracy - r.test_accuracy for r in runs]
@@ -164,17 +164,17 @@ def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
     assert list(at.dataframe[0].value["run"]) == ["Sweep 500", "Sweep 2000", "Sweep all"]
 
 
-def test_save_on_the_server_and_pick_it_in_a_new_session(tmp_path, monkeypatch):
-    monkeypatch.setenv("MNIST_LIVE_RUNS", str(tmp_path))
+def test_share_on_the_server_and_pick_it_in_a_new_workspace():
     at = _trained_app(w_epochs=1)
-    next(b for b in at.button if b.label == "Save on the server").click().run()
-    saved = list(tmp_path.glob("*.json"))
-    assert len(saved) == 1 and (tmp_path / (saved[0].stem + ".keras")).is_file()
-    fresh = AppTest.from_file(APP, default_timeout=60).run()
+    next(b for b in at.button if b.label == "Share on this server").click().run()
+    run = at.session_state["workspace"].runs()[-1]
+    assert run.published and any(b.label == "Stop sharing" for b in at.button)
+    fresh = AppTest.from_file(APP, default_timeout=60).run()  # another person, another workspace
     fresh.switch_page("pages/draw.py").run()
-    picker = next(s for s in fresh.selectbox if s.label == "Use a model saved on this server")
-    picker.select(saved[0].stem).run()
+    picker = next(s for s in fresh.selectbox if s.label == "Use a model shared on this server")
+    picker.select(run.run_id).run()
     assert not fresh.exception and any(c.value.startswith("Model: Run 1") for c in fresh.caption)
+    assert fresh.session_state["workspace"].runs() == []  # sharing a model shares none of the runs
 
 
 def test_fashion_mnist_trains_and_explores():
@@ -191,7 +191,7 @@ def test_fashion_mnist_trains_and_explores():
 def test_switching_pages_keeps_a_running_training():
     at = _start_training(w_epochs=6, w_batch_size=16)
     at.switch_page("pages/home.py").run()
-    assert not at.exception and not at.session_state["jobs"][0].state.done  # still going while away
+    assert not at.exception and not at.session_state["workspace"].jobs()[0].state.done  # still going while away
     at.switch_page("pages/train.py").run()
     _wait_for(at, lambda a: _metric(a, "Test accuracy") is not None)
     assert at.dataframe[0].value["status"][0] == "finished" and at.dataframe[0].value["epochs"][0] == 6

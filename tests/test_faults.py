@@ -133,7 +133,7 @@ def _run():
 
 def test_saved_run_round_trip(tmp_path):
     run = _run()
-    runs.save_run(run, tmp_path)
+    runs.write_run_files(run, tmp_path)
     back = runs.load_run(run.run_id, tmp_path)
     assert back.config == run.config and back.epochs == run.epochs and back.keras_bytes == b"PK fake"
     for a, b in zip(back.weights, run.weights):
@@ -151,7 +151,7 @@ def test_crash_while_saving_leaves_no_half_written_file(tmp_path, monkeypatch):
         real_replace(src, dst)
     monkeypatch.setattr(runs.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        runs.save_run(run, tmp_path)
+        runs.write_run_files(run, tmp_path)
     monkeypatch.setattr(runs.os, "replace", real_replace)
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.part"))
     assert runs.list_runs(tmp_path) == ([], [])  # the orphan weights are not a run
@@ -160,7 +160,7 @@ def test_crash_while_saving_leaves_no_half_written_file(tmp_path, monkeypatch):
 def test_damaged_runs_are_skipped_and_reported(tmp_path):
     good, bad, worse = _run(), _run(), _run()
     for r in (good, bad, worse):
-        runs.save_run(r, tmp_path)
+        runs.write_run_files(r, tmp_path)
     (tmp_path / f"{bad.run_id}.json").write_text("{ not json")
     (tmp_path / f"{worse.run_id}.npz").write_bytes(b"garbage")
     loaded, problems = runs.list_runs(tmp_path)

@@ -1,0 +1,173 @@
+"""Lab: the server's one training service. It holds the store and the executor, runs every workspace's
+trainings, and writes each result to its workspace when it ends, whether or not a browser is watching."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from .errors import WorkspaceBusy
+from .jobs import Order, TrainingJob
+from .runs import Run, runs_dir
+from .store import ORPHAN_GRACE_S, Store, StoreError, is_workspace_id
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class Lab:
+    """Trainings of every workspace on one executor, with their results kept in one store."""
+
+    def __init__(self, store: Store, executor):
+        self.store, self.executor = store, executor
+        self._lock = threading.Lock()
+        self._jobs: dict[str, list[TrainingJob]] = {}  # workspace -> its trainings not yet ended, in order
+        self._orders: dict[str, Order] = {}  # job id -> what was asked
+        self._owner: dict[str, str] = {}  # job id -> workspace
+        self._submitted: set[str] = set()  # job ids handed to the executor
+        self._latest: dict[str, TrainingJob] = {}  # workspace -> its latest training (for the last message)
+        self._unsaved: dict[str, list[Run]] = {}  # runs the store could not keep (a full disk, say)
+        self._messages: dict[str, list[str]] = {}  # notices that could not go to the store
+        self.scratch: dict[str, dict] = {}  # workspace -> things of the moment (the last drawing)
+        self.run_listeners: list[Callable[[str, Run], None]] = []  # called with (workspace, run) once kept
+        self.interrupted_at_start = store.interrupt_unfinished()
+        store.recover(grace_s=0 if store.lock else ORPHAN_GRACE_S)
+        store.prune()
+        self.import_problems = store.import_legacy_runs(runs_dir())
+        if hasattr(executor, "warm"):
+            executor.warm()
+
+    # ------------------------------------------------------------ workspaces
+
+    def workspace(self, workspace_id: str) -> Workspace | None:
+        """The workspace with this id, or None when there is none."""
+        if not is_workspace_id(workspace_id) or not self.store.has_workspace(workspace_id):
+            return None
+        self.store.touch(workspace_id)
+        return Workspace(self, workspace_id)
+
+    def new_workspace(self) -> Workspace:
+        """A fresh, empty workspace."""
+        return Workspace(self, self.store.create_workspace())
+
+    # ------------------------------------------------------------ trainings
+
+    def submit(self, workspace_id: str, orders: list[Order]) -> list[TrainingJob]:
+        """Queue the workspace's trainings, one after the other; WorkspaceBusy if it has one already."""
+        with self._lock:
+            if self._jobs.get(workspace_id):
+                raise WorkspaceBusy("You already have a training running or waiting: stop it first, or wait "
+                                    "for it to end.")
+            jobs = [TrainingJob(order.task, label=order.label, executor=self.executor) for order in orders]
+            for job, order in zip(jobs, orders):
+                self._orders[job.id], self._owner[job.id] = order, workspace_id
+                job.add_callback("start", self._on_start)
+                job.add_callback("end", self._on_end)
+            self._jobs[workspace_id] = list(jobs)
+            self._latest[workspace_id] = jobs[-1]
+        try:
+            for job, order in zip(jobs, orders):
+                self.store.record_job(workspace_id, job.id, order.label, order.kind, order.task.config,
+                                      order.base_run_id)
+        except StoreError as exc:  # The training still runs; only a restart would not know of it.
+            self._note(workspace_id, str(exc))
+        self._start(jobs[0])
+        return jobs
+
+    def _start(self, job: TrainingJob) -> None:
+        with self._lock:
+            if job.stop_requested or job.id in self._submitted:
+                return
+            self._submitted.add(job.id)
+        job.start()
+
+    def jobs(self, workspace_id: str) -> list[TrainingJob]:
+        """The workspace's trainings that have not ended: the running one first, then those waiting."""
+        with self._lock:
+            return list(self._jobs.get(workspace_id, ()))
+
+    def latest_job(self, workspace_id: str) -> TrainingJob | None:
+        with self._lock:
+            return self._latest.get(workspace_id)
+
+    def stop(self, workspace_id: str) -> None:
+        """Stop all of the workspace's trainings; a running one keeps what it has learned."""
+        for job in self.jobs(workspace_id):
+            with self._lock:
+                job.stop_requested = True
+                submitted = job.id in self._submitted
+            if submitted:
+                job.stop()
+            else:
+                job.on_cancelled()  # still waiting for its turn within the workspace: never reached the executor
+
+    def busy_summary(self) -> dict:
+        """How many trainings run and wait on the whole server."""
+        with self._lock:
+            jobs = [j for js in self._jobs.values() for j in js]
+        return {"running": sum(j.state == JobState.RUNNING for j in jobs),
+                "waiting": sum(j.state == JobState.QUEUED for j in jobs)}
+
+    def order(self, job: TrainingJob) -> Order | None:
+        with self._lock:
+            return self._orders.get(job.id)
+
+    def _on_start(self, job: TrainingJob) -> None:
+        try:
+            self.store.set_job_state(job.id, "running")
+        except StoreError:
+            pass  # Only a restart would need it; the training goes on.
+
+    def _on_end(self, job: TrainingJob) -> None:
+        """Keep the result in its workspace, then start the workspace's next training, if any."""
+        state, message, result = job.ending
+        with self._lock:
+            workspace_id, order = self._owner.get(job.id), self._orders.get(job.id)
+        if result is not None:
+            self._keep(workspace_id, result, job.label, order)
+        try:
+            self.store.forget_job(job.id)
+        except StoreError:
+            pass
+        with self._lock:
+            waiting = self._jobs.get(workspace_id, [])
+            if job in waiting:
+                waiting.remove(job)
+            following = waiting[0] if waiting and not job.stop_requested else None
+            if not waiting:
+                self._jobs.pop(workspace_id, None)
+            self._submitted.discard(job.id)
+            self._orders.pop(job.id, None)
+            self._owner.pop(job.id, None)
+        if following is not None:
+            self._start(following)
+
+    def _keep(self, workspace_id: str, run: Run, label: str, order: Order | None) -> None:
+        run.name = label
+        run.base_run_id = order.base_run_id if order else None
+        try:
+            self.store.add_run(workspace_id, run)
+            if order is None or order.kind != "sweep":  # A sweep's runs never replace the model in use.
+                self.store.set_model_run_id(workspace_id, run.run_id)
+        except StoreError as exc:
+            with self._lock:
+                self._unsaved.setdefault(workspace_id, []).append(run)
+            self._note(workspace_id, f"{exc} {label} is kept in the server's memory until it stops: download "
+                                     "the model to keep it.")
+        for listener in self.run_listeners:
+            try:
+                listener(workspace_id, run)
+            except Exception:  # A listener (the class board) must never lose the run.
+                log.exception("run listener failed")
+
+    def unsaved_runs(self, workspace_id: str) -> list[Run]:
+        with self._lock:
+            return list(self._unsaved.get(workspace_id, ()))
+
+    def _note(self, workspace_id: str, text: str) -> None:
+        with self._lock:
+            self._messages.setdefault(workspace_id, []).append(text)
+
+    def take_messages(self, workspace_id: str) -> list[str]:
+        with self._lock:
+            return self._messages.pop(workspace_id, [])

@@ -1,0 +1,168 @@
+"""The Lab: trainings belong to workspaces; results land in the store whether or not anyone watches; one training
+at a time per workspace; sweeps in turn; restarts mark trainings interrupted; workers die with their server."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mnist_model.config import TrainConfig
+from mnist_model.errors import WorkspaceBusy
+from mnist_model.jobs import JobState
+from mnist_model.lab import Lab
+from mnist_model.store import Store, StoreFull
+
+from conftest import ROOT
+
+QUICK = TrainConfig(epochs=1, train_size=500)
+
+
+@pytest.fixture
+def lab(tmp_path, executor):
+    return Lab(Store(tmp_path / "data"), executor)
+
+
+def _wait_idle(ws, timeout=180):
+    deadline = time.time() + timeout
+    while ws.jobs() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not ws.jobs(), [j.snapshot().message for j in ws.jobs()]
+
+
+def test_a_finished_training_lands_in_its_workspace_with_nobody_watching(lab):
+    ws = lab.new_workspace()
+    job = ws.train(QUICK)
+    assert job.label == "Run 1" and ws.jobs() == [job]
+    del job  # the browser went away
+    _wait_idle(ws)
+    again = lab.workspace(ws.id)  # a reload: the same workspace by its id
+    runs = again.runs()
+    assert [r.name for r in runs] == ["Run 1"] and runs[0].status == "finished"
+    assert again.model_run().run_id == runs[0].run_id
+    assert runs[0].weights[0].shape == (784, 512) and runs[0].test_probs.shape == (1000, 10)
+    assert lab.store.jobs(ws.id, ("queued", "running", "interrupted")) == []  # nothing left to interrupt
+
+
+def test_one_training_at_a_time_per_workspace_but_others_may_queue(lab):
+    ws, other = lab.new_workspace(), lab.new_workspace()
+    long = ws.train(TrainConfig(epochs=50, batch_size=16))
+    with pytest.raises(WorkspaceBusy, match="already have a training"):
+        ws.train(QUICK)
+    theirs = other.train(QUICK)  # another person may queue behind it
+    assert theirs.snapshot().queue_position == 1 or theirs.state != JobState.QUEUED
+    ws.stop()
+    assert long.wait(30) and long.state == JobState.STOPPED
+    _wait_idle(other)
+    _wait_idle(ws)
+    assert [r.status for r in ws.runs()] in (["stopped"], [])  # stopped (with weights) unless it had not started
+    assert [r.name for r in other.runs()] == ["Run 1"]
+
+
+def test_a_sweep_runs_in_turn_keeps_the_chosen_model_and_stops_as_one(lab):
+    ws = lab.new_workspace()
+    ws.train(QUICK)
+    _wait_idle(ws)
+    chosen = ws.model_run().run_id
+    configs = [TrainConfig(epochs=1, train_size=n) for n in (200, 300, 400)]
+    jobs = ws.sweep(configs, ["Sweep 200", "Sweep 300", "Sweep 400"])
+    assert [j.snapshot().queue_position for j in jobs[1:]] == [None, None]  # not in the server's queue yet
+    _wait_idle(ws)
+    assert [r.name for r in ws.runs()] == ["Run 1", "Sweep 200", "Sweep 300", "Sweep 400"]
+    assert ws.model_run().run_id == chosen
+    jobs = ws.sweep(configs, ["Sweep A", "Sweep B", "Sweep C"])
+    ws.stop()
+    _wait_idle(ws, 30)
+    assert all(j.state.done for j in jobs) and jobs[2].state == JobState.STOPPED and jobs[2].snapshot().result is None
+
+
+def test_a_store_that_cannot_save_keeps_the_run_in_memory_and_says_why(lab, monkeypatch):
+    ws = lab.new_workspace()
+
+    def full(*args, **kwargs):
+        raise StoreFull("Could not save Run 1: the server's disk is full.")
+    monkeypatch.setattr(lab.store, "add_run", full)
+    ws.train(QUICK)
+    _wait_idle(ws)
+    assert [r.name for r in ws.runs()] == ["Run 1"] and ws.runs()[0].weights[0].shape == (784, 512)
+    notes = ws.notices()
+    assert len(notes) == 1 and "disk is full" in notes[0] and "download" in notes[0]
+
+
+def test_after_a_restart_interrupted_trainings_can_train_again(tmp_path, executor):
+    store = Store(tmp_path / "data")
+    ws_id = store.create_workspace()
+    store.record_job(ws_id, "abc", "Run 4", "train", TrainConfig(epochs=1, train_size=300, batch_size=64))
+    store.set_job_state("abc", "running")
+    lab = Lab(Store(tmp_path / "data"), executor)  # the restarted server
+    assert lab.interrupted_at_start == 1
+    ws = lab.workspace(ws_id)
+    [record] = ws.interrupted()
+    assert record.label == "Run 4" and "while it was training" in record.message
+    job = ws.train_again("abc")
+    assert job.label == "Run 4" and ws.interrupted() == []
+    _wait_idle(ws)
+    [run] = ws.runs()
+    assert run.name == "Run 4" and run.config.batch_size == 64 and run.config.train_size == 300
+
+
+def test_drawings_are_kept_and_fine_tuning_links_its_base(lab):
+    ws = lab.new_workspace()
+    ws.train(QUICK)
+    _wait_idle(ws)
+    base = ws.model_run()
+    images = np.random.default_rng(0).random((5, 28, 28)).astype(np.float32)
+    ws.keep_drawings(images, [1, 2, 3, 4, 5])
+    ids, back, labels = lab.workspace(ws.id).drawings()
+    assert len(ids) == 5 and list(labels) == [1, 2, 3, 4, 5] and np.abs(back - images).max() < 1 / 255
+    from mnist_model.handwriting import fine_tune_task
+    ws.start(fine_tune_task(base, back, labels), label="Run 1 + my drawings", kind="fine-tune",
+             base_run_id=base.run_id)
+    _wait_idle(ws)
+    tuned = ws.model_run()
+    assert tuned.name == "Run 1 + my drawings" and tuned.base_run_id == base.run_id
+
+
+_SERVER = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from mnist_model.config import TrainConfig
+from mnist_model.executors import LocalProcessExecutor
+from mnist_model.jobs import TrainingJob, TrainTask
+ex = LocalProcessExecutor(1)
+job = TrainingJob(TrainTask(TrainConfig(epochs=50, batch_size=16)), executor=ex).start()
+while not job.snapshot().batch:
+    time.sleep(0.05)
+print(ex._slots[0]._process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_exit_within_seconds_when_their_server_dies():
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(server.stdout.readline())
+        os.kill(server.pid, signal.SIGKILL)  # kill -9: no clean-up code runs
+        server.wait(10)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 10:
+            if not _alive(worker):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the worker kept training for nobody")
+        print(f"worker gone {time.perf_counter() - t0:.2f} s after its server")
+    finally:
+        server.kill()
+
+
+def _alive(pid: int) -> bool:
+    """True while pid runs (a zombie that nobody has reaped yet counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
