@@ -3,6 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from mnist_model.errors import MnistLiveError
 from pages import common
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
@@ -12,10 +13,15 @@ page = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
+    st.Page("pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
 ])
 common.lab()  # the first page view of the server starts the training workers warming
 workspace = common.workspace()
 common.remember_link_settings()
+workspace.note_presence()
 common.sidebar(workspace)
 common.show_notices(workspace)
-page.run()
+try:
+    page.run()
+except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
+    st.error(str(exc))

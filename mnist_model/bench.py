@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ TARGETS = {  # name -> (comparison, threshold); the issue's targets
     "server_predict_p50_ms": ("<", 2.0),
     "server_predict_p95_ms": ("<", 5.0),
     "home_first_paint_s": ("<", 3.0),
+    "first_click_progress_s": ("<", 1.5),
     "ten_sessions_extra_mb": ("<", 300.0),
 }
 
@@ -253,7 +255,10 @@ def bench_app(quick: bool) -> dict:
     if not os.path.exists(chromium):
         return {"app_skipped": "Chromium is not installed (apt-get install chromium)"}
     port = _free_port()
-    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=tempfile.mkdtemp(), MNIST_LIVE_DATA=tempfile.mkdtemp())
+    data = tempfile.mkdtemp()
+    busy_workspace, quiet_workspace = _workspace_with_runs(data, 30), _workspace_with_runs(data, 1)
+    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_RUNS=tempfile.mkdtemp(), MNIST_LIVE_DATA=data)
+    started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -264,6 +269,7 @@ def bench_app(quick: bool) -> dict:
             for line in server.stdout:  # Streamlit's own "ready" line
                 if "You can now view" in line:
                     break
+            threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()  # keep draining
             url = f"http://127.0.0.1:{port}/"
             page = browser.new_page()
             t0 = time.perf_counter()
@@ -285,6 +291,11 @@ def bench_app(quick: bool) -> dict:
             results["server_rss_1_session_mb"] = one
             results["server_rss_10_sessions_mb"] = _rss_mb(server.pid)
             results["ten_sessions_extra_mb"] = results["server_rss_10_sessions_mb"] - one
+            time.sleep(max(0.0, 10 - (time.perf_counter() - started)))  # a server that has been up for 10 s
+            results["first_click_progress_s"] = _first_click(browser.new_context().new_page(), url)
+            results["train_page_1_run_s"] = _train_page_render(browser, url, quiet_workspace)
+            results["train_page_30_runs_s"] = _train_page_render(browser, url, busy_workspace)
+            results["train_page_30_runs_vs_1"] = results["train_page_30_runs_s"] / results["train_page_1_run_s"]
             results["app_predict_ms"] = _in_app_predictions(page, 4 if quick else 10)
             results["tensorflow_in_server_at_end"] = "tensorflow" in Path(f"/proc/{server.pid}/maps").read_text()
             browser.close()
@@ -296,6 +307,96 @@ def bench_app(quick: bool) -> dict:
         results["app_predict_p50_ms"] = float(np.percentile(times, 50))
         results["app_predict_max_ms"] = float(np.max(times))
     return results
+
+
+def _workspace_with_runs(folder: str, n: int) -> str:
+    """A workspace in a fresh store with n notebook-sized runs (random weights, a .keras-sized blob)."""
+    from .config import TrainConfig
+    from .records import EpochMetrics
+    from .runs import Run
+    from .store import Store
+    store = Store(folder)
+    workspace = store.create_workspace()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        weights = [rng.normal(size=s).astype(np.float32) for s in ((784, 512), (512,), (512, 10), (10,))]
+        epochs = [EpochMetrics(e, 0.5 / e, 0.9, 0.6 / e, 0.88, 1.0) for e in range(1, 6)]
+        store.add_run(workspace, Run(TrainConfig(seed=i), epochs, "finished", "MNIST", weights,
+                                     keras_bytes=bytes(1_650_000), test_probs=rng.random((1000, 10), np.float32),
+                                     name=f"Run {i + 1}"))
+    store.close()
+    return workspace
+
+
+def _first_click(page, url: str) -> float:
+    """Seconds from the first press of Train (a new session) to the first training progress on screen."""
+    page.goto(url)
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+    button = page.get_by_role("button", name="Train", exact=True)
+    button.wait_for(timeout=60000)
+    t0 = time.perf_counter()
+    button.click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stProgress]')].some(e => "
+                           "e.innerText.includes('batch')) || document.body.innerText.includes('Test accuracy')",
+                           polling="raf", timeout=120000)
+    return time.perf_counter() - t0
+
+
+def _train_page_render(browser, url: str, workspace: str) -> float:
+    """Seconds from a click on Train in the sidebar to its runs table and curves, with 30 runs in the workspace."""
+    from .store import is_workspace_id
+    assert is_workspace_id(workspace)
+    context = browser.new_context()
+    context.add_cookies([{"name": "mnist_live_workspace", "value": workspace, "url": url}])
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    t0 = time.perf_counter()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+    page.get_by_test_id("stDataFrame").wait_for(timeout=60000)
+    page.get_by_text("Model for the Draw and Explore pages").wait_for(timeout=60000)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60000)
+    elapsed = time.perf_counter() - t0
+    context.close()
+    return elapsed
+
+
+def bench_store(quick: bool) -> dict:
+    """Run arrays (3.5 MB) as files written atomically beside the database, or as BLOBs inside it."""
+    import sqlite3
+
+    from .runs import atomic_write
+    payload, n = os.urandom(3_500_000), 10 if quick else 30
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(os.path.join(tmp, "x.sqlite3"), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, data BLOB)")
+        t0 = time.perf_counter()
+        for i in range(n):
+            atomic_write(Path(tmp) / f"{i}.bin", payload)
+        file_write = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for i in range(n):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO b VALUES (?, ?)", (i, payload))
+            db.execute("COMMIT")
+        blob_write = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for i in range(n):
+            (Path(tmp) / f"{i}.bin").read_bytes()
+        file_read = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        for i in range(n):
+            db.execute("SELECT data FROM b WHERE id = ?", (i,)).fetchone()
+        blob_read = (time.perf_counter() - t0) / n
+        db.execute("DELETE FROM b")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        left_mb = os.path.getsize(os.path.join(tmp, "x.sqlite3")) / 2**20
+        db.close()
+    return {"store_run_file_write_ms": file_write * 1000, "store_run_blob_write_ms": blob_write * 1000,
+            "store_run_file_read_ms": file_read * 1000, "store_run_blob_read_ms": blob_read * 1000,
+            "store_database_mb_after_deleting_all_blobs": left_mb}
 
 
 def _in_app_predictions(page, strokes: int) -> list[float]:
@@ -338,6 +439,7 @@ def run_bench(quick: bool = False, as_json: bool = False) -> int:
     train.pop("_dataset")
     results.update(train)
     results.update(bench_prediction(model, quick))
+    results.update(bench_store(quick))
     results.update(bench_app(quick))
     if as_json:
         print(json.dumps(results, indent=1, default=float))

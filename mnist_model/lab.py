@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import Callable
 
+from .classroom import Classroom
 from .errors import WorkspaceBusy
 from .jobs import Order, TrainingJob
 from .runs import Run, runs_dir
@@ -13,6 +14,7 @@ from .store import ORPHAN_GRACE_S, Store, StoreError, is_workspace_id
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
+UPKEEP_EVERY_S = 3600  # how often a running server prunes unused workspaces and keeps to the disk cap
 
 
 class Lab:
@@ -29,13 +31,28 @@ class Lab:
         self._unsaved: dict[str, list[Run]] = {}  # runs the store could not keep (a full disk, say)
         self._messages: dict[str, list[str]] = {}  # notices that could not go to the store
         self.scratch: dict[str, dict] = {}  # workspace -> things of the moment (the last drawing)
-        self.run_listeners: list[Callable[[str, Run], None]] = []  # called with (workspace, run) once kept
+        self.classroom = Classroom(store)
+        self.run_listeners: list[Callable[[str, Run], None]] = [self.classroom.post]  # (workspace, run), once kept
         self.interrupted_at_start = store.interrupt_unfinished()
         store.recover(grace_s=0 if store.lock else ORPHAN_GRACE_S)
         store.prune()
         self.import_problems = store.import_legacy_runs(runs_dir())
+        self._closed = threading.Event()
+        threading.Thread(target=self._upkeep, daemon=True, name="mnist-live-upkeep").start()
         if hasattr(executor, "warm"):
             executor.warm()
+
+    def _upkeep(self) -> None:
+        while not self._closed.wait(UPKEEP_EVERY_S):
+            try:
+                self.store.recover()
+                self.store.prune()
+            except StoreError as exc:  # Tried again in an hour; pages keep working meanwhile.
+                log.warning("store upkeep: %s", exc)
+
+    def close(self) -> None:
+        """Stop the upkeep thread (the executor belongs to whoever made it)."""
+        self._closed.set()
 
     # ------------------------------------------------------------ workspaces
 

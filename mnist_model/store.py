@@ -29,7 +29,7 @@ from .config import TrainConfig
 from .errors import MnistLiveError, ModelFileError
 from .runs import RUN_ID, Run, arrays_npz, atomic_write, list_runs, load_run, read_arrays, write_run_files
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATA_ENV = "MNIST_LIVE_DATA"
 DEFAULT_FOLDER = "mnist-live-data"
 DB_FILE = "mnist-live.sqlite3"
@@ -164,6 +164,52 @@ MIGRATIONS = [  # MIGRATIONS[i] takes the schema from version i to i + 1; never 
         imported_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE classes (
+        id TEXT PRIMARY KEY,
+        code TEXT NOT NULL,
+        teacher_workspace TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        key_hash TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        suggestion TEXT,
+        suggested_at REAL
+    );
+    CREATE INDEX classes_by_code ON classes(code);
+    CREATE INDEX classes_by_teacher ON classes(teacher_workspace, created_at);
+    CREATE TABLE teacher_keys (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, class_id)
+    );
+    CREATE TABLE members (
+        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        nickname TEXT NOT NULL,
+        skeleton TEXT NOT NULL,
+        joined_at REAL NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX members_by_skeleton ON members(class_id, skeleton);
+    CREATE TABLE board (
+        run_id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        nickname TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        epochs_run INTEGER NOT NULL,
+        train_accuracy REAL NOT NULL,
+        test_accuracy REAL NOT NULL,
+        train_loss REAL NOT NULL,
+        test_loss REAL NOT NULL,
+        seconds REAL NOT NULL,
+        posted_at REAL NOT NULL,
+        hidden INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX board_by_class ON board(class_id, posted_at);
+    """,
 ]
 
 
@@ -236,7 +282,7 @@ class Store:
         return conn
 
     @contextmanager
-    def _write(self, what: str):
+    def transaction(self, what: str):
         """A short write transaction (BEGIN IMMEDIATE: writers queue, readers go on); errors in plain words."""
         conn = self._conn()
         try:
@@ -255,7 +301,7 @@ class Store:
                 raise _readable(exc, what) from None
             raise
 
-    def _read(self, sql: str, args=(), what: str = "read the database") -> list[tuple]:
+    def query(self, sql: str, args=(), what: str = "read the database") -> list[tuple]:
         try:
             return self._conn().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
@@ -314,7 +360,7 @@ class Store:
 
     @property
     def version(self) -> int:
-        return self._read("PRAGMA user_version")[0][0]
+        return self.query("PRAGMA user_version")[0][0]
 
     # ------------------------------------------------------------ workspaces
 
@@ -322,27 +368,27 @@ class Store:
         """A new, empty workspace; returns its id."""
         workspace_id = workspace_id or new_workspace_id()
         now = time.time()
-        with self._write("create a workspace") as db:
+        with self.transaction("create a workspace") as db:
             db.execute("INSERT OR IGNORE INTO workspaces (id, created_at, last_seen) VALUES (?, ?, ?)",
                        (workspace_id, now, now))
         self._touched[workspace_id] = now
         return workspace_id
 
     def has_workspace(self, workspace_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)))
+        return bool(self.query("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)))
 
     def touch(self, workspace_id: str) -> None:
         """Note that the workspace is in use (written at most once an hour)."""
         now = time.time()
         if now - self._touched.get(workspace_id, 0) < TOUCH_EVERY_S:
             return
-        with self._write("note the workspace's use") as db:
+        with self.transaction("note the workspace's use") as db:
             db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now, workspace_id))
         self._touched[workspace_id] = now
 
     def settings(self, workspace_id: str) -> TrainConfig | None:
         """The workspace's last Train settings, or None."""
-        rows = self._read("SELECT settings FROM workspaces WHERE id = ?", (workspace_id,))
+        rows = self.query("SELECT settings FROM workspaces WHERE id = ?", (workspace_id,))
         if not rows or not rows[0][0]:
             return None
         try:
@@ -351,20 +397,20 @@ class Store:
             return None
 
     def save_settings(self, workspace_id: str, config: TrainConfig) -> None:
-        with self._write("save the settings") as db:
+        with self.transaction("save the settings") as db:
             db.execute("UPDATE workspaces SET settings = ? WHERE id = ?", (json.dumps(config.to_dict()), workspace_id))
 
     def model_run_id(self, workspace_id: str) -> str | None:
-        rows = self._read("SELECT model_run_id FROM workspaces WHERE id = ?", (workspace_id,))
+        rows = self.query("SELECT model_run_id FROM workspaces WHERE id = ?", (workspace_id,))
         return rows[0][0] if rows else None
 
     def set_model_run_id(self, workspace_id: str, run_id: str | None) -> None:
-        with self._write("remember the chosen model") as db:
+        with self.transaction("remember the chosen model") as db:
             db.execute("UPDATE workspaces SET model_run_id = ? WHERE id = ?", (run_id, workspace_id))
 
     def next_run_number(self, workspace_id: str) -> int:
         """1, 2, 3, ... per workspace (for names such as "Run 3")."""
-        with self._write("number the run") as db:
+        with self.transaction("number the run") as db:
             db.execute("UPDATE workspaces SET run_counter = run_counter + 1 WHERE id = ?", (workspace_id,))
             row = db.execute("SELECT run_counter FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
         return row[0] if row else 1
@@ -406,7 +452,7 @@ class Store:
             npz.unlink(missing_ok=True)
             raise _readable(exc, f"save {run.name or 'the run'}") from None
         size = len(data) + len(run.keras_bytes)
-        with self._write(f"save {run.name or 'the run'}") as db:
+        with self.transaction(f"save {run.name or 'the run'}") as db:
             db.execute("INSERT OR REPLACE INTO runs (run_id, workspace_id, meta, created_at, pinned, published, bytes)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", (run.run_id, workspace_id, json.dumps(run.meta()),
                                                        run.created_at, int(run.pinned), int(run.published), size))
@@ -431,35 +477,35 @@ class Store:
 
     def runs(self, workspace_id: str) -> list[Run]:
         """The workspace's runs, oldest first (their arrays are read on first use)."""
-        rows = self._read("SELECT run_id, meta, pinned, published FROM runs WHERE workspace_id = ? "
+        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE workspace_id = ? "
                           "ORDER BY created_at", (workspace_id,))
         return [run for run in map(self._run_from_row, rows) if run is not None]
 
     def run(self, run_id: str, workspace_id: str | None = None) -> Run | None:
         """A run of the workspace, or one published to everyone; None otherwise."""
-        rows = self._read("SELECT run_id, meta, pinned, published FROM runs WHERE run_id = ? AND "
+        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE run_id = ? AND "
                           "(workspace_id = ? OR published = 1)", (run_id, workspace_id))
         return self._run_from_row(rows[0]) if rows else None
 
     def published_runs(self) -> list[Run]:
         """Runs published to everyone on this server, newest first."""
-        rows = self._read("SELECT run_id, meta, pinned, published FROM runs WHERE published = 1 "
+        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE published = 1 "
                           "ORDER BY created_at DESC")
         return [run for run in map(self._run_from_row, rows) if run is not None]
 
     def set_pinned(self, workspace_id: str, run_id: str, pinned: bool) -> None:
-        with self._write("pin the run") as db:
+        with self.transaction("pin the run") as db:
             db.execute("UPDATE runs SET pinned = ? WHERE run_id = ? AND workspace_id = ?",
                        (int(pinned), run_id, workspace_id))
 
     def set_published(self, workspace_id: str, run_id: str, published: bool) -> None:
-        with self._write("publish the run") as db:
+        with self.transaction("publish the run") as db:
             db.execute("UPDATE runs SET published = ? WHERE run_id = ? AND workspace_id = ?",
                        (int(published), run_id, workspace_id))
 
     def delete_run(self, workspace_id: str, run_id: str) -> None:
         """Remove the row, then the files (a crash between leaves orphan files, which recover() removes)."""
-        with self._write("delete the run") as db:
+        with self.transaction("delete the run") as db:
             gone = db.execute("DELETE FROM runs WHERE run_id = ? AND workspace_id = ?", (run_id, workspace_id)).rowcount
         if gone:
             self._remove_files([run_id])
@@ -478,20 +524,20 @@ class Store:
         """images (m, 28, 28) float32 in [0, 1] (kept as uint8), labels (m,) 0-9."""
         pixels = np.round(np.asarray(images, np.float32) * 255).clip(0, 255).astype(np.uint8)
         now = time.time()
-        with self._write("keep the drawings") as db:
+        with self.transaction("keep the drawings") as db:
             db.executemany("INSERT INTO drawings (workspace_id, label, pixels, created_at) VALUES (?, ?, ?, ?)",
                            [(workspace_id, int(label), p.tobytes(), now) for p, label in zip(pixels, labels)])
 
     def drawings(self, workspace_id: str) -> tuple[list[int], np.ndarray, np.ndarray]:
         """(ids, images (m, 28, 28) float32 in [0, 1], labels (m,) uint8), oldest first."""
-        rows = self._read("SELECT id, label, pixels FROM drawings WHERE workspace_id = ? ORDER BY id", (workspace_id,))
+        rows = self.query("SELECT id, label, pixels FROM drawings WHERE workspace_id = ? ORDER BY id", (workspace_id,))
         rows = [r for r in rows if len(r[2]) == 784]
         images = np.stack([np.frombuffer(r[2], np.uint8).reshape(28, 28) for r in rows]).astype(np.float32) / 255 \
             if rows else np.zeros((0, 28, 28), np.float32)
         return [r[0] for r in rows], images, np.array([r[1] for r in rows], np.uint8)
 
     def delete_drawings(self, workspace_id: str, ids) -> None:
-        with self._write("delete the drawings") as db:
+        with self.transaction("delete the drawings") as db:
             db.executemany("DELETE FROM drawings WHERE id = ? AND workspace_id = ?", [(int(i), workspace_id) for i in ids])
 
     # ------------------------------------------------------------ jobs
@@ -500,24 +546,24 @@ class Store:
                    base_run_id: str | None = None) -> None:
         """Remember a training that was asked for (queued)."""
         now = time.time()
-        with self._write("remember the training") as db:
+        with self.transaction("remember the training") as db:
             db.execute("INSERT OR REPLACE INTO jobs (job_id, workspace_id, label, kind, config, base_run_id, state, "
                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
                        (job_id, workspace_id, label, kind, json.dumps(config.to_dict()), base_run_id, now, now))
 
     def set_job_state(self, job_id: str, state: str, message: str = "") -> None:
-        with self._write("update the training") as db:
+        with self.transaction("update the training") as db:
             db.execute("UPDATE jobs SET state = ?, message = ?, updated_at = ? WHERE job_id = ?",
                        (state, message, time.time(), job_id))
 
     def forget_job(self, job_id: str) -> None:
         """A training that ended (its run, if any, is kept) or an interrupted one dismissed."""
-        with self._write("update the training") as db:
+        with self.transaction("update the training") as db:
             db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
 
     def interrupt_unfinished(self) -> int:
         """At server start: every training still queued or running belonged to a server that died."""
-        with self._write("mark interrupted trainings") as db:
+        with self.transaction("mark interrupted trainings") as db:
             return db.execute("UPDATE jobs SET state = 'interrupted', message = CASE state WHEN 'running' THEN "
                               "'the server restarted while it was training' ELSE 'the server restarted while it "
                               "was waiting for a training slot' END, updated_at = ? WHERE state IN ('queued', "
@@ -525,7 +571,7 @@ class Store:
 
     def jobs(self, workspace_id: str, states=("interrupted",)) -> list[JobRecord]:
         marks = ",".join("?" * len(states))
-        rows = self._read(f"SELECT job_id, label, kind, config, base_run_id, state, message, created_at FROM jobs "
+        rows = self.query(f"SELECT job_id, label, kind, config, base_run_id, state, message, created_at FROM jobs "
                           f"WHERE workspace_id = ? AND state IN ({marks}) ORDER BY created_at",
                           (workspace_id, *states))
         return [JobRecord(r[0], r[1], r[2], TrainConfig.from_dict(json.loads(r[3])), r[4], r[5], r[6], r[7])
@@ -535,15 +581,15 @@ class Store:
 
     def add_notice(self, workspace_id: str, text: str) -> None:
         """A message for the workspace's next page view (shown once)."""
-        with self._write("leave a message") as db:
+        with self.transaction("leave a message") as db:
             db.execute("INSERT INTO notices (workspace_id, text, created_at) SELECT ?, ?, ? WHERE EXISTS "
                        "(SELECT 1 FROM workspaces WHERE id = ?)", (workspace_id, text, time.time(), workspace_id))
 
     def take_notices(self, workspace_id: str) -> list[str]:
         """The workspace's messages, oldest first; each is returned once."""
-        if not self._read("SELECT 1 FROM notices WHERE workspace_id = ? LIMIT 1", (workspace_id,)):
+        if not self.query("SELECT 1 FROM notices WHERE workspace_id = ? LIMIT 1", (workspace_id,)):
             return []
-        with self._write("read messages") as db:
+        with self.transaction("read messages") as db:
             rows = db.execute("SELECT id, text FROM notices WHERE workspace_id = ? ORDER BY id", (workspace_id,)).fetchall()
             db.execute("DELETE FROM notices WHERE workspace_id = ?", (workspace_id,))
         return [r[1] for r in rows]
@@ -552,7 +598,7 @@ class Store:
 
     def recover(self, grace_s: float = ORPHAN_GRACE_S) -> dict:
         """Remove half-written and orphan files (older than grace_s) and rows whose files are gone."""
-        known = {r[0] for r in self._read("SELECT run_id FROM runs")}
+        known = {r[0] for r in self.query("SELECT run_id FROM runs")}
         now, removed_files = time.time(), 0
         for path in self.runs_path.iterdir():
             run_id = path.name.split(".")[0] if not path.name.startswith(".") else None
@@ -564,9 +610,9 @@ class Store:
                     removed_files += 1
             except OSError:
                 pass
-        missing = [r for r in self._read("SELECT run_id, workspace_id, meta FROM runs")
+        missing = [r for r in self.query("SELECT run_id, workspace_id, meta FROM runs")
                    if not self._files(r[0])[0].is_file()]
-        with self._write("remove damaged runs") as db:
+        with self.transaction("remove damaged runs") as db:
             for run_id, _, _ in missing:
                 db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         for run_id, workspace_id, meta in missing:
@@ -575,7 +621,7 @@ class Store:
 
     def disk_bytes(self) -> int:
         """The runs' files and the database (with its write-ahead log)."""
-        runs = self._read("SELECT COALESCE(SUM(bytes), 0) FROM runs")[0][0]
+        runs = self.query("SELECT COALESCE(SUM(bytes), 0) FROM runs")[0][0]
         db = sum(p.stat().st_size for p in self.folder.glob(DB_FILE + "*") if p.is_file())
         return int(runs) + db
 
@@ -584,14 +630,14 @@ class Store:
         over = self.disk_bytes() - self.limits.disk_cap_mb * 2**20
         if over <= 0:
             return []
-        rows = self._read("SELECT run_id, workspace_id, meta, bytes FROM runs ORDER BY pinned, created_at")
+        rows = self.query("SELECT run_id, workspace_id, meta, bytes FROM runs ORDER BY pinned, created_at")
         doomed = []
         for run_id, workspace_id, meta, size in rows:
             if over <= 0:
                 break
             doomed.append((run_id, workspace_id, meta))
             over -= size
-        with self._write("make room on the disk") as db:
+        with self.transaction("make room on the disk") as db:
             for run_id, _, _ in doomed:
                 db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
         self._remove_files(r for r, _, _ in doomed)
@@ -605,14 +651,14 @@ class Store:
         now = time.time() if now is None else now
         idle = now - self.limits.keep_days * 86400
         empty = now - EMPTY_WORKSPACE_DAYS * 86400
-        rows = self._read(
+        rows = self.query(
             "SELECT id FROM workspaces w WHERE id != ? AND (last_seen < ? OR (last_seen < ? AND NOT EXISTS "
             "(SELECT 1 FROM runs r WHERE r.workspace_id = w.id) AND NOT EXISTS (SELECT 1 FROM drawings d WHERE "
             "d.workspace_id = w.id) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workspace_id = w.id)))",
             (SERVER_WORKSPACE, idle, empty))
         gone = [r[0] for r in rows]
         run_ids = []
-        with self._write("remove unused workspaces") as db:
+        with self.transaction("remove unused workspaces") as db:
             for workspace_id in gone:
                 run_ids += [r[0] for r in db.execute("SELECT run_id FROM runs WHERE workspace_id = ?", (workspace_id,))]
                 db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
@@ -622,7 +668,7 @@ class Store:
 
     def info(self) -> dict:
         """What the store holds, for the admin command."""
-        count = lambda table, where="": self._read(f"SELECT COUNT(*) FROM {table} {where}")[0][0]  # noqa: E731
+        count = lambda table, where="": self.query(f"SELECT COUNT(*) FROM {table} {where}")[0][0]  # noqa: E731
         return {"folder": str(self.folder.resolve()), "store version": self.version,
                 "workspaces": count("workspaces", f"WHERE id != '{SERVER_WORKSPACE}'"), "runs": count("runs"),
                 "published runs": count("runs", "WHERE published = 1"), "drawings": count("drawings"),
@@ -691,7 +737,7 @@ class Store:
         added, skipped = 0, 0
         for entry in manifest["runs"]:
             run_id = str(entry["run_id"])
-            if not RUN_ID.match(run_id) or self._read("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
+            if not RUN_ID.match(run_id) or self.query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
                 skipped += 1
                 continue
             run = load_run(run_id, folder)
@@ -713,15 +759,15 @@ class Store:
         """Once per folder: the runs saved on the server before the store, published to everyone."""
         folder = Path(folder)
         source = str(folder.resolve())
-        if not folder.is_dir() or self._read("SELECT 1 FROM imports WHERE source = ?", (source,)):
+        if not folder.is_dir() or self.query("SELECT 1 FROM imports WHERE source = ?", (source,)):
             return []
         runs, problems = list_runs(folder)
         self.create_workspace(SERVER_WORKSPACE)
         for run in reversed(runs):
-            if not self._read("SELECT 1 FROM runs WHERE run_id = ?", (run.run_id,)):
+            if not self.query("SELECT 1 FROM runs WHERE run_id = ?", (run.run_id,)):
                 run.published = True
                 self.add_run(SERVER_WORKSPACE, run)
-        with self._write("remember the import") as db:
+        with self.transaction("remember the import") as db:
             db.execute("INSERT OR REPLACE INTO imports (source, imported_at) VALUES (?, ?)", (source, time.time()))
         return problems
 

@@ -5,6 +5,8 @@ the page's session. Writes raise StoreError (plain words) when the store cannot 
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .config import TrainConfig
@@ -149,6 +151,63 @@ class Workspace:
 
     def delete_drawings(self, ids) -> None:
         self.store.delete_drawings(self.id, ids)
+
+    # ------------------------------------------------------------ the class
+
+    def membership(self):
+        """The class this workspace joined as a student (Membership), or None."""
+        return self.lab.classroom.membership(self.id)
+
+    def join_class(self, code: str, nickname: str, session: str):
+        """Join a class by its code; JoinRefused says why not (session: who is guessing, for the limiter)."""
+        return self.lab.classroom.join(self.id, code, nickname, session)
+
+    def leave_class(self) -> None:
+        self.lab.classroom.leave(self.id)
+
+    def start_class(self):
+        """Start teaching a new class from this workspace (ClassInfo with the join code)."""
+        return self.lab.classroom.start_class(self.id)
+
+    def teaching(self):
+        """The latest class this workspace teaches (ClassInfo, its control key included), or None."""
+        return self.lab.classroom.teacher_class(self.id)
+
+    def _taught(self):
+        taught = self.teaching()
+        if taught is None:
+            raise InputError("Only the class's teacher can do that.")
+        return taught
+
+    def suggest_settings(self, config: TrainConfig) -> None:
+        taught = self._taught()
+        self.lab.classroom.suggest(taught.id, taught.key, config)
+
+    def clear_board(self) -> int:
+        taught = self._taught()
+        return self.lab.classroom.clear_board(taught.id, taught.key)
+
+    def remove_student(self, nickname: str) -> bool:
+        taught = self._taught()
+        return self.lab.classroom.remove_member(taught.id, taught.key, nickname)
+
+    def end_class(self) -> None:
+        taught = self._taught()
+        self.lab.classroom.end_class(taught.id, taught.key)
+
+    def board_entries(self):
+        """This workspace's own runs on its class's board (hidden ones too), newest first."""
+        return self.lab.classroom.my_entries(self.id)
+
+    def hide_on_board(self, run_id: str, hidden: bool = True) -> None:
+        self.lab.classroom.hide(self.id, run_id, hidden)
+
+    def note_presence(self) -> None:
+        """A member who opens a page is here now (written at most once a minute)."""
+        scratch = self.lab.scratch.setdefault(self.id, {})
+        if time.monotonic() - scratch.get("seen", -1e9) > 60:
+            scratch["seen"] = time.monotonic()
+            self.lab.classroom.seen(self.id)
 
     # ------------------------------------------------------------ the moment, and messages
 

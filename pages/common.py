@@ -19,7 +19,8 @@ from mnist_model.workspace import Workspace
 
 WORKSPACE_COOKIE = "mnist_live_workspace"
 WORKSPACE_PARAM = "workspace"  # only in the "Use on another device" link, never in a settings link
-APP_PARAMS = (WORKSPACE_PARAM,)  # query parameters that are not Train settings
+JOIN_PARAM = "join"  # the class join link's code
+APP_PARAMS = (WORKSPACE_PARAM, JOIN_PARAM)  # query parameters that are not Train settings
 COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
 PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
 
@@ -101,8 +102,8 @@ export default function(component) {
     document.cookie = pair + "; Max-Age=" + data.maxAge + "; Path=/; SameSite=Lax" +
       (location.protocol === "https:" ? "; Secure" : "");
   }
-  const kept = has() ? data.id : "blocked";
-  if (kept !== data.known) setStateValue("kept", kept);
+  // Only a failure is reported: a report reruns the page, which a normal visit should not pay for.
+  if (!has() && data.known !== "blocked") setStateValue("kept", "blocked");
 }
 """
 
@@ -112,17 +113,18 @@ def _cookie_component():
     return st.components.v2.component("mnist_live_workspace_cookie", js=_COOKIE_JS)
 
 
+def cookies_blocked() -> bool:
+    """True once the browser has shown that it keeps no cookies."""
+    return st.session_state.get("cookie_kept") == "blocked"
+
+
 def remember_workspace(ws: Workspace) -> None:
     """Have the browser keep the workspace id in a cookie; warn once when it cannot."""
-    known = st.session_state.get("cookie_kept")
     result = _cookie_component()(data={"name": WORKSPACE_COOKIE, "id": ws.id, "maxAge": COOKIE_MAX_AGE_S,
-                                       "known": known}, key="workspace_cookie", height=0,
-                                 on_kept_change=lambda: None)
-    kept = getattr(result, "kept", None)
-    if kept and kept != known:
-        st.session_state["cookie_kept"] = kept
-    if kept == "blocked" and not st.session_state.get("told_no_cookie"):
-        st.session_state["told_no_cookie"] = True
+                                       "known": st.session_state.get("cookie_kept")}, key="workspace_cookie",
+                                 height=0, on_kept_change=lambda: None)
+    if getattr(result, "kept", None) == "blocked" and not cookies_blocked():
+        st.session_state["cookie_kept"] = "blocked"
         st.warning("This browser does not keep cookies, so your work here will not survive a reload or a closed "
                    "tab. It stays while this tab is open; download models you want to keep.")
 
@@ -156,7 +158,7 @@ def workspace_panel(ws: Workspace) -> None:
     with st.expander("Your workspace"):
         store = ws.store
         where = "in a temporary folder (lost when the server stops)" if store.temporary else "on this server"
-        remembered = st.session_state.get("cookie_kept") not in ("blocked",)
+        remembered = not cookies_blocked()
         st.caption(f"Your runs and drawings are kept {where}"
                    + (", and this browser remembers them." if remembered else "; this browser cannot remember "
                       "them (no cookies)."))
@@ -242,6 +244,11 @@ def sidebar(ws: Workspace) -> None:
             except MnistLiveError:
                 st.caption(f"**Data:** {cfg.dataset} (not available)")
             st.caption("**Model:** none yet - train one")
+        member = ws.membership()
+        if member is not None:
+            st.caption(f"**Class:** {member.code}" + (" (ended)" if member.ended else ""))
+        elif (taught := ws.teaching()) is not None and not taught.ended:
+            st.caption(f"**Class:** {taught.code} (you teach it)")
         for job in ws.jobs()[:1]:
             snap = job.snapshot()
             where = f" (queue position {snap.queue_position})" if snap.queue_position else ""

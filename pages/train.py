@@ -65,6 +65,17 @@ def _preset(name: str) -> None:
     _apply(PRESETS[name])
 
 
+def teacher_suggestion(ws, cfg: TrainConfig) -> None:
+    """A student's Train page shows the settings their teacher sent, with Use them."""
+    member = ws.membership()
+    suggested = ws.lab.classroom.suggestion(member.class_id) if member and not member.ended else None
+    if suggested is None or suggested[0] == cfg:
+        return
+    a, b = st.columns([4, 1], vertical_alignment="center")
+    a.info(f"Your teacher suggests: {suggested[0].describe()}.", icon=":material/school:")
+    b.button("Use them", on_click=_apply, args=(suggested[0],), type="primary", width="stretch")
+
+
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     """The widgets; returns the config they show and mirrors it into the URL and the workspace."""
     c1, c2 = st.columns(2)
@@ -257,6 +268,7 @@ if st.session_state.w_train_size not in sizes:
     st.session_state.w_train_size = _nearest(sizes, st.session_state.w_train_size) if \
         st.session_state.w_train_size < max(sizes) else 0
 cfg = controls(sizes)
+teacher_suggestion(workspace, cfg)
 interrupted_panel(workspace)
 busy = bool(workspace.jobs())
 b1, b2 = st.columns(2)

@@ -52,3 +52,13 @@ def trained(sample):
 def executor():
     from mnist_model.executors import LocalProcessExecutor
     return LocalProcessExecutor(slots=1)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright launches Debian's Chromium: Playwright cannot download its own browser here."""
+    import shutil
+
+    import appserver
+    return {**browser_type_launch_args, "executable_path": shutil.which("chromium") or appserver.CHROMIUM,
+            "args": appserver.CHROMIUM_ARGS}

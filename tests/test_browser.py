@@ -25,12 +25,6 @@ def server(tmp_path_factory):
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright launches Debian's Chromium: Playwright cannot download its own browser here."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
-
-
 def _stroke(page, box, points):
     page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
     page.mouse.down()

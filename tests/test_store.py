@@ -117,12 +117,12 @@ from test_store import make_run
 store = sm.Store(sys.argv[1])
 ws = sys.argv[2]
 if sys.argv[4] == "before-row":  # the files are written; the process dies before the row is
-    real = store._write
+    real = store.transaction
     def dying(what):
         if what.startswith("save"):
             os._exit(9)
         return real(what)
-    store._write = dying
+    store.transaction = dying
 else:  # dies in the middle of writing a file: a .part file is left
     def dying(src, dst):
         os._exit(9)
@@ -200,7 +200,7 @@ def test_a_database_from_a_newer_app_is_left_untouched(tmp_path):
     conn.execute("PRAGMA user_version=99")
     conn.close()
     digest = hashlib.sha256((tmp_path / store_module.DB_FILE).read_bytes()).hexdigest()
-    with pytest.raises(store_module.StoreNewer, match="store version 99; this app knows versions up to 1"):
+    with pytest.raises(store_module.StoreNewer, match="store version 99; this app knows versions up to 2"):
         Store(tmp_path)
     served = open_server_store(tmp_path)
     assert served.temporary and "newer MNIST Live" in served.notices[0] and "temporary folder" in served.notices[0]
@@ -307,7 +307,7 @@ def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path):
     store.add_run(busy, make_run("Busy run", seed=1, created_at=time.time() - 100))
     store.add_drawings(busy, np.zeros((1, 28, 28)), [3])
     now = time.time()
-    with store._write("test") as db:
+    with store.transaction("test") as db:
         db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 31 * 86400, old))
         db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 2 * 86400, empty))
         db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 2 * 86400, busy))
@@ -368,11 +368,11 @@ def test_forward_migrations_keep_the_data(tmp_path, monkeypatch):
     ws = store.create_workspace()
     store.add_run(ws, make_run())
     store.close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", store_module.SCHEMA_VERSION + 1)
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS +
                         ["CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (42)"])
     newer = Store(tmp_path)
-    assert newer.version == 2 and newer._read("SELECT x FROM extra") == [(42,)]
+    assert newer.version == store_module.SCHEMA_VERSION and newer.query("SELECT x FROM extra") == [(42,)]
     assert [r.name for r in newer.runs(ws)] == ["Run 1"]
 
 

@@ -1,0 +1,375 @@
+"""The class: a teacher's class with a join code, students with nicknames, and a board of everyone's runs.
+
+Join codes, nickname rules and the attempt limiter are plain functions and small classes; Classroom keeps
+classes, members and board entries in the workspace store. The board holds settings and metrics only: never a
+workspace id, weights or drawings of anybody.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import unicodedata
+from collections import deque
+from dataclasses import dataclass
+
+from .config import TrainConfig
+from .errors import InputError
+from .runs import Run
+from .store import Store
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L look-alikes
+CODE_LENGTH = 6  # 31^6, about 887 million codes
+NICKNAME_MAX = 20
+TEACHER_LABEL = "Teacher"  # how the teacher's own runs are named on the board; no student may take it
+KEY_BYTES = 24  # the teacher's control key: 192 random bits
+SESSION_ATTEMPTS = 5  # failed joins per session within SESSION_WINDOW_S
+SESSION_WINDOW_S = 600
+SERVER_ATTEMPTS_PER_MINUTE = 30  # failed joins per minute on the whole server
+PRESENT_S = 300  # a member seen within this many seconds counts as here now
+# Letters that look like others: a nickname's skeleton maps them together, so look-alikes cannot impersonate.
+_CONFUSABLES = str.maketrans({"0": "o", "1": "l", "i": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
+                              "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "l",
+                              "ο": "o", "ν": "v", "κ": "k", "τ": "t", "α": "a", "ε": "e", "ι": "l", "ρ": "p"})
+
+
+class JoinRefused(InputError):
+    """A join that cannot happen, with the reason in plain words."""
+
+
+# ---------------------------------------------------------------- codes, keys, nicknames
+
+def new_join_code() -> str:
+    """Six characters a class can read off a projector: no 0/O or 1/I/L."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(text: str) -> str:
+    """What a student typed, as a code: upper case, spaces and dashes dropped ('abc 234' -> 'ABC234')."""
+    return "".join(c for c in str(text).upper() if c not in " -_\t")
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_nickname(text: str) -> str:
+    """The nickname trimmed, or InputError: 1-20 printable characters, no line breaks or controls."""
+    nickname = " ".join(str(text).split())
+    if not nickname:
+        raise InputError("Choose a nickname (1 to 20 characters).")
+    if len(nickname) > NICKNAME_MAX:
+        raise InputError(f"A nickname has at most {NICKNAME_MAX} characters.")
+    if any(unicodedata.category(c)[0] == "C" for c in nickname):
+        raise InputError("A nickname cannot contain control characters.")
+    return nickname
+
+
+def skeleton(nickname: str) -> str:
+    """What a nickname looks like, for telling look-alikes apart: 'T e a c h e r!' and 'teacher' match."""
+    folded = unicodedata.normalize("NFKC", nickname).casefold()
+    folded = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
+    return "".join(c for c in folded.translate(_CONFUSABLES) if c.isalnum())
+
+
+class AttemptLimiter:
+    """Slows join-code guessing: failed attempts are counted per session and per minute on the server."""
+
+    def __init__(self, per_session: int = SESSION_ATTEMPTS, window_s: float = SESSION_WINDOW_S,
+                 server_per_minute: int = SERVER_ATTEMPTS_PER_MINUTE, clock=time.monotonic):
+        self.per_session, self.window_s, self.server_per_minute = per_session, window_s, server_per_minute
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: dict[str, deque] = {}
+        self._server: deque = deque()
+
+    def check(self, session: str) -> None:
+        """JoinRefused when session, or the whole server, has failed too often lately."""
+        now = self._clock()
+        with self._lock:
+            mine = self._trim(self._sessions.get(session, deque()), now - self.window_s)
+            server = self._trim(self._server, now - 60)
+            if len(mine) >= self.per_session:
+                wait = int(mine[0] + self.window_s - now) + 1
+                raise JoinRefused(f"Too many wrong codes from here: try again in {_minutes(wait)}.")
+            if len(server) >= self.server_per_minute:
+                raise JoinRefused("Too many wrong codes on this server just now: try again in a minute.")
+
+    def failed(self, session: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._sessions.setdefault(session, deque()).append(now)
+            self._server.append(now)
+            if len(self._sessions) > 10000:  # forget idle sessions: memory stays bounded
+                for key in [k for k, v in self._sessions.items() if not v or v[-1] < now - self.window_s]:
+                    del self._sessions[key]
+
+    @staticmethod
+    def _trim(times: deque, since: float) -> deque:
+        while times and times[0] < since:
+            times.popleft()
+        return times
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds} seconds" if seconds < 90 else f"{round(seconds / 60)} minutes"
+
+
+# ---------------------------------------------------------------- what pages get
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class as its teacher sees it (key is the teacher's control key; only the teacher's workspace has it)."""
+
+    id: str
+    code: str
+    created_at: float
+    ended_at: float | None
+    key: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A student's place in a class."""
+
+    class_id: str
+    code: str
+    nickname: str
+    ended: bool
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    """One run on the board: settings and metrics, never weights, drawings or a workspace id."""
+
+    run_id: str
+    nickname: str
+    config: TrainConfig
+    status: str
+    epochs_run: int
+    train_accuracy: float
+    test_accuracy: float
+    train_loss: float
+    test_loss: float
+    seconds: float
+    posted_at: float
+    hidden: bool
+
+    @property
+    def gap(self) -> float:
+        """Train minus test accuracy, in points (0-100)."""
+        return (self.train_accuracy - self.test_accuracy) * 100
+
+    def settings(self) -> str:
+        """The settings in short: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden'."""
+        return self.config.describe(epochs_run=self.epochs_run)
+
+    def row(self) -> dict:
+        """One leaderboard row; every column keeps one type."""
+        return {"nickname": self.nickname, "settings": self.settings(),
+                "train acc": round(self.train_accuracy, 4), "test acc": round(self.test_accuracy, 4),
+                "gap (points)": round(self.gap, 1), "epochs": self.epochs_run,
+                "time": time.strftime("%H:%M", time.localtime(self.posted_at))}
+
+
+_BOARD_COLUMNS = ("run_id, nickname, config, status, epochs_run, train_accuracy, test_accuracy, train_loss, "
+                  "test_loss, seconds, posted_at, hidden")
+
+
+def _entry(row) -> BoardEntry:
+    return BoardEntry(row[0], row[1], TrainConfig.from_dict(json.loads(row[2])), row[3], row[4], row[5], row[6],
+                      row[7], row[8], row[9], row[10], bool(row[11]))
+
+
+# ---------------------------------------------------------------- the service
+
+class Classroom:
+    """Classes, members and the board, in the workspace store."""
+
+    def __init__(self, store: Store, limiter: AttemptLimiter | None = None):
+        self.store = store
+        self.limiter = limiter or AttemptLimiter()
+
+    # ------------------------------------------------------------ teacher
+
+    def start_class(self, teacher_workspace: str) -> ClassInfo:
+        """A new class taught from this workspace (it leaves any class it had joined)."""
+        self.leave(teacher_workspace)
+        class_id, key, now = secrets.token_urlsafe(12), secrets.token_urlsafe(KEY_BYTES), time.time()
+        with self.store.transaction("start the class") as db:
+            for _ in range(20):
+                code = new_join_code()
+                if not db.execute("SELECT 1 FROM classes WHERE code = ? AND ended_at IS NULL", (code,)).fetchone():
+                    break
+            db.execute("INSERT INTO classes (id, code, teacher_workspace, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (class_id, code, teacher_workspace, _hash_key(key), now))
+            db.execute("INSERT INTO teacher_keys (workspace_id, class_id, key) VALUES (?, ?, ?)",
+                       (teacher_workspace, class_id, key))
+        return ClassInfo(class_id, code, now, None, key)
+
+    def teacher_class(self, workspace_id: str) -> ClassInfo | None:
+        """The latest class this workspace teaches (ended or not), with its control key."""
+        rows = self.store.query("SELECT c.id, c.code, c.created_at, c.ended_at, k.key FROM classes c JOIN "
+                                "teacher_keys k ON k.class_id = c.id AND k.workspace_id = ? ORDER BY c.created_at "
+                                "DESC LIMIT 1", (workspace_id,))
+        return ClassInfo(*rows[0]) if rows else None
+
+    def _check_key(self, class_id: str, key: str | None) -> None:
+        rows = self.store.query("SELECT key_hash FROM classes WHERE id = ?", (class_id,))
+        if not rows or not key or not hmac.compare_digest(rows[0][0], _hash_key(key)):
+            raise InputError("Only the class's teacher can do that.")
+
+    def suggest(self, class_id: str, key: str, config: TrainConfig) -> None:
+        """Send the teacher's settings to every student's Train page."""
+        self._check_key(class_id, key)
+        with self.store.transaction("suggest the settings") as db:
+            db.execute("UPDATE classes SET suggestion = ?, suggested_at = ? WHERE id = ?",
+                       (json.dumps(config.to_dict()), time.time(), class_id))
+
+    def clear_board(self, class_id: str, key: str) -> int:
+        self._check_key(class_id, key)
+        with self.store.transaction("clear the board") as db:
+            return db.execute("DELETE FROM board WHERE class_id = ?", (class_id,)).rowcount
+
+    def remove_member(self, class_id: str, key: str, nickname: str) -> bool:
+        """Moderation: the nickname leaves the class and its runs leave the board."""
+        self._check_key(class_id, key)
+        with self.store.transaction("remove the student") as db:
+            row = db.execute("SELECT workspace_id FROM members WHERE class_id = ? AND nickname = ?",
+                             (class_id, nickname)).fetchone()
+            db.execute("DELETE FROM board WHERE class_id = ? AND nickname = ?", (class_id, nickname))
+            if row:
+                db.execute("DELETE FROM members WHERE workspace_id = ?", (row[0],))
+        if row:
+            self.store.add_notice(row[0], "Your teacher removed you from the class (your runs stay yours).")
+        return row is not None
+
+    def end_class(self, class_id: str, key: str) -> None:
+        """Joining stops and new runs are no longer posted; the board stays readable."""
+        self._check_key(class_id, key)
+        with self.store.transaction("end the class") as db:
+            db.execute("UPDATE classes SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (time.time(), class_id))
+
+    # ------------------------------------------------------------ students
+
+    def join(self, workspace_id: str, code: str, nickname: str, session: str) -> Membership:
+        """Join the class with this code under this nickname; JoinRefused says why not."""
+        nickname = check_nickname(nickname)
+        self.limiter.check(session)
+        code = normalise_code(code)
+        rows = self.store.query("SELECT id, teacher_workspace FROM classes WHERE code = ? AND ended_at IS NULL",
+                                (code,)) if len(code) == CODE_LENGTH else []
+        if not rows:
+            self.limiter.failed(session)
+            raise JoinRefused("No class has that code (or it has ended): check the code on the board.")
+        class_id, teacher = rows[0]
+        if teacher == workspace_id:
+            raise JoinRefused("You teach this class: your own runs are on its board as Teacher.")
+        shape = skeleton(nickname)
+        if shape == skeleton(TEACHER_LABEL) or not shape:
+            raise JoinRefused("That nickname is too close to the teacher's label: choose another.")
+        now = time.time()
+        with self.store.transaction("join the class") as db:
+            taken = db.execute("SELECT workspace_id FROM members WHERE class_id = ? AND skeleton = ?",
+                               (class_id, shape)).fetchone()
+            if taken and taken[0] != workspace_id:
+                raise JoinRefused("Someone in this class already has that nickname (or one that looks like it): "
+                                  "choose another.")
+            db.execute("DELETE FROM members WHERE workspace_id = ?", (workspace_id,))
+            db.execute("INSERT INTO members (workspace_id, class_id, nickname, skeleton, joined_at, seen_at) VALUES "
+                       "(?, ?, ?, ?, ?, ?)", (workspace_id, class_id, nickname, shape, now, now))
+        return Membership(class_id, code, nickname, False)
+
+    def membership(self, workspace_id: str) -> Membership | None:
+        rows = self.store.query("SELECT m.class_id, c.code, m.nickname, c.ended_at FROM members m JOIN classes c ON "
+                                "c.id = m.class_id WHERE m.workspace_id = ?", (workspace_id,))
+        return Membership(rows[0][0], rows[0][1], rows[0][2], rows[0][3] is not None) if rows else None
+
+    def leave(self, workspace_id: str) -> None:
+        with self.store.transaction("leave the class") as db:
+            db.execute("DELETE FROM members WHERE workspace_id = ?", (workspace_id,))
+
+    def seen(self, workspace_id: str) -> None:
+        """Note that a member is here now (written at most once a minute)."""
+        with self.store.transaction("note who is here") as db:
+            db.execute("UPDATE members SET seen_at = ? WHERE workspace_id = ? AND seen_at < ?",
+                       (time.time(), workspace_id, time.time() - 60))
+
+    def hide(self, workspace_id: str, run_id: str, hidden: bool = True) -> None:
+        """A student hides (or shows again) one of their runs on the board."""
+        with self.store.transaction("hide the run") as db:
+            db.execute("UPDATE board SET hidden = ? WHERE run_id = ? AND workspace_id = ?",
+                       (int(hidden), run_id, workspace_id))
+
+    # ------------------------------------------------------------ the board
+
+    def post(self, workspace_id: str, run: Run) -> bool:
+        """Post a finished or stopped run of a member (or the teacher) to their running class's board."""
+        final = run.final
+        if final is None:
+            return False
+        member = self.membership(workspace_id)
+        if member is not None and not member.ended:
+            class_id, nickname = member.class_id, member.nickname
+        else:
+            rows = self.store.query("SELECT id FROM classes WHERE teacher_workspace = ? AND ended_at IS NULL "
+                                    "ORDER BY created_at DESC LIMIT 1", (workspace_id,))
+            if not rows:
+                return False
+            class_id, nickname = rows[0][0], TEACHER_LABEL
+        with self.store.transaction("post the run to the board") as db:
+            db.execute(f"INSERT OR REPLACE INTO board ({_BOARD_COLUMNS}, class_id, workspace_id) VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                       (run.run_id, nickname, json.dumps(run.config.to_dict()), run.status, run.epochs_run,
+                        final.accuracy, final.test_accuracy, final.loss, final.test_loss, run.duration_s,
+                        time.time(), class_id, workspace_id))
+        return True
+
+    def board(self, class_id: str) -> list[BoardEntry]:
+        """The class's visible runs, best test accuracy first."""
+        rows = self.store.query(f"SELECT {_BOARD_COLUMNS} FROM board WHERE class_id = ? AND hidden = 0 "
+                                "ORDER BY test_accuracy DESC, posted_at", (class_id,))
+        return [_entry(r) for r in rows]
+
+    def my_entries(self, workspace_id: str) -> list[BoardEntry]:
+        """A student's own runs on the board, hidden ones too, newest first."""
+        rows = self.store.query(f"SELECT {_BOARD_COLUMNS} FROM board WHERE workspace_id = ? ORDER BY posted_at DESC",
+                                (workspace_id,))
+        return [_entry(r) for r in rows]
+
+    def board_version(self, class_id: str) -> tuple:
+        """Changes whenever the board does (for pages that redraw only then)."""
+        return tuple(self.store.query("SELECT COUNT(*), MAX(posted_at), SUM(hidden) FROM board WHERE class_id = ?",
+                                      (class_id,))[0])
+
+    def suggestion(self, class_id: str) -> tuple[TrainConfig, float] | None:
+        rows = self.store.query("SELECT suggestion, suggested_at FROM classes WHERE id = ?", (class_id,))
+        if not rows or not rows[0][0]:
+            return None
+        return TrainConfig.from_dict(json.loads(rows[0][0])), rows[0][1]
+
+    def members(self, class_id: str) -> list[tuple[str, str, float]]:
+        """(nickname, workspace id, last seen) of every member: for the server's own use, never shown as such."""
+        return [tuple(r) for r in self.store.query("SELECT nickname, workspace_id, seen_at FROM members WHERE "
+                                                   "class_id = ? ORDER BY joined_at", (class_id,))]
+
+    def ended(self, class_id: str) -> bool:
+        rows = self.store.query("SELECT ended_at FROM classes WHERE id = ?", (class_id,))
+        return bool(rows and rows[0][0] is not None)
+
+
+def what_worked(entries: list[BoardEntry]) -> list[dict]:
+    """Mean test accuracy and gap per (epochs, batch size) among the entries: the class's own evidence."""
+    groups: dict[tuple[int, int], list[BoardEntry]] = {}
+    for e in entries:
+        groups.setdefault((e.config.epochs, e.config.batch_size), []).append(e)
+    return [{"epochs": k[0], "batch size": k[1], "runs": len(v),
+             "mean test acc": sum(e.test_accuracy for e in v) / len(v),
+             "mean gap (points)": sum(e.gap for e in v) / len(v)} for k, v in sorted(groups.items())]

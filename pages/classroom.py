@@ -1,0 +1,227 @@
+"""Class: a teacher starts a class, students join with its code, and everyone's runs meet on one live board."""
+import time
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from mnist_model.classroom import PRESENT_S, TEACHER_LABEL, what_worked
+from mnist_model.errors import MnistLiveError
+from mnist_model.jobs import JobState
+from pages import common
+
+BOARD_POLL_S = 1.0  # the board redraws this often: a run shows within about a second of ending
+JOIN_PARAM = "join"
+
+
+# ---------------------------------------------------------------- the board (teacher and students)
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def board_view(class_id: str, version: tuple) -> dict:
+    """The board at one version, shared by everyone who looks at it: rows and chart specs (read-only)."""
+    entries = common.lab().classroom.board(class_id)
+    if not entries:
+        return {"runs": 0}
+    rows = pd.DataFrame([e.row() for e in entries])
+    points = pd.DataFrame([{"nickname": e.nickname, "settings": e.settings(), "train accuracy": e.train_accuracy,
+                            "test accuracy": e.test_accuracy, "gap (points)": round(e.gap, 1),
+                            "epochs": e.config.epochs, "batch size": e.config.batch_size} for e in entries])
+    low = float(min(points["train accuracy"].min(), points["test accuracy"].min()))
+    low = max(0.0, low - 0.02)
+    diagonal = pd.DataFrame({"train accuracy": [low, 1.0], "test accuracy": [low, 1.0]})
+    axis = alt.Scale(domain=[low, 1.0])
+    scatter = (alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(
+        x=alt.X("train accuracy:Q", scale=axis, axis=alt.Axis(format="%")),
+        y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%")))
+        + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
+        x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
+            scheme="orangered"), title="gap"),
+        tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
+                 alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
+        title="Train against test accuracy (below the dashed line: overfitting)", height=340)
+    worked = pd.DataFrame(what_worked(entries))
+    base = alt.Chart(worked).encode(x=alt.X("batch size:O"), y=alt.Y("epochs:O", sort="descending"))
+    heat = (base.mark_rect().encode(color=alt.Color("mean test acc:Q", scale=alt.Scale(scheme="greens"),
+                                                    legend=alt.Legend(format="%")),
+                                    tooltip=["epochs", "batch size", "runs",
+                                             alt.Tooltip("mean test acc:Q", format=".1%"),
+                                             alt.Tooltip("mean gap (points):Q", format=".1f")])
+            + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
+        title="What worked: mean test accuracy by epochs and batch size", height=300)
+    gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
+        x=alt.X("epochs:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("gap (points):Q"),
+        tooltip=["nickname", "settings", "gap (points)"]).properties(
+        title="The gap between train and test accuracy against epochs", height=300)
+    return {"runs": len(entries), "rows": rows, "scatter": scatter.to_dict(), "heat": heat.to_dict(),
+            "gap": gap.to_dict()}
+
+
+def presence(class_id: str) -> dict:
+    """Who is in the class now: joined, here (seen lately), training, waiting (nicknames only)."""
+    lab = common.lab()
+    now = time.time()
+    out = {"joined": [], "here": [], "training": [], "waiting": []}
+    for nickname, workspace_id, seen_at in lab.classroom.members(class_id):
+        out["joined"].append(nickname)
+        jobs = lab.jobs(workspace_id)
+        if jobs and jobs[0].state == JobState.RUNNING:
+            out["training"].append(nickname)
+        elif jobs:
+            out["waiting"].append(nickname)
+        if now - seen_at < PRESENT_S or jobs:
+            out["here"].append(nickname)
+    return out
+
+
+def board(class_id: str, show_presence: bool = True) -> None:
+    """The live board: who is here, the leaderboard, the scatter, what worked."""
+    view = board_view(class_id, common.lab().classroom.board_version(class_id))
+    if show_presence:
+        who = presence(class_id)
+        c = st.columns(5)
+        c[0].metric("Students joined", len(who["joined"]))
+        c[1].metric("Here now", len(who["here"]))
+        c[2].metric("Training", len(who["training"]))
+        c[3].metric("Waiting", len(who["waiting"]))
+        c[4].metric("Runs on the board", view["runs"])
+        if who["training"] or who["waiting"]:
+            st.text("Training: " + (", ".join(who["training"]) or "nobody") + "\nWaiting: " +
+                    (", ".join(who["waiting"]) or "nobody"))
+    if not view["runs"]:
+        st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
+        return
+    st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
+                 column_config={"train acc": st.column_config.NumberColumn(format="percent"),
+                                "test acc": st.column_config.NumberColumn(format="percent")})
+    a, b = st.columns(2)
+    a.vega_lite_chart(spec=view["scatter"], width="stretch")
+    b.vega_lite_chart(spec=view["heat"], width="stretch")
+    st.vega_lite_chart(spec=view["gap"], width="stretch")
+
+
+# ---------------------------------------------------------------- teacher
+
+def join_link(code: str) -> str:
+    return f"{common.base_url()}class?{JOIN_PARAM}={code}"
+
+
+def teacher_header(taught) -> None:
+    """The code, the link and a QR code big enough for the back of the room."""
+    link = join_link(taught.code)
+    left, right = st.columns([3, 2], vertical_alignment="center")
+    with left:
+        st.markdown("Join at the Class page with the code")
+        st.markdown(f"<div style='font-size:5.5rem;font-weight:700;letter-spacing:0.4rem;line-height:1.1'>"
+                    f"{taught.code}</div>", unsafe_allow_html=True)  # the code is ours: six safe letters
+        st.code(link, language=None, wrap_lines=True)
+        if any(host in link for host in ("//localhost", "//127.0.0.1", "//[::1]")):
+            st.warning("This link uses this computer's own address, which phones cannot reach. Start the server "
+                       "with `--server.address 0.0.0.0` and open the app by this computer's network address.")
+        if taught.ended:
+            st.warning("This class has ended: nobody can join, and new runs are no longer posted.")
+    right.image(common.qr_png(link, 10), caption="Scan to join", width=360)
+
+
+def teacher_controls(ws, taught) -> None:
+    """Suggest settings, moderate, clear the board, end the class."""
+    st.subheader("Teacher controls")
+    cfg = ws.settings() or common.config()
+    a, b, c, d = st.columns(4)
+    with a:
+        st.caption(f"Your Train settings: {cfg.describe()}")
+        if st.button("Suggest these settings", disabled=taught.ended, width="stretch"):
+            with common.plain_errors():
+                ws.suggest_settings(cfg)
+                st.toast("Sent to every student's Train page")
+    with b.popover("Remove a nickname", width="stretch", disabled=taught.ended):
+        names = [n for n, _, _ in common.lab().classroom.members(taught.id)]
+        name = st.selectbox("Student", names, index=None, placeholder="choose...")
+        if st.button("Remove them and their runs", disabled=name is None):
+            with common.plain_errors():
+                ws.remove_student(name)
+                st.rerun()
+    with c.popover("Clear the board", width="stretch"):
+        st.caption("Removes every run from the board (students keep their runs).")
+        if st.button("Yes, clear the board", type="primary"):
+            with common.plain_errors():
+                ws.clear_board()
+                st.rerun()
+    with d.popover("End the class", width="stretch", disabled=taught.ended):
+        st.caption("Joining stops; the board stays readable for you.")
+        if st.button("Yes, end the class", type="primary"):
+            with common.plain_errors():
+                ws.end_class()
+                st.rerun()
+    if taught.ended and st.button("Start a new class"):
+        with common.plain_errors():
+            ws.start_class()
+            st.rerun()
+
+
+def teacher_view(ws, taught) -> None:
+    teacher_header(taught)
+    st.fragment(board, run_every=BOARD_POLL_S)(taught.id)
+    teacher_controls(ws, taught)
+
+
+# ---------------------------------------------------------------- students
+
+def student_view(ws, member) -> None:
+    st.subheader(f"Class {member.code}")
+    st.text(f"You are in as: {member.nickname}")
+    if member.ended:
+        st.info("This class has ended: your new runs are no longer posted to its board.")
+    if st.button("Leave the class"):
+        with common.plain_errors():
+            ws.leave_class()
+            st.rerun()
+    mine = ws.board_entries()
+    if mine:
+        with st.expander(f"Your runs on the board ({len(mine)})"):
+            for entry in mine:
+                shown = st.checkbox(f"{entry.test_accuracy:.1%} test · {entry.settings()}", value=not entry.hidden,
+                                    key=f"show_{entry.run_id}", help="Untick to hide this run from the board.")
+                if shown == entry.hidden:
+                    with common.plain_errors():
+                        ws.hide_on_board(entry.run_id, not shown)
+                        st.rerun()
+    else:
+        st.caption("Your finished and stopped runs are posted to the board by themselves (settings and figures "
+                   "only; your model and drawings stay yours).")
+    if st.toggle("Show the class board", value=True, key="show_board"):
+        st.fragment(board, run_every=BOARD_POLL_S)(member.class_id, False)
+
+
+def join_or_start(ws) -> None:
+    left, right = st.columns(2)
+    with left.container(border=True):
+        st.subheader("Join a class")
+        code = st.text_input("Class code", value=st.query_params.get(JOIN_PARAM, ""), max_chars=12,
+                             placeholder="e.g. KPT4WM")
+        nickname = st.text_input("Nickname", max_chars=40, help="1 to 20 characters; others in the class see it.")
+        if st.button("Join", type="primary"):
+            try:
+                ws.join_class(code, nickname, session=ws.id)
+                st.query_params.pop(JOIN_PARAM, None)
+                st.rerun()
+            except MnistLiveError as exc:
+                st.error(str(exc))
+    with right.container(border=True):
+        st.subheader("Start a class")
+        st.caption("For the teacher: you get a join code and a live board of everyone's runs. Your own runs "
+                   f"appear on it as {TEACHER_LABEL}.")
+        if st.button("Start a class"):
+            with common.plain_errors():
+                ws.start_class()
+                st.rerun()
+
+
+st.title("Class")
+workspace = common.workspace()
+taught, member = workspace.teaching(), workspace.membership()
+if taught is not None and (member is None or not taught.ended):
+    teacher_view(workspace, taught)
+elif member is not None:
+    student_view(workspace, member)
+else:
+    join_or_start(workspace)

@@ -1,0 +1,180 @@
+"""Workspaces in a real browser: reloads, tabs, other people, another device, start over, no cookies,
+and a server killed with kill -9 in the middle of a training."""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+import appserver
+from test_browser import CHROMIUM, _open, _progress_epoch
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+QUICK = "?epochs=1&train_size=500"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = appserver.start(log)
+    yield url
+    appserver.stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def _train(page, url, query=QUICK):
+    """Open the app with query, go to Train, press Train, wait for the result."""
+    _open(page, url, "Train", query)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
+
+
+def _run_names(page, expect_table: bool = True) -> list[str]:
+    """The run names in the runs table (waiting for it unless none is expected)."""
+    table = page.get_by_test_id("stDataFrame")
+    if expect_table:
+        table.first.wait_for(timeout=30000)
+    else:
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)  # the page has settled
+        time.sleep(0.5)
+    if not table.count():
+        return []
+    text = table.first.locator("table").first.text_content(timeout=10000)  # the grid's accessible copy
+    return re.findall(r"Run \d+", text)
+
+
+def _nav(page, name):
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+
+
+def test_a_run_survives_a_reload_and_draw_still_uses_it(server, page):
+    _train(page, server)
+    page.reload()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
+    assert _run_names(page) == ["Run 1"]
+    _nav(page, "Draw")
+    page.locator("canvas.upper-canvas").wait_for(timeout=60000)  # a model is there: no Quick train needed
+    assert page.get_by_text("Model: Run 1").count() and not page.get_by_role("button", name="Quick train").count()
+    assert "workspace" not in page.url
+
+
+def test_a_reload_during_a_long_run_shows_its_progress_again(server, page):
+    _open(page, server, "Train", "?epochs=8&batch_size=16&architecture=cnn")
+    page.get_by_role("button", name="Train", exact=True).click()
+    deadline = time.time() + 120
+    while _progress_epoch(page) is None and time.time() < deadline:
+        time.sleep(0.1)
+    page.reload()
+    seen = set()
+    deadline = time.time() + 180
+    while not page.get_by_text("Test accuracy", exact=True).count() and time.time() < deadline:
+        epoch = _progress_epoch(page)
+        if epoch:
+            seen.add(epoch)
+        time.sleep(0.1)
+    assert seen, "no progress after the reload"
+    assert page.get_by_text("Test accuracy", exact=True).count()
+    assert _run_names(page) == ["Run 1"] and page.get_by_text("After 8 epochs").count()
+
+
+def test_the_same_settings_link_in_another_browser_shares_no_work(server, browser):
+    mine, theirs = browser.new_context(), browser.new_context()
+    page = mine.new_page()
+    _train(page, server)
+    assert "workspace" not in page.url and "epochs=1" in page.url  # the settings link carries no workspace
+    link = page.url
+    other = theirs.new_page()
+    other.goto(link.split("/train")[0] + "/" + link.split("/train")[1])
+    other.get_by_text("Lesson plan").wait_for(timeout=60000)
+    _nav(other, "Train")
+    other.get_by_role("button", name="Train", exact=True).wait_for()
+    assert other.get_by_test_id("stSliderThumbValue").first.inner_text() == "1"  # same settings
+    assert _run_names(other, False) == [] and not other.get_by_text("Run 1").count()  # none of the work
+    mine.close()
+    theirs.close()
+
+
+def test_two_tabs_of_one_browser_share_the_workspace(server, context):
+    first = context.new_page()
+    _train(first, server)
+    second = context.new_page()
+    _open(second, server, "Train")
+    second.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
+    assert _run_names(second) == ["Run 1"]
+
+
+def test_another_device_link_opens_the_workspace_and_start_over_empties_it(server, browser):
+    phone_owner = browser.new_context()
+    page = phone_owner.new_page()
+    _train(page, server)
+    page.get_by_text("Your workspace").click()
+    page.get_by_text("Use on another device").click()
+    link = page.locator("code").filter(has_text="workspace=").first.inner_text().strip()
+    assert page.get_by_text("Whoever has this link sees and changes this work").count()
+    assert page.get_by_test_id("stSidebar").locator("img").count()  # the QR code
+    other = browser.new_context().new_page()
+    other.goto(link.replace("http://localhost:8501", server))
+    other.get_by_text("Opened the workspace from your link").wait_for(timeout=60000)
+    assert "workspace=" not in other.url
+    _nav(other, "Train")
+    other.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
+    assert _run_names(other) == ["Run 1"]
+    page.get_by_role("button", name="Start over").click()
+    page.get_by_role("button", name="Yes, start over").click()
+    page.get_by_role("button", name="Train", exact=True).wait_for()
+    assert _run_names(page, False) == []
+    page.reload()  # the browser now remembers the new, empty workspace
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60000)
+    assert _run_names(page, False) == []
+    phone_owner.close()
+    other.context.close()
+
+
+def test_without_cookies_it_works_for_the_tab_and_says_so_once(server, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    context.new_cdp_session(page).send("Emulation.setDocumentCookieDisabled", {"disabled": True})
+    page.goto(server + "/")
+    page.get_by_text("does not keep cookies").wait_for(timeout=60000)
+    _nav(page, "Train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
+    assert _run_names(page) == ["Run 1"]
+    assert not page.get_by_text("does not keep cookies").count()  # said once
+    context.close()
+
+
+def test_kill_9_during_a_training_then_restart(tmp_path, browser):
+    data, log = tmp_path / "data", tmp_path / "server-before.log"
+    proc, url = appserver.start(log, MNIST_LIVE_DATA=str(data))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        _train(page, url)
+        page.get_by_test_id("stSliderThumbValue").first.wait_for()
+        _open(page, url, "Train", "?epochs=12&batch_size=16&architecture=cnn")
+        page.get_by_role("button", name="Train", exact=True).click()
+        deadline = time.time() + 120
+        while _progress_epoch(page) is None and time.time() < deadline:
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        log = tmp_path / "server-after.log"
+        proc, url = appserver.start(log, MNIST_LIVE_DATA=str(data))  # the same data folder, a new port
+        _open(page, url, "Train")
+        page.get_by_text("was interrupted").wait_for(timeout=60000)
+        assert page.get_by_text("Run 2", exact=False).count() and _run_names(page)[:1] == ["Run 1"]
+        page.get_by_text("the server restarted while it was training").wait_for()
+        page.get_by_role("button", name="Stop training").wait_for()
+        page.get_by_test_id("stSlider").first.wait_for()
+        page.get_by_role("button", name="Train again").click()
+        deadline = time.time() + 300
+        while "Run 2" not in _run_names(page) and time.time() < deadline:
+            time.sleep(0.5)
+        assert _run_names(page) == ["Run 1", "Run 2"] and not page.get_by_text("was interrupted").count()
+    finally:
+        context.close()
+        appserver.stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
