@@ -30,6 +30,7 @@ TARGETS = {  # name -> (comparison, threshold); the issue's targets
     "home_first_paint_s": ("<", 3.0),
     "first_click_progress_s": ("<", 1.5),
     "ten_sessions_extra_mb": ("<", 300.0),
+    "cluster_makespan_ray_vs_local": ("<=", 1.15),
 }
 
 
@@ -362,6 +363,65 @@ def _train_page_render(browser, url: str, workspace: str) -> float:
     return elapsed
 
 
+def bench_cluster(quick: bool) -> dict:
+    """The same trainings through a 2-slot RayExecutor (a local, loopback-only Ray) and a 2-slot
+    LocalProcessExecutor: makespan and the delay from submitting a job to its first progress."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return {"cluster_skipped": "ray is not installed (pip install -r requirements-cluster.txt)"}
+    from .config import TrainConfig
+    from .data import load_dataset
+    from .executors import LocalProcessExecutor
+    from .jobs import TrainingJob, TrainTask
+    from .ray_executor import RayExecutor
+    name = "fashion" if _loads_full("fashion") else "mnist"
+    count, size = (4, 5000) if quick else (8, 10000)
+    config = TrainConfig(epochs=1, train_size=size, dataset=name)
+    out = {"cluster_trainings": f"{count} x (1 epoch, {min(size, len(load_dataset(name).x_train)):,} {name} "
+                                "examples), 2 slots"}
+    for kind, make in (("local", lambda: LocalProcessExecutor(2)), ("ray", lambda: RayExecutor(2))):
+        executor = make()
+        for slot in executor._slots:
+            slot.warm()
+        warm_up = [TrainingJob(TrainTask(config), executor=executor).start() for _ in range(2)]  # data in each slot
+        for job in warm_up:
+            job.wait(600)
+        jobs, first = [], {}
+        t0 = time.perf_counter()
+        for i in range(count):
+            job = TrainingJob(TrainTask(config), executor=executor, label=str(i))
+            job.on_batch = _first_call(job.on_batch, first, i)
+            jobs.append((time.perf_counter(), job.start()))
+        for _, job in jobs:
+            job.wait(900)
+        out[f"cluster_{kind}_makespan_s"] = time.perf_counter() - t0
+        out[f"cluster_{kind}_first_progress_median_s"] = float(np.median(
+            [first[i] - submitted for i, (submitted, _) in enumerate(jobs) if i in first]))
+        out[f"cluster_{kind}_first_progress_unqueued_s"] = float(np.mean(
+            [first[i] - jobs[i][0] for i in range(2) if i in first]))  # the two that found a free slot
+        out[f"cluster_{kind}_all_finished"] = all(job.state.value == "finished" for _, job in jobs)
+        executor.close()
+    out["cluster_makespan_ray_vs_local"] = out["cluster_ray_makespan_s"] / out["cluster_local_makespan_s"]
+    return out
+
+
+def _first_call(hook, first: dict, key):
+    def wrapped(progress):
+        first.setdefault(key, time.perf_counter())
+        hook(progress)
+    return wrapped
+
+
+def _loads_full(name: str) -> bool:
+    from .data import load_dataset
+    from .errors import DataError
+    try:
+        return load_dataset(name).is_full
+    except DataError:
+        return False
+
+
 def bench_store(quick: bool) -> dict:
     """Run arrays (3.5 MB) as files written atomically beside the database, or as BLOBs inside it."""
     import sqlite3
@@ -441,6 +501,7 @@ def run_bench(quick: bool = False, as_json: bool = False) -> int:
     results.update(bench_prediction(model, quick))
     results.update(bench_store(quick))
     results.update(bench_app(quick))
+    results.update(bench_cluster(quick))
     if as_json:
         print(json.dumps(results, indent=1, default=float))
         return 0

@@ -663,7 +663,9 @@ class Store:
                 run_ids += [r[0] for r in db.execute("SELECT run_id FROM runs WHERE workspace_id = ?", (workspace_id,))]
                 db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
         self._remove_files(run_ids)
-        return {"workspaces_removed": len(gone), "their_runs_removed": len(run_ids),
+        with self.transaction("remove ended classes") as db:
+            classes = db.execute("DELETE FROM classes WHERE ended_at < ?", (idle,)).rowcount
+        return {"workspaces_removed": len(gone), "their_runs_removed": len(run_ids), "ended_classes_removed": classes,
                 "runs_removed_for_disk_cap": len(self.enforce_disk_cap())}
 
     def info(self) -> dict:

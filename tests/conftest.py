@@ -1,5 +1,6 @@
 """Shared fixtures: offline data only, small real datasets, one warm executor for the whole session."""
 import gzip
+import importlib.util
 import os
 import struct
 import tempfile
@@ -48,10 +49,31 @@ def trained(sample):
     return train(TrainConfig(epochs=5), sample)
 
 
-@pytest.fixture(scope="session")
-def executor():
-    from mnist_model.executors import LocalProcessExecutor
-    return LocalProcessExecutor(slots=1)
+EXECUTORS = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])  # one contract, every executor
+
+
+@pytest.fixture(scope="session", params=EXECUTORS)
+def executor(request):
+    """A one-slot executor of each kind, warm (the Ray one on a local, loopback-only Ray)."""
+    from mnist_model.executors import make_executor
+    ex = make_executor(request.param, slots=1)
+    for slot in ex._slots:
+        slot.warm()
+    yield ex
+    ex.close()
+
+
+def kill_worker(executor, job=None) -> None:
+    """Kill the worker running job (or every idle one): a process killed by the OS, a Ray actor lost with its node."""
+    import signal
+    for slot in executor._slots:
+        if (slot.job is job) if job is not None else slot.job is None:
+            if hasattr(slot, "_process"):
+                if slot.alive():
+                    os.kill(slot._process.pid, signal.SIGKILL)
+            elif slot._actor is not None:
+                import ray
+                ray.kill(slot._actor, no_restart=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,14 @@
 """Load test: a classroom on one server. Sessions in real browser contexts; some train, the rest draw.
 
 python tests/loadtest.py [--sessions 10] [--trainers 5] [--short]
+python tests/loadtest.py --class [--short]     # a teacher with the board open, 30 students join (8 with --short)
 
-Starts its own server on a free loopback port, trains and saves one model for the drawers first, then:
+Starts its own server on a free loopback port, trains and shares one model for the drawers first, then:
 the trainers press Train at about the same time (one training slot: the rest queue), while the drawers
-draw strokes and time each prediction. Checks that every session gets its result, trainings finish in
-the order they were asked for, predictions stay fast, memory stays bounded and the server logs no
-error. Bounded in count and time; it stops by itself. Exit status 0 when every check passes.
+draw strokes and time each prediction. In class mode a teacher starts a class first, every student joins
+it with the code, and the teacher's board must count each run. Checks (exit status 0) that every training
+finishes, in the order asked, the board counts every run, and the server logs no error; prediction times,
+board delays and memory are reported, not asserted. Bounded in count and time; it stops by itself.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 import appserver  # noqa: E402  (beside this file)
 CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
 ARGS = appserver.CHROMIUM_ARGS
-P95_LIMIT_S = 1.0  # a drawing's prediction must show within this, at p95, while trainings run
-RSS_LIMIT_MB = 1000  # the server process (TensorFlow lives in the worker, not here)
+P95_TARGET_S = 1.0  # a drawing's prediction should show within this, at p95, while trainings run (reported)
+BOARD_GRACE_S = 10  # a finished run must reach the teacher's board within this (target: 2 s, reported)
 PREDICTION_SHOWN = ("() => [...document.querySelectorAll('[data-testid=stMetric]')]"
                     ".some(e => e.innerText.includes('Prediction'))")
 
@@ -90,7 +92,66 @@ def _stroke_latency(page, i: int) -> float:
     return latency
 
 
-def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s: float = 600) -> dict:
+TRAIN_TAKEN = ("() => [...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'Train' && b.disabled)"
+               " || document.body.innerText.includes('Test accuracy')")
+FINISHED_WATCH = """() => { window.__finishedAt = null; setInterval(() => {
+  if (!window.__finishedAt && document.body.innerText.includes('Test accuracy')) window.__finishedAt = Date.now();
+}, 50); }"""
+BOARD_WATCH = """() => { window.__board = []; let last = null; setInterval(() => {
+  const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => e.innerText.includes('Runs on the board'));
+  const v = m ? parseInt(m.querySelector('[data-testid=stMetricValue]').innerText) : null;
+  if (v !== null && v !== last) { last = v; window.__board.push([v, Date.now()]); }
+}, 50); }"""
+
+
+def _start_class(page, url: str) -> str:
+    """The teacher starts a class and keeps the board open; returns the join code."""
+    _open(page, url)
+    _nav(page, "Class")
+    page.get_by_role("button", name="Start a class").click()
+    code = page.locator("div[style*='5.5rem']")
+    code.wait_for(timeout=60000)
+    page.get_by_text("Runs on the board", exact=True).wait_for(timeout=60000)
+    page.evaluate(BOARD_WATCH)
+    return code.inner_text().strip()
+
+
+def _join(page, code: str, nickname: str) -> None:
+    _nav(page, "Class")
+    page.get_by_role("textbox", name="Class code").fill(code)
+    page.get_by_role("textbox", name="Nickname").fill(nickname)
+    page.get_by_role("button", name="Join").click()
+    page.get_by_text(f"You are in as: {nickname}").wait_for(timeout=60000)
+
+
+def _finish_times(train_pages, data_folder: Path) -> dict[int, float]:
+    """When each trainer's run ended, by the server's own clock (the run's creation in its workspace)."""
+    from mnist_model.store import Store
+    store = Store(data_folder)
+    times = {}
+    for i, page in enumerate(train_pages):
+        cookie = next((c["value"] for c in page.context.cookies() if c["name"] == "mnist_live_workspace"), None)
+        runs = store.runs(cookie) if cookie else []
+        if runs:
+            times[i] = runs[0].created_at
+    store.close()
+    return times
+
+
+def _board_delays(teacher, trainer_pages) -> list[float]:
+    """Seconds from each training's result on its student's screen to the board counting it on the teacher's."""
+    finished = sorted(t for t in (p.evaluate("window.__finishedAt") for p in trainer_pages) if t)
+    changes = teacher.evaluate("window.__board") or []
+    delays = []
+    for k, t in enumerate(finished, start=1):
+        seen = next((when for value, when in changes if value >= k and when >= t - 5000), None)
+        delays.append((seen - t) / 1000 if seen else float("inf"))
+    return delays
+
+
+def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s: float = 600,
+        classroom: bool = False) -> dict:
+    """sessions: students (plus a teacher in class mode); trainers of them press Train at once, the rest draw."""
     from playwright.sync_api import sync_playwright
     deadline = time.time() + time_limit_s
     tmp = Path(tempfile.mkdtemp(prefix="mnist-live-load-"))
@@ -98,24 +159,32 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
     _saved_model(runs_dir)
     server, url = appserver.start(log_path, MNIST_LIVE_RUNS=str(runs_dir), MNIST_LIVE_TRAINING_SLOTS="1",
                                   MNIST_LIVE_DATA=str(tmp / "data"))
-    figures = {"sessions": sessions, "trainings": trainers}
+    figures = {"mode": "class" if classroom else "sessions", "sessions": sessions, "trainings": trainers}
     try:
         query = "?epochs=1&train_size=1000" if short else "?epochs=2&train_size=2000"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() if classroom else None
+            code = _start_class(teacher, url) if classroom else None
             pages = [browser.new_context(viewport={"width": 1100, "height": 1100}).new_page()
                      for _ in range(sessions)]
             train_pages, draw_pages = pages[:trainers], pages[trainers:]
-            for page in train_pages:
-                _open(page, url, query)
-                _nav(page, "Train")
-                page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60000)
-            for page in draw_pages:
-                _open(page, url)
-                _pick_saved_model(page)
+            for i, page in enumerate(pages):
+                _open(page, url, query if page in train_pages else "")
+                if classroom:
+                    _join(page, code, f"Student {i + 1}")
+                if page in train_pages:
+                    _nav(page, "Train")
+                    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=60000)
+                    page.evaluate(FINISHED_WATCH)
+                else:
+                    _pick_saved_model(page)
             clicked = []
-            for i, page in enumerate(train_pages):  # everyone presses Train at once
-                page.get_by_role("button", name="Train", exact=True).click()
+            for i, page in enumerate(train_pages):  # everyone presses Train, one right after the other
+                button = page.get_by_role("button", name="Train", exact=True)
+                button.click()
+                button.wait_for(state="visible")
+                page.wait_for_function(TRAIN_TAKEN, timeout=60000)  # the server has it: the asked order is known
                 clicked.append(i)
             finished_at: dict[int, float] = {}
             saw_queue = 0
@@ -125,7 +194,7 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
                 for i, page in enumerate(train_pages):
                     if i not in finished_at:
                         if page.get_by_text("Test accuracy", exact=True).count():
-                            finished_at[i] = time.perf_counter()
+                            finished_at[i] = page.evaluate("window.__finishedAt") or time.time() * 1000
                         elif page.get_by_text("in the queue").count():
                             saw_queue += 1
                 for page in draw_pages:
@@ -136,6 +205,7 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
                     time.sleep(0.5)
             for page in draw_pages:  # a few more strokes after the trainings, for the record
                 latencies.append(_stroke_latency(page, stroke))
+            finished_at.update(_finish_times(train_pages, tmp / "data"))
             order = sorted(finished_at, key=finished_at.get)
             figures.update({
                 "trainings finished": len(finished_at), "finished in the order asked": order == clicked[:len(order)],
@@ -144,14 +214,21 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
                 "prediction p50 s": float(np.percentile(latencies, 50)) if latencies else float("nan"),
                 "prediction p95 s": float(np.percentile(latencies, 95)) if latencies else float("nan"),
                 "server peak RSS MB": peak})
+            if classroom:
+                time.sleep(BOARD_GRACE_S)  # the last run's board update
+                delays = _board_delays(teacher, train_pages)
+                figures.update({"board updated for every run": len(delays) == trainers and
+                                all(d < BOARD_GRACE_S for d in delays),
+                                "board delay max s": max(delays) if delays else float("nan"),
+                                "board delay p50 s": float(np.percentile(delays, 50)) if delays else float("nan")})
             browser.close()
     finally:
         appserver.stop(server)
     figures["errors"] = sum(1 for line in log_path.read_text().splitlines() if _is_error(line))
     figures["ok"] = bool(figures.get("trainings finished") == trainers and figures.get("finished in the order asked")
-                         and figures.get("predictions", 0) >= len(draw_pages)
-                         and figures.get("prediction p95 s", 99) < P95_LIMIT_S
-                         and figures.get("server peak RSS MB", 1e9) < RSS_LIMIT_MB and figures["errors"] == 0)
+                         and figures.get("predictions", 0) >= len(draw_pages) and figures["errors"] == 0
+                         and (not classroom or figures.get("board updated for every run")))
+    figures["p95 under 1 s (target, reported)"] = figures.get("prediction p95 s", 99) < P95_TARGET_S
     if figures["ok"]:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
@@ -165,11 +242,16 @@ def report(figures: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--trainers", type=int, default=5)
-    parser.add_argument("--short", action="store_true", help="shorter trainings, for CI")
+    parser.add_argument("--sessions", type=int, default=None, help="students (default 10; 30 with --class)")
+    parser.add_argument("--trainers", type=int, default=None, help="of them, who train (default 5; 10 with --class)")
+    parser.add_argument("--class", dest="classroom", action="store_true",
+                        help="a teacher starts a class with the board open and every session joins it")
+    parser.add_argument("--short", action="store_true", help="shorter trainings and fewer sessions, for CI")
     args = parser.parse_args()
-    figures = run(args.sessions, min(args.trainers, args.sessions), args.short)
+    sessions = args.sessions or (8 if args.short else 30) if args.classroom else args.sessions or 10
+    trainers = args.trainers or (4 if args.short else 10) if args.classroom else args.trainers or 5
+    figures = run(sessions, min(trainers, sessions), args.short, classroom=args.classroom,
+                  time_limit_s=900 if args.classroom and not args.short else 600)
     print(report(figures))
     return 0 if figures["ok"] else 1
 

@@ -145,3 +145,30 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     assert _prediction_after(page, None) == "7"
     upload.set_input_files(str(tmp_path / "notes.png"))
     page.get_by_text("That file can't be used").wait_for(timeout=20000)
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_train_and_stop_then_draw_with_each_executor(executor, tmp_path, page):
+    """The same pages, whichever executor trains: Stop keeps the model, and Draw uses it."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    proc, url = appserver.start(tmp_path / "server.log", MNIST_LIVE_EXECUTOR=executor)
+    try:
+        _open(page, url, "Train", "?epochs=40&batch_size=16&architecture=cnn")
+        page.get_by_role("button", name="Train", exact=True).click()
+        deadline = time.time() + 300
+        while (_progress_epoch(page) or 0) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert (_progress_epoch(page) or 0) >= 2
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Stop training").click()
+        page.get_by_text("Run 1: stopped").wait_for(timeout=30000)
+        print(f"{executor}: stopped and shown {time.perf_counter() - t0:.2f} s after the click")
+        page.get_by_text("Test accuracy", exact=True).wait_for(timeout=10000)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+        page.locator("canvas.upper-canvas").wait_for(timeout=60000)
+        assert page.get_by_text("Model: Run 1").count()
+    finally:
+        appserver.stop(proc)
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log[-3000:]

@@ -18,6 +18,8 @@ from mnist_model.errors import MnistLiveError, ModelFileError
 from mnist_model.jobs import JobState, TrainingJob, TrainTask
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
 
+from conftest import kill_worker
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -206,26 +208,23 @@ def test_abandoned_jobs_finish_free_their_slot_and_leak_no_threads(executor):
 
 
 def test_a_worker_that_dies_fails_its_job_and_the_next_job_gets_a_new_one(executor):
-    import signal
     long = TrainingJob(TrainTask(TrainConfig(epochs=50, batch_size=16)), executor=executor).start()
     deadline = time.time() + 120
     while not long.snapshot().batch and time.time() < deadline:
         time.sleep(0.05)
-    slot = next(s for s in executor._slots if s.job is long)
-    os.kill(slot._process.pid, signal.SIGKILL)  # out of memory, say
+    kill_worker(executor, long)  # out of memory, or its machine left the cluster
     assert long.wait(30)
-    assert long.state == JobState.FAILED and "training process" in long.snapshot().message
+    message = long.snapshot().message
+    assert long.state == JobState.FAILED and ("training process" in message or "training actor died" in message)
+    assert "Traceback" not in message and len(message) < 300
     after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
-    assert after.wait(120) and after.state == JobState.FINISHED
+    assert after.wait(300) and after.state == JobState.FINISHED
 
 
 def test_an_idle_worker_that_died_is_replaced_for_the_next_job(executor):
-    import signal
     first = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
     assert first.wait(120) and first.state == JobState.FINISHED
-    for slot in executor._slots:
-        if slot.alive():
-            os.kill(slot._process.pid, signal.SIGKILL)
+    kill_worker(executor)
     time.sleep(0.5)
     after = TrainingJob(TrainTask(TrainConfig(epochs=1, train_size=500)), executor=executor).start()
-    assert after.wait(120) and after.state == JobState.FINISHED, after.snapshot().message
+    assert after.wait(300) and after.state == JobState.FINISHED, after.snapshot().message

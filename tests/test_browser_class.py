@@ -1,0 +1,78 @@
+"""A class in real browsers: the teacher starts it, three students join with the code on the teacher's screen,
+each trains, and the teacher's board lists them with their test accuracies; students cannot clear it."""
+import os
+import re
+import time
+
+import pytest
+
+import appserver
+from test_browser import CHROMIUM, _open
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = appserver.start(log)
+    yield url
+    appserver.stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def _board_text(page) -> str:
+    """The leaderboard's accessible copy (the grid itself is drawn on a canvas)."""
+    grid = page.get_by_test_id("stDataFrame")
+    if not grid.count():
+        return ""
+    return grid.first.locator("table").first.text_content(timeout=5000) or ""
+
+
+def test_a_class_of_three_on_one_board(server, browser):
+    teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    _open(teacher, server, "Class")
+    teacher.get_by_role("button", name="Start a class").click()
+    big = teacher.locator("div[style*='5.5rem']")
+    big.wait_for(timeout=30000)
+    code = big.inner_text().strip()
+    assert teacher.get_by_text("Scan to join").count()
+    students, delays = [], []
+    for i, name in enumerate(["Ada", "Grace", "Alan"]):
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        if i == 2:  # the third scans the QR code: the join link fills in the code
+            page.goto(f"{server}/class?join={code}")
+            page.get_by_text("Join a class").wait_for(timeout=60000)
+            assert page.get_by_role("textbox", name="Class code").input_value() == code
+        else:
+            _open(page, server, "Class", "?epochs=1&train_size=500")
+            page.get_by_role("textbox", name="Class code").fill(code.lower())
+        page.get_by_role("textbox", name="Nickname").fill(name)
+        page.get_by_role("button", name="Join").click()
+        page.get_by_text(f"You are in as: {name}").wait_for(timeout=30000)
+        assert not page.get_by_role("button", name="Clear the board").count()
+        assert not page.get_by_role("button", name="Suggest these settings").count()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
+        ended = time.perf_counter()
+        while name not in _board_text(teacher) and time.perf_counter() - ended < 30:
+            time.sleep(0.1)
+        delays.append(time.perf_counter() - ended)
+        students.append(page)
+    text = _board_text(teacher)
+    assert all(name in text for name in ("Ada", "Grace", "Alan")), text
+    assert len(re.findall(r"0\.\d{3}", text)) >= 6  # train and test accuracy for each of the three
+    assert teacher.get_by_test_id("stMetric").filter(has_text="Students joined").get_by_text("3").count()
+    print("board updated", ", ".join(f"{d:.1f} s" for d in delays), "after each run ended")
+    assert max(delays) < 30
+    student = students[0]
+    student.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
+    student.get_by_text("You are in as: Ada").wait_for(timeout=30000)
+    assert not student.get_by_role("button", name="Clear the board").count()
+    teacher.get_by_role("button", name="Clear the board").click()
+    teacher.get_by_role("button", name="Yes, clear the board").click()
+    teacher.get_by_text("No runs on the board yet").wait_for(timeout=30000)
+    for page in [teacher, *students]:
+        page.context.close()

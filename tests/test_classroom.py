@@ -1,0 +1,233 @@
+"""The class: join codes, nickname rules, the attempt limiter, board queries, teacher powers, and the Class page."""
+import json
+import time
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mnist_model.classroom import (CODE_ALPHABET, AttemptLimiter, Classroom, JoinRefused, check_nickname,
+                                   new_join_code, normalise_code, skeleton, what_worked)
+from mnist_model.config import TrainConfig
+from mnist_model.errors import InputError
+from mnist_model.store import Store, StoreLimits
+
+from conftest import ROOT
+from test_store import make_run
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def room(tmp_path):
+    return Classroom(Store(tmp_path))
+
+
+def _run(acc, epochs=5, batch=128, train_acc=None, seed=0):
+    run = make_run(seed=seed, acc=acc)
+    run.config = TrainConfig(epochs=epochs, batch_size=batch, hidden_units=16)
+    if train_acc is not None:
+        final = run.epochs[-1]
+        run.epochs[-1] = type(final)(final.epoch, final.loss, train_acc, final.test_loss, acc, final.seconds)
+    return run
+
+
+def test_join_codes_are_six_unambiguous_characters():
+    codes = {new_join_code() for _ in range(2000)}
+    assert len(codes) > 1990 and all(len(c) == 6 and set(c) <= set(CODE_ALPHABET) for c in codes)
+    assert not set("0O1IL") & set(CODE_ALPHABET)
+    assert normalise_code(" kpt 4-wm ") == "KPT4WM"
+
+
+def test_nickname_rules():
+    assert check_nickname("  Ada   Lovelace ") == "Ada Lovelace"
+    assert check_nickname("x" * 20) == "x" * 20
+    for bad in ("", "   ", "x" * 21, "bad\u0000name", "tab\u200bhidden"):
+        with pytest.raises(InputError):
+            check_nickname(bad)
+    teacher = skeleton("Teacher")
+    for look_alike in ("teacher", "T e a c h e r!", "TEACHER", "Tеacher", "7eacher", "teachér"):  # Cyrillic е
+        assert skeleton(look_alike) == teacher, look_alike
+    assert skeleton("Sam1") == skeleton("SAML") and skeleton("Ann") != skeleton("Anna")
+
+
+def test_the_limiter_slows_guessing_per_session_and_per_server():
+    now = [0.0]
+    limiter = AttemptLimiter(per_session=5, window_s=600, server_per_minute=8, clock=lambda: now[0])
+    for _ in range(5):
+        limiter.check("a")
+        limiter.failed("a")
+    with pytest.raises(JoinRefused, match="Too many wrong codes from here"):
+        limiter.check("a")
+    limiter.check("b")  # another session may still try
+    for _ in range(3):
+        limiter.failed("b")
+    with pytest.raises(JoinRefused, match="on this server"):
+        limiter.check("c")  # 8 failures this minute on the server
+    now[0] = 61
+    limiter.check("c")
+    with pytest.raises(JoinRefused):
+        limiter.check("a")
+    now[0] = 601
+    limiter.check("a")  # the session's window has passed
+
+
+def test_joining_leaving_and_one_class_at_a_time(room):
+    store = room.store
+    teacher, other_teacher, ann, bob = (store.create_workspace() for _ in range(4))
+    first, second = room.start_class(teacher), room.start_class(other_teacher)
+    assert len(first.key) >= 32  # 192-bit control key, only in the teacher's workspace
+    member = room.join(ann, first.code.lower(), " Ann ", session="s1")
+    assert member.nickname == "Ann" and room.membership(ann).class_id == first.id
+    with pytest.raises(JoinRefused, match="already has that nickname"):
+        room.join(bob, first.code, "ANN", session="s2")
+    with pytest.raises(JoinRefused, match="teacher"):
+        room.join(bob, first.code, "Teacher", session="s2")
+    with pytest.raises(JoinRefused, match="No class has that code"):
+        room.join(bob, "ZZZZZZ", "Bob", session="s2")
+    room.join(ann, second.code, "Ann", session="s1")  # moving: at most one class at a time
+    assert room.membership(ann).class_id == second.id and room.members(first.id) == []
+    room.leave(ann)
+    assert room.membership(ann) is None
+    with pytest.raises(JoinRefused, match="You teach this class"):
+        room.join(teacher, first.code, "Me", session="s3")
+
+
+def test_the_board_holds_settings_and_metrics_only_best_first(room):
+    store = room.store
+    teacher, ann, bob = (store.create_workspace() for _ in range(3))
+    taught = room.start_class(teacher)
+    room.join(ann, taught.code, "Ann", "s")
+    room.join(bob, taught.code, "<b>Bob</b>", "s")
+    outsider = store.create_workspace()
+    assert room.post(ann, _run(0.81, epochs=5, train_acc=0.90))
+    assert room.post(bob, _run(0.88, epochs=20, batch=32, train_acc=1.0, seed=1))
+    assert room.post(teacher, _run(0.85, seed=2))
+    assert not room.post(outsider, _run(0.99, seed=3))  # not in a class: nothing posted
+    board = room.board(taught.id)
+    assert [(e.nickname, e.test_accuracy) for e in board] == [("<b>Bob</b>", 0.88), ("Teacher", 0.85), ("Ann", 0.81)]
+    assert board[0].gap == pytest.approx(12.0) and board[0].row()["settings"].startswith("2 of 20 epochs, batch 32")
+    text = json.dumps([e.row() for e in board]) + repr(board)
+    for ws in (teacher, ann, bob):
+        assert ws not in text  # no workspace id ever reaches a page through the board
+    worked = {(w["epochs"], w["batch size"]): w for w in what_worked(board)}
+    assert worked[(5, 128)]["runs"] == 2 and worked[(5, 128)]["mean test acc"] == pytest.approx(0.83)
+    room.hide(bob, board[0].run_id)
+    room.hide(ann, board[1].run_id)  # not hers: nothing happens
+    assert [e.nickname for e in room.board(taught.id)] == ["Teacher", "Ann"]
+    assert [e.hidden for e in room.my_entries(bob)] == [True]
+
+
+def test_only_the_teacher_controls_the_class(room):
+    store = room.store
+    teacher, ann = store.create_workspace(), store.create_workspace()
+    taught = room.start_class(teacher)
+    room.join(ann, taught.code, "Ann", "s")
+    room.post(ann, _run(0.8))
+    for action in (lambda key: room.clear_board(taught.id, key), lambda key: room.end_class(taught.id, key),
+                   lambda key: room.suggest(taught.id, key, TrainConfig()),
+                   lambda key: room.remove_member(taught.id, key, "Ann")):
+        for key in (None, "", taught.code, "x" * 32):
+            with pytest.raises(InputError, match="Only the class's teacher"):
+                action(key)
+    assert room.teacher_class(ann) is None and room.teacher_class(teacher).key == taught.key
+    room.suggest(taught.id, taught.key, TrainConfig(epochs=10, batch_size=32, train_size=1000))
+    assert room.suggestion(taught.id)[0].describe().startswith("10 epochs, batch 32, 1,000 examples")
+    assert room.remove_member(taught.id, taught.key, "Ann")
+    assert room.board(taught.id) == [] and room.membership(ann) is None
+    assert "removed you" in store.take_notices(ann)[0]
+    room.end_class(taught.id, taught.key)
+    with pytest.raises(JoinRefused, match="No class has that code"):
+        room.join(ann, taught.code, "Ann", "s")
+    assert not room.post(teacher, _run(0.9))  # an ended class takes no new runs
+
+
+def test_classes_survive_a_restart_and_go_with_their_workspaces(tmp_path):
+    store = Store(tmp_path, StoreLimits(keep_days=30))
+    room = Classroom(store)
+    teacher, ann = store.create_workspace(), store.create_workspace()
+    taught = room.start_class(teacher)
+    room.join(ann, taught.code, "Ann", "s")
+    room.post(ann, _run(0.8))
+    again = Classroom(Store(tmp_path))
+    assert again.membership(ann).nickname == "Ann" and len(again.board(taught.id)) == 1
+    with store.transaction("test") as db:
+        db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (time.time() - 40 * 86400, teacher))
+    store.prune()
+    assert again.teacher_class(teacher) is None and again.membership(ann) is None and again.board(taught.id) == []
+
+
+def test_two_hundred_runs_on_one_board(room):
+    store = room.store
+    teacher = store.create_workspace()
+    taught = room.start_class(teacher)
+    rng = np.random.default_rng(0)
+    students = [store.create_workspace() for _ in range(40)]
+    for i, ws in enumerate(students):
+        room.join(ws, taught.code, f"Student {i}", "s")
+    for k in range(200):
+        room.post(students[k % 40], _run(float(rng.uniform(0.7, 0.95)), epochs=int(rng.integers(1, 30)),
+                                         batch=int(rng.choice([32, 128, 512])), seed=k))
+    t0 = time.perf_counter()
+    board = room.board(taught.id)
+    worked = what_worked(board)
+    elapsed = time.perf_counter() - t0
+    assert len(board) == 200 and all(a.test_accuracy >= b.test_accuracy for a, b in zip(board, board[1:]))
+    assert sum(w["runs"] for w in worked) == 200
+    print(f"board of 200 runs read and summarised in {elapsed * 1000:.1f} ms")
+
+
+# ---------------------------------------------------------------- the Class page (AppTest)
+
+def _class_page():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/classroom.py").run()
+    assert not at.exception
+    return at
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def _code(teacher) -> str:
+    return next(m.value for m in teacher.markdown if "font-size:5.5rem" in m.value).split(">")[1].split("<")[0]
+
+
+def test_the_class_page_from_start_to_a_student_using_the_suggestion():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    code = _code(teacher)
+    assert any(f"class?join={code}" in c.value for c in teacher.code)
+    assert "Scan to join" in str([i.proto for i in teacher.get("image")])  # the QR code
+    student = _class_page()
+    code_box = next(t for t in student.text_input if t.label == "Class code")
+    name_box = next(t for t in student.text_input if t.label == "Nickname")
+    code_box.input(f" {code.lower()[:3]} {code.lower()[3:]} ").run()
+    name_box.input("**Zoe** [x](y:z)").run()
+    _button(student, "Join").click().run()
+    assert not student.exception and not student.error
+    assert any(t.value == "You are in as: **Zoe** [x](y:z)" for t in student.text)  # plain text
+    assert not any(b.label in ("Clear the board", "Yes, clear the board", "Suggest these settings")
+                   for b in student.button)
+    teacher.switch_page("pages/train.py").run()
+    teacher.slider(key="w_epochs").set_value(10).run()
+    teacher.select_slider(key="w_batch_size").set_value(32).run()
+    teacher.switch_page("pages/classroom.py").run()
+    _button(teacher, "Suggest these settings").click().run()
+    student.switch_page("pages/train.py").run()
+    assert any(i.value.startswith("Your teacher suggests: 10 epochs, batch 32") for i in student.info)
+    _button(student, "Use them").click().run()
+    assert student.slider(key="w_epochs").value == 10 and student.select_slider(key="w_batch_size").value == 32
+    assert not any(i.value.startswith("Your teacher suggests") for i in student.info)
+
+
+def test_wrong_codes_are_refused_and_then_slowed():
+    student = _class_page()
+    for attempt in range(6):
+        next(t for t in student.text_input if t.label == "Class code").input(f"ZZZZZ{attempt + 2}").run()
+        next(t for t in student.text_input if t.label == "Nickname").input("Guesser").run()
+        _button(student, "Join").click().run()
+        assert not student.exception
+    errors = [e.value for e in student.error]
+    assert errors and errors[-1].startswith("Too many wrong codes from here")
