@@ -138,14 +138,13 @@ def _finish_times(train_pages, data_folder: Path) -> dict[int, float]:
     return times
 
 
-def _board_delays(teacher, trainer_pages) -> list[float]:
-    """Seconds from each training's result on its student's screen to the board counting it on the teacher's."""
-    finished = sorted(t for t in (p.evaluate("window.__finishedAt") for p in trainer_pages) if t)
+def _board_delays(teacher, finished: dict[int, float]) -> list[float]:
+    """Seconds from each run's end on the server to the teacher's board counting it on screen."""
     changes = teacher.evaluate("window.__board") or []
     delays = []
-    for k, t in enumerate(finished, start=1):
-        seen = next((when for value, when in changes if value >= k and when >= t - 5000), None)
-        delays.append((seen - t) / 1000 if seen else float("inf"))
+    for k, t in enumerate(sorted(finished.values()), start=1):
+        seen = next((when / 1000 for value, when in changes if value >= k and when / 1000 >= t - 5), None)
+        delays.append(seen - t if seen else float("inf"))
     return delays
 
 
@@ -216,7 +215,7 @@ def run(sessions: int = 10, trainers: int = 5, short: bool = False, time_limit_s
                 "server peak RSS MB": peak})
             if classroom:
                 time.sleep(BOARD_GRACE_S)  # the last run's board update
-                delays = _board_delays(teacher, train_pages)
+                delays = _board_delays(teacher, _finish_times(train_pages, tmp / "data"))
                 figures.update({"board updated for every run": len(delays) == trainers and
                                 all(d < BOARD_GRACE_S for d in delays),
                                 "board delay max s": max(delays) if delays else float("nan"),

@@ -20,6 +20,15 @@ from conftest import ROOT
 QUICK = TrainConfig(epochs=1, train_size=500)
 
 
+@pytest.fixture(scope="module")
+def executor():
+    """The Lab's tests are about workspaces, not executors (those run the executor contract against both)."""
+    from mnist_model.executors import LocalProcessExecutor
+    ex = LocalProcessExecutor(1)
+    yield ex
+    ex.close()
+
+
 @pytest.fixture
 def lab(tmp_path, executor):
     return Lab(Store(tmp_path / "data"), executor)
