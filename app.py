@@ -19,7 +19,7 @@ common.lab()  # the first page view of the server starts the training workers wa
 workspace = common.workspace()
 common.remember_link_settings()
 workspace.note_presence()
-common.sidebar(workspace)
+common.sidebar(workspace, page.url_path)
 common.show_notices(workspace)
 try:
     page.run()

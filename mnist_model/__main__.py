@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields
 import sys
 import tempfile
 
@@ -20,18 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m mnist_model", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     t = sub.add_parser("train", help="train and evaluate the notebook's network")
-    d = TrainConfig()
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--train-size", type=int, default=d.train_size, help="training examples used; 0 = all")
-    t.add_argument("--learning-rate", type=float, default=d.learning_rate)
-    t.add_argument("--hidden-units", type=int, default=d.hidden_units)
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    t.add_argument("--architecture", choices=ARCHITECTURES, default=d.architecture)
-    t.add_argument("--dataset", choices=("mnist", "fashion"), default=d.dataset)
-    t.add_argument("--seed", type=int, default=d.seed)
+    _train_flags(t)
     t.add_argument("--data", help="mnist.npz or a folder of the four IDX files")
     t.add_argument("--save", help="write the trained model to this .keras file")
+    n = sub.add_parser("notebook", help="write the Keras code of these settings as a Jupyter notebook")
+    _train_flags(n)
+    n.add_argument("--output", required=True, help="FILE.ipynb")
     e = sub.add_parser("evaluate", help="test accuracy of a saved .keras model (loaded in Keras's safe mode)")
     e.add_argument("model", help="a .keras file, e.g. one downloaded from the Train page")
     e.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
@@ -52,10 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _train_flags(parser) -> None:
+    """One flag per TrainConfig field (--batch-size for batch_size), defaults from TrainConfig."""
+    d = TrainConfig()
+    helps = {"train_size": "training examples used; 0 = all", "hidden_layers": "1 (the notebook), 2 or 3",
+             "dropout": "0 (off) to 0.5", "l2": "weight penalty: 0 (off) or 1e-5 to 1e-2",
+             "patience": "early stopping: epochs without a better test loss (0 = off)"}
+    choices = {"optimizer": OPTIMIZERS, "architecture": ARCHITECTURES, "dataset": ("mnist", "fashion")}
+    for f in fields(TrainConfig):
+        default = getattr(d, f.name)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default,
+                            choices=choices.get(f.name), help=helps.get(f.name))
+
+
 def _config(args) -> TrainConfig:
-    raw = {"epochs": args.epochs, "batch_size": args.batch_size, "train_size": args.train_size,
-           "learning_rate": args.learning_rate, "hidden_units": args.hidden_units, "optimizer": args.optimizer,
-           "architecture": args.architecture, "dataset": args.dataset, "seed": args.seed}
+    raw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     config, notices = from_query(raw)
     if notices:
         raise MnistLiveError(" ".join(notices))
@@ -79,6 +85,9 @@ def _train(args) -> int:
         print(f"epoch {m.epoch}/{config.epochs}  loss {m.loss:.4f}  accuracy {m.accuracy:.4f}  "
               f"test_loss {m.test_loss:.4f}  test_accuracy {m.test_accuracy:.4f}  {m.seconds:.1f}s", flush=True)
     result = train(config, dataset, on_epoch=on_epoch)
+    if result.best_epoch and (result.stopped_early or result.best_epoch != len(result.epochs)):
+        print(f"early stopping: {'stopped at' if result.stopped_early else 'ran'} epoch {len(result.epochs)}, "
+              f"kept epoch {result.best_epoch}")
     if args.save:
         folder = os.path.dirname(os.path.abspath(args.save))
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".keras")
@@ -86,7 +95,8 @@ def _train(args) -> int:
         result.model.save(tmp)
         os.replace(tmp, args.save)
         print(f"saved: {args.save}")
-    print(f"test_acc: {result.epochs[-1].test_accuracy:.4f}")
+    kept = result.epochs[(result.best_epoch or len(result.epochs)) - 1]
+    print(f"test_acc: {kept.test_accuracy:.4f}")
     return 0
 
 
@@ -102,6 +112,15 @@ def _evaluate(args) -> int:
     probs = model.predict(model_inputs(to_inputs(dataset.x_test), model.input_shape), batch_size=1000, verbose=0)
     print(f"data: {dataset.title} from {dataset.source}")
     print(f"test_acc: {float(np.mean(probs.argmax(axis=1) == dataset.y_test)):.4f}")
+    return 0
+
+
+def _notebook(args) -> int:
+    from .notebook import write_notebook
+    if not args.output.endswith(".ipynb"):
+        raise MnistLiveError("--output needs a file name ending in .ipynb")
+    write_notebook(_config(args), args.output)
+    print(f"notebook: {args.output}")
     return 0
 
 
@@ -132,6 +151,8 @@ def main(argv=None) -> int:
             return _evaluate(args)
         if args.command == "store":
             return _store(args)
+        if args.command == "notebook":
+            return _notebook(args)
         from .bench import run_bench
         return run_bench(quick=args.quick, as_json=args.json)
     except (MnistLiveError, OSError) as exc:

@@ -16,7 +16,12 @@ LIMITS = {  # field -> (min, max) for numbers
     "hidden_units": (16, 2048),
     "train_size": (0, 60000),
     "seed": (0, 2 ** 31 - 1),
+    "hidden_layers": (1, 3),
+    "dropout": (0.0, 0.5),
+    "l2": (0.0, 1e-2),
+    "patience": (0, 20),
 }
+MIN_L2 = 1e-5  # a weight penalty below this does nothing visible; 0 turns it off
 MIN_TRAIN_SIZE = 100  # fewer examples than this cannot fill a batch of every digit
 
 
@@ -33,6 +38,10 @@ class TrainConfig:
     dataset: str = "mnist"  # keras.datasets.mnist
     architecture: str = "dense"  # the notebook's 784-512-10 network; "cnn" for the small conv net
     seed: int = 0  # weights init and example order, so a shared link reproduces a run
+    hidden_layers: int = 1  # the notebook's one hidden layer; 2 or 3 stack more of the same size
+    dropout: float = 0.0  # share of hidden units dropped at random in each training step (never when predicting)
+    l2: float = 0.0  # weight penalty on every kernel (0: off), pulls weights towards zero against memorising
+    patience: int = 0  # early stopping: epochs without a better test loss before stopping (0: off); keeps the best
 
     def to_query(self) -> dict[str, str]:
         """The fields that differ from the defaults, as URL query strings."""
@@ -50,14 +59,21 @@ class TrainConfig:
         return config
 
     def describe(self, epochs_run: int | None = None) -> str:
-        """One short line: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden'.
+        """One short line: '5 epochs, batch 128, all examples, rmsprop lr 0.001, 512 hidden' (+ the fighting knobs).
 
         epochs_run: epochs a stopped run actually trained ('3 of 50 epochs').
         """
         size = "all examples" if not self.train_size else f"{self.train_size:,} examples"
-        net = f"{self.hidden_units} hidden" if self.architecture == "dense" else "CNN"
+        net = (f"{self.hidden_layers} x " if self.hidden_layers > 1 else "") + f"{self.hidden_units} hidden" \
+            if self.architecture == "dense" else "CNN"
+        knobs = "".join([f", dropout {self.dropout:g}" if self.dropout else "", f", L2 {self.l2:g}" if self.l2 else "",
+                         f", early stop {self.patience}" if self.patience else ""])
         return f"{epochs_text(self.epochs, epochs_run)}, batch {self.batch_size}, {size}, " \
-               f"{self.optimizer} lr {self.learning_rate:g}, {net}"
+               f"{self.optimizer} lr {self.learning_rate:g}, {net}{knobs}"
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """The names of the fields (seed aside) where the two configs differ."""
+        return [f.name for f in fields(self) if f.name != "seed" and getattr(self, f.name) != getattr(other, f.name)]
 
 
 def epochs_text(planned: int, run: int | None = None) -> str:
@@ -112,10 +128,13 @@ def from_query(params: Mapping[str, object]) -> tuple[TrainConfig, list[str]]:
             else:
                 notices.append(f"Ignored {name}={raw!r}: choose one of {', '.join(choices[name])}.")
             continue
-        kind = float if name == "learning_rate" else int
+        kind = float if name in ("learning_rate", "dropout", "l2") else int
         value = _parse_number(name, raw, kind, notices)
         if value is None:
             continue
+        if name == "l2" and 0 < value < MIN_L2:
+            notices.append(f"l2={raw} is below {MIN_L2:g}: using {MIN_L2:g}.")
+            value = MIN_L2
         if name == "batch_size" and value not in BATCH_SIZES:
             value = _nearest_batch_size(value)
             notices.append(f"batch_size={raw} is not a power of two: using {value}.")
@@ -130,4 +149,5 @@ PRESETS = {  # name -> config; the Train page offers these as one-click setups
     "The notebook": TrainConfig(),
     "Overfit on purpose": TrainConfig(epochs=40, batch_size=32, train_size=500),
     "Quick look": TrainConfig(epochs=2, train_size=2000),
+    "Fix the overfitting": TrainConfig(epochs=40, batch_size=32, train_size=500, dropout=0.3, patience=3),
 }

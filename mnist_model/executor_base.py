@@ -124,6 +124,8 @@ def relay(job: TrainingJob, message: tuple) -> bool:
         job.on_batch(message[1])
     elif kind == "epoch":
         job.on_epoch(message[1])
+    elif kind == "snapshot":
+        job.on_snapshot(message[1])
     elif kind == "result":
         job.on_result(run_from_payload(job, message[1], stopped=message[2]), stopped=message[2])
         return True
@@ -138,7 +140,8 @@ def run_from_payload(job: TrainingJob, payload: dict, stopped: bool) -> Run:
     return Run(config=job.config, epochs=list(payload["epochs"]), status="stopped" if stopped else "finished",
                dataset=payload["dataset"], weights=payload["weights"], keras_bytes=payload["keras_bytes"],
                test_probs=payload["test_probs"], duration_s=payload["duration_s"], name=job.label,
-               best_epoch=payload.get("best_epoch"))
+               best_epoch=payload.get("best_epoch"), stopped_early=payload.get("stopped_early", False),
+               extras=payload.get("extras") or {})
 
 
 def _quietly(fn) -> None:

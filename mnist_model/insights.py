@@ -5,38 +5,74 @@ from dataclasses import replace
 
 import numpy as np
 
-from .config import TrainConfig
-from .training import EpochMetrics
+from .config import TrainConfig, epochs_text
+from .records import EpochMetrics
 
 SWEEP_SIZES = (500, 2000, 10000, 0)  # training examples per sweep run; 0 = all
 GAP_WARN = 0.05  # a train-test accuracy gap above this is worth pointing out
 RISE = 0.003  # accuracy changes smaller than this are noise
 
 
+SLIGHT_RISE = 0.05  # test loss this far (5%) above its lowest: the network starts to overfit
+CLEAR_RISE = 0.15  # 15% above its lowest, or test accuracy down a point from its best: clearly overfitting
+CLEAR_GAP = 0.08  # a train-test accuracy gap of 8 points or more is clear on its own once test stops improving
+ACC_DROP = 0.01  # test accuracy this far below its best counts as falling
+
+
+def overfitting_grade(epochs: list[EpochMetrics]) -> tuple[str, dict]:
+    """("none" | "slight" | "clear", the evidence) read from what matters: test loss rising from its lowest
+    and test accuracy falling from its best while the training loss keeps falling, and the size of the gap."""
+    if len(epochs) < 3:
+        return "none", {}
+    test_loss = np.array([m.test_loss for m in epochs])
+    test_acc = np.array([m.test_accuracy for m in epochs])
+    low, best = int(np.argmin(test_loss)), int(np.argmax(test_acc))
+    last = epochs[-1]
+    rise = test_loss[-1] / max(test_loss[low], 1e-9) - 1
+    drop = test_acc[best] - test_acc[-1]
+    train_falling = last.loss < epochs[min(low, best)].loss  # training still improves after test stopped
+    gap = last.accuracy - last.test_accuracy
+    evidence = {"low_epoch": low + 1, "best_epoch": best + 1, "rise": float(rise), "drop": float(drop),
+                "gap": float(gap), "low_loss": float(test_loss[low]), "last_loss": float(test_loss[-1]),
+                "best_acc": float(test_acc[best])}
+    stalled = low < len(epochs) - 1 or best < len(epochs) - 1
+    if not train_falling or not stalled:
+        return "none", evidence
+    if rise >= CLEAR_RISE or drop >= ACC_DROP or (gap >= CLEAR_GAP and rise >= SLIGHT_RISE):
+        return "clear", evidence
+    if rise >= SLIGHT_RISE or gap >= GAP_WARN:
+        return "slight", evidence
+    return "none", evidence
+
+
 def read_curves(epochs: list[EpochMetrics]) -> str:
-    """A plain-language reading of one run's train and test curves."""
+    """A plain-language reading of one run's train and test curves, graded by how much it overfits."""
     if not epochs:
         return "No epoch has finished yet, so there are no curves to read."
     last = epochs[-1]
     tr, te = last.accuracy, last.test_accuracy
     gap = tr - te
-    head = (f"After {len(epochs)} epoch{'s' * (len(epochs) > 1)} the network gets {tr:.1%} of the training images "
+    head = (f"After {epochs_text(len(epochs))} the network gets {tr:.1%} of the training images "
             f"and {te:.1%} of the test images right (a gap of {gap * 100:.1f} points). ")
-    test_acc = [m.test_accuracy for m in epochs]
-    best = int(np.argmax(test_acc))
-    test_loss = [m.test_loss for m in epochs]
-    low = int(np.argmin(test_loss))
-    if len(epochs) >= 3 and best < len(epochs) - 1 and tr > epochs[best].accuracy + RISE and (
-            te < test_acc[best] - RISE or test_loss[-1] > test_loss[low] * 1.1):
-        body = (f"Test accuracy stopped improving after epoch {best + 1} ({test_acc[best]:.1%}) while training "
-                f"accuracy kept rising to {tr:.1%}: the network is memorising the training images (overfitting).")
-        if low < len(epochs) - 1 and test_loss[-1] > test_loss[low] * 1.1:
-            body += f" Test loss has risen since epoch {low + 1}, the classic sign."
-        return head + body + " Fewer epochs or more training examples would help."
+    grade, e = overfitting_grade(epochs)
+    if grade == "clear":
+        signs = []
+        if e["rise"] >= SLIGHT_RISE:
+            signs.append(f"test loss has risen from {e['low_loss']:.2f} at epoch {e['low_epoch']} to "
+                         f"{e['last_loss']:.2f}")
+        if e["drop"] >= ACC_DROP:
+            signs.append(f"test accuracy fell from its best, {e['best_acc']:.1%} at epoch {e['best_epoch']}")
+        return head + (f"The network is clearly overfitting: it memorises the training images instead of learning "
+                       f"what makes a digit. While the training loss kept falling, {' and '.join(signs) or 'test accuracy stopped improving'}. "
+                       "Fewer epochs (or early stopping), more training examples, or dropout would help.")
+    if grade == "slight":
+        return head + (f"It is starting to overfit: test loss has been lowest at epoch {e['low_epoch']} and is now "
+                       f"{e['rise']:.0%} higher, while the training loss still falls. A few more epochs would "
+                       "widen the gap; fewer would lose nothing.")
     if gap > GAP_WARN:
-        return head + ("The network fits the training images much better than new ones: it is starting to "
-                       "memorise. More training examples would narrow the gap.")
-    if len(epochs) >= 2 and te > test_acc[-2] + RISE:
+        return head + ("The network fits the training images better than new ones, but the test figures are still "
+                       "improving: more training examples would narrow the gap.")
+    if len(epochs) >= 2 and te > epochs[-2].test_accuracy + RISE:
         return head + "Test accuracy was still rising in the last epoch: more epochs would probably help."
     return head + ("Training and test accuracy are close: the network recognises digits it has never seen "
                    "about as well as the ones it learned from.")

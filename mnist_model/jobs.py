@@ -62,6 +62,8 @@ class JobSnapshot:
     elapsed_s: float
     eta_s: float | None
     result: object = None  # the Run, once stopped or finished with a model
+    first_layer: dict | None = None  # the latest first-layer snapshot (dense networks)
+    first_layer_start: object = None  # (16, 784) float16: the same units before training
 
     @property
     def fraction(self) -> float:
@@ -95,6 +97,8 @@ class TrainingJob:
         self._started: float | None = None
         self._ended: float | None = None
         self._result = None
+        self._snapshot: dict | None = None
+        self._initial = None
         self._callbacks: dict[str, list] = defaultdict(list)
         self.ending: tuple[JobState, str, object] | None = None  # (state, message, result) during "end" callbacks
         self.stop_requested = False
@@ -136,7 +140,8 @@ class TrainingJob:
             if self._state == JobState.QUEUED and self.executor is not None:
                 position = self.executor.queue_position(self)
             return JobSnapshot(self._state, tuple(self._epochs), self._batch, tuple(self._batch_losses),
-                               position, self._message, elapsed, self._eta(elapsed), self._result)
+                               position, self._message, elapsed, self._eta(elapsed), self._result,
+                               self._snapshot, self._initial)
 
     def _eta(self, elapsed: float) -> float | None:
         b = self._batch
@@ -164,6 +169,13 @@ class TrainingJob:
     def on_epoch(self, metrics: EpochMetrics) -> None:
         with self._lock:
             self._epochs.append(metrics)
+
+    def on_snapshot(self, snapshot: dict) -> None:
+        """The first layer after an epoch: {"epoch", "units", "weights" (16, 784) float16[, "initial"]}."""
+        with self._lock:
+            self._snapshot = snapshot
+            if "initial" in snapshot:
+                self._initial = snapshot["initial"]
 
     def on_result(self, result, stopped: bool) -> None:
         self._finish(JobState.STOPPED if stopped else JobState.FINISHED,

@@ -17,14 +17,20 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return classes[name](learning_rate=learning_rate)
 
 
-def build_dense(hidden_units: int = 512) -> keras.Model:
-    """The notebook's network: 784 -> Dense(hidden, relu) -> Dense(10, softmax)."""
+def build_dense(hidden_units: int = 512, hidden_layers: int = 1, dropout: float = 0.0, l2: float = 0.0) -> keras.Model:
+    """The notebook's network, 784 -> Dense(hidden, relu) -> Dense(10, softmax), with as many hidden layers as asked,
+    dropout after each and an L2 penalty on every kernel when asked (the defaults add nothing: the notebook's own)."""
     # Explicit names: Streamlit's clear_session() resets Keras's automatic name counters.
-    return keras.Sequential([
-        keras.Input((784,), name="pixels"),
-        keras.layers.Dense(hidden_units, activation="relu", name="hidden"),
-        keras.layers.Dense(10, activation="softmax", name="output"),
-    ], name="dense_mnist")
+    penalty = keras.regularizers.L2(l2) if l2 else None
+    layers = [keras.Input((784,), name="pixels")]
+    for i in range(hidden_layers):
+        suffix = "" if i == 0 else str(i + 1)
+        layers.append(keras.layers.Dense(hidden_units, activation="relu", kernel_regularizer=penalty,
+                                         name=f"hidden{suffix}"))
+        if dropout:
+            layers.append(keras.layers.Dropout(dropout, name=f"dropout{suffix}"))
+    layers.append(keras.layers.Dense(10, activation="softmax", kernel_regularizer=penalty, name="output"))
+    return keras.Sequential(layers, name="dense_mnist")
 
 
 def build_cnn() -> keras.Model:
@@ -44,7 +50,8 @@ def build_cnn() -> keras.Model:
 def build_model(config: TrainConfig = TrainConfig()) -> keras.Model:
     """Build and compile the network that config asks for, seeded."""
     keras.utils.set_random_seed(config.seed)
-    model = build_cnn() if config.architecture == "cnn" else build_dense(config.hidden_units)
+    model = build_cnn() if config.architecture == "cnn" else build_dense(
+        config.hidden_units, config.hidden_layers, config.dropout, config.l2)
     model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
     return model

@@ -8,22 +8,28 @@ from .errors import ModelFileError
 
 # Expected weight shapes per architecture; None matches any size (the dense net's hidden units).
 WEIGHT_SHAPES = {
-    "dense": [(784, None), (None,), (None, 10), (10,)],
     "cnn": [(3, 3, 1, 32), (32,), (3, 3, 32, 64), (64,), (1600, 10), (10,)],
 }
+MAX_HIDDEN_LAYERS = 3
+
+
+def _dense_shapes(weights: list) -> list[tuple] | None:
+    """The shapes a dense network of len(weights) // 2 layers must have: 784 -> h (-> h ...) -> 10."""
+    layers = len(weights) // 2
+    if len(weights) % 2 or not 2 <= layers <= MAX_HIDDEN_LAYERS + 1 or np.ndim(weights[0]) != 2:
+        return None
+    h = np.shape(weights[0])[1]
+    ins, outs = [784] + [h] * (layers - 1), [h] * (layers - 1) + [10]
+    return [s for i, o in zip(ins, outs) for s in ((i, o), (o,))]
 
 
 def check_weights(architecture: str, weights: list[np.ndarray], where: str = "weights") -> None:
     """Raise ModelFileError unless weights fit the architecture (and agree with each other)."""
-    expected = WEIGHT_SHAPES.get(architecture)
-    if expected is None:
+    if architecture not in ("dense", "cnn"):
         raise ModelFileError(f"{where}: unknown architecture {architecture!r}")
+    expected = _dense_shapes(weights) if architecture == "dense" else WEIGHT_SHAPES["cnn"]
     shapes = [tuple(np.shape(w)) for w in weights]
-    ok = len(shapes) == len(expected) and all(
-        len(s) == len(e) and all(x is None or x == y for x, y in zip(e, s)) for s, e in zip(shapes, expected))
-    if ok and architecture == "dense":
-        ok = shapes[0][1] == shapes[1][0] == shapes[2][0]
-    if not ok:
+    if expected is None or shapes != [tuple(e) for e in expected]:
         raise ModelFileError(f"{where}: weight shapes {shapes} do not fit the {architecture} network")
     if not all(np.all(np.isfinite(w)) for w in weights):
         raise ModelFileError(f"{where}: weights hold NaN or infinity")
@@ -72,15 +78,18 @@ class Predictor:
         return _softmax(self._cnn_logits(x))
 
     def hidden(self, images: np.ndarray) -> np.ndarray:
-        """Hidden-layer activations (n, units) of the dense network."""
+        """First hidden layer activations (n, units) of the dense network."""
         if self.architecture != "dense":
             raise ValueError("hidden activations are shown for the dense network only")
         w1, b1 = self.weights[:2]
         return np.maximum(np.asarray(images, np.float32).reshape(-1, 784) @ w1 + b1, 0)
 
     def _dense_logits(self, x: np.ndarray) -> np.ndarray:
-        w2, b2 = self.weights[2:]
-        return self.hidden(x) @ w2 + b2
+        """relu through every hidden layer (dropout is for training only: never here), then the output layer."""
+        h = self.hidden(x)
+        for w, b in zip(self.weights[2:-2:2], self.weights[3:-2:2]):
+            h = np.maximum(h @ w + b, 0)
+        return h @ self.weights[-2] + self.weights[-1]
 
     def _cnn_logits(self, x: np.ndarray) -> np.ndarray:
         k1, b1, k2, b2, w, b = self.weights

@@ -23,6 +23,7 @@ from .records import EpochMetrics
 
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")  # generated names only: never a user's file name
 RUN_FORMAT = "mnist-live-run/1"
+DATA_SHORT = {"mnist": "MNIST", "fashion": "Fashion"}  # the runs table's data column
 
 
 def runs_dir() -> Path:
@@ -45,8 +46,8 @@ class Run:
                  weights: list[np.ndarray] | None = None, keras_bytes: bytes = b"",
                  test_probs: np.ndarray | None = None, duration_s: float = 0.0, created_at: float | None = None,
                  run_id: str | None = None, name: str = "", *, pinned: bool = False, published: bool = False,
-                 best_epoch: int | None = None, base_run_id: str | None = None,
-                 loader: Callable[[], dict] | None = None):
+                 best_epoch: int | None = None, base_run_id: str | None = None, stopped_early: bool = False,
+                 extras: dict | None = None, loader: Callable[[], dict] | None = None):
         self.config = config
         self.epochs = list(epochs)
         self.status = status  # "finished" or "stopped"
@@ -59,7 +60,9 @@ class Run:
         self.published = published  # offered to everyone on this server
         self.best_epoch = best_epoch  # early stopping: the epoch whose weights were kept (one-indexed)
         self.base_run_id = base_run_id  # fine-tuning: the run it continued
-        self._arrays = None if loader else {"weights": weights, "keras_bytes": keras_bytes, "test_probs": test_probs}
+        self.stopped_early = stopped_early  # early stopping ended it
+        self._arrays = None if loader else {"weights": weights, "keras_bytes": keras_bytes, "test_probs": test_probs,
+                                            "extras": dict(extras or {})}
         self._loader = loader
         self._lock = threading.Lock()
 
@@ -84,6 +87,20 @@ class Run:
     def test_probs(self) -> np.ndarray | None:
         """(n_test, 10) float32: the model's test-set predictions, when training left them."""
         return self._array("test_probs")
+
+    @property
+    def extras(self) -> dict:
+        """Arrays beyond the model: first-layer snapshots per epoch and the most-moved units (dense networks)."""
+        return self._array("extras") or {}
+
+    @property
+    def early_stop_note(self) -> str:
+        """'stopped early at epoch 7, kept epoch 4' (or '' when early stopping did not act)."""
+        if not self.best_epoch:
+            return ""
+        head = f"stopped early at epoch {self.epochs_run}" if self.stopped_early else f"ran {self.epochs_run} epochs"
+        return f"{head}, kept epoch {self.best_epoch}" if self.best_epoch != self.epochs_run or self.stopped_early \
+            else ""
 
     @property
     def final(self) -> EpochMetrics | None:
@@ -128,7 +145,7 @@ class Run:
     def summary(self) -> dict:
         """One row of a runs table; every column keeps one type."""
         c = self.config
-        return {"run": self.name or self.run_id, "status": self.status, "dataset": self.dataset,
+        return {"run": self.name or self.run_id, "status": self.status, "data": DATA_SHORT.get(c.dataset, c.dataset),
                 "model": c.architecture, "epochs": self.epochs_run, "batch": c.batch_size,
                 "examples": f"{c.train_size:,}" if c.train_size else "all", "optimizer": c.optimizer,
                 "lr": c.learning_rate, "train acc": round(self.train_accuracy, 4),
@@ -139,7 +156,7 @@ class Run:
         return {"format": RUN_FORMAT, "run_id": self.run_id, "name": self.name, "status": self.status,
                 "dataset": self.dataset, "config": self.config.to_dict(), "created_at": self.created_at,
                 "duration_s": self.duration_s, "epochs": [asdict(m) for m in self.epochs],
-                "best_epoch": self.best_epoch, "base_run_id": self.base_run_id}
+                "best_epoch": self.best_epoch, "base_run_id": self.base_run_id, "stopped_early": self.stopped_early}
 
     @classmethod
     def from_meta(cls, meta: dict, loader: Callable[[], dict] | None = None, **flags) -> "Run":
@@ -149,32 +166,36 @@ class Run:
                        str(meta["status"]), str(meta["dataset"]), duration_s=float(meta.get("duration_s", 0)),
                        created_at=float(meta.get("created_at", 0)), run_id=str(meta["run_id"]),
                        name=str(meta.get("name", "")), best_epoch=meta.get("best_epoch"),
-                       base_run_id=meta.get("base_run_id"), loader=loader, **flags)
+                       base_run_id=meta.get("base_run_id"), stopped_early=bool(meta.get("stopped_early")),
+                       loader=loader, **flags)
         except Exception as exc:  # Any failure to parse is the data's fault.
             raise ModelFileError(f"damaged run data ({exc.__class__.__name__}: {exc})") from None
 
 
 # ---------------------------------------------------------------- the arrays file
 
-def arrays_npz(weights: list[np.ndarray], test_probs: np.ndarray | None) -> bytes:
-    """Weights (arr_0, arr_1, ... in Keras order) and test predictions as one npz."""
+def arrays_npz(weights: list[np.ndarray], test_probs: np.ndarray | None, extras: dict | None = None) -> bytes:
+    """Weights (arr_0, arr_1, ... in Keras order), test predictions and extras (x_<name>) as one npz."""
     out = io.BytesIO()
-    extra = {} if test_probs is None else {"test_probs": np.asarray(test_probs, np.float32)}
-    np.savez(out, *[np.asarray(w, np.float32) for w in weights], **extra)
+    named = {} if test_probs is None else {"test_probs": np.asarray(test_probs, np.float32)}
+    named.update({f"x_{k}": np.asarray(v) for k, v in (extras or {}).items()})
+    np.savez(out, *[np.asarray(w, np.float32) for w in weights], **named)
     return out.getvalue()
 
 
 def read_arrays(path: Path, architecture: str) -> dict:
-    """{"weights": [...], "test_probs": array or None} from arrays_npz's file; ModelFileError if damaged."""
+    """{"weights": [...], "test_probs": array or None, "extras": {...}} from arrays_npz's file; ModelFileError if
+    damaged."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             count = sum(1 for k in npz.files if k.startswith("arr_"))
             weights = [npz[f"arr_{i}"] for i in range(count)]
             test_probs = npz["test_probs"] if "test_probs" in npz.files else None
+            extras = {k[2:]: npz[k] for k in npz.files if k.startswith("x_")}
     except Exception as exc:  # Any failure to parse is the file's fault.
         raise ModelFileError(f"{path.name}: unreadable weights ({exc.__class__.__name__}: {exc})") from None
     check_weights(architecture, weights, path.name)
-    return {"weights": weights, "test_probs": test_probs}
+    return {"weights": weights, "test_probs": test_probs, "extras": extras}
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -199,7 +220,7 @@ def write_run_files(run: Run, folder: str | os.PathLike) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if run.keras_bytes:
         atomic_write(folder / f"{run.run_id}.keras", run.keras_bytes)
-    atomic_write(folder / f"{run.run_id}.npz", arrays_npz(run.weights, run.test_probs))
+    atomic_write(folder / f"{run.run_id}.npz", arrays_npz(run.weights, run.test_probs, run.extras))
     atomic_write(folder / f"{run.run_id}.json", json.dumps(run.meta(), indent=1).encode())
     return folder / f"{run.run_id}.json"
 

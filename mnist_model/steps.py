@@ -76,19 +76,26 @@ class CompiledSteps:
             loss_sum, right = loss_sum + batch_loss, right + batch_right
         return loss_sum, right
 
+    def _penalty(self):
+        """The L2 weight penalty as fit() adds it to every batch's loss (0 when there is none)."""
+        losses = self.model.losses
+        return tf.add_n(losses) if losses else tf.zeros(())
+
     def _train_step(self, indices, mask):
         x, y = tf.gather(self._x, indices), tf.gather(self._y, indices)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            probs = self.model(x, training=True)
+            probs = self.model(x, training=True)  # dropout is active here only
             losses = keras.losses.categorical_crossentropy(y, probs) * mask
             # The mean over the real examples only: a short last batch is padded with masked-out ones.
-            loss = tf.reduce_sum(losses) / tf.reduce_sum(mask)
+            penalty = self._penalty()
+            loss = tf.reduce_sum(losses) / tf.reduce_sum(mask) + penalty
         self.model.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         right = tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)
-        return tf.reduce_sum(losses), tf.reduce_sum(right * mask)
+        return tf.reduce_sum(losses) + penalty * tf.reduce_sum(mask), tf.reduce_sum(right * mask)
 
     def _eval_chunk(self, indices, mask):
         y = tf.gather(self._y_test, indices)
         probs = self.model(tf.gather(self._x_test, indices), training=False)
-        return tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs) * mask), probs
+        penalty = self._penalty() * tf.reduce_sum(mask)  # model.evaluate() counts it too
+        return tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs) * mask) + penalty, probs

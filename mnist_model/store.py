@@ -443,7 +443,7 @@ class Store:
     def add_run(self, workspace_id: str, run: Run) -> list[str]:
         """Keep run in the workspace (files first, then the row); returns the names removed to make room."""
         npz, keras_file = self._files(run.run_id)
-        data = arrays_npz(run.weights, run.test_probs)
+        data = arrays_npz(run.weights, run.test_probs, run.extras)
         try:
             atomic_write(npz, data)
             if run.keras_bytes:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -11,6 +11,7 @@ from .config import TrainConfig
 from .data import Dataset
 from .records import BatchProgress, EpochMetrics  # noqa: F401  (re-exported: the loop's records)
 from .reporter import Reporter
+from .watchers import EarlyStopping, FirstLayerWatch
 
 PROGRESS_UPDATES_PER_EPOCH = 20  # batch reports per epoch: enough for a live bar, few enough to cost nothing
 MAX_STEPS_PER_CALL = 32  # batches per compiled call (speed); also bounds how late Stop lands
@@ -24,7 +25,10 @@ class TrainResult:
     epochs: list[EpochMetrics]
     stopped: bool
     seconds: float
-    test_probs: np.ndarray  # (n_test, 10) float32: the final model's test-set probabilities
+    test_probs: np.ndarray  # (n_test, 10) float32: the kept model's test-set probabilities
+    best_epoch: int | None = None  # early stopping: the epoch whose weights the model keeps (one-indexed)
+    stopped_early: bool = False  # early stopping ended it (Stop did not)
+    extras: dict = field(default_factory=dict)  # first-layer snapshots and most-moved units (dense networks)
 
 
 def to_inputs(images: np.ndarray) -> np.ndarray:
@@ -56,11 +60,15 @@ def train(config: TrainConfig, dataset: Dataset,
           on_epoch: Callable[[EpochMetrics], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           init_weights: list[np.ndarray] | None = None,
-          extra: tuple[np.ndarray, np.ndarray] | None = None) -> TrainResult:
+          extra: tuple[np.ndarray, np.ndarray] | None = None,
+          on_snapshot: Callable[[dict], None] | None = None) -> TrainResult:
     """Fit config's network on dataset as the notebook's fit() does, evaluating the test set after every epoch.
 
     init_weights: start from these weights (fine-tuning) instead of fresh ones.
     extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
+    on_snapshot: gets, after every epoch, a small snapshot of what the dense network's first layer learned.
+    With config.patience, training stops once the test loss has not improved for that many epochs, and the
+    model keeps the best epoch's weights (after Stop too).
     """
     from .network import build_model, model_inputs
     from .steps import CompiledSteps
@@ -76,6 +84,9 @@ def train(config: TrainConfig, dataset: Dataset,
                            (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
                            jit_compile=config.architecture == "dense")
     reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
+    stopper = EarlyStopping(config.patience) if config.patience else None
+    first = model.layers[0]
+    watch = FirstLayerWatch(first.kernel.numpy()) if config.architecture == "dense" else None
     order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
     t0 = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -83,9 +94,23 @@ def train(config: TrainConfig, dataset: Dataset,
         loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter)
         test_loss, test_accuracy, test_probs = runner.evaluate()
         reporter.epoch_end(loss, accuracy, test_loss, test_accuracy)
+        if watch is not None:
+            snapshot = watch.epoch_end(epoch, first.kernel.numpy())
+            if on_snapshot:
+                on_snapshot(snapshot)
+        if stopper is not None and stopper.epoch_end(epoch, test_loss, model.get_weights, test_probs):
+            break
         if reporter.stopped:
             break
-    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0, test_probs)
+    best_epoch = None
+    if stopper is not None and stopper.best_weights is not None:
+        best_epoch = stopper.best_epoch
+        if best_epoch != len(reporter.history):
+            model.set_weights(stopper.best_weights)
+            test_probs = stopper.best_probs
+    extras = watch.summary(first.kernel.numpy()) if watch is not None else {}
+    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0, test_probs, best_epoch,
+                       bool(stopper and stopper.stopped_early), extras)
 
 
 def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter) -> tuple[float, float]:

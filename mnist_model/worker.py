@@ -84,7 +84,8 @@ def run_task(task: TrainTask, send, should_stop) -> None:
         send(("started", f"training on {dataset.title}"))
         result = train(task.config, dataset, on_batch=lambda b: send(("batch", b)),
                        on_epoch=lambda m: send(("epoch", m)), should_stop=should_stop,
-                       init_weights=task.init_weights, extra=_extra(task))
+                       init_weights=task.init_weights, extra=_extra(task),
+                       on_snapshot=lambda snap: send(("snapshot", snap)))
         send(("result", _payload(result, dataset), result.stopped))
     except Exception as exc:  # Any failure becomes a readable failed state, never a dead worker.
         send(("failed", f"{exc.__class__.__name__}: {exc}"))
@@ -105,7 +106,8 @@ def _payload(result, dataset: Dataset) -> dict:
             keras_bytes = f.read()
     return {"weights": [np.asarray(w, np.float32) for w in model.get_weights()], "keras_bytes": keras_bytes,
             "test_probs": result.test_probs, "epochs": result.epochs, "duration_s": result.seconds,
-            "dataset": dataset.title}
+            "dataset": dataset.title, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+            "extras": result.extras}
 
 
 if __name__ == "__main__":  # python -m mnist_model.worker TASKS_FD MESSAGES_FD CONTROL_FD

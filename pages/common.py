@@ -129,6 +129,30 @@ def remember_workspace(ws: Workspace) -> None:
                    "tab. It stays while this tab is open; download models you want to keep.")
 
 
+_PHONE_NAV_JS = """
+export default function(component) {
+  const { data } = component;
+  const last = window.__mnistLivePage;
+  window.__mnistLivePage = data.page;
+  // On a phone the open sidebar covers the page: close it once the user has picked a page in it.
+  if (last === undefined || last === data.page || window.innerWidth > data.narrow) return;
+  const collapse = document.querySelector('button[aria-label="Collapse sidebar"]');
+  if (collapse && collapse.getAttribute("aria-expanded") === "true") collapse.click();
+}
+"""
+NARROW_PX = 768  # below this Streamlit lays the sidebar over the page
+
+
+@st.cache_resource
+def _phone_nav_component():
+    return st.components.v2.component("mnist_live_phone_nav", js=_PHONE_NAV_JS)
+
+
+def close_sidebar_after_navigation(page_name: str) -> None:
+    """Collapse the sidebar on narrow screens after every page switch (it stays open over the page otherwise)."""
+    _phone_nav_component()(data={"page": page_name, "narrow": NARROW_PX}, key="phone_nav", height=0)
+
+
 def base_url() -> str:
     """The app's address as the browser sees it, without page or query: 'http://host:8501/'."""
     parts = urlsplit(st.context.url or "http://localhost:8501/")
@@ -230,7 +254,7 @@ def load_or_explain(name: str) -> Dataset | None:
         return None
 
 
-def sidebar(ws: Workspace) -> None:
+def sidebar(ws: Workspace, page_name: str = "") -> None:
     """Which model (and its data) is in use, whether a training runs, and the workspace's controls."""
     with st.sidebar:
         run = ws.model_run()
@@ -255,6 +279,7 @@ def sidebar(ws: Workspace) -> None:
             st.caption(f"**Training:** {job.label} {snap.state.value}{where}")
         workspace_panel(ws)
         remember_workspace(ws)
+        close_sidebar_after_navigation(page_name)
 
 
 # ---------------------------------------------------------------- charts
@@ -282,34 +307,11 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
-    if by_run:
-        chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"]))
+    if by_run:  # train solid, test dashed; the legend draws the dashes too (not two identical dots)
+        chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"],
+                                                       legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
+                                                                         symbolSize=300)))
     return chart.properties(title=f"{metric.capitalize()} per epoch", height=260)
-
-
-def digit_mosaic(images: np.ndarray, labels: list[str], columns: int = 10, scale: int = 3) -> np.ndarray:
-    """Images (n, 28, 28) in a grid, each with its label underneath: one RGB picture, one element on the page."""
-    from PIL import Image, ImageDraw
-    side, caption = 28 * scale, 14
-    rows = -(-len(images) // columns)
-    sheet = Image.new("RGB", (columns * (side + 4), rows * (side + caption + 4)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (img, label) in enumerate(zip(images, labels)):
-        x, y = (i % columns) * (side + 4), (i // columns) * (side + caption + 4)
-        sheet.paste(Image.fromarray(pixels_image(img, scale)), (x, y))
-        draw.text((x + 2, y + side + 1), str(label)[:14], fill="black")
-    return np.asarray(sheet)
-
-
-def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndarray:
-    """(28, 28) image (uint8 or [0, 1] float) enlarged with visible pixels: (28*scale, 28*scale) uint8."""
-    a = np.asarray(img, np.float32)
-    a = (a * 255 if a.max() <= 1.0 else a).clip(0, 255).astype(np.uint8)
-    big = np.kron(a, np.ones((scale, scale), np.uint8))
-    if grid:
-        big[::scale, :] = np.maximum(big[::scale, :], 40)
-        big[:, ::scale] = np.maximum(big[:, ::scale], 40)
-    return big
 
 
 def _freeze_import_time_objects() -> None:

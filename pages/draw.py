@@ -11,6 +11,7 @@ import streamlit as st
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
+from mnist_model.pictures import digit_mosaic, pixels_image
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
 from pages import common
 
@@ -19,6 +20,7 @@ UNSURE = 0.6  # below this top probability the page says the network is unsure
 QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
 NETWORK_NAMES = {"dense": "Dense network", "cnn": "CNN"}
 THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
+PLACEHOLDER = "–"  # the Prediction metric before the first stroke
 
 
 def shared_or_quick_train(ws):
@@ -127,17 +129,17 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
         others = _other_networks(ws, run)
         cols = st.columns(1 + len(others))
         label = "Prediction" if not others else f"Prediction ({NETWORK_NAMES[run.architecture]})"
-        cols[0].metric(label, names[top], f"{probs[top]:.0%} sure", delta_color="off")
+        cols[0].metric(label, names[top], f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
         for col, other in zip(cols[1:], others):
             p = common.predictor(other)(image[None])[0]
             col.metric(f"{NETWORK_NAMES[other.architecture]} says", class_names(other.config.dataset)[int(p.argmax())],
-                       f"{p.max():.0%} sure", delta_color="off", help=other.label)
+                       f"{p.max():.0%} sure", delta_color="off", delta_arrow="off", help=other.label)
         st.caption(f"Reading {'the uploaded photo (draw on the canvas to switch back)' if source == 'photo' else 'your drawing'}"
                    f" · {elapsed_ms:.2f} ms")
     if others:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
-    st.image(common.pixels_image(image, 5, grid=True), caption="What the network sees (28x28)")
+    st.image(pixels_image(image, 5, grid=True), caption="What the network sees (28x28)")
     if probs[top] < UNSURE:
         st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "
                    f"({probs[second]:.0%}).")
@@ -177,7 +179,7 @@ def teach_panel(ws, run) -> None:
     ids, images, labels = ws.drawings()
     if ids:
         st.subheader("Your drawings")
-        st.image(common.digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
+        st.image(digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
                  caption=f"Your {len(ids)} drawings and their labels")
         drop = st.multiselect("Delete", range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
@@ -225,6 +227,7 @@ def drawing_panel(ws, run) -> None:
     left, right = st.columns([1, 1])
     with left:
         answer_slot = st.empty()  # the answer sits right above the canvas, on phones too
+        answer_slot.metric("Prediction", PLACEHOLDER, "draw to see", delta_color="off", delta_arrow="off")  # keeps its height
         drawing = canvas_image()
         uploaded, upload_id = upload_image(thing)
     with right:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model.insights import confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan
+from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_sheet
 from pages import common
 
 UNITS_SHOWN = 64  # hidden units in the weights grid
@@ -32,15 +33,20 @@ def mistakes(run, ds) -> None:
     st.caption(f"{run.label}: {(pred == ds.y_test).mean():.2%} of {len(pred):,} test images right")
     cells = pd.DataFrame([{"true": names[t], "predicted": names[p], "count": int(matrix[t, p])}
                           for t in range(10) for p in range(10)])
+    cell = alt.selection_point(fields=["true", "predicted"], name="cell", on="click", clear=False)
     base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=names, title="predicted"),
                                    y=alt.Y("true:N", sort=names, title="true label"))
-    heat = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
-                                   tooltip=["true", "predicted", "count"])
+    heat = base.mark_rect(cursor="pointer").encode(
+        color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
+        stroke=alt.condition(cell, alt.value("#e4572e"), alt.value(None)), strokeWidth=alt.value(3),
+        tooltip=["true", "predicted", "count"]).add_params(cell)
     text = base.mark_text(fontSize=11).encode(
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
                                             alt.value("black")))
     left, right = st.columns([3, 2])
-    left.altair_chart((heat + text).properties(title="Confusion matrix (test set)", height=380), width="stretch")
+    clicked = left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
+                                                          height=380), width="stretch", on_select="rerun",
+                                key="confusion")
     acc = pd.DataFrame({"label": names, "accuracy": per_class_accuracy(matrix)})
     right.altair_chart(alt.Chart(acc).mark_bar().encode(
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
@@ -48,39 +54,33 @@ def mistakes(run, ds) -> None:
         title="Accuracy per label", height=380), width="stretch")
     off = matrix - np.diag(np.diag(matrix))
     worst_t, worst_p = np.unravel_index(int(off.argmax()), off.shape)
+    _follow_click(clicked, names, (int(worst_t), int(worst_p)))
     a, b = st.columns(2)
-    t = a.selectbox("Show test images whose true label is", range(10), index=int(worst_t),
+    t = a.selectbox("Show test images whose true label is", range(10), key="cell_true",
                     format_func=lambda i: names[i])
-    p = b.selectbox("and that the network called", range(10), index=int(worst_p), format_func=lambda i: names[i])
+    p = b.selectbox("and that the network called", range(10), key="cell_predicted", format_func=lambda i: names[i])
     idx = np.flatnonzero((ds.y_test == t) & (pred == p))[:30]
     if len(idx):
-        st.image(common.digit_mosaic(ds.x_test[idx], [f"{probs[i, p]:.0%}" for i in idx]),
+        st.image(digit_mosaic(ds.x_test[idx], [f"{probs[i, p]:.0%}" for i in idx]),
                  caption=f"{matrix[t, p]} test images: true {names[t]}, predicted {names[p]} (with confidence)")
     else:
         st.caption("No test image falls in that cell.")
     st.subheader("The most confident mistakes")
     worst = confident_mistakes(probs, ds.y_test, k=20)
-    st.image(common.digit_mosaic(ds.x_test[worst], [f"{names[ds.y_test[i]]}>{names[pred[i]]} {probs[i, pred[i]]:.0%}"
+    st.image(digit_mosaic(ds.x_test[worst], [f"{names[ds.y_test[i]]}>{names[pred[i]]} {probs[i, pred[i]]:.0%}"
                                                     for i in worst]),
              caption="true > predicted, confidence: the network was sure, and wrong")
 
 
-def diverging(weights: np.ndarray, scale: int = 3) -> np.ndarray:
-    """(h, w) weights -> (h*scale, w*scale, 3) RGB image: red positive, blue negative, white zero."""
-    w = weights / (np.abs(weights).max() or 1)
-    rgb = np.ones(w.shape + (3,), np.float32)
-    rgb[..., 1] -= np.abs(w)
-    rgb[..., 0] -= np.clip(-w, 0, 1)
-    rgb[..., 2] -= np.clip(w, 0, 1)
-    return np.kron((rgb * 255).astype(np.uint8), np.ones((scale, scale, 1), np.uint8))
-
-
-def weight_sheet(w1: np.ndarray, units, columns: int = 16) -> np.ndarray:
-    """Several hidden units' incoming weights as one picture."""
-    tiles = [np.pad(diverging(w1[:, u].reshape(28, 28)), ((2, 2), (2, 2), (0, 0)), constant_values=255)
-             for u in units]
-    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
-    return np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])
+def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
+    """A click on a confusion cell sets the two dropdowns (which stay, for keyboards and as a fallback)."""
+    s = st.session_state
+    s.setdefault("cell_true", worst[0])
+    s.setdefault("cell_predicted", worst[1])
+    picked = (clicked.selection.get("cell") or [None])[0] if clicked is not None else None
+    if picked and picked != s.get("cell_clicked"):
+        s["cell_clicked"] = picked
+        s["cell_true"], s["cell_predicted"] = names.index(picked["true"]), names.index(picked["predicted"])
 
 
 def learned(ws, run, ds) -> None:
@@ -117,7 +117,7 @@ def learned(ws, run, ds) -> None:
     act = common.predictor(run).hidden(drawing[None])[0]
     top = np.argsort(-act)[:8]
     c = st.columns([1, 4])
-    c[0].image(common.pixels_image(drawing, 4), caption="what the network saw")
+    c[0].image(pixels_image(drawing, 4), caption="what the network saw")
     c[1].image(weight_sheet(w1, top, columns=8),
                caption="The 8 units your drawing made fire most: " + ", ".join(f"#{u} ({act[u]:.1f})" for u in top))
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mnist_model.pictures import digit_mosaic
 from pages import common
-from pages.common import digit_mosaic
 
 
 def story() -> None:
@@ -61,10 +61,16 @@ def data_overview(ds) -> None:
              caption="Twenty training images and their labels")
     counts = pd.DataFrame({"label": [ds.class_names[i] for i in range(10)],
                            "train images": np.bincount(ds.y_train, minlength=10)})
-    st.altair_chart(alt.Chart(counts).mark_bar().encode(
-        x=alt.X("label:N", sort=None, title="label"), y=alt.Y("train images:Q", title="training images"),
-        tooltip=["label", "train images"]).properties(title="How many training images of each label",
-                                                       height=220), width="stretch")
+    st.markdown("**How many training images of each label**")
+    st.altair_chart(label_chart(counts), width="stretch")
+
+
+def label_chart(counts: pd.DataFrame) -> alt.Chart:
+    """Horizontal bars: long label names (Fashion-MNIST's 'Ankle boot') sit beside the bars, not under them."""
+    return alt.Chart(counts).mark_bar().encode(
+        y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13)),
+        x=alt.X("train images:Q", title="training images"),
+        tooltip=["label", "train images"]).properties(height=300)
 
 
 story()

@@ -1,11 +1,13 @@
 """Train: sliders in, a background training in the workspace, live curves out, and the workspace's runs."""
+from dataclasses import replace
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
 from mnist_model.errors import WorkspaceBusy
-from mnist_model.insights import read_curves
+from mnist_model.insights import overfitting_grade, read_curves
 from mnist_model.jobs import JobState
 from pages import common
 
@@ -13,6 +15,19 @@ LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.
 HIDDEN_UNITS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 TRAIN_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
 POLL_S = 0.5  # how often the live charts redraw while a job runs
+DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
+NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
+RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the sidebar (about 810 px)
+    "run": st.column_config.TextColumn(width=92), "status": st.column_config.TextColumn(width=66),
+    "data": st.column_config.TextColumn(width=62), "model": st.column_config.TextColumn(width=52),
+    "epochs": st.column_config.NumberColumn(width=56), "batch": st.column_config.NumberColumn(width=50),
+    "examples": st.column_config.TextColumn("examples", width=66),
+    "optimizer": st.column_config.TextColumn("opt.", width=62), "lr": st.column_config.NumberColumn(width=48),
+    "train acc": st.column_config.NumberColumn("train", width=56, format="percent"),
+    "test acc": st.column_config.NumberColumn("test", width=56, format="percent"),
+    "seconds": st.column_config.NumberColumn("s", width=40), "pinned": st.column_config.CheckboxColumn("pin", width=40),
+    "shared": st.column_config.CheckboxColumn(width=54)}
+READING_BOX = {"none": st.success, "slight": st.info, "clear": st.warning}  # the stronger, the louder
 
 
 # ---------------------------------------------------------------- settings <-> widgets <-> URL
@@ -62,7 +77,15 @@ def init_settings() -> None:
 
 
 def _preset(name: str) -> None:
-    _apply(PRESETS[name])
+    """A preset sets the training knobs; the dataset and network stay as chosen, and the page says so."""
+    current = st.session_state.get("config") or TrainConfig()
+    preset = PRESETS[name]
+    _apply(replace(preset, dataset=current.dataset, architecture=current.architecture))
+    kept = [f"{DATASET_NAMES[current.dataset]}" if current.dataset != preset.dataset else "",
+            f"the {NETWORK_NAMES[current.architecture]}" if current.architecture != preset.architecture else ""]
+    kept = " and ".join(k for k in kept if k)
+    st.session_state["preset_notice"] = f"Preset {name}: {preset.describe()}" + (
+        f" (keeping {kept})." if kept else ".")
 
 
 def teacher_suggestion(ws, cfg: TrainConfig) -> None:
@@ -91,15 +114,18 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
         a.select_slider("Hidden units", HIDDEN_UNITS, key="w_hidden_units")
         b.selectbox("Optimizer", OPTIMIZERS, key="w_optimizer")
         a.radio("Dataset", ("mnist", "fashion"), key="w_dataset", horizontal=True,
-                format_func=lambda d: {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}[d])
+                format_func=lambda d: DATASET_NAMES[d])
         b.radio("Network", ("dense", "cnn"), key="w_architecture", horizontal=True,
-                format_func=lambda a: {"dense": "Dense (the notebook)", "cnn": "Small CNN"}[a],
+                format_func=lambda a: NETWORK_NAMES[a],
                 help="The CNN looks at neighbouring pixels together, so it cares less about where and how big "
                      "a digit is drawn.")
         a.number_input("Seed", 0, 2**31 - 1, key="w_seed", help="Same seed, same settings: same run.")
     cols = st.columns(len(PRESETS))
     for col, name in zip(cols, PRESETS):
         col.button(f"Preset: {name}", on_click=_preset, args=(name,), width="stretch")
+    notice = st.session_state.pop("preset_notice", None)
+    if notice:
+        st.info(notice, icon=":material/tune:")
     cfg = _config_from_widgets()
     st.session_state["config"] = cfg
     with common.plain_errors():
@@ -189,11 +215,19 @@ def live_panel() -> None:
         a.altair_chart(common.curve_chart(frame, "loss", job.config.epochs), width="stretch")
         b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
     if snap.batch_losses:
-        points = pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"])
-        st.altair_chart(alt.Chart(points).mark_line().encode(
-            x=alt.X("epoch:Q", title="epochs done"), y=alt.Y("loss:Q", title="running training loss",
-                                                            scale=alt.Scale(zero=False))).properties(
-            title="Training loss within epochs (running mean)", height=160), width="stretch")
+        st.altair_chart(running_loss_chart(snap.batch_losses), width="stretch")
+
+
+def running_loss_chart(batch_losses) -> alt.Chart:
+    """The training loss within epochs; a short axis title and a y range fitted to the data, so the plot keeps
+    its height (a long rotated title used to squeeze it flat)."""
+    points = pd.DataFrame(batch_losses, columns=["epoch", "loss"])
+    low, high = float(points["loss"].min()), float(points["loss"].max())
+    pad = max((high - low) * 0.08, 1e-3)
+    return alt.Chart(points).mark_line().encode(
+        x=alt.X("epoch:Q", title="epochs done"),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(domain=[max(0.0, low - pad), high + pad]))).properties(
+        title="Training loss within epochs (running mean)", height=220)
 
 
 def outcome(run) -> None:
@@ -206,10 +240,11 @@ def outcome(run) -> None:
     c = st.columns(5)
     c[0].metric("Train accuracy", f"{last.accuracy:.2%}")
     c[1].metric("Test accuracy", f"{last.test_accuracy:.2%}")
-    c[2].metric("Gap", f"{(last.accuracy - last.test_accuracy) * 100:.1f} points")
+    c[2].metric("Gap (points)", f"{(last.accuracy - last.test_accuracy) * 100:.1f}",
+                help="Train accuracy minus test accuracy, in percentage points.")
     c[3].metric("Train loss", f"{last.loss:.4f}")
     c[4].metric("Test loss", f"{last.test_loss:.4f}")
-    st.success(read_curves(run.epochs))
+    READING_BOX[overfitting_grade(run.epochs)[0]](read_curves(run.epochs))
 
 
 def runs_table(ws) -> None:
@@ -219,7 +254,7 @@ def runs_table(ws) -> None:
         return
     st.subheader("Runs")
     st.dataframe(pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs]),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", column_config=RUN_COLUMNS)
     limit = ws.store.limits.runs_per_workspace
     st.caption(f"This workspace keeps its latest {limit} runs ({len(runs)} so far); pinned runs are never removed.")
     names = [r.name for r in runs]

@@ -179,7 +179,7 @@ def test_share_on_the_server_and_pick_it_in_a_new_workspace():
 
 def test_fashion_mnist_trains_and_explores():
     at = _trained_app(w_dataset="fashion", w_train_size=2000, w_epochs=1)
-    assert "Fashion-MNIST" in at.dataframe[0].value["dataset"][0]
+    assert at.dataframe[0].value["data"][0] == "Fashion"
     at.switch_page("pages/explore.py").run()
     assert not at.exception
     assert any("of 10,000 test images right" in c.value for c in at.caption)

@@ -38,7 +38,7 @@ def _prediction_after(page, previous: str | None) -> str:
     value = page.locator('[data-testid="stMetric"]', has_text="Prediction").locator('[data-testid="stMetricValue"]')
     deadline = time.time() + 20
     while time.time() < deadline:
-        if value.count() and value.first.inner_text() != previous:
+        if value.count() and value.first.inner_text() not in (previous, "–"):
             return value.first.inner_text()
         time.sleep(0.2)
     raise AssertionError("no new prediction shown")
@@ -106,14 +106,22 @@ def test_train_page_from_a_shared_link_trains_with_live_curves(server, page, que
 
 
 def test_phone_sized_screen_and_touch_drawing(server, browser):
-    """A phone: the canvas fits the screen and a finger's stroke gets a prediction."""
+    """A phone: the sidebar closes after a page switch, the canvas fits, and a finger's stroke gets a prediction
+    that is on screen together with the canvas."""
     url, _ = server
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3,
                                   is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(url + "/")
     page.get_by_text("Lesson plan").wait_for(timeout=60000)
-    page.goto(url + "/draw")  # phones hide the sidebar; a new session is fine here
+    page.get_by_test_id("stExpandSidebarButton").click()
+    sidebar = page.get_by_test_id("stSidebar")
+    page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right > 200")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+    page.get_by_role("button", name="Quick train").wait_for(timeout=60000)
+    page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
+                           timeout=10000)  # closed by itself: the page is visible
+    assert sidebar.bounding_box()["x"] + sidebar.bounding_box()["width"] <= 0
     page.get_by_role("button", name="Quick train").click()
     canvas = page.locator("canvas.upper-canvas")
     canvas.wait_for(timeout=120000)
@@ -127,6 +135,11 @@ def test_phone_sized_screen_and_touch_drawing(server, browser):
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     assert _prediction_after(page, None) == "1"
+    metric = page.locator('[data-testid="stMetric"]', has_text="Prediction").first.bounding_box()
+    canvas_box = canvas.bounding_box()
+    assert 0 <= metric["y"] and metric["y"] + metric["height"] <= 844  # the answer is on screen...
+    assert canvas_box["y"] < 844 and canvas_box["y"] + canvas_box["height"] > 0  # ...with the canvas
+    page.screenshot(path=str(ROOT / "tests" / "last-phone.png"))
     context.close()
 
 
@@ -143,8 +156,15 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     upload.wait_for(state="attached", timeout=120000)
     upload.set_input_files(str(tmp_path / "seven.jpg"))
     assert _prediction_after(page, None) == "7"
+    page.get_by_text("Reading the uploaded photo").wait_for(timeout=10000)
+    canvas = page.locator("canvas.upper-canvas")
+    _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])  # the latest input wins
+    assert _prediction_after(page, "7") == "1"
+    page.get_by_text("Reading your drawing").wait_for(timeout=10000)
     upload.set_input_files(str(tmp_path / "notes.png"))
-    page.get_by_text("That file can't be used").wait_for(timeout=20000)
+    page.get_by_text("That file can't be used: this file is not a picture we can read (PNG or JPEG)").wait_for(
+        timeout=20000)
+    assert not page.get_by_text("Error:").count() and not page.get_by_text("BytesIO").count()
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])

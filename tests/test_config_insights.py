@@ -1,9 +1,12 @@
 """TrainConfig defaults and its URL round trip; the curve reading, confusion and sweep helpers."""
+import json
+from pathlib import Path
+
 import numpy as np
 
 from mnist_model.config import PRESETS, TrainConfig, from_query
-from mnist_model.insights import (confident_mistakes, confusion_matrix, per_class_accuracy, read_curves,
-                                  sweep_plan)
+from mnist_model.insights import (confident_mistakes, confusion_matrix, overfitting_grade, per_class_accuracy,
+                                  read_curves, sweep_plan)
 from mnist_model.training import EpochMetrics
 
 
@@ -44,11 +47,37 @@ def _epochs(train, test, test_loss=None):
     return [EpochMetrics(i + 1, 1 - a, a, tl, t, 1.0) for i, (a, t, tl) in enumerate(zip(train, test, test_loss))]
 
 
-def test_curve_reading_names_overfitting_and_its_epoch():
-    text = read_curves(_epochs([0.8, 0.9, 0.95, 0.99, 1.0], [0.80, 0.86, 0.87, 0.86, 0.855],
-                               [0.5, 0.4, 0.38, 0.45, 0.55]))
-    assert "stopped improving after epoch 3" in text and "memorising" in text
-    assert "Test loss has risen since epoch 3" in text and "100.0%" in text
+def _fixture(name):
+    """The real curves of a preset's run on the offline sample, recorded once (tests/fixtures)."""
+    data = json.loads((Path(__file__).parent / "fixtures" / f"curves-{name}.json").read_text())
+    return [EpochMetrics(**m) for m in data["epochs"]]
+
+
+def test_overfit_on_purpose_gets_the_strongest_words_and_the_notebook_weaker_ones():
+    overfit, notebook = _fixture("overfit-on-purpose"), _fixture("notebook")
+    assert overfitting_grade(overfit)[0] == "clear" and overfitting_grade(notebook)[0] == "slight"
+    strong = read_curves(overfit)
+    assert "clearly overfitting" in strong and "100.0%" in strong and "14.5 points" in strong
+    assert "test loss has risen from 0.50 at epoch 7 to 0.74" in strong
+    mild = read_curves(notebook)
+    assert "starting to overfit" in mild and "clearly" not in mild
+
+
+def test_curve_reading_grades_hand_made_curves():
+    train_up = [0.8, 0.9, 0.95, 0.99, 1.0]
+    clear = _epochs(train_up, [0.80, 0.86, 0.87, 0.86, 0.855], [0.5, 0.4, 0.38, 0.45, 0.55])
+    slight = _epochs([0.8, 0.86, 0.89, 0.91, 0.92], [0.80, 0.85, 0.87, 0.872, 0.872], [0.5, 0.4, 0.38, 0.39, 0.40])
+    none = _epochs([0.8, 0.85, 0.88, 0.9, 0.91], [0.79, 0.84, 0.87, 0.89, 0.90], [0.5, 0.4, 0.35, 0.32, 0.30])
+    gap_only = _epochs([0.9, 0.97, 0.99], [0.80, 0.84, 0.86], [0.5, 0.45, 0.42])  # apart, but test still improves
+    assert [overfitting_grade(c)[0] for c in (clear, slight, none, gap_only)] == ["clear", "slight", "none", "none"]
+    assert "clearly overfitting" in read_curves(clear) and "epoch 3" in read_curves(clear)
+    assert "starting to overfit" in read_curves(slight)
+    assert "overfit" not in read_curves(none)
+    assert "more training examples would narrow the gap" in read_curves(gap_only)
+    # Training accuracy stuck at 100% while its loss still falls: the case the old reading missed.
+    flat_train = [EpochMetrics(i + 1, loss, 1.0, test_loss, test, 1.0) for i, (loss, test_loss, test) in
+                  enumerate([(0.05, 0.5, 0.85), (0.02, 0.45, 0.86), (0.01, 0.6, 0.85), (0.005, 0.7, 0.84)])]
+    assert overfitting_grade(flat_train)[0] == "clear"
 
 
 def test_curve_reading_close_curves_and_still_rising():

@@ -41,8 +41,8 @@ def test_drawings_npz_round_trip_and_bad_files():
     images = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
     back, labels = drawings_from_npz(drawings_to_npz(images, np.array([1, 2, 3])))
     assert np.abs(back - images).max() <= 0.5 / 255 + 1e-6 and labels.tolist() == [1, 2, 3]
-    with pytest.raises(InputError):
-        drawings_from_npz(b"garbage")
+    with pytest.raises(InputError, match=r"^this file is not a drawings file saved by MNIST Live \(\.npz\)$"):
+        drawings_from_npz(b"garbage")  # plain words: no BadZipFile, no Python internals
     import io
     out = io.BytesIO()
     np.savez(out, images=np.array([object()], dtype=object), labels=np.array([1]))

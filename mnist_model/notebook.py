@@ -1,0 +1,145 @@
+"""The code behind a run: the Keras code of a TrainConfig, written as the notebook writes it, and a Jupyter notebook
+of it (nbformat, validated). The code needs only Keras and NumPy; it never imports this package."""
+from __future__ import annotations
+
+import os
+
+from .config import TrainConfig
+
+DATASETS = {"mnist": ("mnist", "MNIST_PATH"), "fashion": ("fashion_mnist", "FASHION_MNIST_PATH")}
+
+_OFFLINE = '''# --- Offline data (added by MNIST Live) -------------------------------------------------------------
+# If ${env} names a folder of the four IDX files (gzipped or not) or an .npz like Keras's, the data is read
+# from there instead of the download. Delete this cell to always download.
+import gzip, os
+import numpy as np
+
+def read_idx(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+def read_local(path):
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as d:
+            return (d["x_train"], d["y_train"]), (d["x_test"], d["y_test"])
+    def find(stem):
+        for name in (stem, stem + ".gz"):
+            if os.path.exists(os.path.join(path, name)):
+                return read_idx(os.path.join(path, name))
+        raise FileNotFoundError(os.path.join(path, stem))
+    return ((find("train-images-idx3-ubyte"), find("train-labels-idx1-ubyte")),
+            (find("t10k-images-idx3-ubyte"), find("t10k-labels-idx1-ubyte")))
+
+OFFLINE = os.environ.get("${env}")'''
+
+
+def code_cells(config: TrainConfig) -> list[str]:
+    """The Keras code that reproduces config, cell by cell, with only the lines the settings need."""
+    module, env = DATASETS[config.dataset]
+    imports = f"import keras\nfrom keras import layers\nfrom keras.datasets import {module}"
+    load = (f"if OFFLINE:  # see the offline cell above\n"
+            "    (train_images, train_labels), (test_images, test_labels) = read_local(OFFLINE)\nelse:\n"
+            f"    (train_images, train_labels), (test_images, test_labels) = {module}.load_data()")
+    cells = [imports, _OFFLINE.replace("${env}", env), load]
+    if config.seed:
+        cells.append(f"keras.utils.set_random_seed({config.seed})  # same seed, same start")
+    if config.train_size:
+        cells.append("import numpy as np\n\n"
+                     f"# Only {config.train_size:,} training examples: fewer examples make overfitting easy to see.\n"
+                     f"keep = np.random.default_rng({config.seed}).permutation(len(train_images))[:{config.train_size}]\n"
+                     "train_images, train_labels = train_images[keep], train_labels[keep]")
+    cells.append(_network(config))
+    cells.append(f"network.compile(optimizer={_optimizer(config)},\n"
+                 "                loss=\"categorical_crossentropy\",\n                metrics=[\"accuracy\"])")
+    shape = "(-1, 28, 28, 1)" if config.architecture == "cnn" else "(-1, 28 * 28)"
+    cells.append(f"train_images = train_images.reshape({shape}).astype(\"float32\") / 255\n"
+                 f"test_images = test_images.reshape({shape}).astype(\"float32\") / 255\n\n"
+                 "from keras.utils import to_categorical\n\n"
+                 "train_labels = to_categorical(train_labels)\ntest_labels = to_categorical(test_labels)")
+    cells.append(_fit(config))
+    cells.append("test_loss, test_acc = network.evaluate(test_images, test_labels)\nprint(\"test_acc:\", test_acc)")
+    return cells
+
+
+def _network(config: TrainConfig) -> str:
+    if config.architecture == "cnn":
+        return ("network = keras.Sequential([\n    keras.Input(shape=(28, 28, 1)),\n"
+                "    layers.Conv2D(32, 3, activation=\"relu\"),\n    layers.MaxPooling2D(2),\n"
+                "    layers.Conv2D(64, 3, activation=\"relu\"),\n    layers.MaxPooling2D(2),\n"
+                "    layers.Flatten(),\n    layers.Dropout(0.25),\n    layers.Dense(10, activation=\"softmax\"),\n])")
+    penalty = f", kernel_regularizer=keras.regularizers.L2({config.l2:g})" if config.l2 else ""
+    lines = ["network = keras.Sequential([", "    keras.Input(shape=(28 * 28,)),"]
+    for _ in range(config.hidden_layers):
+        lines.append(f"    layers.Dense({config.hidden_units}, activation=\"relu\"{penalty}),")
+        if config.dropout:
+            lines.append(f"    layers.Dropout({config.dropout:g}),  # drops {config.dropout:.0%} of the units while "
+                         "training only")
+    lines += [f"    layers.Dense(10, activation=\"softmax\"{penalty}),", "])"]
+    return "\n".join(lines)
+
+
+def _optimizer(config: TrainConfig) -> str:
+    default = TrainConfig()
+    if config.optimizer == default.optimizer and config.learning_rate == default.learning_rate:
+        return "\"rmsprop\""
+    name = {"rmsprop": "RMSprop", "adam": "Adam", "sgd": "SGD"}[config.optimizer]
+    return f"keras.optimizers.{name}(learning_rate={config.learning_rate:g})"
+
+
+def _fit(config: TrainConfig) -> str:
+    if not config.patience:
+        return f"network.fit(train_images, train_labels, epochs={config.epochs}, batch_size={config.batch_size})"
+    return (f"# Early stopping, as the app does it: watch the test loss after every epoch, stop after "
+            f"{config.patience} without a better one,\n# and keep the best epoch's weights.\n"
+            "stop_early = keras.callbacks.EarlyStopping(monitor=\"val_loss\", patience="
+            f"{config.patience}, restore_best_weights=True)\n"
+            f"network.fit(train_images, train_labels, epochs={config.epochs}, batch_size={config.batch_size},\n"
+            "            validation_data=(test_images, test_labels), callbacks=[stop_early])")
+
+
+def code_text(config: TrainConfig) -> str:
+    """All cells as one script."""
+    return "\n\n".join(code_cells(config)) + "\n"
+
+
+def notebook(config: TrainConfig, run=None):
+    """An nbformat v4 notebook of config's code; with run (a Run), its figures in a markdown cell."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    name = "MNIST" if config.dataset == "mnist" else "Fashion-MNIST"
+    cells = [new_markdown_cell(f"# {name} with Keras, as set up in MNIST Live\n\nSettings: {config.describe()}.\n\n"
+                               "Run the cells from the top. Without internet, point "
+                               f"`{DATASETS[config.dataset][1]}` at the data (see the offline cell).")]
+    if run is not None and run.final is not None:
+        cells.append(new_markdown_cell(_figures(run)))
+    cells += [new_code_cell(code) for code in code_cells(config)]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                            "language": "python"}})
+    nbformat.validate(nb)
+    return nb
+
+
+def _figures(run) -> str:
+    rows = "\n".join(f"| {m.epoch} | {m.loss:.4f} | {m.accuracy:.2%} | {m.test_loss:.4f} | {m.test_accuracy:.2%} |"
+                     for m in run.epochs)
+    note = f"\n\n{run.early_stop_note.capitalize()}." if run.early_stop_note else ""
+    return (f"## {run.name or 'The run'} in MNIST Live ({run.status}, {run.dataset})\n\n"
+            f"Test accuracy {run.test_accuracy:.2%}, train accuracy {run.train_accuracy:.2%}.{note}\n\n"
+            "| epoch | loss | accuracy | test loss | test accuracy |\n|---|---|---|---|---|\n" + rows +
+            "\n\nThe app trains with its own fast loop, so a rerun here lands close to these figures, not on them.")
+
+
+def notebook_bytes(config: TrainConfig, run=None) -> bytes:
+    import nbformat
+    return nbformat.writes(notebook(config, run)).encode()
+
+
+def write_notebook(config: TrainConfig, path: str | os.PathLike, run=None) -> None:
+    """Write the notebook atomically."""
+    from pathlib import Path
+
+    from .runs import atomic_write
+    atomic_write(Path(path).resolve(), notebook_bytes(config, run))

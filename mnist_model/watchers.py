@@ -1,0 +1,65 @@
+"""Watchers the training loop calls after every epoch: early stopping, and what the first layer learns."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+MIN_DELTA = 1e-4  # a test loss must fall at least this much to count as better (Keras's EarlyStopping: 0)
+SNAPSHOT_UNITS = 16  # hidden units whose weights are sent with every epoch (16 x 784 float16: about 25 kB)
+MOVED_UNITS = 64  # hidden units kept with the run for "What it learned": those that moved most from their start
+
+
+class EarlyStopping:
+    """Stops when the test loss has not improved for `patience` epochs; remembers the best epoch's weights."""
+
+    def __init__(self, patience: int, min_delta: float = MIN_DELTA):
+        self.patience, self.min_delta = patience, min_delta
+        self.best_loss, self.best_epoch = float("inf"), 0
+        self.best_weights: list[np.ndarray] | None = None
+        self.best_probs: np.ndarray | None = None
+        self.stopped_early = False
+
+    def epoch_end(self, epoch: int, test_loss: float, weights: Callable[[], list], test_probs: np.ndarray) -> bool:
+        """epoch: one-indexed. True when training should stop now."""
+        if test_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch = test_loss, epoch
+            self.best_weights, self.best_probs = weights(), test_probs
+        elif epoch - self.best_epoch >= self.patience:
+            self.stopped_early = True
+        return self.stopped_early
+
+
+class FirstLayerWatch:
+    """Follows the first layer's weights (784, units): which hidden units change most, and how, epoch by epoch."""
+
+    def __init__(self, initial: np.ndarray):
+        self.initial = np.array(initial, np.float32)  # (784, units), a copy
+        self.units: np.ndarray | None = None  # chosen after the first epoch, then kept, so frames compare
+        self.frames: list[np.ndarray] = []  # (SNAPSHOT_UNITS, 784) float16 per epoch, the start first
+
+    def epoch_end(self, epoch: int, kernel: np.ndarray) -> dict:
+        """The snapshot message for this epoch: {"epoch", "units", "weights" (16, 784) float16[, "initial"]}."""
+        if self.units is None:
+            self.units = most_moved(self.initial, kernel, SNAPSHOT_UNITS)
+            self.frames.append(self.initial[:, self.units].T.astype(np.float16))
+        frame = np.asarray(kernel, np.float32)[:, self.units].T.astype(np.float16)
+        self.frames.append(frame)
+        message = {"epoch": epoch, "units": self.units.astype(np.int32), "weights": frame}
+        if epoch == 1:
+            message["initial"] = self.frames[0]
+        return message
+
+    def summary(self, kernel: np.ndarray) -> dict:
+        """Arrays kept with the run: the snapshot frames, and the units that moved most with their start."""
+        moved = most_moved(self.initial, kernel, MOVED_UNITS)
+        out = {"moved_units": moved.astype(np.int32), "moved_initial": self.initial[:, moved].T.astype(np.float16)}
+        if self.units is not None:
+            out.update(snapshot_units=self.units.astype(np.int32), snapshot_frames=np.stack(self.frames))
+        return out
+
+
+def most_moved(initial: np.ndarray, kernel: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the count hidden units (columns) whose 784 weights moved furthest from initial, furthest first."""
+    distance = np.linalg.norm(np.asarray(kernel, np.float32) - initial, axis=0)
+    return np.argsort(-distance, kind="stable")[:count]
