@@ -297,8 +297,10 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False) -> alt.Chart:
-    """Loss or accuracy per epoch, train and test as two labelled series (and runs as colours)."""
+def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
+                best_epoch: int | None = None) -> alt.Chart:
+    """Loss or accuracy per epoch, train and test as two labelled series (and runs as colours); best_epoch: a marker
+    where early stopping kept the weights."""
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
     colour = "run:N" if by_run else alt.Color("data:N", title="data", scale=alt.Scale(
@@ -311,6 +313,12 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
         chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"],
                                                        legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
                                                                          symbolSize=300)))
+    if best_epoch:
+        kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
+        rule = alt.Chart(kept).mark_rule(color="#2ca02c", strokeWidth=2, strokeDash=[6, 3]).encode(x="epoch:Q")
+        note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color="#2ca02c", fontWeight="bold").encode(
+            x="epoch:Q", y=alt.value(0), text="label:N")
+        chart = chart + rule + note
     return chart.properties(title=f"{metric.capitalize()} per epoch", height=260)
 
 

@@ -12,6 +12,7 @@ from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
 from mnist_model.pictures import digit_mosaic, pixels_image
+from mnist_model.poke import poke, robustness
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
 from pages import common
 
@@ -21,6 +22,7 @@ QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
 NETWORK_NAMES = {"dense": "Dense network", "cnn": "CNN"}
 THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
 PLACEHOLDER = "–"  # the Prediction metric before the first stroke
+POKE_DEFAULTS = {"dx": 0, "dy": 0, "angle": 0, "scale": 1.0, "stroke": 0}  # a drawing as drawn
 
 
 def shared_or_quick_train(ws):
@@ -119,6 +121,8 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
     if image is None:
         st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it.")
         return
+    drawn = image
+    image = poke(image, **{k: st.session_state.get(f"poke_{k}", v) for k, v in POKE_DEFAULTS.items()})
     probs = common.predictor(run)(image[None])[0]
     elapsed_ms = (time.perf_counter() - t0) * 1000
     ws.last_drawing = image
@@ -140,6 +144,7 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
     st.image(pixels_image(image, 5, grid=True), caption="What the network sees (28x28)")
+    poke_controls(ws, run, drawn, int(order[0]) if not _poked() else _unpoked_top(run, drawn), names)
     if probs[top] < UNSURE:
         st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "
                    f"({probs[second]:.0%}).")
@@ -149,6 +154,55 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
         color=alt.condition("datum.winner", alt.value("#e4572e"), alt.value("#9aa5b1")),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200), width="stretch")
     st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
+
+
+def _poked() -> bool:
+    return any(st.session_state.get(f"poke_{k}", v) != v for k, v in POKE_DEFAULTS.items())
+
+
+def _unpoked_top(run, drawn) -> int:
+    return int(common.predictor(run)(drawn[None])[0].argmax())
+
+
+def poke_controls(ws, run, drawn, target: int, names) -> None:
+    """Move, turn, scale the drawing and change its strokes; the prediction above follows. How robust is it?"""
+    with st.expander("Poke your drawing", expanded=_poked()):
+        a, b = st.columns(2)
+        a.slider("Move sideways (px)", -6, 6, key="poke_dx")
+        b.slider("Move up/down (px)", -6, 6, key="poke_dy")
+        a.slider("Turn (degrees)", -30, 30, key="poke_angle", step=5)
+        b.slider("Scale", 0.6, 1.4, key="poke_scale", step=0.1)
+        a.select_slider("Strokes", (-2, -1, 0, 1, 2), key="poke_stroke",
+                        format_func=lambda v: {-2: "much thinner", -1: "thinner", 0: "as drawn", 1: "thicker",
+                                               2: "much thicker"}[v])
+        b.button("Reset", on_click=_reset_poke, width="stretch")
+        if st.button(f"How robust is it? ({names[target]})", width="stretch"):
+            robustness_panel(ws, run, drawn, target, names)
+
+
+def _reset_poke() -> None:
+    for key, value in POKE_DEFAULTS.items():
+        st.session_state[f"poke_{key}"] = value
+
+
+def robustness_panel(ws, run, drawn, target: int, names) -> None:
+    """The drawn class's probability against sideways shift and turn, for the dense network and the CNN."""
+    networks = {NETWORK_NAMES[r.architecture].replace("Dense", "dense"): common.predictor(r)
+                for r in [run, *_other_networks(ws, run)]}
+    found = robustness(networks, drawn, target)
+    rows = [{"network": n, "shift (px)": s, "probability": float(p)} for n in found.by_shift
+            for s, p in zip(found.shifts, found.by_shift[n])]
+    turns = [{"network": n, "turn (degrees)": a, "probability": float(p)} for n in found.by_angle
+             for a, p in zip(found.angles, found.by_angle[n])]
+    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
+              title=f"probability of {names[target]}")
+    left, right = st.columns(2)
+    left.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+        x="shift (px):Q", y=y, color="network:N").properties(title="Moved sideways", height=240), width="stretch")
+    right.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
+        x="turn (degrees):Q", y=y, color="network:N").properties(title="Turned", height=240), width="stretch")
+    st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
+                                             "to see one that cares less where the digit is."))
 
 
 def _other_networks(ws, run) -> list:

@@ -4,11 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_model.insights import confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan
+from mnist_model.insights import (SWEEPS, confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan,
+                                  sweep_value)
 from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_sheet
 from pages import common
 
 UNITS_SHOWN = 64  # hidden units in the weights grid
+PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
 
 
 def test_probabilities(run, ds) -> np.ndarray:
@@ -93,14 +95,23 @@ def learned(ws, run, ds) -> None:
         st.image(np.vstack([np.hstack(tiles[i:i + 16]) for i in range(0, 32, 16)]))
         return
     w1, w2 = run.weights[0], run.weights[2]
-    st.markdown("Each hidden unit looks at the image through 784 weights, one per pixel: **red** pixels push it "
-                "to fire, **blue** pixels hold it back. Together they form a template it matches.")
-    order = st.radio("Which units", ["influential", "first"], horizontal=True,
-                     format_func=lambda o: {"influential": "the most influential (largest votes for the digits)",
-                                            "first": "in order"}[o])
-    influence = np.linalg.norm(w2, axis=1)  # how strongly each unit's firing moves the ten outputs
-    units = (np.argsort(-influence) if order == "influential" else np.arange(w1.shape[1]))[:UNITS_SHOWN]
-    st.image(weight_sheet(w1, units), caption=f"{len(units)} of {w1.shape[1]} hidden units' weights")
+    extras = run.extras
+    st.markdown("Each hidden unit looks at the image through 784 weights, one per pixel. Training starts them as "
+                "random noise; what it changed shows the strokes a unit learned to look for: **red** pixels now push "
+                "it to fire, **blue** pixels hold it back (each tile on its own scale, white is no change).")
+    if "moved_units" in extras:
+        units = [int(u) for u in extras["moved_units"][:UNITS_SHOWN]]
+        change = w1[:, units] - extras["moved_initial"][:len(units)].astype(np.float32).T
+        st.image(weight_sheet(change, range(len(units))),
+                 caption=f"The {len(units)} of {w1.shape[1]} hidden units whose weights moved most from their start: "
+                         "what training changed")
+        watch_it_learn(run)
+    else:  # a run from before the snapshots: rank the units by how strongly they vote
+        influence = np.linalg.norm(w2, axis=1)
+        units = [int(u) for u in np.argsort(-influence)[:UNITS_SHOWN]]
+        st.image(weight_sheet(w1, units), caption=f"The {len(units)} most influential of {w1.shape[1]} hidden units' "
+                                                  "weights")
+    st.markdown("**One unit**")
     unit = st.number_input("Look at one unit", 0, w1.shape[1] - 1, int(units[0]))
     a, b = st.columns(2)
     a.image(diverging(w1[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: its weights")
@@ -122,35 +133,84 @@ def learned(ws, run, ds) -> None:
                caption="The 8 units your drawing made fire most: " + ", ".join(f"#{u} ({act[u]:.1f})" for u in top))
 
 
+def watch_it_learn(run) -> None:
+    """The 16 units that moved most after the first epoch, epoch by epoch: a slider and a play button."""
+    frames = run.extras.get("snapshot_frames")
+    if frames is None or len(frames) < 2:
+        return
+    st.markdown("**Watch it learn**: the same 16 units at the start and after every epoch.")
+    last = len(frames) - 1
+    s = st.session_state
+    if s.get("learn_run") != run.run_id:  # a new model starts at the end
+        s["learn_run"], s["learn_epoch"], s["learn_playing"] = run.run_id, last, False
+    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames)
+
+
+def _learning_frames(frames) -> None:
+    s, last = st.session_state, len(frames) - 1
+    if s.get("learn_playing"):
+        if s["learn_epoch"] >= last:
+            s["learn_playing"] = False
+            st.rerun()  # the whole page: the fragment stops ticking
+        s["learn_epoch"] += 1
+    a, b = st.columns([1, 5], vertical_alignment="bottom")
+    if a.button("Pause" if s.get("learn_playing") else "Play", key="learn_play", width="stretch"):
+        s["learn_playing"] = not s.get("learn_playing")
+        if s["learn_playing"] and s["learn_epoch"] >= last:
+            s["learn_epoch"] = 0
+        st.rerun()
+    b.slider("Epoch", 0, last, key="learn_epoch", help="0 is the random start.")
+    frame = frames[s["learn_epoch"]].astype(np.float32)  # (16, 784)
+    st.image(weight_sheet(frame.T, range(len(frame)), columns=16),
+             caption=f"{'The random start' if s['learn_epoch'] == 0 else 'After epoch ' + str(s['learn_epoch'])}: "
+                     "each unit's weights (red positive, blue negative)")
+
+
 def overfitting_lab(ws, ds) -> None:
-    st.markdown("Train the same network on more and more examples and compare training and test accuracy "
-                "at the end: with few examples the network memorises them, and the gap is wide.")
+    st.markdown("Train the same network again and again, changing one knob, and compare training and test "
+                "accuracy at the end: with few examples or many epochs it memorises, and the gap is wide; dropout, "
+                "a weight penalty or more examples narrow it.")
     base = common.config()
-    plan = sweep_plan(base, len(ds.x_train))
-    sizes = ", ".join("all" if not c.train_size else f"{c.train_size:,}" for c in plan)
-    st.caption(f"Settings from the Train page ({base.epochs} epochs, batch {base.batch_size}); examples: {sizes}. "
-               "The runs train one after the other, wait for the training slot like any other, and appear in the "
-               "Train page's run table; the model you use on Draw and Explore stays the same.")
+    knob = st.selectbox("Knob to sweep", list(SWEEPS), format_func=lambda k: SWEEPS[k][1].capitalize(),
+                        key="sweep_knob")
+    plan = sweep_plan(base, len(ds.x_train), knob)
+    values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
+    st.caption(f"Other settings from the Train page ({base.describe()}); {SWEEPS[knob][1]}: {values}. The runs train "
+               "one after the other, wait for the training slot like any other, and appear in the Train page's run "
+               "table; the model you use on Draw and Explore stays the same.")
     busy = bool(ws.jobs())
     if st.button("Run the sweep", type="primary", disabled=busy):
         with common.plain_errors():
-            ws.sweep(plan, [f"Sweep {'all' if not c.train_size else c.train_size}" for c in plan])
+            ws.sweep([c for c, _ in plan], [name for _, name in plan])
             st.rerun()
     if busy:
         st.fragment(_sweep_progress, run_every=0.5)()
-    sweep = [r for r in ws.runs() if r.name.startswith("Sweep") and r.final is not None]
-    if sweep:
+    latest = {}
+    for r in ws.runs():
+        value = sweep_value(r.name, knob)
+        if value is not None and r.final is not None:
+            latest[value] = r  # the latest run for each value
+    if latest:
         rows = []
-        for r in sweep:
-            n = r.config.train_size or len(ds.x_train)
-            rows += [{"training examples": n, "data": "train", "accuracy": r.train_accuracy, "run": r.name},
-                     {"training examples": n, "data": "test", "accuracy": r.test_accuracy, "run": r.name}]
-        st.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-            x=alt.X("training examples:Q", scale=alt.Scale(type="log")),
-            y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+        for value, r in sorted(latest.items(), key=lambda kv: (kv[0] == 0 and knob == "train_size", kv[0])):
+            shown = _value_text(knob, value if knob != "train_size" or value else len(ds.x_train))
+            rows += [{SWEEPS[knob][1]: shown, "data": "train", "accuracy": r.train_accuracy, "run": r.name},
+                     {SWEEPS[knob][1]: shown, "data": "test", "accuracy": r.test_accuracy, "run": r.name}]
+        frame = pd.DataFrame(rows)
+        st.altair_chart(alt.Chart(frame).mark_line(point=True).encode(
+            x=alt.X(f"{SWEEPS[knob][1]}:O", sort=None), y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False),
+                                                                axis=alt.Axis(format="%")),
             color=alt.Color("data:N", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"])),
             tooltip=["run", "data", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
-            title="Final accuracy against the number of training examples", height=320), width="stretch")
+            title=f"Final accuracy against {SWEEPS[knob][1]}", height=320), width="stretch")
+
+
+def _value_text(knob: str, value) -> str:
+    if knob == "train_size":
+        return "all" if not value else f"{int(value):,}"
+    if knob in ("dropout", "l2"):
+        return "off" if not value else f"{value:g}"
+    return f"{int(value)}"
 
 
 def _sweep_progress() -> None:

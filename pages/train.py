@@ -7,13 +7,17 @@ import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
 from mnist_model.errors import WorkspaceBusy
-from mnist_model.insights import overfitting_grade, read_curves
+from mnist_model.insights import compare_runs, overfitting_grade, read_curves
+from mnist_model.notebook import code_text, notebook_bytes
+from mnist_model.pictures import weight_sheet
 from mnist_model.jobs import JobState
 from pages import common
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 HIDDEN_UNITS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 TRAIN_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
+DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+L2S = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 POLL_S = 0.5  # how often the live charts redraw while a job runs
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
@@ -37,7 +41,8 @@ def _widget_values(cfg: TrainConfig) -> dict:
             "w_hidden_units": _nearest(HIDDEN_UNITS, cfg.hidden_units),
             "w_learning_rate": _nearest(LEARNING_RATES, cfg.learning_rate), "w_optimizer": cfg.optimizer,
             "w_train_size": cfg.train_size, "w_dataset": cfg.dataset, "w_architecture": cfg.architecture,
-            "w_seed": cfg.seed}
+            "w_seed": cfg.seed, "w_hidden_layers": cfg.hidden_layers, "w_dropout": _nearest(DROPOUTS, cfg.dropout),
+            "w_l2": _nearest(L2S, cfg.l2), "w_patience": cfg.patience}
 
 
 def _nearest(options, value):
@@ -57,7 +62,8 @@ def _config_from_widgets() -> TrainConfig:
     s = st.session_state
     return TrainConfig(epochs=s.w_epochs, batch_size=s.w_batch_size, learning_rate=s.w_learning_rate,
                        hidden_units=s.w_hidden_units, optimizer=s.w_optimizer, train_size=s.w_train_size,
-                       dataset=s.w_dataset, architecture=s.w_architecture, seed=int(s.w_seed))
+                       dataset=s.w_dataset, architecture=s.w_architecture, seed=int(s.w_seed),
+                       hidden_layers=s.w_hidden_layers, dropout=s.w_dropout, l2=s.w_l2, patience=s.w_patience)
 
 
 def init_settings() -> None:
@@ -120,6 +126,19 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
                 help="The CNN looks at neighbouring pixels together, so it cares less about where and how big "
                      "a digit is drawn.")
         a.number_input("Seed", 0, 2**31 - 1, key="w_seed", help="Same seed, same settings: same run.")
+        st.markdown("**Fight overfitting** (dense network)")
+        c, d = st.columns(2)
+        c.select_slider("Hidden layers", (1, 2, 3), key="w_hidden_layers",
+                        help="The notebook has one; more layers of the same size can learn more, and memorise more.")
+        d.select_slider("Dropout", DROPOUTS, key="w_dropout", format_func=lambda v: "off" if not v else f"{v:g}",
+                        help="While training, switch off this share of the hidden units at random in every step, so "
+                             "no unit can rely on another: harder to memorise. Never while predicting.")
+        c.select_slider("L2 weight penalty", L2S, key="w_l2", format_func=lambda v: "off" if not v else f"{v:g}",
+                        help="Adds the sum of squared weights (times this) to the loss: large weights that fit "
+                             "single examples cost more.")
+        d.slider("Early stopping: patience", 0, 20, key="w_patience",
+                 help="Stop once the test loss has not improved for this many epochs, and keep the weights of "
+                      "the best epoch. 0 = off.")
     cols = st.columns(len(PRESETS))
     for col, name in zip(cols, PRESETS):
         col.button(f"Preset: {name}", on_click=_preset, args=(name,), width="stretch")
@@ -216,6 +235,11 @@ def live_panel() -> None:
         b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
     if snap.batch_losses:
         st.altair_chart(running_loss_chart(snap.batch_losses), width="stretch")
+    if snap.first_layer is not None and snap.first_layer_start is not None:
+        change = (snap.first_layer["weights"].astype("float32") - snap.first_layer_start.astype("float32")).T
+        st.image(weight_sheet(change, range(change.shape[1]), columns=16),
+                 caption=f"Epoch {snap.first_layer['epoch']}: how the 16 hidden units that moved most have changed "
+                         "since the start (red: this pixel now counts for the unit, blue: against it)")
 
 
 def running_loss_chart(batch_losses) -> alt.Chart:
@@ -230,13 +254,13 @@ def running_loss_chart(batch_losses) -> alt.Chart:
         title="Training loss within epochs (running mean)", height=220)
 
 
-def outcome(run) -> None:
-    """The latest run's figures and the plain-language reading of its curves."""
+def outcome(run, previous=None) -> None:
+    """The latest run's figures, its curves, the reading of them, and what changed since the run before."""
     last = run.final
     if last is None:
         st.warning(f"{run.name} stopped before finishing its first epoch, so it has no test figures yet.")
         return
-    st.subheader(f"{run.name}: {run.status}")
+    st.subheader(f"{run.name}: {run.status}" + (f" ({run.early_stop_note})" if run.early_stop_note else ""))
     c = st.columns(5)
     c[0].metric("Train accuracy", f"{last.accuracy:.2%}")
     c[1].metric("Test accuracy", f"{last.test_accuracy:.2%}")
@@ -244,7 +268,26 @@ def outcome(run) -> None:
                 help="Train accuracy minus test accuracy, in percentage points.")
     c[3].metric("Train loss", f"{last.loss:.4f}")
     c[4].metric("Test loss", f"{last.test_loss:.4f}")
-    READING_BOX[overfitting_grade(run.epochs)[0]](read_curves(run.epochs))
+    kept = run.epochs[:run.best_epoch] if run.best_epoch else run.epochs
+    READING_BOX[overfitting_grade(kept)[0]](read_curves(run.epochs, run.best_epoch))
+    change = compare_runs(previous, run)
+    if change:
+        st.info(change, icon=":material/compare_arrows:")
+    frame = common.history_frame(run.epochs)
+    a, b = st.columns(2)
+    a.altair_chart(common.curve_chart(frame, "loss", run.config.epochs, best_epoch=run.best_epoch), width="stretch")
+    b.altair_chart(common.curve_chart(frame, "accuracy", run.config.epochs, best_epoch=run.best_epoch),
+                   width="stretch")
+
+
+def show_code(cfg: TrainConfig, chosen) -> None:
+    """The Keras code of the current settings, as the notebook writes it, and the same as a notebook."""
+    st.code(code_text(cfg), language="python", line_numbers=False)
+    with_figures = chosen if chosen is not None and chosen.config == cfg else None
+    st.download_button("Download notebook", lambda: notebook_bytes(cfg, with_figures), "mnist-live.ipynb",
+                       mime="application/x-ipynb+json",
+                       help="A Jupyter notebook of this code" + (f", with {with_figures.name}'s figures"
+                                                                  if with_figures else "") + ".")
 
 
 def runs_table(ws) -> None:
@@ -273,11 +316,14 @@ def runs_table(ws) -> None:
     with common.plain_errors():
         ws.choose_model(chosen)
     run = by_id[chosen]
-    a, b, c, d, e = st.columns(5)
-    a.download_button("Download model (.keras)", lambda: run.keras_bytes, f"mnist-live-{run.run_id}.keras",
-                      mime="application/octet-stream", width="stretch")
-    b.download_button("Download metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
-                      mime="text/csv", width="stretch")
+    a, b, f, c, d, e = st.columns(6)
+    a.download_button("Model (.keras)", lambda: run.keras_bytes, f"mnist-live-{run.run_id}.keras",
+                      mime="application/octet-stream", width="stretch", help="Download the trained model.")
+    b.download_button("Metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
+                      mime="text/csv", width="stretch", help="Download the figures of every epoch.")
+    f.download_button("Notebook", lambda: notebook_bytes(run.config, run), f"mnist-live-{run.run_id}.ipynb",
+                      mime="application/x-ipynb+json", width="stretch",
+                      help="The Keras code of this run's settings, with its figures, as a Jupyter notebook.")
     with common.plain_errors():
         if c.button("Unpin" if run.pinned else "Pin (keep)", width="stretch"):
             ws.pin(run.run_id, not run.pinned)
@@ -314,8 +360,10 @@ if refused:
     st.warning(refused)
 elif busy:
     st.caption("One training at a time per workspace: stop this one to start another.")
+with st.expander("Show the code"):
+    show_code(cfg, workspace.model_run())
 st.fragment(live_panel, run_every=POLL_S if busy else None)()
 runs = workspace.runs()
 if runs and not busy:
-    outcome(runs[-1])
+    outcome(runs[-1], runs[-2] if len(runs) > 1 else None)
 runs_table(workspace)

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from mnist_model.config import PRESETS, TrainConfig, from_query
-from mnist_model.insights import (confident_mistakes, confusion_matrix, overfitting_grade, per_class_accuracy,
-                                  read_curves, sweep_plan)
+from mnist_model.insights import (compare_runs, confident_mistakes, confusion_matrix, overfitting_grade,
+                                  per_class_accuracy, read_curves, sweep_plan, sweep_value)
 from mnist_model.training import EpochMetrics
 
 
@@ -99,4 +99,28 @@ def test_confident_mistakes_most_confident_first():
 
 def test_sweep_plan_drops_sizes_larger_than_the_data():
     plan = sweep_plan(TrainConfig(epochs=3), n_train=4000)
-    assert [c.train_size for c in plan] == [500, 2000, 0] and all(c.epochs == 3 for c in plan)
+    assert [c.train_size for c, _ in plan] == [500, 2000, 0] and all(c.epochs == 3 for c, _ in plan)
+    assert [name for _, name in plan] == ["Sweep 500", "Sweep 2000", "Sweep all"]
+
+
+def test_sweeps_of_any_knob_and_their_names():
+    base = TrainConfig(epochs=3, train_size=500)
+    for knob in ("epochs", "dropout", "l2", "hidden_units"):
+        plan = sweep_plan(base, 4000, knob)
+        values = [getattr(c, knob) for c, _ in plan]
+        assert len(set(values)) == len(plan) >= 4
+        assert all(c.differences(base) in ([knob], []) for c, _ in plan)  # only the swept knob changes
+        assert [sweep_value(name, knob) for _, name in plan] == [float(v) for v in values]
+    assert sweep_value("Sweep all", "train_size") == 0 and sweep_value("Run 3", "dropout") is None
+
+
+def test_comparing_two_runs_that_differ_in_one_knob():
+    from test_store import make_run
+    before, after = make_run("Run 1", acc=0.655), make_run("Run 2", acc=0.70)
+    before.config, after.config = TrainConfig(epochs=40), TrainConfig(epochs=40, dropout=0.3)
+    text = compare_runs(before, after)
+    assert text.startswith("With dropout 0.3 (instead of dropout 0) the gap fell from 14.5 to 10.0 points, test "
+                           "accuracy rose from 65.5% to 70.0%")
+    assert compare_runs(before, before) is None  # nothing changed
+    after.config = TrainConfig(epochs=10, batch_size=32, dropout=0.3)
+    assert compare_runs(before, after) is None  # three knobs: no single cause to name

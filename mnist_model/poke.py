@@ -1,0 +1,87 @@
+"""Poke a drawing: move, turn, scale it and change its strokes, and see how robust each network's answer is.
+
+The dense network ties every weight to one pixel, so a digit moved a few pixels is a different input to it; the
+CNN's detectors slide over the image. These functions work on the 28x28 image the networks see.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+CENTRE = 14.0  # MNIST digits are centred here (their centre of mass)
+SHIFTS = tuple(range(-8, 9))  # pixels, for the robustness curve
+ANGLES = tuple(range(-45, 46, 5))  # degrees
+SURE = 0.5  # a network "still says it" while the drawn digit's probability stays above this
+STROKE_STEPS = 2  # stroke +2 is a full 3x3 dilation (thicker by a pixel each side), +1 half of that
+
+
+def poke(image: np.ndarray, dx: float = 0, dy: float = 0, angle: float = 0, scale: float = 1.0,
+         stroke: int = 0) -> np.ndarray:
+    """(28, 28) float32 in [0, 1] moved by (dx, dy) pixels (right, down), turned by angle degrees (clockwise) and
+    scaled about the centre, with strokes made thicker (stroke > 0) or thinner (< 0) by that many pixels."""
+    img = Image.fromarray(np.asarray(image, np.float32), mode="F")
+    if dx or dy or angle or scale != 1.0:
+        rad = np.deg2rad(angle)
+        cos, sin = np.cos(rad) / scale, np.sin(rad) / scale
+        cx, cy = CENTRE + dx, CENTRE + dy  # where the centre lands
+        # PIL maps each output pixel back to the input: input = A (output - (centre + shift)) + centre.
+        img = img.transform((28, 28), Image.Transform.AFFINE,
+                            (cos, sin, CENTRE - cos * cx - sin * cy, -sin, cos, CENTRE + sin * cx - cos * cy),
+                            resample=Image.Resampling.BILINEAR)
+    out = np.clip(np.asarray(img, np.float32), 0, 1)
+    if stroke:
+        grey = Image.fromarray((out * 255).round().astype(np.uint8), mode="L")
+        grown = np.asarray(grey.filter(ImageFilter.MaxFilter(3) if stroke > 0 else ImageFilter.MinFilter(3)),
+                           np.float32) / 255
+        weight = min(abs(int(stroke)), STROKE_STEPS) / STROKE_STEPS  # a 28x28 stroke is 2-3 px: go gently
+        out = out + weight * (grown - out)
+    return out
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """The drawn class's probability as the drawing moves sideways and turns, for each network."""
+
+    target: int
+    shifts: tuple[int, ...]
+    angles: tuple[int, ...]
+    by_shift: dict[str, np.ndarray]  # network name -> (len(shifts),) probabilities
+    by_angle: dict[str, np.ndarray]  # network name -> (len(angles),)
+
+    def sure_range(self, name: str, kind: str) -> tuple[int, int] | None:
+        """The widest range around 0 (shift or angle) over which the network stays above SURE, or None."""
+        values, probs = (self.shifts, self.by_shift[name]) if kind == "shift" else (self.angles, self.by_angle[name])
+        centre = values.index(0)
+        if probs[centre] <= SURE:
+            return None
+        lo = hi = centre
+        while lo > 0 and probs[lo - 1] > SURE:
+            lo -= 1
+        while hi < len(values) - 1 and probs[hi + 1] > SURE:
+            hi += 1
+        return values[lo], values[hi]
+
+    def sentence(self, label: str) -> str:
+        """What the curves show, in one sentence."""
+        parts = []
+        for name in self.by_shift:
+            shift, turn = self.sure_range(name, "shift"), self.sure_range(name, "angle")
+            if shift is None:
+                parts.append(f"the {name} does not call it {label} even as drawn")
+            else:
+                parts.append(f"the {name} still says {label} from {shift[0]:+d} to {shift[1]:+d} pixels sideways and "
+                             f"from {turn[0]:+d}° to {turn[1]:+d}°" if turn else f"the {name} still says {label} from "
+                             f"{shift[0]:+d} to {shift[1]:+d} pixels sideways")
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:] + " (more than 50% sure)."
+
+
+def robustness(networks: dict, image: np.ndarray, target: int) -> Robustness:
+    """networks: name -> predict(images (n, 28, 28)) -> (n, 10). The target class's probability for every shift
+    and angle, computed in one batch per network."""
+    shifted = np.stack([poke(image, dx=s) for s in SHIFTS])
+    turned = np.stack([poke(image, angle=a) for a in ANGLES])
+    return Robustness(target, SHIFTS, ANGLES, {name: predict(shifted)[:, target] for name, predict in networks.items()},
+                      {name: predict(turned)[:, target] for name, predict in networks.items()})

@@ -1,0 +1,162 @@
+"""The lesson after the gap, in a real browser: fix the overfitting (early-stopping marker), the code behind the run,
+poke a drawing; and the screens a class sees: charts that keep their height, clickable confusion cells, a runs table
+that fits, dense and CNN side by side, and no request that leaves the machine."""
+import os
+import re
+import time
+
+import nbformat
+import pytest
+
+import appserver
+from test_browser import CHROMIUM, _open, _prediction_after, _progress_epoch, _stroke
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = appserver.start(log)
+    yield url
+    appserver.stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def _chart(page, title: str):
+    return page.get_by_test_id("stVegaLiteChart").filter(has_text=title).first
+
+
+def _plot_height(chart) -> float:
+    """The height of a Vega chart's plot area (its root frame's background), in px."""
+    d = chart.locator("svg g.role-frame.root > g > path.background").first.get_attribute("d")
+    return float(re.search(r"v(-?[\d.]+)", d).group(1))
+
+
+def _y_labels(chart) -> list[str]:
+    return chart.locator("svg g[aria-label^='Y-axis'] g.role-axis-label text").evaluate_all(
+        "els => els.map(e => e.textContent)")
+
+
+def _download(page, name: str):
+    """Click a download button once the page has settled; the file Playwright received."""
+    from playwright.sync_api import TimeoutError
+    for attempt in (1, 2):  # a click that lands while the page reruns can be lost: try once more
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
+        try:
+            with page.expect_download(timeout=15000) as download:
+                page.get_by_role("button", name=name).click()
+            return download.value
+        except TimeoutError:
+            if attempt == 2:
+                raise
+
+
+def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(server, page, tmp_path):
+    _open(page, server, "Train", "?epochs=40&batch_size=32&train_size=500&dropout=0.3&patience=3")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
+    title = page.get_by_text(re.compile(r"Run 1: finished \(stopped early at epoch \d+, kept epoch \d+\)"))
+    title.wait_for(timeout=10000)
+    kept = int(re.search(r"kept epoch (\d+)", title.inner_text()).group(1))
+    marker = _chart(page, "Loss per epoch").get_by_text(f"kept: epoch {kept}")
+    assert marker.count() == 1  # the marker on the curves
+    assert page.get_by_text(f"Early stopping kept epoch {kept}").count()
+    page.get_by_text("Show the code").click()
+    code = page.get_by_test_id("stCode").filter(has_text="keras.Sequential").first.inner_text()
+    assert "layers.Dropout(0.3)" in code and "EarlyStopping(monitor=\"val_loss\", patience=3" in code
+    path = tmp_path / "run.ipynb"
+    _download(page, "Download notebook").save_as(path)
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    assert "Run 1" in nb.cells[1].source and f"| {kept} |" in nb.cells[1].source  # the run's figures
+    assert any("print(\"test_acc:\", test_acc)" in c.source for c in nb.cells)
+
+
+def test_the_running_loss_chart_and_the_label_chart_keep_their_height(server, page):
+    _open(page, server, "Train", "?epochs=40&batch_size=16&architecture=cnn&dataset=fashion")
+    page.get_by_role("button", name="Train", exact=True).click()
+    deadline = time.time() + 180
+    while (_progress_epoch(page) or 0) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    chart = _chart(page, "Training loss within epochs")
+    chart.wait_for(timeout=30000)
+    assert _plot_height(chart) >= 100 and len(_y_labels(chart)) >= 2, (_plot_height(chart), _y_labels(chart))
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home").click()
+    labels = page.get_by_test_id("stVegaLiteChart").first
+    labels.wait_for(timeout=30000)
+    assert page.get_by_text("How many training images of each label").count()
+    assert _plot_height(labels) >= 100 and "Ankle boot" in " ".join(_y_labels(labels))
+
+
+def test_poke_a_drawing_and_see_how_robust_it_is(server, page):
+    _open(page, server, "Draw")
+    page.get_by_role("button", name="Quick train").click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=120000)
+    _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
+    assert _prediction_after(page, None) == "1"
+    sure = page.locator('[data-testid="stMetric"]', has_text="Prediction").get_by_test_id("stMetricDelta").first
+    before = sure.inner_text()
+    page.get_by_text("Poke your drawing").click()
+    slider = page.get_by_test_id("stSlider").filter(has_text="Move sideways").get_by_role("slider")
+    slider.focus()
+    for _ in range(6):
+        slider.press("ArrowRight")
+    deadline = time.time() + 20
+    while sure.inner_text() == before and time.time() < deadline:
+        time.sleep(0.2)
+    assert sure.inner_text() != before, before  # the prediction follows the moved drawing
+    page.get_by_role("button", name=re.compile(r"How robust is it\?")).click()
+    page.get_by_text("Moved sideways").first.wait_for(timeout=20000)
+    assert page.get_by_text(re.compile(r"The dense network (still says 1|does not call it 1)")).count()
+
+
+def test_confusion_cells_click_and_the_runs_table_fits(server, page):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    _open(page, server, "Train", "?epochs=2&train_size=1000")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120000)
+    page.get_by_test_id("stDataFrame").wait_for()
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
+    widths = page.evaluate("() => { const s = document.querySelector('[data-testid=stDataFrame] .dvn-scroller');"
+                           " return [s.scrollWidth, s.clientWidth]; }")
+    assert widths[0] <= widths[1] + 1, widths  # every column shows at 1280 px: nothing cut off
+    gap = page.get_by_test_id("stMetric").filter(has_text="Gap").get_by_test_id("stMetricValue")
+    assert re.fullmatch(r"-?\d+\.\d", gap.inner_text())  # short enough not to be cut off
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Explore").click()
+    chart = _chart(page, "click a cell")
+    chart.wait_for(timeout=60000)
+    cell = chart.locator("path[aria-label*='true: 4'][aria-label*='predicted: 9']").first
+    count = int(re.search(r"count: (\d+)", cell.get_attribute("aria-label")).group(1))
+    cell.click()
+    page.get_by_text(f"{count} test images: true 4, predicted 9").wait_for(timeout=20000)
+    outside = [u for u in requests if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", u) and
+               not u.startswith(("data:", "blob:"))]
+    assert outside == []  # offline: icons and fonts ship with the app
+
+
+def test_dense_and_cnn_answer_side_by_side(server, page):
+    _open(page, server, "Draw")
+    page.get_by_role("button", name="Quick train").click()
+    page.locator("canvas.upper-canvas").wait_for(timeout=120000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+    page.get_by_text("More settings").click()
+    page.get_by_text("Small CNN").click()
+    page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider").press("Home")
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile(r"Run \d+: finished")).wait_for(timeout=180000)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=60000)
+    _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
+    _prediction_after(page, None)
+    mine = page.get_by_test_id("stMetric").filter(has_text="Prediction (CNN)").first
+    other = page.get_by_test_id("stMetric").filter(has_text="Dense network says").first
+    other.wait_for(timeout=10000)
+    a, b = mine.bounding_box(), other.bounding_box()
+    assert abs(a["y"] - b["y"]) < 5 and b["x"] > a["x"] + a["width"] - 5  # side by side, each naming its network
