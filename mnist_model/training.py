@@ -61,7 +61,7 @@ def train(config: TrainConfig, dataset: Dataset,
           should_stop: Callable[[], bool] | None = None,
           init_weights: list[np.ndarray] | None = None,
           extra: tuple[np.ndarray, np.ndarray] | None = None,
-          on_snapshot: Callable[[dict], None] | None = None) -> TrainResult:
+          on_snapshot: Callable[[dict], None] | None = None, watch_first_layer: bool = True) -> TrainResult:
     """Fit config's network on dataset as the notebook's fit() does, evaluating the test set after every epoch.
 
     init_weights: start from these weights (fine-tuning) instead of fresh ones.
@@ -86,7 +86,7 @@ def train(config: TrainConfig, dataset: Dataset,
     reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
     stopper = EarlyStopping(config.patience) if config.patience else None
     first = model.layers[0]
-    watch = FirstLayerWatch(first.kernel.numpy()) if config.architecture == "dense" else None
+    watch = FirstLayerWatch(first.kernel.numpy()) if config.architecture == "dense" and watch_first_layer else None
     order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
     t0 = time.perf_counter()
     for epoch in range(1, config.epochs + 1):

@@ -17,29 +17,36 @@ def story() -> None:
         "the test accuracy tells how well it will do on *your* handwriting.")
     st.markdown("The network: 784 pixels → Dense 512 (relu) → Dense 10 (softmax), trained with rmsprop on "
                 "categorical cross-entropy, 5 epochs of batches of 128, pixels scaled to [0, 1].")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.page_link("pages/train.py", label="Train the network", icon=":material/show_chart:")
     c2.page_link("pages/draw.py", label="Draw a digit", icon=":material/draw:")
     c3.page_link("pages/explore.py", label="Explore its mistakes", icon=":material/search:")
+    c4.page_link("pages/classroom.py", label="Run a class", icon=":material/groups:")
 
 
 def lesson_plan() -> None:
-    """Four steps a teacher can follow in class, each a link to its page."""
+    """Five steps a teacher can follow in class, each a link to its page."""
     with st.container(border=True):
         st.subheader("Lesson plan")
         steps = [
             ("pages/train.py", "1. Train the notebook network", "Preset *The notebook*; watch both curves rise."),
             ("pages/train.py", "2. Overfit on purpose", "Preset *Overfit on purpose*: few examples, many epochs; "
                                                        "see the training and test curves part."),
-            ("pages/draw.py", "3. Draw", "Draw digits and see what the network says; try off-centre, tiny, "
-                                        "sloppy."),
-            ("pages/explore.py", "4. Explore the mistakes", "Confusion matrix, the most confident wrong answers, "
-                                                            "what the neurons look for."),
+            ("pages/train.py", "3. Fix the overfitting", "Preset *Fix the overfitting*: dropout and early stopping "
+                                                        "on the same setup; the reading compares it with step 2. "
+                                                        "*Show the code* gives the Keras code of each run."),
+            ("pages/draw.py", "4. Draw", "Draw digits and see what the network says; *Poke your drawing* moves and "
+                                        "turns it: the dense network loses it, a CNN keeps it."),
+            ("pages/explore.py", "5. Explore the mistakes", "Confusion matrix (click a cell), the most confident "
+                                                            "wrong answers, what the neurons learned, the "
+                                                            "overfitting lab."),
         ]
         for page, title, what in steps:
             a, b = st.columns([1, 2], vertical_alignment="center")
             a.page_link(page, label=title)
             b.markdown(what)
+        st.caption("Teaching a class? Start one on the Class page: students join with a code, and everyone's runs "
+                   "meet on one live board.")
 
 
 def data_overview(ds) -> None:

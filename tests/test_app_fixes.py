@@ -1,0 +1,146 @@
+"""Every screen right in front of a class (AppTest): Fashion-MNIST consistency, presets that say what they change,
+the runs table and overlay, labels and tiles that can be read, and the sidebar after a sweep."""
+import time
+
+import numpy as np
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from mnist_model.config import TrainConfig
+from mnist_model.records import EpochMetrics
+from mnist_model.runs import Run
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+
+
+def _page(path):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def _wait_idle(at, timeout=180):
+    deadline = time.time() + timeout
+    while at.session_state["workspace"].jobs() and time.time() < deadline:
+        time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_presets_keep_the_dataset_and_network_and_say_what_they_set():
+    at = _page("pages/train.py")
+    at.radio(key="w_dataset").set_value("fashion").run()
+    at.radio(key="w_architecture").set_value("cnn").run()
+    _button(at, "Preset: Overfit on purpose").click().run()
+    assert at.slider(key="w_epochs").value == 40 and at.select_slider(key="w_train_size").value == 500
+    assert at.radio(key="w_dataset").value == "fashion" and at.radio(key="w_architecture").value == "cnn"
+    notice = " ".join(i.value for i in at.info)
+    assert "Preset Overfit on purpose: 40 epochs, batch 32, 500 examples" in notice
+    assert "keeping Fashion-MNIST and the Small CNN" in notice
+
+
+def test_quick_train_uses_the_selected_dataset_and_the_texts_follow_it():
+    at = _page("pages/train.py")
+    at.radio(key="w_dataset").set_value("fashion").run()
+    at.switch_page("pages/draw.py").run()
+    assert at.title[0].value == "Draw a piece of clothing"
+    assert any("Fashion-MNIST" in i.value for i in at.info)  # Quick train names the data it will use
+    _button(at, "Quick train").click().run()
+    _wait_idle(at)
+    run = at.session_state["workspace"].model_run()
+    assert run.config.dataset == "fashion" and "Fashion-MNIST" in run.dataset
+    assert at.title[0].value == "Draw a piece of clothing"
+    assert not any("Draw a digit" in i.value for i in at.info)
+    # Back to MNIST in the settings: the sidebar still names the data of the model in use (read on a new page
+    # view of the same workspace: AppTest keeps no sidebar after switch_page).
+    at.switch_page("pages/train.py").run()
+    at.radio(key="w_dataset").set_value("mnist").run()
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["workspace"] = at.session_state["workspace"].id
+    again.run()
+    assert again.session_state["workspace"].settings().dataset == "mnist"
+    assert any(c.value.startswith("**Data:** Fashion-MNIST") for c in again.sidebar.caption)
+
+
+def test_runs_table_columns_keep_one_type_and_the_overlay_follows_new_runs():
+    at = _page("pages/train.py")
+    at.slider(key="w_epochs").set_value(1).run()
+    at.select_slider(key="w_train_size").set_value(500).run()
+    for _ in range(2):
+        _button(at, "Train").click().run()
+        _wait_idle(at)
+    table = at.dataframe[0].value
+    for column in table.columns:
+        assert len({type(v) for v in table[column]}) == 1, column  # no "all" among numbers: Arrow converts it
+    assert list(table["examples"]) == ["500", "500"]
+    overlay = next(m for m in at.multiselect if m.label == "Overlay the curves of")
+    assert overlay.value == ["Run 1", "Run 2"]  # the latest runs, not only the first
+    assert any(s.value == "Run 2: finished" for s in at.subheader)
+    assert next(m for m in at.metric if m.label == "Gap (points)").value.replace(".", "").lstrip("-").isdigit()
+
+
+def test_run_labels_say_epochs_right():
+    run = Run(TrainConfig(epochs=50), [EpochMetrics(1, 1, 0.5, 1, 0.5, 1), EpochMetrics(2, 1, 0.6, 1, 0.6, 1),
+                                       EpochMetrics(3, 1, 0.7, 1, 0.7, 1)], "stopped", "MNIST", None, name="Run 4")
+    assert "3 of 50 epochs" in run.label and "50 epochs," not in run.label.replace("of 50 epochs", "")
+    one = Run(TrainConfig(epochs=1), [EpochMetrics(1, 1, 0.5, 1, 0.5, 1)], "finished", "MNIST", None)
+    assert "1 epoch," in one.label and "1 epochs" not in one.label
+
+
+def test_the_overlay_legend_draws_train_and_test_with_their_dashes():
+    from pages.common import curve_chart, history_frame
+    frame = pd.concat([history_frame([EpochMetrics(1, 1, 0.5, 1, 0.5, 1)], "Run 1")])
+    spec = curve_chart(frame, "loss", by_run=True).to_dict()
+    legend = spec["encoding"]["strokeDash"]["legend"]
+    assert legend["symbolType"] == "stroke"  # not two identical dots
+
+
+def test_digit_labels_are_large_enough_to_read_when_projected():
+    from mnist_model.pictures import digit_mosaic
+    sheet = digit_mosaic(np.zeros((2, 28, 28), np.uint8), ["8", "8"], columns=2)
+    caption = sheet[28 * 3 + 2:, :60].min(axis=2) < 128  # dark pixels under the first digit
+    rows = np.flatnonzero(caption.any(axis=1))
+    assert rows.max() - rows.min() + 1 >= 11  # an "8" at least 11 px tall (it was 8)
+
+
+def test_what_it_learned_shows_the_units_that_moved_most():
+    at = _page("pages/train.py")
+    at.slider(key="w_epochs").set_value(2).run()
+    _button(at, "Train").click().run()
+    _wait_idle(at)
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    captions = " ".join(str(i.proto) for i in at.get("image"))
+    assert "whose weights moved most from their start" in captions
+    assert any(s.label == "Epoch" for s in at.slider)  # Watch it learn
+    assert any(b.label == "Play" for b in at.button)
+
+
+def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
+    at = _page("pages/train.py")
+    at.slider(key="w_epochs").set_value(1).run()
+    _button(at, "Train").click().run()
+    _wait_idle(at)
+    chosen = at.session_state["workspace"].model_run().run_id
+    at.switch_page("pages/explore.py").run()
+    at.selectbox(key="sweep_knob").set_value("dropout").run()
+    _button(at, "Run the sweep").click().run()
+    workspace = at.session_state["workspace"].id
+
+    def sidebar_captions():  # a fresh page view of the workspace (AppTest keeps no sidebar after switch_page)
+        view = AppTest.from_file(APP, default_timeout=60)
+        view.query_params["workspace"] = workspace
+        return [c.value for c in view.run().sidebar.caption]
+    assert any(c.startswith("**Training:** Sweep") for c in sidebar_captions())
+    _wait_idle(at, 300)
+    assert not any(c.startswith("**Training:**") for c in sidebar_captions())
+    assert at.session_state["workspace"].model_run().run_id == chosen
+    assert [r.name for r in at.session_state["workspace"].runs()][1:] == [
+        "Sweep dropout 0", "Sweep dropout 0.2", "Sweep dropout 0.4", "Sweep dropout 0.5"]
