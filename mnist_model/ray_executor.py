@@ -22,7 +22,7 @@ from .jobs import TrainingJob
 CPUS_ENV = "MNIST_LIVE_CPUS_PER_SLOT"
 PACKAGE = str(Path(__file__).resolve().parent)  # shipped to every node through Ray's object store
 FORWARDED_ENV = ("MNIST_OFFLINE", "MNIST_PATH", "FASHION_MNIST_PATH", "TF_CPP_MIN_LOG_LEVEL")  # data choices
-POLL_S = 0.1  # how often a slot drains its actor's progress: ten updates a second at most
+POLL_S = 0.1  # how often a slot drains its actor's progress: up to ten updates a second
 CALL_TIMEOUT_S = 20  # any single call to an actor (a drain, a stop, a ping)
 START_TIMEOUT_S = 300  # a fresh actor imports TensorFlow (and Ray may have to start a worker process first)
 RESULT_TIMEOUT_S = 120  # fetching the result (a few MB) once the training has ended

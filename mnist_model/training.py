@@ -82,7 +82,7 @@ def train(config: TrainConfig, dataset: Dataset,
     shape = model.input_shape
     runner = CompiledSteps(model, (model_inputs(to_inputs(x), shape), one_hot(y)),
                            (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
-                           jit_compile=config.architecture == "dense")
+                           jit_compile=config.architecture == "dense", seed=config.seed)
     reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
     stopper = EarlyStopping(config.patience) if config.patience else None
     first = model.layers[0]
