@@ -23,6 +23,7 @@ def board_view(class_id: str, version: tuple) -> dict:
     if not entries:
         return {"runs": 0}
     rows = pd.DataFrame([e.row() for e in entries])
+    rows[["train acc", "test acc"]] *= 100  # shown as 95.8%, one decimal for everyone
     points = pd.DataFrame([{"nickname": e.nickname, "settings": e.settings(), "train accuracy": e.train_accuracy,
                             "test accuracy": e.test_accuracy, "gap (points)": round(e.gap, 1),
                             "epochs": e.config.epochs, "batch size": e.config.batch_size} for e in entries])
@@ -38,7 +39,7 @@ def board_view(class_id: str, version: tuple) -> dict:
             scheme="orangered"), title="gap"),
         tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
                  alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
-        title="Train against test accuracy (below the dashed line: overfitting)", height=340)
+        title="Train vs test accuracy (below the line: overfitting)", height=340)
     worked = pd.DataFrame(what_worked(entries))
     base = alt.Chart(worked).encode(x=alt.X("batch size:O"), y=alt.Y("epochs:O", sort="descending"))
     heat = (base.mark_rect().encode(color=alt.Color("mean test acc:Q", scale=alt.Scale(scheme="greens"),
@@ -91,8 +92,8 @@ def board(class_id: str, show_presence: bool = True) -> None:
         st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
         return
     st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
-                 column_config={"train acc": st.column_config.NumberColumn(format="percent"),
-                                "test acc": st.column_config.NumberColumn(format="percent")})
+                 column_config={"train acc": st.column_config.NumberColumn(format="%.1f%%"),
+                                "test acc": st.column_config.NumberColumn(format="%.1f%%")})
     a, b = st.columns(2)
     a.vega_lite_chart(spec=view["scatter"], width="stretch")
     b.vega_lite_chart(spec=view["heat"], width="stretch")
