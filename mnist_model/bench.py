@@ -151,7 +151,8 @@ def bench_training(quick: bool) -> dict:
     knobs = train(dataclasses.replace(config, dropout=0.3, l2=1e-4), ds)
     unwatched = train(config, ds, watch_first_layer=False)
     sizes = []
-    train(dataclasses.replace(config, epochs=2), ds, on_snapshot=lambda s: sizes.append(len(pickle.dumps(("snapshot", s)))))
+    train(dataclasses.replace(config, epochs=2), ds,
+          on_snapshot=lambda s: sizes.append(len(pickle.dumps(("snapshot", s)))))
     gflops, shape_gflops = _matmul_gflops(), _batch_shape_gflops()
     limit = _flops_per_epoch(len(x)) / (gflops * 1e9)
     plain_s, ours_s = _median_epoch(timer.seconds), _median_epoch([m.seconds for m in ours.epochs])

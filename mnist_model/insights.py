@@ -71,8 +71,9 @@ def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None) -> st
                          f"{e['last_loss']:.2f}")
         if e["drop"] >= ACC_DROP:
             signs.append(f"test accuracy fell from its best, {e['best_acc']:.1%} at epoch {e['best_epoch']}")
+        evidence = " and ".join(signs) or "test accuracy stopped improving"
         return head + (f"The network is clearly overfitting: it memorises the training images instead of learning "
-                       f"what makes a digit. While the training loss kept falling, {' and '.join(signs) or 'test accuracy stopped improving'}. "
+                       f"what makes a digit. While the training loss kept falling, {evidence}. "
                        "Fewer epochs (or early stopping), more training examples, or dropout would help.")
     if grade == "slight":
         return head + (f"It is starting to overfit: test loss has been lowest at epoch {e['low_epoch']} and is now "

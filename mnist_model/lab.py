@@ -118,13 +118,6 @@ class Lab:
             else:
                 job.on_cancelled()  # still waiting for its turn within the workspace: never reached the executor
 
-    def busy_summary(self) -> dict:
-        """How many trainings run and wait on the whole server."""
-        with self._lock:
-            jobs = [j for js in self._jobs.values() for j in js]
-        return {"running": sum(j.state == JobState.RUNNING for j in jobs),
-                "waiting": sum(j.state == JobState.QUEUED for j in jobs)}
-
     def order(self, job: TrainingJob) -> Order | None:
         with self._lock:
             return self._orders.get(job.id)

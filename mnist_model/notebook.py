@@ -49,7 +49,8 @@ def code_cells(config: TrainConfig) -> list[str]:
     if config.train_size:
         cells.append("import numpy as np\n\n"
                      f"# Only {config.train_size:,} training examples: fewer examples make overfitting easy to see.\n"
-                     f"keep = np.random.default_rng({config.seed}).permutation(len(train_images))[:{config.train_size}]\n"
+                     f"keep = np.random.default_rng({config.seed}).permutation(len(train_images))"
+                     f"[:{config.train_size}]\n"
                      "train_images, train_labels = train_images[keep], train_labels[keep]")
     cells.append(_network(config))
     cells.append(f"network.compile(optimizer={_optimizer(config)},\n"

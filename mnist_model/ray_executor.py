@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import os
 import threading
-import time
 from pathlib import Path
 
 import ray
@@ -102,8 +101,9 @@ class _RaySlot:
         with self._lock:
             if self._actor is None:
                 self.executor.connect()
-                actor = TrainingActor.options(num_cpus=self.executor.cpus_per_slot, scheduling_strategy="SPREAD").remote(
-                    {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ})
+                env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+                actor = TrainingActor.options(num_cpus=self.executor.cpus_per_slot,
+                                              scheduling_strategy="SPREAD").remote(env)
                 try:
                     self.node = ray.get(actor.where.remote(), timeout=START_TIMEOUT_S)
                 except Exception:

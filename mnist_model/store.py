@@ -538,7 +538,8 @@ class Store:
 
     def delete_drawings(self, workspace_id: str, ids) -> None:
         with self.transaction("delete the drawings") as db:
-            db.executemany("DELETE FROM drawings WHERE id = ? AND workspace_id = ?", [(int(i), workspace_id) for i in ids])
+            db.executemany("DELETE FROM drawings WHERE id = ? AND workspace_id = ?",
+                           [(int(i), workspace_id) for i in ids])
 
     # ------------------------------------------------------------ jobs
 
@@ -590,7 +591,8 @@ class Store:
         if not self.query("SELECT 1 FROM notices WHERE workspace_id = ? LIMIT 1", (workspace_id,)):
             return []
         with self.transaction("read messages") as db:
-            rows = db.execute("SELECT id, text FROM notices WHERE workspace_id = ? ORDER BY id", (workspace_id,)).fetchall()
+            rows = db.execute("SELECT id, text FROM notices WHERE workspace_id = ? ORDER BY id",
+                              (workspace_id,)).fetchall()
             db.execute("DELETE FROM notices WHERE workspace_id = ?", (workspace_id,))
         return [r[1] for r in rows]
 

@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 

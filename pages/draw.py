@@ -138,8 +138,8 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
             p = common.predictor(other)(image[None])[0]
             col.metric(f"{NETWORK_NAMES[other.architecture]} says", class_names(other.config.dataset)[int(p.argmax())],
                        f"{p.max():.0%} sure", delta_color="off", delta_arrow="off", help=other.label)
-        st.caption(f"Reading {'the uploaded photo (draw on the canvas to switch back)' if source == 'photo' else 'your drawing'}"
-                   f" · {elapsed_ms:.2f} ms")
+        reading = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
+        st.caption(f"Reading {reading} · {elapsed_ms:.2f} ms")
     if others:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
@@ -281,7 +281,8 @@ def drawing_panel(ws, run) -> None:
     left, right = st.columns([1, 1])
     with left:
         answer_slot = st.empty()  # the answer sits right above the canvas, on phones too
-        answer_slot.metric("Prediction", PLACEHOLDER, "draw to see", delta_color="off", delta_arrow="off")  # keeps its height
+        # Shown before the first stroke too, so the canvas does not move when the answer comes.
+        answer_slot.metric("Prediction", PLACEHOLDER, "draw to see", delta_color="off", delta_arrow="off")
         drawing = canvas_image()
         uploaded, upload_id = upload_image(thing)
     with right:

@@ -84,3 +84,15 @@ def browser_type_launch_args(browser_type_launch_args):
     import appserver
     return {**browser_type_launch_args, "executable_path": shutil.which("chromium") or appserver.CHROMIUM,
             "args": appserver.CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app served on a free loopback port (its own data folder) for a module's browser tests; its log must
+    hold no traceback."""
+    import appserver
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = appserver.start(log)
+    yield url
+    appserver.stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

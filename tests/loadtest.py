@@ -29,7 +29,7 @@ ARGS = appserver.CHROMIUM_ARGS
 P95_TARGET_S = 1.0  # a drawing's prediction should show within this, at p95, while trainings run (reported)
 BOARD_GRACE_S = 10  # a finished run must reach the teacher's board within this (target: 2 s, reported)
 PREDICTION_SHOWN = ("() => [...document.querySelectorAll('[data-testid=stMetric]')]"
-                    ".some(e => e.innerText.includes('Prediction'))")
+                    ".some(e => e.innerText.includes('Prediction') && !e.innerText.includes('draw to see'))")
 
 
 def _rss_mb(pid: int) -> float:
@@ -98,7 +98,8 @@ FINISHED_WATCH = """() => { window.__finishedAt = null; setInterval(() => {
   if (!window.__finishedAt && document.body.innerText.includes('Test accuracy')) window.__finishedAt = Date.now();
 }, 50); }"""
 BOARD_WATCH = """() => { window.__board = []; let last = null; setInterval(() => {
-  const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => e.innerText.includes('Runs on the board'));
+  const m = [...document.querySelectorAll('[data-testid=stMetric]')]
+    .find(e => e.innerText.includes('Runs on the board'));
   const v = m ? parseInt(m.querySelector('[data-testid=stMetricValue]').innerText) : null;
   if (v !== null && v !== last) { last = v; window.__board.push([v, Date.now()]); }
 }, 50); }"""

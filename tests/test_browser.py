@@ -116,7 +116,8 @@ def test_phone_sized_screen_and_touch_drawing(server, browser):
     page.get_by_text("Lesson plan").wait_for(timeout=60000)
     page.get_by_test_id("stExpandSidebarButton").click()
     sidebar = page.get_by_test_id("stSidebar")
-    page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right > 200")
+    page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right"
+                           " > 200")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
     page.get_by_role("button", name="Quick train").wait_for(timeout=60000)
     page.wait_for_function("() => document.querySelector('[data-testid=stSidebar]').getBoundingClientRect().right <= 0",
@@ -130,7 +131,8 @@ def test_phone_sized_screen_and_touch_drawing(server, browser):
     assert box["x"] >= 0 and box["x"] + box["width"] <= 390  # fits the screen, no sideways scrolling
     cdp = context.new_cdp_session(page)
     points = [(box["x"] + 140, box["y"] + 40 + 10 * i) for i in range(21)]
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
+    cdp.send("Input.dispatchTouchEvent",
+             {"type": "touchStart", "touchPoints": [{"x": points[0][0], "y": points[0][1]}]})
     for x, y in points[1:]:
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})

@@ -6,20 +6,12 @@ import time
 
 import pytest
 
-import appserver
 from test_browser import CHROMIUM, _open
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Chromium is not installed (apt-get install chromium chromium-driver)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc, url = appserver.start(log)
-    yield url
-    appserver.stop(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def _board_text(page) -> str:
@@ -30,9 +22,9 @@ def _board_text(page) -> str:
     return grid.first.locator("table").first.text_content(timeout=5000) or ""
 
 
-def test_a_class_of_three_on_one_board(server, browser):
+def test_a_class_of_three_on_one_board(app_url, browser):
     teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    _open(teacher, server, "Class")
+    _open(teacher, app_url, "Class")
     teacher.get_by_role("button", name="Start a class").click()
     big = teacher.locator("div[style*='5.5rem']")
     big.wait_for(timeout=30000)
@@ -42,11 +34,11 @@ def test_a_class_of_three_on_one_board(server, browser):
     for i, name in enumerate(["Ada", "Grace", "Alan"]):
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         if i == 2:  # the third scans the QR code: the join link fills in the code
-            page.goto(f"{server}/class?join={code}")
+            page.goto(f"{app_url}/class?join={code}")
             page.get_by_text("Join a class").wait_for(timeout=60000)
             assert page.get_by_role("textbox", name="Class code").input_value() == code
         else:
-            _open(page, server, "Class", "?epochs=1&train_size=500")
+            _open(page, app_url, "Class", "?epochs=1&train_size=500")
             page.get_by_role("textbox", name="Class code").fill(code.lower())
         page.get_by_role("textbox", name="Nickname").fill(name)
         page.get_by_role("button", name="Join").click()

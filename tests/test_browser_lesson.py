@@ -8,20 +8,12 @@ import time
 import nbformat
 import pytest
 
-import appserver
 from test_browser import CHROMIUM, _open, _prediction_after, _progress_epoch, _stroke
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Chromium is not installed (apt-get install chromium chromium-driver)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc, url = appserver.start(log)
-    yield url
-    appserver.stop(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def _chart(page, title: str):
@@ -53,8 +45,8 @@ def _download(page, name: str):
                 raise
 
 
-def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(server, page, tmp_path):
-    _open(page, server, "Train", "?epochs=40&batch_size=32&train_size=500&dropout=0.3&patience=3")
+def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(app_url, page, tmp_path):
+    _open(page, app_url, "Train", "?epochs=40&batch_size=32&train_size=500&dropout=0.3&patience=3")
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
     title = page.get_by_text(re.compile(r"Run 1: finished \(stopped early at epoch \d+, kept epoch \d+\)"))
@@ -74,8 +66,8 @@ def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(server, page, tmp
     assert any("print(\"test_acc:\", test_acc)" in c.source for c in nb.cells)
 
 
-def test_the_running_loss_chart_and_the_label_chart_keep_their_height(server, page):
-    _open(page, server, "Train", "?epochs=40&batch_size=16&architecture=cnn&dataset=fashion")
+def test_the_running_loss_chart_and_the_label_chart_keep_their_height(app_url, page):
+    _open(page, app_url, "Train", "?epochs=40&batch_size=16&architecture=cnn&dataset=fashion")
     page.get_by_role("button", name="Train", exact=True).click()
     deadline = time.time() + 180
     while (_progress_epoch(page) or 0) < 2 and time.time() < deadline:
@@ -92,8 +84,8 @@ def test_the_running_loss_chart_and_the_label_chart_keep_their_height(server, pa
     assert _plot_height(labels) >= 100 and "Ankle boot" in " ".join(_y_labels(labels))
 
 
-def test_poke_a_drawing_and_see_how_robust_it_is(server, page):
-    _open(page, server, "Draw")
+def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
+    _open(page, app_url, "Draw")
     page.get_by_role("button", name="Quick train").click()
     canvas = page.locator("canvas.upper-canvas")
     canvas.wait_for(timeout=120000)
@@ -115,10 +107,10 @@ def test_poke_a_drawing_and_see_how_robust_it_is(server, page):
     assert page.get_by_text(re.compile(r"The dense network (still says 1|does not call it 1)")).count()
 
 
-def test_confusion_cells_click_and_the_runs_table_fits(server, page):
+def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):
     requests = []
     page.on("request", lambda r: requests.append(r.url))
-    _open(page, server, "Train", "?epochs=2&train_size=1000")
+    _open(page, app_url, "Train", "?epochs=2&train_size=1000")
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=120000)
     page.get_by_test_id("stDataFrame").wait_for()
@@ -140,8 +132,8 @@ def test_confusion_cells_click_and_the_runs_table_fits(server, page):
     assert outside == []  # offline: icons and fonts ship with the app
 
 
-def test_dense_and_cnn_answer_side_by_side(server, page):
-    _open(page, server, "Draw")
+def test_dense_and_cnn_answer_side_by_side(app_url, page):
+    _open(page, app_url, "Draw")
     page.get_by_role("button", name="Quick train").click()
     page.locator("canvas.upper-canvas").wait_for(timeout=120000)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()

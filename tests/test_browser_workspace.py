@@ -15,13 +15,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 QUICK = "?epochs=1&train_size=500"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc, url = appserver.start(log)
-    yield url
-    appserver.stop(proc)
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def _train(page, url, query=QUICK):
@@ -49,8 +42,8 @@ def _nav(page, name):
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
 
 
-def test_a_run_survives_a_reload_and_draw_still_uses_it(server, page):
-    _train(page, server)
+def test_a_run_survives_a_reload_and_draw_still_uses_it(app_url, page):
+    _train(page, app_url)
     page.reload()
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
     assert _run_names(page) == ["Run 1"]
@@ -60,8 +53,8 @@ def test_a_run_survives_a_reload_and_draw_still_uses_it(server, page):
     assert "workspace" not in page.url
 
 
-def test_a_reload_during_a_long_run_shows_its_progress_again(server, page):
-    _open(page, server, "Train", "?epochs=8&batch_size=16&architecture=cnn")
+def test_a_reload_during_a_long_run_shows_its_progress_again(app_url, page):
+    _open(page, app_url, "Train", "?epochs=8&batch_size=16&architecture=cnn")
     page.get_by_role("button", name="Train", exact=True).click()
     deadline = time.time() + 120
     while _progress_epoch(page) is None and time.time() < deadline:
@@ -79,10 +72,10 @@ def test_a_reload_during_a_long_run_shows_its_progress_again(server, page):
     assert _run_names(page) == ["Run 1"] and page.get_by_text("After 8 epochs").count()
 
 
-def test_the_same_settings_link_in_another_browser_shares_no_work(server, browser):
+def test_the_same_settings_link_in_another_browser_shares_no_work(app_url, browser):
     mine, theirs = browser.new_context(), browser.new_context()
     page = mine.new_page()
-    _train(page, server)
+    _train(page, app_url)
     assert "workspace" not in page.url and "epochs=1" in page.url  # the settings link carries no workspace
     link = page.url
     other = theirs.new_page()
@@ -96,26 +89,26 @@ def test_the_same_settings_link_in_another_browser_shares_no_work(server, browse
     theirs.close()
 
 
-def test_two_tabs_of_one_browser_share_the_workspace(server, context):
+def test_two_tabs_of_one_browser_share_the_workspace(app_url, context):
     first = context.new_page()
-    _train(first, server)
+    _train(first, app_url)
     second = context.new_page()
-    _open(second, server, "Train")
+    _open(second, app_url, "Train")
     second.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
     assert _run_names(second) == ["Run 1"]
 
 
-def test_another_device_link_opens_the_workspace_and_start_over_empties_it(server, browser):
+def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_url, browser):
     phone_owner = browser.new_context()
     page = phone_owner.new_page()
-    _train(page, server)
+    _train(page, app_url)
     page.get_by_text("Your workspace").click()
     page.get_by_text("Use on another device").click()
     link = page.locator("code").filter(has_text="workspace=").first.inner_text().strip()
     assert page.get_by_text("Whoever has this link sees and changes this work").count()
     assert page.get_by_test_id("stSidebar").locator("img").count()  # the QR code
     other = browser.new_context().new_page()
-    other.goto(link.replace("http://localhost:8501", server))
+    other.goto(link.replace("http://localhost:8501", app_url))
     other.get_by_text("Opened the workspace from your link").wait_for(timeout=60000)
     assert "workspace=" not in other.url
     _nav(other, "Train")
@@ -132,11 +125,11 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(serve
     other.context.close()
 
 
-def test_without_cookies_it_works_for_the_tab_and_says_so_once(server, browser):
+def test_without_cookies_it_works_for_the_tab_and_says_so_once(app_url, browser):
     context = browser.new_context()
     page = context.new_page()
     context.new_cdp_session(page).send("Emulation.setDocumentCookieDisabled", {"disabled": True})
-    page.goto(server + "/")
+    page.goto(app_url + "/")
     page.get_by_text("does not keep cookies").wait_for(timeout=60000)
     _nav(page, "Train")
     page.get_by_role("button", name="Train", exact=True).click()

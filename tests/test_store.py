@@ -16,7 +16,7 @@ from mnist_model import store as store_module
 from mnist_model.config import TrainConfig
 from mnist_model.records import EpochMetrics
 from mnist_model.runs import Run, write_run_files
-from mnist_model.store import (Store, StoreBusy, StoreError, StoreFull, StoreLimits, is_workspace_id,
+from mnist_model.store import (Store, StoreBusy, StoreError, StoreLimits, is_workspace_id,
                                new_workspace_id, open_server_store)
 
 from conftest import ROOT
