@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
-from mnist_model.errors import WorkspaceBusy
+from mnist_model.errors import MnistLiveError
 from mnist_model.insights import compare_runs, overfitting_grade, read_curves
 from mnist_model.notebook import code_text, notebook_bytes
 from mnist_model.pictures import weight_sheet
@@ -164,9 +164,7 @@ def start_training(cfg: TrainConfig) -> None:
     """Train button: runs before the page redraws, so the buttons show the new state at once."""
     try:
         common.workspace().train(cfg)
-    except WorkspaceBusy as exc:  # another tab of this workspace started one meanwhile
-        st.session_state["train_refused"] = str(exc)
-    except Exception as exc:  # noqa: BLE001  (a full disk, a busy database: said, never a traceback)
+    except MnistLiveError as exc:  # another tab started one meanwhile, a full disk, a busy database: said
         st.session_state["train_refused"] = str(exc)
 
 
@@ -181,7 +179,7 @@ def stop_training() -> None:
 def train_again(job_id: str) -> None:
     try:
         common.workspace().train_again(job_id)
-    except Exception as exc:  # noqa: BLE001
+    except MnistLiveError as exc:
         st.session_state["train_refused"] = str(exc)
 
 
