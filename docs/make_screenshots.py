@@ -98,7 +98,7 @@ def main() -> None:
             for x, y in points[1:]:
                 cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
             cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-            phone.get_by_text("Reading your drawing").wait_for(timeout=20000)
+            phone.get_by_text("Preprocessing + prediction").wait_for(timeout=20000)
             time.sleep(1)
             phone.screenshot(path=str(ROOT / "docs" / "phone.png"))
             browser.close()

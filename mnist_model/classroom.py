@@ -26,8 +26,8 @@ CODE_LENGTH = 6  # 31^6, about 887 million codes
 NICKNAME_MAX = 20
 TEACHER_LABEL = "Teacher"  # how the teacher's own runs are named on the board; no student may take it
 KEY_BYTES = 24  # the teacher's control key: 192 random bits
-SESSION_ATTEMPTS = 5  # failed joins per session within SESSION_WINDOW_S
-SESSION_WINDOW_S = 600
+SESSION_ATTEMPTS = 8  # failed joins per session within SESSION_WINDOW_S: room for typos, none for guessing
+SESSION_WINDOW_S = 120
 SERVER_ATTEMPTS_PER_MINUTE = 30  # failed joins per minute on the whole server
 PRESENT_S = 300  # a member seen within this many seconds counts as here now
 # Letters that look like others: a nickname's skeleton maps them together, so look-alikes cannot impersonate.

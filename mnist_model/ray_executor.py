@@ -27,6 +27,7 @@ START_TIMEOUT_S = 300  # a fresh actor imports TensorFlow (and Ray may have to s
 RESULT_TIMEOUT_S = 120  # fetching the result (a few MB) once the training has ended
 MISSED_DRAINS = 3  # drains in a row that time out before the actor counts as lost
 ACTOR_CONCURRENCY = 4  # threads per actor: the training, a drain, a stop, a ping
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps 127.0.0.1 and forms no cluster
 
 
 def cpus_per_slot() -> float:
@@ -204,12 +205,18 @@ class RayExecutor(QueueExecutor):
                     # Loopback only: told that this machine forms no cluster, Ray keeps 127.0.0.1 as the node's
                     # address and binds its servers there (else it swaps in the machine's network address).
                     from ray._private import ray_constants
-                    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for the processes Ray starts
+                    before = os.environ.get(LOOPBACK_ENV)
+                    os.environ[LOOPBACK_ENV] = "0"  # for the processes Ray starts now
                     ray_constants.ENABLE_RAY_CLUSTER = False  # for this one, which read it at import
-                    ray.init(_node_ip_address="127.0.0.1", runtime_env=self.runtime_env, include_dashboard=False,
-                             log_to_driver=False,
-                             configure_logging=False,
-                             num_cpus=max(os.cpu_count() or 1, int(self.slots * self.cpus_per_slot + 0.999)))
+                    try:
+                        ray.init(_node_ip_address="127.0.0.1", runtime_env=self.runtime_env, include_dashboard=False,
+                                 log_to_driver=False, configure_logging=False,
+                                 num_cpus=max(os.cpu_count() or 1, int(self.slots * self.cpus_per_slot + 0.999)))
+                    finally:  # later processes of this server (a `ray start` of its own, say) are not told so
+                        if before is None:
+                            os.environ.pop(LOOPBACK_ENV, None)
+                        else:
+                            os.environ[LOOPBACK_ENV] = before
         except Exception as exc:  # noqa: BLE001  (reported to whoever waits in connect())
             self._connect_error = exc
         finally:

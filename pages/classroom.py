@@ -26,33 +26,35 @@ def board_view(class_id: str, version: tuple) -> dict:
     rows[["train acc", "test acc"]] *= 100  # shown as 95.8%, one decimal for everyone
     points = pd.DataFrame([{"nickname": e.nickname, "settings": e.settings(), "train accuracy": e.train_accuracy,
                             "test accuracy": e.test_accuracy, "gap (points)": round(e.gap, 1),
-                            "epochs": e.config.epochs, "batch size": e.config.batch_size} for e in entries])
+                            "epochs trained": e.epochs_run, "batch size": e.config.batch_size} for e in entries])
     low = float(min(points["train accuracy"].min(), points["test accuracy"].min()))
     low = max(0.0, low - 0.02)
     diagonal = pd.DataFrame({"train accuracy": [low, 1.0], "test accuracy": [low, 1.0]})
-    axis = alt.Scale(domain=[low, 1.0])
+    axis = alt.Scale(domain=[low, 1.005])  # room for the dots at 100%
     scatter = (alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(
         x=alt.X("train accuracy:Q", scale=axis, axis=alt.Axis(format="%")),
         y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%")))
         + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
         x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
-            scheme="orangered"), title="gap"),
+            range=["#f0a030", "#b30000"]), title="gap"),  # even a small gap stays visible
         tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
                  alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
-        title="Train vs test accuracy (below the line: overfitting)", height=340)
+        title="Train vs test accuracy", height=340)
     worked = pd.DataFrame(what_worked(entries))
-    base = alt.Chart(worked).encode(x=alt.X("batch size:O"), y=alt.Y("epochs:O", sort="descending"))
+    base = alt.Chart(worked).encode(x=alt.X("batch size:O"), y=alt.Y("epochs:O", sort="descending",
+                                                                     title="epochs set"))
     heat = (base.mark_rect().encode(color=alt.Color("mean test acc:Q", scale=alt.Scale(scheme="greens"),
-                                                    legend=alt.Legend(format="%")),
+                                                    legend=alt.Legend(format=".1%")),
                                     tooltip=["epochs", "batch size", "runs",
                                              alt.Tooltip("mean test acc:Q", format=".1%"),
                                              alt.Tooltip("mean gap (points):Q", format=".1f")])
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
-        title="What worked: mean test accuracy by epochs and batch size", height=300)
+        title="What worked: mean test accuracy", height=300)
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
-        x=alt.X("epochs:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("gap (points):Q"),
+        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(nice=True, padding=8)),
+        y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=8)),
         tooltip=["nickname", "settings", "gap (points)"]).properties(
-        title="The gap between train and test accuracy against epochs", height=300)
+        title="The gap against the epochs trained", height=300)
     return {"runs": len(entries), "rows": rows, "scatter": scatter.to_dict(), "heat": heat.to_dict(),
             "gap": gap.to_dict()}
 
@@ -92,8 +94,11 @@ def board(class_id: str, show_presence: bool = True) -> None:
         st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
         return
     st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
-                 column_config={"train acc": st.column_config.NumberColumn(format="%.1f%%"),
+                 column_config={"settings": st.column_config.TextColumn(width="large"),
+                                "train acc": st.column_config.NumberColumn(format="%.1f%%"),
                                 "test acc": st.column_config.NumberColumn(format="%.1f%%")})
+    st.caption("Below the dashed line: the network does better on its training images than on new ones "
+               "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
     a, b = st.columns(2)
     a.vega_lite_chart(spec=view["scatter"], width="stretch")
     b.vega_lite_chart(spec=view["heat"], width="stretch")
@@ -108,6 +113,10 @@ def join_link(code: str) -> str:
 
 def teacher_header(taught) -> None:
     """The code, the link and a QR code big enough for the back of the room."""
+    if taught.ended:
+        st.subheader(f"Class {taught.code} has ended")
+        st.caption("Nobody can join any more and new runs are no longer posted; the board below stays readable.")
+        return
     link = join_link(taught.code)
     left, right = st.columns([3, 2], vertical_alignment="center")
     with left:
@@ -115,26 +124,30 @@ def teacher_header(taught) -> None:
         st.markdown(f"<div style='font-size:5.5rem;font-weight:700;letter-spacing:0.4rem;line-height:1.1'>"
                     f"{taught.code}</div>", unsafe_allow_html=True)  # the code is ours: six safe letters
         st.code(link, language=None, wrap_lines=True)
-        if any(host in link for host in ("//localhost", "//127.0.0.1", "//[::1]")):
+        if common.is_local(link):
             st.warning("This link uses this computer's own address, which phones cannot reach. Start the server "
                        "with `--server.address 0.0.0.0` and open the app by this computer's network address.")
-        if taught.ended:
-            st.warning("This class has ended: nobody can join, and new runs are no longer posted.")
     right.image(common.qr_png(link, 10), caption="Scan to join", width=360)
 
 
 def teacher_controls(ws, taught) -> None:
     """Suggest settings, moderate, clear the board, end the class."""
     st.subheader("Teacher controls")
+    if taught.ended:
+        if st.button("Start a new class", type="primary"):
+            with common.plain_errors():
+                ws.start_class()
+                st.rerun()
+        return
     cfg = ws.settings() or common.config()
     a, b, c, d = st.columns(4)
     with a:
         st.caption(f"Your Train settings: {cfg.describe()}")
-        if st.button("Suggest these settings", disabled=taught.ended, width="stretch"):
+        if st.button("Suggest these settings", width="stretch"):
             with common.plain_errors():
                 ws.suggest_settings(cfg)
                 st.toast("Sent to every student's Train page")
-    with b.popover("Remove a nickname", width="stretch", disabled=taught.ended):
+    with b.popover("Remove a nickname", width="stretch"):
         names = [n for n, _, _ in common.lab().classroom.members(taught.id)]
         name = st.selectbox("Student", names, index=None, placeholder="choose...")
         if st.button("Remove them and their runs", disabled=name is None):
@@ -147,16 +160,12 @@ def teacher_controls(ws, taught) -> None:
             with common.plain_errors():
                 ws.clear_board()
                 st.rerun()
-    with d.popover("End the class", width="stretch", disabled=taught.ended):
+    with d.popover("End the class", width="stretch"):
         st.caption("Joining stops; the board stays readable for you.")
         if st.button("Yes, end the class", type="primary"):
             with common.plain_errors():
                 ws.end_class()
                 st.rerun()
-    if taught.ended and st.button("Start a new class"):
-        with common.plain_errors():
-            ws.start_class()
-            st.rerun()
 
 
 def teacher_view(ws, taught) -> None:

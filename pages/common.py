@@ -161,6 +161,11 @@ def base_url() -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + "".join(s + "/" for s in segments), "", ""))
 
 
+def is_local(link: str) -> bool:
+    """True for links to this computer's own address, which other devices cannot reach."""
+    return urlsplit(link).hostname in ("localhost", "127.0.0.1", "::1")
+
+
 def device_link(ws: Workspace) -> str:
     """The link that opens this workspace elsewhere (it carries the id: whoever has it sees the work)."""
     return base_url() + "?" + urlencode({WORKSPACE_PARAM: ws.id})
@@ -189,6 +194,9 @@ def workspace_panel(ws: Workspace) -> None:
             link = device_link(ws)
             st.warning("Whoever has this link sees and changes this work.", icon=":material/key:")
             st.code(link, language=None, wrap_lines=True)
+            if is_local(link):
+                st.caption("This link uses this computer's own address: other devices need the server's network "
+                           "address instead.")
             st.image(qr_png(link, 4), caption="Scan to open this workspace", width=180)
         if st.button("Start over", key="start_over", help="A fresh, empty workspace in this browser."):
             st.session_state["confirm_start_over"] = True
@@ -311,7 +319,10 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     if by_run:  # train solid, test dashed; the legend draws the dashes too (not two identical dots)
         chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"],
                                                        legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
-                                                                         symbolSize=300)))
+                                                                         symbolStrokeColor="#333", symbolSize=400,
+                                                                         labelExpr="datum.label + ' (' + "
+                                                                                   "(datum.label == 'train' ? "
+                                                                                   "'solid' : 'dashed') + ')'")))
     if best_epoch:
         kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
         rule = alt.Chart(kept).mark_rule(color="#2ca02c", strokeWidth=2, strokeDash=[6, 3]).encode(x="epoch:Q")

@@ -109,8 +109,9 @@ def latest_input(drawing, uploaded, upload_id):
     return "drawing", drawing
 
 
-def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
-    """Prediction (in answer_slot, right above the canvas), probabilities and the 28x28 image it sees."""
+def show_prediction(ws, run, rgba, source: str, answer_slot):
+    """Prediction (in answer_slot, right above the canvas), probabilities and the 28x28 image it sees; returns
+    (the drawing as drawn (28, 28), its predicted class) or None when there is nothing to read."""
     names = class_names(run.config.dataset)
     t0 = time.perf_counter()
     try:
@@ -122,7 +123,9 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
         st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it.")
         return
     drawn = image
-    image = poke(image, **{k: st.session_state.get(f"poke_{k}", v) for k, v in POKE_DEFAULTS.items()})
+    for key, value in POKE_DEFAULTS.items():  # the sliders start where the drawing is untouched
+        st.session_state.setdefault(f"poke_{key}", value)
+    image = poke(image, **{k: st.session_state[f"poke_{k}"] for k in POKE_DEFAULTS})
     probs = common.predictor(run)(image[None])[0]
     elapsed_ms = (time.perf_counter() - t0) * 1000
     ws.last_drawing = image
@@ -138,13 +141,14 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
             p = common.predictor(other)(image[None])[0]
             col.metric(f"{NETWORK_NAMES[other.architecture]} says", class_names(other.config.dataset)[int(p.argmax())],
                        f"{p.max():.0%} sure", delta_color="off", delta_arrow="off", help=other.label)
-        reading = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
-        st.caption(f"Reading {reading} · {elapsed_ms:.2f} ms")
+
     if others:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
-    st.image(pixels_image(image, 5, grid=True), caption="What the network sees (28x28)")
-    poke_controls(ws, run, drawn, int(order[0]) if not _poked() else _unpoked_top(run, drawn), names)
+    source_text = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
+    st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}")
+    target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
+    poke_controls(names[target])
     if probs[top] < UNSURE:
         st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "
                    f"({probs[second]:.0%}).")
@@ -154,6 +158,7 @@ def show_prediction(ws, run, rgba, source: str, answer_slot) -> None:
         color=alt.condition("datum.winner", alt.value("#e4572e"), alt.value("#9aa5b1")),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200), width="stretch")
     st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
+    return drawn, target
 
 
 def _poked() -> bool:
@@ -164,9 +169,10 @@ def _unpoked_top(run, drawn) -> int:
     return int(common.predictor(run)(drawn[None])[0].argmax())
 
 
-def poke_controls(ws, run, drawn, target: int, names) -> None:
+def poke_controls(label: str) -> None:
     """Move, turn, scale the drawing and change its strokes; the prediction above follows. How robust is it?"""
-    with st.expander("Poke your drawing", expanded=_poked()):
+    used = _poked() or st.session_state.get("poke_used", False)
+    with st.expander("Poke your drawing", expanded=used):
         a, b = st.columns(2)
         a.slider("Move sideways (px)", -6, 6, key="poke_dx")
         b.slider("Move up/down (px)", -6, 6, key="poke_dy")
@@ -176,11 +182,12 @@ def poke_controls(ws, run, drawn, target: int, names) -> None:
                         format_func=lambda v: {-2: "much thinner", -1: "thinner", 0: "as drawn", 1: "thicker",
                                                2: "much thicker"}[v])
         b.button("Reset", on_click=_reset_poke, width="stretch")
-        if st.button(f"How robust is it? ({names[target]})", width="stretch"):
-            robustness_panel(ws, run, drawn, target, names)
+        if st.button(f"How robust is it? ({label})", width="stretch"):
+            st.session_state["poke_used"] = st.session_state["robust_open"] = True
 
 
 def _reset_poke() -> None:
+    st.session_state["poke_used"] = True  # the panel stays open
     for key, value in POKE_DEFAULTS.items():
         st.session_state[f"poke_{key}"] = value
 
@@ -190,17 +197,20 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
     networks = {NETWORK_NAMES[r.architecture].replace("Dense", "dense"): common.predictor(r)
                 for r in [run, *_other_networks(ws, run)]}
     found = robustness(networks, drawn, target)
-    rows = [{"network": n, "shift (px)": s, "probability": float(p)} for n in found.by_shift
+    rows = [{"network": n, "shift": s, "probability": float(p)} for n in found.by_shift
             for s, p in zip(found.shifts, found.by_shift[n])]
-    turns = [{"network": n, "turn (degrees)": a, "probability": float(p)} for n in found.by_angle
+    turns = [{"network": n, "turn": a, "probability": float(p)} for n in found.by_angle
              for a, p in zip(found.angles, found.by_angle[n])]
     y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
               title=f"probability of {names[target]}")
+    colour = alt.Color("network:N", legend=alt.Legend(orient="bottom", title=None))
     left, right = st.columns(2)
     left.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x="shift (px):Q", y=y, color="network:N").properties(title="Moved sideways", height=240), width="stretch")
+        x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
+        title="Moved sideways", height=260), width="stretch")
     right.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
-        x="turn (degrees):Q", y=y, color="network:N").properties(title="Turned", height=240), width="stretch")
+        x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
+        title="Turned", height=260), width="stretch")
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
                                              "to see one that cares less where the digit is."))
 
@@ -287,9 +297,15 @@ def drawing_panel(ws, run) -> None:
         uploaded, upload_id = upload_image(thing)
     with right:
         source, rgba = latest_input(drawing, uploaded, upload_id)
-        show_prediction(ws, run, rgba, source, answer_slot)
+        read = show_prediction(ws, run, rgba, source, answer_slot)
         if run.config.dataset == "mnist":
             keep_drawing_controls(ws)
+    if read is not None and st.session_state.get("robust_open"):  # full width: the curves need the room
+        with st.container(border=True):
+            robustness_panel(ws, run, *read, class_names(run.config.dataset))
+            if st.button("Hide the robustness curves"):
+                st.session_state["robust_open"] = False
+                st.rerun(scope="fragment")
 
 
 workspace = common.workspace()

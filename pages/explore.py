@@ -160,10 +160,16 @@ def _learning_frames(frames) -> None:
             s["learn_epoch"] = 0
         st.rerun()
     b.slider("Epoch", 0, last, key="learn_epoch", help="0 is the random start.")
+    changes = st.toggle("Show what training changed", value=True, key="learn_changes",
+                        help="On: each weight minus its random start, so the learned strokes grow out of nothing. "
+                             "Off: the weights themselves, which start as random noise.")
     frame = frames[s["learn_epoch"]].astype(np.float32)  # (16, 784)
+    if changes:
+        frame = frame - frames[0].astype(np.float32)
+    when = "The random start" if s["learn_epoch"] == 0 else f"After epoch {s['learn_epoch']}"
     st.image(weight_sheet(frame.T, range(len(frame)), columns=16),
-             caption=f"{'The random start' if s['learn_epoch'] == 0 else 'After epoch ' + str(s['learn_epoch'])}: "
-                     "each unit's weights (red positive, blue negative)")
+             caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
+                                    "each unit's weights") + " (red positive, blue negative)")
 
 
 def overfitting_lab(ws, ds) -> None:
@@ -175,9 +181,9 @@ def overfitting_lab(ws, ds) -> None:
                         key="sweep_knob")
     plan = sweep_plan(base, len(ds.x_train), knob)
     values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
-    st.caption(f"Other settings from the Train page ({base.describe()}); {SWEEPS[knob][1]}: {values}. The runs train "
-               "one after the other, wait for the training slot like any other, and appear in the Train page's run "
-               "table; the model you use on Draw and Explore stays the same.")
+    st.caption(f"One run for each {SWEEPS[knob][1]} value: {values}; everything else as on your Train page. The runs "
+               "train one after the other, wait for the training slot like any other, and appear in the Train page's "
+               "run table; the model you use on Draw and Explore stays the same.")
     busy = bool(ws.jobs())
     if st.button("Run the sweep", type="primary", disabled=busy):
         with common.plain_errors():
@@ -193,15 +199,19 @@ def overfitting_lab(ws, ds) -> None:
     if latest:
         rows = []
         for value, r in sorted(latest.items(), key=lambda kv: (kv[0] == 0 and knob == "train_size", kv[0])):
-            shown = _value_text(knob, value if knob != "train_size" or value else len(ds.x_train))
-            rows += [{SWEEPS[knob][1]: shown, "data": "train", "accuracy": r.train_accuracy, "run": r.name},
-                     {SWEEPS[knob][1]: shown, "data": "test", "accuracy": r.test_accuracy, "run": r.name}]
+            x = len(ds.x_train) if knob == "train_size" and not value else value
+            rows += [{"x": x, "shown": _value_text(knob, value), "data": "train", "accuracy": r.train_accuracy,
+                      "run": r.name},
+                     {"x": x, "shown": _value_text(knob, value), "data": "test", "accuracy": r.test_accuracy,
+                      "run": r.name}]
         frame = pd.DataFrame(rows)
+        x_axis = (alt.X("shown:O", sort=None, title=SWEEPS[knob][1]) if knob == "l2" else  # 0 has no log place
+                  alt.X("x:Q", title=SWEEPS[knob][1], scale=alt.Scale(
+                      type="log" if knob in ("train_size", "hidden_units") else "linear", nice=False)))
         st.altair_chart(alt.Chart(frame).mark_line(point=True).encode(
-            x=alt.X(f"{SWEEPS[knob][1]}:O", sort=None), y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False),
-                                                                axis=alt.Axis(format="%")),
+            x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
             color=alt.Color("data:N", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"])),
-            tooltip=["run", "data", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
+            tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
             title=f"Final accuracy against {SWEEPS[knob][1]}", height=320), width="stretch")
 
 

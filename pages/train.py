@@ -102,7 +102,7 @@ def teacher_suggestion(ws, cfg: TrainConfig) -> None:
         return
     a, b = st.columns([4, 1], vertical_alignment="center")
     a.info(f"Your teacher suggests: {suggested[0].describe()}.", icon=":material/school:")
-    b.button("Use them", on_click=_apply, args=(suggested[0],), type="primary", width="stretch")
+    b.button("Use them", on_click=_apply, args=(suggested[0],), width="stretch")
 
 
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
@@ -326,7 +326,7 @@ def runs_table(ws) -> None:
         if c.button("Unpin" if run.pinned else "Pin (keep)", width="stretch"):
             ws.pin(run.run_id, not run.pinned)
             st.rerun()
-        if d.button("Stop sharing" if run.published else "Share on this server", width="stretch",
+        if d.button("Unshare" if run.published else "Share", width="stretch",
                     help="Everyone on this server can then pick this model on the Draw page (its settings and "
                          "weights, never your drawings)."):
             ws.publish(run.run_id, not run.published)

@@ -166,9 +166,9 @@ def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
 
 def test_share_on_the_server_and_pick_it_in_a_new_workspace():
     at = _trained_app(w_epochs=1)
-    next(b for b in at.button if b.label == "Share on this server").click().run()
+    next(b for b in at.button if b.label == "Share").click().run()
     run = at.session_state["workspace"].runs()[-1]
-    assert run.published and any(b.label == "Stop sharing" for b in at.button)
+    assert run.published and any(b.label == "Unshare" for b in at.button)
     fresh = AppTest.from_file(APP, default_timeout=60).run()  # another person, another workspace
     fresh.switch_page("pages/draw.py").run()
     picker = next(s for s in fresh.selectbox if s.label == "Use a model shared on this server")

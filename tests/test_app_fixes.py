@@ -99,7 +99,8 @@ def test_the_overlay_legend_draws_train_and_test_with_their_dashes():
     frame = pd.concat([history_frame([EpochMetrics(1, 1, 0.5, 1, 0.5, 1)], "Run 1")])
     spec = curve_chart(frame, "loss", by_run=True).to_dict()
     legend = spec["encoding"]["strokeDash"]["legend"]
-    assert legend["symbolType"] == "stroke"  # not two identical dots
+    assert legend["symbolType"] == "stroke" and legend["symbolStrokeColor"]  # dash samples, not two identical dots
+    assert "dashed" in legend["labelExpr"]
 
 
 def test_digit_labels_are_large_enough_to_read_when_projected():

@@ -63,7 +63,9 @@ def test_draw_a_one_and_a_zero(server, page):
     assert _prediction_after(page, None) == "1"
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("Draw a digit on the black square").first.wait_for(timeout=10000)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=10000)
     canvas.wait_for()
+    time.sleep(0.5)  # the new, empty canvas mounts
     box = canvas.bounding_box()
     _stroke(page, box, [(140 + 65 * math.sin(t / 24 * 2 * math.pi), 140 - 95 * math.cos(t / 24 * 2 * math.pi))
                         for t in range(26)])
@@ -158,11 +160,11 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     upload.wait_for(state="attached", timeout=120000)
     upload.set_input_files(str(tmp_path / "seven.jpg"))
     assert _prediction_after(page, None) == "7"
-    page.get_by_text("Reading the uploaded photo").wait_for(timeout=10000)
+    page.get_by_text("from the uploaded photo").wait_for(timeout=10000)
     canvas = page.locator("canvas.upper-canvas")
     _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])  # the latest input wins
     assert _prediction_after(page, "7") == "1"
-    page.get_by_text("Reading your drawing").wait_for(timeout=10000)
+    page.get_by_text("from your drawing").wait_for(timeout=10000)
     upload.set_input_files(str(tmp_path / "notes.png"))
     page.get_by_text("That file can't be used: this file is not a picture we can read (PNG or JPEG)").wait_for(
         timeout=20000)

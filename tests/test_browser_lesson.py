@@ -95,6 +95,11 @@ def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
     before = sure.inner_text()
     page.get_by_text("Poke your drawing").click()
     slider = page.get_by_test_id("stSlider").filter(has_text="Move sideways").get_by_role("slider")
+    slider.wait_for()
+    time.sleep(1)
+    assert sure.inner_text() == before  # opening the panel changes nothing: the sliders start untouched
+    assert page.get_by_test_id("stSlider").filter(has_text="Scale").get_by_test_id("stSliderThumbValue") \
+        .inner_text() in ("1.0", "1.00")
     slider.focus()
     for _ in range(6):
         slider.press("ArrowRight")
@@ -103,8 +108,12 @@ def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
         time.sleep(0.2)
     assert sure.inner_text() != before, before  # the prediction follows the moved drawing
     page.get_by_role("button", name=re.compile(r"How robust is it\?")).click()
-    page.get_by_text("Moved sideways").first.wait_for(timeout=20000)
-    assert page.get_by_text(re.compile(r"The dense network (still says 1|does not call it 1)")).count()
+    chart = _chart(page, "Moved sideways")
+    chart.wait_for(timeout=20000)
+    ticks = chart.locator("svg g[aria-label^='X-axis'] g.role-axis-label text").evaluate_all(
+        "els => els.map(e => e.textContent)")
+    assert len(ticks) >= 5, ticks  # a real shift axis (−8 ... 8), not one column of dots
+    page.get_by_text(re.compile(r"The dense network (still says 1|does not call it 1)")).wait_for(timeout=10000)
 
 
 def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):

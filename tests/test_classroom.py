@@ -223,11 +223,25 @@ def test_the_class_page_from_start_to_a_student_using_the_suggestion():
 
 
 def test_wrong_codes_are_refused_and_then_slowed():
+    from mnist_model.classroom import SESSION_ATTEMPTS
     student = _class_page()
-    for attempt in range(6):
+    for attempt in range(SESSION_ATTEMPTS + 1):
         next(t for t in student.text_input if t.label == "Class code").input(f"ZZZZZ{attempt + 2}").run()
         next(t for t in student.text_input if t.label == "Nickname").input("Guesser").run()
         _button(student, "Join").click().run()
         assert not student.exception
     errors = [e.value for e in student.error]
     assert errors and errors[-1].startswith("Too many wrong codes from here")
+
+
+def test_an_ended_class_stops_inviting_and_offers_a_new_one():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    code = _code(teacher)
+    teacher.session_state["workspace"].end_class()
+    teacher.run()
+    assert not any("5.5rem" in m.value for m in teacher.markdown) and not teacher.code  # no code, no link
+    assert not teacher.get("image")  # no QR code
+    assert any(s.value == f"Class {code} has ended" for s in teacher.subheader)
+    assert any(b.label == "Start a new class" for b in teacher.button)
+    assert not any(b.label in ("Suggest these settings", "Yes, end the class") for b in teacher.button)
