@@ -59,7 +59,7 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=appserver.CHROMIUM, args=appserver.CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1400, "height": 1250})
+            context = browser.new_context(viewport={"width": 1400, "height": 2050})  # the page scrolls inside
             context.add_cookies([{"name": "mnist_live_workspace", "value": teacher, "url": url}])
             page = context.new_page()
             page.goto(url + "/")
@@ -67,7 +67,7 @@ def main() -> None:
             page.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
             page.get_by_text("Runs on the board", exact=True).wait_for(timeout=60000)
             time.sleep(3)
-            page.screenshot(path=str(ROOT / "docs" / "board.png"))
+            page.screenshot(path=str(ROOT / "docs" / "board.png"), full_page=True)
             student = browser.new_context(viewport={"width": 1280, "height": 1500}).new_page()
             student.goto(url + "/?epochs=40&batch_size=32&train_size=500")
             student.get_by_text("Lesson plan").wait_for(timeout=60000)

@@ -96,7 +96,8 @@ def board(class_id: str, show_presence: bool = True) -> None:
     st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
                  column_config={"settings": st.column_config.TextColumn(width="large"),
                                 "train acc": st.column_config.NumberColumn(format="%.1f%%"),
-                                "test acc": st.column_config.NumberColumn(format="%.1f%%")})
+                                "test acc": st.column_config.NumberColumn(format="%.1f%%"),
+                                "gap (points)": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Below the dashed line: the network does better on its training images than on new ones "
                "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
     a, b = st.columns(2)
