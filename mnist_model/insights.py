@@ -165,7 +165,7 @@ def compare_runs(previous, current) -> str | None:
     gap = _change("the gap", (previous.train_accuracy - previous.test_accuracy) * 100,
                   (current.train_accuracy - current.test_accuracy) * 100, "{:.1f}", " points", 0.05)
     test = _change("test accuracy", previous.test_accuracy, current.test_accuracy, "{:.1%}", "", 0.0005)
-    loss = _change("test loss", previous.final.test_loss, current.final.test_loss, "{:.2f}", "", 0.005)
+    loss = _change("test loss", previous.final.test_loss, current.final.test_loss, "{:.3f}", "", 0.0005)
     return f"With {now} (instead of {before}) {gap}, {test}, and {loss} ({previous.name} against {current.name})."
 
 

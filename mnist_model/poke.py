@@ -71,11 +71,17 @@ class Robustness:
             if shift is None:
                 parts.append(f"the {name} does not call it {label} even as drawn")
             else:
-                parts.append(f"the {name} still says {label} from {shift[0]:+d} to {shift[1]:+d} pixels sideways and "
-                             f"from {turn[0]:+d}° to {turn[1]:+d}°" if turn else f"the {name} still says {label} from "
-                             f"{shift[0]:+d} to {shift[1]:+d} pixels sideways")
+                moved = "only where it was drawn" if shift == (0, 0) else f"moved {_span(shift, ' pixels')} sideways"
+                turned = f" and turned {_span(turn, '°')}" if turn and turn != (0, 0) else ""
+                parts.append(f"the {name} still says {label} {moved}{turned}")
         text = "; ".join(parts)
         return text[0].upper() + text[1:] + " (more than 50% sure)."
+
+
+def _span(low_high: tuple[int, int], unit: str) -> str:
+    """'from −3 to 4 pixels' (a true minus sign, no '+0')."""
+    low, high = low_high
+    return f"from {low} to {high}{unit}".replace("-", "−")
 
 
 def robustness(networks: dict, image: np.ndarray, target: int) -> Robustness:

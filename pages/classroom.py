@@ -30,13 +30,13 @@ def board_view(class_id: str, version: tuple) -> dict:
     low = float(min(points["train accuracy"].min(), points["test accuracy"].min()))
     low = max(0.0, low - 0.02)
     diagonal = pd.DataFrame({"train accuracy": [low, 1.0], "test accuracy": [low, 1.0]})
-    axis = alt.Scale(domain=[low, 1.005])  # room for the dots at 100%
+    axis = alt.Scale(domain=[low, 1.005], nice=False)  # room for the dots at 100%, and never past it
     scatter = (alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(
         x=alt.X("train accuracy:Q", scale=axis, axis=alt.Axis(format="%")),
         y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%")))
         + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
         x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
-            range=["#f0a030", "#b30000"]), title="gap"),  # even a small gap stays visible
+            range=["#f0a030", "#b30000"]), legend=alt.Legend(format=".1f", title="gap (points)")),  # small gaps too
         tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
                  alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
         title="Train vs test accuracy", height=340)
@@ -51,8 +51,9 @@ def board_view(class_id: str, version: tuple) -> dict:
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
         title="What worked: mean test accuracy", height=300)
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
-        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1), scale=alt.Scale(nice=True, padding=8)),
-        y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=8)),
+        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1),
+                scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
+        y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10)),
         tooltip=["nickname", "settings", "gap (points)"]).properties(
         title="The gap against the epochs trained", height=300)
     return {"runs": len(entries), "rows": rows, "scatter": scatter.to_dict(), "heat": heat.to_dict(),

@@ -22,6 +22,7 @@ JOIN_PARAM = "join"  # the class join link's code
 APP_PARAMS = (WORKSPACE_PARAM, JOIN_PARAM)  # query parameters that are not Train settings
 COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
 PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
+THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
 
 
 # ---------------------------------------------------------------- server-wide, read-only or services
@@ -310,19 +311,19 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     where early stopping kept the weights."""
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
-    colour = "run:N" if by_run else alt.Color("data:N", title="data", scale=alt.Scale(
-        domain=["train", "test"], range=["#1f77b4", "#ff7f0e"]))
+    colour = alt.Color("run:N", scale=alt.Scale(scheme="category10")) if by_run else alt.Color(
+        "data:N", title="data", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"]))
     chart = alt.Chart(data).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
-    if by_run:  # train solid, test dashed; the legend draws the dashes too (not two identical dots)
-        chart = chart.encode(strokeDash=alt.StrokeDash("data:N", title="data", sort=["train", "test"],
-                                                       legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
-                                                                         symbolStrokeColor="#333", symbolSize=400,
-                                                                         labelExpr="datum.label + ' (' + "
-                                                                                   "(datum.label == 'train' ? "
-                                                                                   "'solid' : 'dashed') + ')'")))
+    if by_run:  # train solid with dots, test dashed with triangles; the legend shows the marks and says so
+        chart = chart.encode(
+            strokeDash=alt.StrokeDash("data:N", sort=["train", "test"], legend=None),
+            shape=alt.Shape("data:N", title="data", sort=["train", "test"], scale=alt.Scale(
+                domain=["train", "test"], range=["circle", "triangle-up"]), legend=alt.Legend(
+                symbolFillColor="#333", symbolStrokeColor="#333", symbolSize=80,
+                labelExpr="datum.label + (datum.label == 'train' ? ' (solid)' : ' (dashed)')")))
     if best_epoch:
         kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
         rule = alt.Chart(kept).mark_rule(color="#2ca02c", strokeWidth=2, strokeDash=[6, 3]).encode(x="epoch:Q")

@@ -20,7 +20,7 @@ CANVAS_PX = 280  # 10x MNIST's 28 px; fits a phone screen
 UNSURE = 0.6  # below this top probability the page says the network is unsure
 QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
 NETWORK_NAMES = {"dense": "Dense network", "cnn": "CNN"}
-THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
+THING = common.THING
 PLACEHOLDER = "–"  # the Prediction metric before the first stroke
 POKE_DEFAULTS = {"dx": 0, "dy": 0, "angle": 0, "scale": 1.0, "stroke": 0}  # a drawing as drawn
 
@@ -182,7 +182,7 @@ def poke_controls(label: str) -> None:
                         format_func=lambda v: {-2: "much thinner", -1: "thinner", 0: "as drawn", 1: "thicker",
                                                2: "much thicker"}[v])
         b.button("Reset", on_click=_reset_poke, width="stretch")
-        if st.button(f"How robust is it? ({label})", width="stretch"):
+        if st.button(f"How robust is it? (your {label}, as drawn)", width="stretch"):
             st.session_state["poke_used"] = st.session_state["robust_open"] = True
 
 
@@ -201,16 +201,15 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
             for s, p in zip(found.shifts, found.by_shift[n])]
     turns = [{"network": n, "turn": a, "probability": float(p)} for n in found.by_angle
              for a, p in zip(found.angles, found.by_angle[n])]
-    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
-              title=f"probability of {names[target]}")
-    colour = alt.Color("network:N", legend=alt.Legend(orient="bottom", title=None))
+    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None)
+    colour = alt.Color("network:N", title=None)
     left, right = st.columns(2)
     left.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
         x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
-        title="Moved sideways", height=260), width="stretch")
+        title=f"Moved sideways: the probability of {names[target]}", height=260), width="stretch")
     right.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
         x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
-        title="Turned", height=260), width="stretch")
+        title=f"Turned: the probability of {names[target]}", height=260), width="stretch")
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
                                              "to see one that cares less where the digit is."))
 
@@ -278,7 +277,10 @@ def fine_tune_report(ws, run, images, labels) -> None:
     before, after = accuracy(common.predictor(base), images, labels), accuracy(common.predictor(run), images, labels)
     st.markdown(f"**{run.name}** against **{base.name}**, on your {len(labels)} drawings and the test set:")
     c = st.columns(2)
-    c[0].metric("Right on your drawings", f"{after:.0%}", f"{(after - before) * 100:+.0f} points (was {before:.0%})")
+    change = round((after - before) * 100)
+    c[0].metric("Right on your drawings", f"{after:.0%}", f"{change:+d} points (was {before:.0%})" if change else
+                f"no change (was {before:.0%})", delta_color="normal" if change else "off",
+                delta_arrow="auto" if change else "off")
     c[1].metric("Test accuracy", f"{run.test_accuracy:.1%}",
                 f"{(run.test_accuracy - base.test_accuracy) * 100:+.1f} points (was {base.test_accuracy:.1%})")
     st.caption("If test accuracy dropped, the network has started to forget MNIST while learning your style.")
@@ -298,14 +300,14 @@ def drawing_panel(ws, run) -> None:
     with right:
         source, rgba = latest_input(drawing, uploaded, upload_id)
         read = show_prediction(ws, run, rgba, source, answer_slot)
-        if run.config.dataset == "mnist":
-            keep_drawing_controls(ws)
     if read is not None and st.session_state.get("robust_open"):  # full width: the curves need the room
         with st.container(border=True):
             robustness_panel(ws, run, *read, class_names(run.config.dataset))
             if st.button("Hide the robustness curves"):
                 st.session_state["robust_open"] = False
                 st.rerun(scope="fragment")
+    if run.config.dataset == "mnist":
+        keep_drawing_controls(ws)
 
 
 workspace = common.workspace()

@@ -177,8 +177,15 @@ def overfitting_lab(ws, ds) -> None:
                 "accuracy at the end: with few examples or many epochs it memorises, and the gap is wide; dropout, "
                 "a weight penalty or more examples narrow it.")
     base = common.config()
+    s = st.session_state
+    running = next((k for j in ws.jobs() for k in SWEEPS if sweep_value(j.label, k) is not None), None)
+    if running:  # a sweep under way shows its own knob
+        s["sweep_knob"] = running
+    elif "sweep_knob" not in s:  # Streamlit drops a widget's state while its page is not shown
+        s["sweep_knob"] = s.get("lab_knob", "train_size")
     knob = st.selectbox("Knob to sweep", list(SWEEPS), format_func=lambda k: SWEEPS[k][1].capitalize(),
-                        key="sweep_knob")
+                        key="sweep_knob", disabled=running is not None)
+    s["lab_knob"] = knob
     plan = sweep_plan(base, len(ds.x_train), knob)
     values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
     st.caption(f"One run for each {SWEEPS[knob][1]} value: {values}; everything else as on your Train page. The runs "

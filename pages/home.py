@@ -8,23 +8,23 @@ from mnist_model.pictures import digit_mosaic
 from pages import common
 
 
-def story() -> None:
+def story(thing: str) -> None:
     st.title("MNIST Live")
     st.markdown(
         "A live version of the classic Keras notebook. **1. Feed** the network the training images and their "
         "labels. **2. It learns** to connect images and labels, one batch at a time, over a few epochs. "
         "**3. Predict** the test images it has never seen. **4. Compare** its answers with the true labels: "
-        "the test accuracy tells how well it will do on *your* handwriting.")
+        "the test accuracy tells how well it will do on what *you* draw.")
     st.markdown("The network: 784 pixels → Dense 512 (relu) → Dense 10 (softmax), trained with rmsprop on "
                 "categorical cross-entropy, 5 epochs of batches of 128, pixels scaled to [0, 1].")
     c1, c2, c3, c4 = st.columns(4)
     c1.page_link("pages/train.py", label="Train the network", icon=":material/show_chart:")
-    c2.page_link("pages/draw.py", label="Draw a digit", icon=":material/draw:")
+    c2.page_link("pages/draw.py", label=f"Draw {thing}", icon=":material/draw:")
     c3.page_link("pages/explore.py", label="Explore its mistakes", icon=":material/search:")
     c4.page_link("pages/classroom.py", label="Run a class", icon=":material/groups:")
 
 
-def lesson_plan() -> None:
+def lesson_plan(thing: str) -> None:
     """Five steps a teacher can follow in class, each a link to its page."""
     with st.container(border=True):
         st.subheader("Lesson plan")
@@ -35,8 +35,8 @@ def lesson_plan() -> None:
             ("pages/train.py", "3. Fix the overfitting", "Preset *Fix the overfitting*: dropout and early stopping "
                                                         "on the same setup; the reading compares it with step 2. "
                                                         "*Show the code* gives the Keras code of each run."),
-            ("pages/draw.py", "4. Draw", "Draw digits and see what the network says; *Poke your drawing* moves and "
-                                        "turns it: the dense network loses it, a CNN keeps it."),
+            ("pages/draw.py", "4. Draw", f"Draw {thing} and see what the network says; *Poke your drawing* moves "
+                                        "and turns it: the dense network loses it, a CNN keeps it."),
             ("pages/explore.py", "5. Explore the mistakes", "Confusion matrix (click a cell), the most confident "
                                                             "wrong answers, what the neurons learned, the "
                                                             "overfitting lab."),
@@ -80,8 +80,9 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
         tooltip=["label", "train images"]).properties(height=300)
 
 
-story()
-lesson_plan()
-ds = common.load_or_explain(common.config().dataset)
+dataset_name = common.config().dataset
+story(common.THING[dataset_name])
+lesson_plan(common.THING[dataset_name])
+ds = common.load_or_explain(dataset_name)
 if ds is not None:
     data_overview(ds)

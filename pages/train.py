@@ -22,15 +22,15 @@ POLL_S = 0.5  # how often the live charts redraw while a job runs
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
 RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the sidebar (about 810 px)
-    "run": st.column_config.TextColumn(width=92), "status": st.column_config.TextColumn(width=66),
-    "data": st.column_config.TextColumn(width=62), "model": st.column_config.TextColumn(width=52),
+    "run": st.column_config.TextColumn(width=128), "status": st.column_config.TextColumn(width=62),
+    "data": st.column_config.TextColumn(width=58), "model": st.column_config.TextColumn(width=48),
     "epochs": st.column_config.NumberColumn(width=56), "batch": st.column_config.NumberColumn(width=50),
     "examples": st.column_config.TextColumn("examples", width=66),
     "optimizer": st.column_config.TextColumn("opt.", width=62), "lr": st.column_config.NumberColumn(width=48),
     "train acc": st.column_config.NumberColumn("train", width=56, format="percent"),
     "test acc": st.column_config.NumberColumn("test", width=56, format="percent"),
-    "seconds": st.column_config.NumberColumn("s", width=40), "pinned": st.column_config.CheckboxColumn("pin", width=40),
-    "shared": st.column_config.CheckboxColumn(width=54)}
+    "seconds": st.column_config.NumberColumn("s", width=36), "pinned": st.column_config.CheckboxColumn("pin", width=36),
+    "shared": st.column_config.CheckboxColumn(width=50)}
 READING_BOX = {"none": st.success, "slight": st.info, "clear": st.warning}  # the stronger, the louder
 
 
@@ -247,7 +247,7 @@ def running_loss_chart(batch_losses) -> alt.Chart:
     low, high = float(points["loss"].min()), float(points["loss"].max())
     pad = max((high - low) * 0.08, 1e-3)
     return alt.Chart(points).mark_line().encode(
-        x=alt.X("epoch:Q", title="epochs done"),
+        x=alt.X("epoch:Q", title="epochs done", axis=alt.Axis(tickCount=8)),
         y=alt.Y("loss:Q", title="loss", scale=alt.Scale(domain=[max(0.0, low - pad), high + pad]))).properties(
         title="Training loss within epochs (running mean)", height=220)
 
@@ -333,9 +333,11 @@ def runs_table(ws) -> None:
             st.toast(f"{run.name} is shared with everyone on this server" if not run.published else
                      f"{run.name} is no longer shared")
             st.rerun()
-        if e.button("Delete run", width="stretch"):
-            ws.delete_run(run.run_id)
-            st.rerun()
+        with e.popover("Delete run", width="stretch"):
+            st.caption(f"{run.name} and its model go for good (download it first to keep it).")
+            if st.button(f"Yes, delete {run.name}", type="primary"):
+                ws.delete_run(run.run_id)
+                st.rerun()
 
 
 st.title("Train the network")

@@ -98,9 +98,9 @@ def test_the_overlay_legend_draws_train_and_test_with_their_dashes():
     from pages.common import curve_chart, history_frame
     frame = pd.concat([history_frame([EpochMetrics(1, 1, 0.5, 1, 0.5, 1)], "Run 1")])
     spec = curve_chart(frame, "loss", by_run=True).to_dict()
-    legend = spec["encoding"]["strokeDash"]["legend"]
-    assert legend["symbolType"] == "stroke" and legend["symbolStrokeColor"]  # dash samples, not two identical dots
-    assert "dashed" in legend["labelExpr"]
+    assert spec["encoding"]["strokeDash"]["legend"] is None
+    shape = spec["encoding"]["shape"]  # a visible mark per series in the legend, not two identical dots
+    assert shape["scale"]["range"] == ["circle", "triangle-up"] and "dashed" in shape["legend"]["labelExpr"]
 
 
 def test_digit_labels_are_large_enough_to_read_when_projected():
@@ -145,3 +145,22 @@ def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
     assert at.session_state["workspace"].model_run().run_id == chosen
     assert [r.name for r in at.session_state["workspace"].runs()][1:] == [
         "Sweep dropout 0", "Sweep dropout 0.2", "Sweep dropout 0.4", "Sweep dropout 0.5"]
+
+
+def test_the_lab_keeps_its_knob_when_you_come_back():
+    at = _page("pages/explore.py")
+    at.selectbox(key="sweep_knob").set_value("dropout").run()
+    at.switch_page("pages/train.py").run()
+    at.switch_page("pages/explore.py").run()
+    assert at.selectbox(key="sweep_knob").value == "dropout"
+
+
+def test_robustness_sentences_read_plainly():
+    from mnist_model.poke import Robustness
+    found = Robustness(1, (-2, -1, 0, 1, 2), (-10, 0, 10), {"dense network": np.array([.1, .6, .9, .4, .1]),
+                                                           "CNN": np.array([.1, .2, .9, .3, .1])},
+                       {"dense network": np.array([.6, .9, .7]), "CNN": np.array([.2, .9, .3])})
+    text = found.sentence("1")
+    assert text.startswith("The dense network still says 1 moved from −1 to 0 pixels sideways and turned from −10 "
+                           "to 10°")
+    assert "the CNN still says 1 only where it was drawn (more than 50% sure)" in text and "+0" not in text
