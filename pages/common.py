@@ -317,20 +317,20 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
         x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
-    if by_run:  # train solid with dots, test dashed with triangles; the legend shows the marks and says so
+    if by_run:  # Streamlit's Vega drops legends of shape and dash here: the subtitle names them instead.
         chart = chart.encode(
             strokeDash=alt.StrokeDash("data:N", sort=["train", "test"], legend=None),
-            shape=alt.Shape("data:N", title="data", sort=["train", "test"], scale=alt.Scale(
-                domain=["train", "test"], range=["circle", "triangle-up"]), legend=alt.Legend(
-                symbolFillColor="#333", symbolStrokeColor="#333", symbolSize=80,
-                labelExpr="datum.label + (datum.label == 'train' ? ' (solid)' : ' (dashed)')")))
+            shape=alt.Shape("data:N", sort=["train", "test"], legend=None,
+                            scale=alt.Scale(domain=["train", "test"], range=["circle", "triangle-up"])))
     if best_epoch:
         kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
         rule = alt.Chart(kept).mark_rule(color="#2ca02c", strokeWidth=2, strokeDash=[6, 3]).encode(x="epoch:Q")
         note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color="#2ca02c", fontWeight="bold").encode(
             x="epoch:Q", y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    return chart.properties(title=f"{metric.capitalize()} per epoch", height=260)
+    title = alt.TitleParams(f"{metric.capitalize()} per epoch",
+                            subtitle=["train: solid line, dots  ·  test: dashed line, triangles"] if by_run else [])
+    return chart.properties(title=title, height=260)
 
 
 def _freeze_import_time_objects() -> None:
