@@ -35,32 +35,36 @@ def mistakes(run, ds) -> None:
     st.caption(f"{run.label}: {(pred == ds.y_test).mean():.2%} of {len(pred):,} test images right")
     cells = pd.DataFrame([{"true": names[t], "predicted": names[p], "count": int(matrix[t, p])}
                           for t in range(10) for p in range(10)])
+    off = matrix - np.diag(np.diag(matrix))
+    worst_t, worst_p = np.unravel_index(int(off.argmax()), off.shape)
+    chart_key = f"confusion_{st.session_state.setdefault('confusion_chart', 0)}"
+    _follow_click(st.session_state.get(chart_key), names, (int(worst_t), int(worst_p)))
+    shown = (alt.datum.true == names[st.session_state["cell_true"]]) & (
+        alt.datum.predicted == names[st.session_state["cell_predicted"]])
     cell = alt.selection_point(fields=["true", "predicted"], name="cell", on="click", clear=False)
     base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=names, title="predicted"),
                                    y=alt.Y("true:N", sort=names, title="true label"))
     heat = base.mark_rect(cursor="pointer").encode(
         color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
-        stroke=alt.condition(cell, alt.value("#e4572e"), alt.value(None)), strokeWidth=alt.value(3),
+        stroke=alt.condition(shown, alt.value("#e4572e"), alt.value(None)), strokeWidth=alt.value(3),
         tooltip=["true", "predicted", "count"]).add_params(cell)
     text = base.mark_text(fontSize=11).encode(
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
                                             alt.value("black")))
     left, right = st.columns([3, 2])
-    clicked = left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
+    left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
                                                           height=380), width="stretch", on_select="rerun",
-                                key="confusion")
+                                key=chart_key)
     acc = pd.DataFrame({"label": names, "accuracy": per_class_accuracy(matrix)})
     right.altair_chart(alt.Chart(acc).mark_bar().encode(
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         y=alt.Y("label:N", sort=None), tooltip=["label", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
         title="Accuracy per label", height=380), width="stretch")
-    off = matrix - np.diag(np.diag(matrix))
-    worst_t, worst_p = np.unravel_index(int(off.argmax()), off.shape)
-    _follow_click(clicked, names, (int(worst_t), int(worst_p)))
     a, b = st.columns(2)
     t = a.selectbox("Show test images whose true label is", range(10), key="cell_true",
-                    format_func=lambda i: names[i])
-    p = b.selectbox("and that the network called", range(10), key="cell_predicted", format_func=lambda i: names[i])
+                    format_func=lambda i: names[i], on_change=_forget_click)
+    p = b.selectbox("and that the network called", range(10), key="cell_predicted", format_func=lambda i: names[i],
+                    on_change=_forget_click)
     idx = np.flatnonzero((ds.y_test == t) & (pred == p))[:30]
     if len(idx):
         st.image(digit_mosaic(ds.x_test[idx], [f"{probs[i, p]:.0%}" for i in idx]),
@@ -75,7 +79,8 @@ def mistakes(run, ds) -> None:
 
 
 def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
-    """A click on a confusion cell sets the two dropdowns (which stay, for keyboards and as a fallback)."""
+    """A click on a confusion cell sets the two dropdowns (which stay, for keyboards and as a fallback); read
+    before the chart is drawn, so that the chart outlines the cell shown below."""
     s = st.session_state
     s.setdefault("cell_true", worst[0])
     s.setdefault("cell_predicted", worst[1])
@@ -83,6 +88,12 @@ def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
     if picked and picked != s.get("cell_clicked"):
         s["cell_clicked"] = picked
         s["cell_true"], s["cell_predicted"] = names.index(picked["true"]), names.index(picked["predicted"])
+
+
+def _forget_click() -> None:
+    """A choice in the dropdowns wins over the last click: a fresh chart, so that clicking that cell again counts."""
+    st.session_state["confusion_chart"] += 1
+    st.session_state["cell_clicked"] = None
 
 
 def learned(ws, run, ds) -> None:
