@@ -19,6 +19,7 @@ TRAIN_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 L2S = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 POLL_S = 0.5  # how often the live charts redraw while a job runs
+SUGGESTION_POLL_S = 3.0  # a teacher's suggestion reaches a student sitting on this page within this
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
 RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the sidebar (about 810 px)
@@ -95,14 +96,21 @@ def _preset(name: str) -> None:
 
 
 def teacher_suggestion(ws, cfg: TrainConfig) -> None:
-    """A student's Train page shows the settings their teacher sent, with Use them."""
+    """A student's Train page shows the settings their teacher sent, with Use them (checked every few seconds, so
+    that a suggestion reaches a student who sits on this page)."""
     member = ws.membership()
-    suggested = ws.lab.classroom.suggestion(member.class_id) if member and not member.ended else None
+    if member and not member.ended:
+        st.fragment(_suggestion, run_every=SUGGESTION_POLL_S)(ws, member.class_id, cfg)
+
+
+def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
+    suggested = ws.lab.classroom.suggestion(class_id)
     if suggested is None or suggested[0] == cfg:
         return
     a, b = st.columns([4, 1], vertical_alignment="center")
     a.info(f"Your teacher suggests: {suggested[0].describe()}.", icon=":material/school:")
-    b.button("Use them", on_click=_apply, args=(suggested[0],), width="stretch")
+    if b.button("Use them", on_click=_apply, args=(suggested[0],), width="stretch"):
+        st.rerun()  # the whole page: the settings above are outside this fragment
 
 
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:

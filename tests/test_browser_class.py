@@ -59,6 +59,14 @@ def test_a_class_of_three_on_one_board(app_url, browser):
     assert teacher.get_by_test_id("stMetric").filter(has_text="Students joined").get_by_text("3").count()
     print("board updated", ", ".join(f"{d:.1f} s" for d in delays), "after each run ended")
     assert max(delays) < 30
+    grace = students[1]  # on her Train page, with her own settings (1 epoch, 500 examples)
+    assert not grace.get_by_text("Your teacher suggests").count()
+    teacher.get_by_role("button", name="Suggest these settings").click()
+    grace.get_by_text("Your teacher suggests: 5 epochs").wait_for(timeout=20000)  # without touching her page
+    grace.get_by_role("button", name="Use them").click()
+    grace.get_by_text("Your teacher suggests").wait_for(state="hidden", timeout=20000)
+    assert grace.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_test_id(
+        "stSliderThumbValue").inner_text() == "5"  # the whole page took them, not only the suggestion
     student = students[0]
     student.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
     student.get_by_text("You are in as: Ada").wait_for(timeout=30000)
