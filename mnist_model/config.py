@@ -71,6 +71,23 @@ class TrainConfig:
         return f"{epochs_text(self.epochs, epochs_run)}, batch {self.batch_size}, {size}, " \
                f"{self.optimizer} lr {self.learning_rate:g}, {net}{knobs}"
 
+    def brief(self, epochs_run: int | None = None) -> str:
+        """Epochs and batch, then only what differs from the notebook: '40 epochs, batch 32, 500 examples, dropout
+        0.3, early stop 3' (short enough for a leaderboard column)."""
+        d = TrainConfig()
+        parts = [epochs_text(self.epochs, epochs_run), f"batch {self.batch_size}",
+                 f"{self.train_size:,} examples" if self.train_size else "",
+                 "CNN" if self.architecture == "cnn" else "",
+                 f"{self.hidden_layers} layers" if self.architecture == "dense" and self.hidden_layers > 1 else "",
+                 f"{self.hidden_units} hidden" if self.architecture == "dense" and self.hidden_units != d.hidden_units
+                 else "",
+                 self.optimizer if self.optimizer != d.optimizer else "",
+                 f"lr {self.learning_rate:g}" if self.learning_rate != d.learning_rate else "",
+                 f"dropout {self.dropout:g}" if self.dropout else "", f"L2 {self.l2:g}" if self.l2 else "",
+                 f"early stop {self.patience}" if self.patience else "",
+                 "Fashion" if self.dataset == "fashion" else "", f"seed {self.seed}" if self.seed else ""]
+        return ", ".join(p for p in parts if p)
+
     def differences(self, other: "TrainConfig") -> list[str]:
         """The names of the fields (seed aside) where the two configs differ."""
         return [f.name for f in fields(self) if f.name != "seed" and getattr(self, f.name) != getattr(other, f.name)]

@@ -26,6 +26,15 @@ def test_query_round_trip():
     assert back == c and notices == []
 
 
+def test_the_brief_settings_name_only_what_differs_from_the_notebook():
+    assert TrainConfig().brief() == "5 epochs, batch 128"
+    assert PRESETS["Fix the overfitting"].brief(epochs_run=10) == \
+        "10 of 40 epochs, batch 32, 500 examples, dropout 0.3, early stop 3"
+    assert TrainConfig(hidden_layers=2, hidden_units=64, optimizer="adam", l2=1e-4, dataset="fashion").brief() == \
+        "5 epochs, batch 128, 2 layers, 64 hidden, adam, L2 0.0001, Fashion"
+    assert TrainConfig(architecture="cnn", hidden_units=64).brief(epochs_run=5) == "5 epochs, batch 128, CNN"
+
+
 def test_bad_query_values_are_clamped_or_ignored_with_notices():
     c, notices = from_query({"epochs": "-3", "batch_size": "100", "train_size": "abc", "learning_rate": "nan",
                              "optimizer": "<script>", "hidden_units": "1e9", "evil": "1", "seed": ["1", "7"]})
