@@ -44,6 +44,17 @@ def overfitting_grade(epochs: list[EpochMetrics]) -> tuple[str, dict]:
     return "none", evidence
 
 
+def reading_grade(epochs: list[EpochMetrics], best_epoch: int | None = None) -> str:
+    """How loudly to show the reading: the grade of the model kept ("none" | "slight" | "clear"); a kept model
+    with a wide gap is never "none" (early stopping stops the rise, not the memorising)."""
+    kept = epochs[:best_epoch] if best_epoch else epochs
+    grade = overfitting_grade(kept)[0]
+    if grade == "none" and best_epoch and best_epoch < len(epochs) and kept and \
+            kept[-1].accuracy - kept[-1].test_accuracy >= CLEAR_GAP:
+        return "slight"
+    return grade
+
+
 def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None) -> str:
     """A plain-language reading of one run's train and test curves, graded by how much it overfits.
 
@@ -53,11 +64,15 @@ def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None) -> st
         return "No epoch has finished yet, so there are no curves to read."
     if best_epoch and best_epoch < len(epochs):
         kept = epochs[best_epoch - 1]
+        gap = kept.accuracy - kept.test_accuracy
+        still = (f" Still, {gap * 100:.1f} points is a wide gap: early stopping keeps the test loss from rising, but "
+                 "it cannot teach the network what it never saw. More training examples narrow the gap most (the "
+                 "overfitting lab on Explore shows how much)." if gap >= CLEAR_GAP else "")
         return (f"Early stopping kept epoch {best_epoch}: its network gets {kept.accuracy:.1%} of the training images "
-                f"and {kept.test_accuracy:.1%} of the test images right (a gap of "
-                f"{(kept.accuracy - kept.test_accuracy) * 100:.1f} points). The test loss was lowest there and did not "
-                f"improve in the {len(epochs) - best_epoch} epochs after it, while the training loss kept falling: "
-                "the network had started to memorise, and the weights from before that are the ones kept.")
+                f"and {kept.test_accuracy:.1%} of the test images right (a gap of {gap * 100:.1f} points). The test "
+                f"loss was lowest there and did not improve in the {len(epochs) - best_epoch} epochs after it, while "
+                "the training loss kept falling: the network had started to memorise, and the weights from before "
+                "that are the ones kept." + still)
     last = epochs[-1]
     tr, te = last.accuracy, last.test_accuracy
     gap = tr - te

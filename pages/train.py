@@ -7,7 +7,7 @@ import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
 from mnist_model.errors import MnistLiveError
-from mnist_model.insights import compare_runs, overfitting_grade, read_curves
+from mnist_model.insights import compare_runs, read_curves, reading_grade
 from mnist_model.notebook import code_text, notebook_bytes
 from mnist_model.pictures import weight_sheet
 from mnist_model.jobs import JobState
@@ -274,8 +274,7 @@ def outcome(run, previous=None) -> None:
                 help="Train accuracy minus test accuracy, in percentage points.")
     c[3].metric("Train loss", f"{last.loss:.4f}")
     c[4].metric("Test loss", f"{last.test_loss:.4f}")
-    kept = run.epochs[:run.best_epoch] if run.best_epoch else run.epochs
-    READING_BOX[overfitting_grade(kept)[0]](read_curves(run.epochs, run.best_epoch))
+    READING_BOX[reading_grade(run.epochs, run.best_epoch)](read_curves(run.epochs, run.best_epoch))
     change = compare_runs(previous, run)
     if change:
         st.info(change, icon=":material/compare_arrows:")

@@ -6,7 +6,7 @@ import numpy as np
 
 from mnist_model.config import PRESETS, TrainConfig, from_query
 from mnist_model.insights import (compare_runs, confident_mistakes, confusion_matrix, overfitting_grade,
-                                  per_class_accuracy, read_curves, sweep_plan, sweep_value)
+                                  per_class_accuracy, read_curves, reading_grade, sweep_plan, sweep_value)
 from mnist_model.training import EpochMetrics
 
 
@@ -29,7 +29,7 @@ def test_query_round_trip():
 def test_the_brief_settings_name_only_what_differs_from_the_notebook():
     assert TrainConfig().brief() == "5 epochs, batch 128"
     assert PRESETS["Fix the overfitting"].brief(epochs_run=10) == \
-        "10 of 40 epochs, batch 32, 500 examples, dropout 0.3, early stop 3"
+        "10 of 40 epochs, batch 32, 500 examples, dropout 0.5, early stop 3"
     assert TrainConfig(hidden_layers=2, hidden_units=64, optimizer="adam", l2=1e-4, dataset="fashion").brief() == \
         "5 epochs, batch 128, 2 layers, 64 hidden, adam, L2 0.0001, Fashion"
     assert TrainConfig(architecture="cnn", hidden_units=64).brief(epochs_run=5) == "5 epochs, batch 128, CNN"
@@ -87,6 +87,16 @@ def test_curve_reading_grades_hand_made_curves():
     flat_train = [EpochMetrics(i + 1, loss, 1.0, test_loss, test, 1.0) for i, (loss, test_loss, test) in
                   enumerate([(0.05, 0.5, 0.85), (0.02, 0.45, 0.86), (0.01, 0.6, 0.85), (0.005, 0.7, 0.84)])]
     assert overfitting_grade(flat_train)[0] == "clear"
+
+
+def test_early_stopping_with_a_wide_gap_left_is_not_read_as_a_success():
+    fixed = _fixture("fix-the-overfitting")  # Fix the overfitting on 500 examples: stopped at 10, kept epoch 7
+    reading = read_curves(fixed, best_epoch=7)
+    assert reading.startswith("Early stopping kept epoch 7") and "is a wide gap" in reading
+    assert reading_grade(fixed, 7) == "slight"  # shown in blue, not in the green of a success
+    narrow = _epochs([0.8, 0.86, 0.89, 0.91, 0.93], [0.80, 0.85, 0.87, 0.868, 0.865], [0.5, 0.4, 0.38, 0.40, 0.43])
+    assert reading_grade(narrow, 3) == "none" and "wide gap" not in read_curves(narrow, 3)
+    assert reading_grade(_fixture("overfit-on-purpose")) == "clear"
 
 
 def test_curve_reading_close_curves_and_still_rising():
