@@ -175,7 +175,8 @@ class BoardEntry:
         """One leaderboard row, figures first (they show on a phone too); every column keeps one type."""
         return {"nickname": self.nickname, "test acc": round(self.test_accuracy, 4),
                 "train acc": round(self.train_accuracy, 4), "gap (points)": round(self.gap, 1),
-                "epochs": self.epochs_run, "settings": self.settings(), "time": time.strftime("%H:%M", time.localtime(self.posted_at))}
+                "epochs": self.epochs_run, "settings": self.settings(),
+                "time": time.strftime("%H:%M", time.localtime(self.posted_at))}
 
 
 _BOARD_COLUMNS = ("run_id, nickname, config, status, epochs_run, train_accuracy, test_accuracy, train_loss, "

@@ -166,5 +166,6 @@ PRESETS = {  # name -> config; the Train page offers these as one-click setups
     "The notebook": TrainConfig(),
     "Overfit on purpose": TrainConfig(epochs=40, batch_size=32, train_size=500),
     "Quick look": TrainConfig(epochs=2, train_size=2000),
-    "Fix the overfitting": TrainConfig(epochs=40, batch_size=32, train_size=500, dropout=0.5, patience=3),  # 0.5: the widest gain on 500 examples
+    # Dropout 0.5 narrowed the gap most on 500 examples (0.3, or L2 on top, less).
+    "Fix the overfitting": TrainConfig(epochs=40, batch_size=32, train_size=500, dropout=0.5, patience=3),
 }
