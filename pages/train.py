@@ -28,8 +28,8 @@ RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the s
     "epochs": st.column_config.NumberColumn(width=56), "batch": st.column_config.NumberColumn(width=50),
     "examples": st.column_config.TextColumn("examples", width=66),
     "optimizer": st.column_config.TextColumn("opt.", width=62), "lr": st.column_config.NumberColumn(width=48),
-    "train acc": st.column_config.NumberColumn("train", width=56, format="percent"),
-    "test acc": st.column_config.NumberColumn("test", width=56, format="percent"),
+    "train acc": st.column_config.NumberColumn("train", width=56, format="%.1f%%"),  # in percent: one decimal each
+    "test acc": st.column_config.NumberColumn("test", width=56, format="%.1f%%"),
     "seconds": st.column_config.NumberColumn("s", width=36), "pinned": st.column_config.CheckboxColumn("pin", width=36),
     "shared": st.column_config.CheckboxColumn(width=50)}
 READING_BOX = {"none": st.success, "slight": st.info, "clear": st.warning}  # the stronger, the louder
@@ -301,8 +301,9 @@ def runs_table(ws) -> None:
     if not runs:
         return
     st.subheader("Runs")
-    st.dataframe(pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs]),
-                 hide_index=True, width="stretch", column_config=RUN_COLUMNS)
+    table = pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs])
+    table[["train acc", "test acc"]] = (table[["train acc", "test acc"]] * 100).round(1)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=RUN_COLUMNS)
     limit = ws.store.limits.runs_per_workspace
     st.caption(f"This workspace keeps its latest {limit} runs ({len(runs)} so far); pinned runs are never removed.")
     names = [r.name for r in runs]

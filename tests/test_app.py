@@ -75,6 +75,7 @@ def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
     assert any("After 2 epochs" in s.value for s in at.success)
     rows = at.dataframe[0].value
     assert list(rows["run"]) == ["Run 1"] and rows["batch"][0] == 256 and rows["status"][0] == "finished"
+    assert rows["test acc"][0] == round(rows["test acc"][0], 1) == pytest.approx(float(test_acc.rstrip("%")), abs=0.051)
     at.switch_page("pages/draw.py").run()
     assert not at.exception
     assert any("Run 1" in c.value for c in at.caption)
