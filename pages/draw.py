@@ -131,7 +131,6 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     ws.last_drawing = image
     order = np.argsort(-probs)
     top, second = int(order[0]), int(order[1])
-    st.session_state["last_prediction"] = top
     with answer_slot.container():
         others = _other_networks(ws, run)
         cols = st.columns(1 + len(others))
@@ -148,6 +147,7 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     source_text = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
     st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}")
     target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
+    st.session_state["last_prediction"] = target  # what the drawing is, as drawn: the label "Keep it" offers
     poke_controls(names[target])
     if probs[top] < UNSURE:
         st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "

@@ -107,6 +107,8 @@ def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
     while sure.inner_text() == before and time.time() < deadline:
         time.sleep(0.2)
     assert sure.inner_text() != before, before  # the prediction follows the moved drawing
+    label = page.get_by_test_id("stSelectbox").filter(has_text="This drawing is a")
+    assert label.locator("input").input_value() == "1"  # what was drawn, not what the poke made of it (a 9 here)
     page.get_by_role("button", name=re.compile(r"How robust is it\?")).click()
     chart = _chart(page, "Moved sideways")
     chart.wait_for(timeout=20000)
