@@ -184,6 +184,8 @@ def poke_controls(label: str) -> None:
         b.button("Reset", on_click=_reset_poke, width="stretch")
         if st.button(f"How robust is it? (your {label}, as drawn)", width="stretch"):
             st.session_state["poke_used"] = st.session_state["robust_open"] = True
+        if st.session_state.get("robust_open"):
+            st.caption("The curves are under the drawing.")  # on a phone, above this button
 
 
 def _reset_poke() -> None:
@@ -202,14 +204,13 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
     turns = [{"network": n, "turn": a, "probability": float(p)} for n in found.by_angle
              for a, p in zip(found.angles, found.by_angle[n])]
     y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None)
-    colour = alt.Color("network:N", title=None)
-    left, right = st.columns(2)
-    left.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+    colour = alt.Color("network:N", title=None)  # charts 300 high: Streamlit leaves the plot about 180 px
+    st.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
         x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
-        title=f"Moved sideways: the probability of {names[target]}", height=260), width="stretch")
-    right.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
+        title=f"Moved sideways: the probability of {names[target]}", height=300), width="stretch")
+    st.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
         x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
-        title=f"Turned: the probability of {names[target]}", height=260), width="stretch")
+        title=f"Turned: the probability of {names[target]}", height=300), width="stretch")
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
                                              "to see one that cares less where the digit is."))
 
@@ -300,8 +301,8 @@ def drawing_panel(ws, run) -> None:
     with right:
         source, rgba = latest_input(drawing, uploaded, upload_id)
         read = show_prediction(ws, run, rgba, source, answer_slot)
-    if read is not None and st.session_state.get("robust_open"):  # full width: the curves need the room
-        with st.container(border=True):
+    if read is not None and st.session_state.get("robust_open"):  # under the canvas, beside the poke sliders
+        with left.container(border=True):
             robustness_panel(ws, run, *read, class_names(run.config.dataset))
             if st.button("Hide the robustness curves"):
                 st.session_state["robust_open"] = False

@@ -116,6 +116,8 @@ def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
         "els => els.map(e => e.textContent)")
     assert len(ticks) >= 3 and "0" in ticks, ticks  # a real shift axis, not one column of dots
     assert _plot_height(chart) >= 120
+    drawn, curves = canvas.bounding_box(), chart.bounding_box()
+    assert curves["x"] < drawn["x"] + drawn["width"] and curves["y"] > drawn["y"]  # under the drawing, not far below
     page.get_by_text(re.compile(r"The dense network (still says 1|does not call it 1)")).wait_for(timeout=10000)
 
 
