@@ -36,14 +36,22 @@ def read_local(path):
 OFFLINE = os.environ.get("${env}")'''
 
 
-def code_cells(config: TrainConfig) -> list[str]:
-    """The Keras code that reproduces config, cell by cell, with only the lines the settings need."""
+def code_cells(config: TrainConfig, offline: bool = True) -> list[str]:
+    """The Keras code that reproduces config, cell by cell, with only the lines the settings need.
+
+    offline: add the marked cell that reads the data from MNIST_PATH when set (notebooks); without it, the data
+    comes from the download only, exactly as in the original notebook (the code shown on the page).
+    """
     module, env = DATASETS[config.dataset]
     imports = f"import keras\nfrom keras import layers\nfrom keras.datasets import {module}"
-    load = (f"if OFFLINE:  # see the offline cell above\n"
-            "    (train_images, train_labels), (test_images, test_labels) = read_local(OFFLINE)\nelse:\n"
-            f"    (train_images, train_labels), (test_images, test_labels) = {module}.load_data()")
-    cells = [imports, _OFFLINE.replace("${env}", env), load]
+    download = f"(train_images, train_labels), (test_images, test_labels) = {module}.load_data()"
+    if offline:
+        load = ("if OFFLINE:  # see the offline cell above\n"
+                "    (train_images, train_labels), (test_images, test_labels) = read_local(OFFLINE)\n"
+                f"else:\n    {download}")
+        cells = [imports, _OFFLINE.replace("${env}", env), load]
+    else:
+        cells = [imports, download]
     if config.seed:
         cells.append(f"keras.utils.set_random_seed({config.seed})  # same seed, same start")
     if config.train_size:
@@ -101,9 +109,9 @@ def _fit(config: TrainConfig) -> str:
             "            validation_data=(test_images, test_labels), callbacks=[stop_early])")
 
 
-def code_text(config: TrainConfig) -> str:
+def code_text(config: TrainConfig, offline: bool = True) -> str:
     """All cells as one script."""
-    return "\n\n".join(code_cells(config)) + "\n"
+    return "\n\n".join(code_cells(config, offline)) + "\n"
 
 
 def notebook(config: TrainConfig, run=None):

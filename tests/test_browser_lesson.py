@@ -64,6 +64,7 @@ def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(app_url, page, tm
     nbformat.validate(nb)
     assert "Run 1" in nb.cells[1].source and f"| {kept} |" in nb.cells[1].source  # the run's figures
     assert any("print(\"test_acc:\", test_acc)" in c.source for c in nb.cells)
+    assert "OFFLINE" not in code and any("OFFLINE = os.environ.get" in c.source for c in nb.cells)  # page: plain
 
 
 def test_the_running_loss_chart_and_the_label_chart_keep_their_height(app_url, page):

@@ -7,7 +7,7 @@ import sys
 import nbformat
 import pytest
 
-from mnist_model.config import TrainConfig
+from mnist_model.config import PRESETS, TrainConfig
 from mnist_model.notebook import code_text, notebook
 
 from conftest import ROOT, write_idx
@@ -23,6 +23,14 @@ def test_the_notebook_settings_give_the_notebook_code():
         assert line in code, line
     for extra in ("Dropout", "regularizer", "set_random_seed", "EarlyStopping", "permutation", "learning_rate"):
         assert extra not in code, extra
+
+
+def test_the_code_on_the_page_has_no_offline_helper_and_the_notebook_keeps_it():
+    shown, kept = code_text(PRESETS["Fix the overfitting"], offline=False), code_text(PRESETS["Fix the overfitting"])
+    assert "OFFLINE" not in shown and "read_idx" not in shown and shown.count("import numpy as np") == 1
+    assert shown.splitlines()[4] == "(train_images, train_labels), (test_images, test_labels) = mnist.load_data()"
+    assert "layers.Dropout(0.5)" in shown and shown.index("network = keras.Sequential") < 700  # the model, near the top
+    assert "OFFLINE = os.environ.get(\"MNIST_PATH\")" in kept
 
 
 def test_each_knob_adds_its_lines():
