@@ -154,10 +154,13 @@ def watch_it_learn(run) -> None:
     s = st.session_state
     if s.get("learn_run") != run.run_id:  # a new model starts at the end
         s["learn_run"], s["learn_epoch"], s["learn_playing"] = run.run_id, last, False
-    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames)
+    kept = run.best_epoch if run.best_epoch and run.best_epoch < last else None
+    if kept:
+        st.caption(f"Early stopping kept epoch {kept}: the epochs after it were trained, then set aside.")
+    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, kept)
 
 
-def _learning_frames(frames) -> None:
+def _learning_frames(frames, kept: int | None = None) -> None:
     s, last = st.session_state, len(frames) - 1
     if s.get("learn_playing"):
         if s["learn_epoch"] >= last:
@@ -177,7 +180,9 @@ def _learning_frames(frames) -> None:
     frame = frames[s["learn_epoch"]].astype(np.float32)  # (16, 784)
     if changes:
         frame = frame - frames[0].astype(np.float32)
-    when = "The random start" if s["learn_epoch"] == 0 else f"After epoch {s['learn_epoch']}"
+    when = "The random start" if s["learn_epoch"] == 0 else f"After epoch {s['learn_epoch']}" + (
+        " (the weights kept)" if s["learn_epoch"] == kept else " (set aside by early stopping)"
+        if kept and s["learn_epoch"] > kept else "")
     st.image(weight_sheet(frame.T, range(len(frame)), columns=16),
              caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
                                     "each unit's weights") + " (red positive, blue negative)")

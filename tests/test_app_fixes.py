@@ -125,6 +125,20 @@ def test_what_it_learned_shows_the_units_that_moved_most():
     assert any(b.label == "Play" for b in at.button)
 
 
+def test_watch_it_learn_marks_the_epoch_early_stopping_kept():
+    at = _page("pages/train.py")
+    for key, value in (("w_epochs", 40), ("w_train_size", 500), ("w_patience", 1)):
+        (at.select_slider if key == "w_train_size" else at.slider)(key=key).set_value(value).run()
+    _button(at, "Train").click().run()
+    _wait_idle(at)
+    at.switch_page("pages/explore.py").run()
+    kept = next(int(c.value.split()[4].rstrip(":")) for c in at.caption if c.value.startswith("Early stopping kept"))
+    images = " ".join(str(i.proto) for i in at.get("image"))
+    assert "set aside by early stopping" in images  # the last epoch shown first, after the kept one
+    at.slider(key="learn_epoch").set_value(kept).run()
+    assert "(the weights kept)" in " ".join(str(i.proto) for i in at.get("image"))
+
+
 def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
     at = _page("pages/train.py")
     at.slider(key="w_epochs").set_value(1).run()
