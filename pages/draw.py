@@ -179,8 +179,8 @@ def poke_controls(label: str) -> None:
         a.slider("Turn (degrees)", -30, 30, key="poke_angle", step=5)
         b.slider("Scale", 0.6, 1.4, key="poke_scale", step=0.1)
         a.select_slider("Strokes", (-2, -1, 0, 1, 2), key="poke_stroke",
-                        format_func=lambda v: {-2: "much thinner", -1: "thinner", 0: "as drawn", 1: "thicker",
-                                               2: "much thicker"}[v])
+                        format_func=lambda v: {-2: "thinnest", -1: "thinner", 0: "as drawn", 1: "thicker",
+                                               2: "thickest"}[v])
         b.button("Reset", on_click=_reset_poke, width="stretch")
         if st.button(f"How robust is it? (your {label}, as drawn)", width="stretch"):
             st.session_state["poke_used"] = st.session_state["robust_open"] = True

@@ -33,7 +33,8 @@ def lesson_plan(thing: str) -> None:
             ("pages/train.py", "2. Overfit on purpose", "Preset *Overfit on purpose*: few examples, many epochs; "
                                                        "see the training and test curves part."),
             ("pages/train.py", "3. Fix the overfitting", "Preset *Fix the overfitting*: dropout and early stopping "
-                                                        "on the same setup; the reading compares it with step 2. "
+                                                        "on the same setup; the test loss stops rising and the gap "
+                                                        "narrows (more examples narrow it most: step 5's lab). "
                                                         "*Show the code* gives the Keras code of each run."),
             ("pages/draw.py", "4. Draw", f"Draw {thing} and see what the network says; *Poke your drawing* moves "
                                         "and turns it: the dense network loses it, a CNN keeps it."),
