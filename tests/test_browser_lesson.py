@@ -85,7 +85,8 @@ def test_the_running_loss_chart_and_the_label_chart_keep_their_height(app_url, p
     deadline = time.time() + 30  # one loaded CI run read digit labels here at once: let the page settle first
     while "Ankle boot" not in " ".join(_y_labels(labels)) and time.time() < deadline:
         time.sleep(0.2)
-    assert _plot_height(labels) >= 100 and "Ankle boot" in " ".join(_y_labels(labels)), _y_labels(labels)
+    assert _plot_height(labels) >= 100 and "Ankle boot" in " ".join(_y_labels(labels)), (
+        _y_labels(labels), page.get_by_test_id("stSidebar").inner_text(), page.evaluate("document.cookie"))
 
 
 def test_poke_a_drawing_and_see_how_robust_it_is(app_url, page):
