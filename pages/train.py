@@ -79,6 +79,11 @@ def init_settings() -> None:
                 notices = from_query(st.session_state["link_settings"])[1]
         _apply(cfg)
         st.session_state["url_notices"] = notices
+    # Sent back with every run, so that a widget the browser redraws (seen under load while a training's panel
+    # ticks) takes the session's value instead of its default (Epochs 1, MNIST, dense).
+    last = _widget_values(st.session_state.get("config") or common.config())
+    for key in last:
+        st.session_state[key] = st.session_state[key] if key in st.session_state else last[key]
     for notice in st.session_state.pop("url_notices", []):
         st.warning(f"Link settings: {notice}")
 
