@@ -20,26 +20,34 @@ ACC_DROP = 0.01  # test accuracy this far below its best counts as falling
 
 def overfitting_grade(epochs: list[EpochMetrics]) -> tuple[str, dict]:
     """("none" | "slight" | "clear", the evidence) read from what matters: test loss rising from its lowest
-    and test accuracy falling from its best while the training loss keeps falling, and the size of the gap."""
+    and test accuracy falling from its best while the training loss keeps falling, and the size of the gap.
+
+    "clear" needs training accuracy more than GAP_WARN above test accuracy (memorising shows there); the grade never
+    gets milder as the last epoch's gap widens.
+    """
     if len(epochs) < 3:
         return "none", {}
     test_loss = np.array([m.test_loss for m in epochs])
     test_acc = np.array([m.test_accuracy for m in epochs])
     low, best = int(np.argmin(test_loss)), int(np.argmax(test_acc))
+    last_i = len(epochs) - 1
     last = epochs[-1]
     rise = test_loss[-1] / max(test_loss[low], 1e-9) - 1
     drop = test_acc[best] - test_acc[-1]
-    train_falling = last.loss < epochs[min(low, best)].loss  # training still improves after test stopped
+    # Training still improves after test stopped: after the lowest test loss, or (while that is the last epoch)
+    # after the best test accuracy; never judged against the best accuracy when the loss bottomed out later, or a
+    # lower last test accuracy could move the yardstick and soften the grade.
+    train_falling = last.loss < epochs[low if low < last_i else best].loss
     gap = last.accuracy - last.test_accuracy
     evidence = {"low_epoch": low + 1, "best_epoch": best + 1, "rise": float(rise), "drop": float(drop),
                 "gap": float(gap), "low_loss": float(test_loss[low]), "last_loss": float(test_loss[-1]),
-                "best_acc": float(test_acc[best])}
-    stalled = low < len(epochs) - 1 or best < len(epochs) - 1
+                "best_acc": float(test_acc[best]), "last_epoch": len(epochs)}
+    stalled = low < last_i or best < last_i
     if not train_falling or not stalled:
         return "none", evidence
-    if rise >= CLEAR_RISE or drop >= ACC_DROP or (gap >= CLEAR_GAP and rise >= SLIGHT_RISE):
+    if gap > GAP_WARN and (rise >= CLEAR_RISE or drop >= ACC_DROP or (gap >= CLEAR_GAP and rise >= SLIGHT_RISE)):
         return "clear", evidence
-    if rise >= SLIGHT_RISE or gap >= GAP_WARN:
+    if rise >= SLIGHT_RISE or drop >= ACC_DROP or gap > GAP_WARN:
         return "slight", evidence
     return "none", evidence
 
@@ -55,10 +63,34 @@ def reading_grade(epochs: list[EpochMetrics], best_epoch: int | None = None) -> 
     return grade
 
 
-def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None) -> str:
+def _gap_words(train: float, test: float) -> str:
+    """'a gap of 4.8 points', or 'test accuracy 17.5 points above training accuracy' for a negative gap."""
+    gap = round((train - test) * 100, 1)
+    if gap < 0:
+        return f"test accuracy {-gap:.1f} points above training accuracy"
+    return f"a gap of {abs(gap):.1f} points"
+
+
+def _behind(epochs: list[EpochMetrics], index: int, dropout: float) -> str:
+    """Why test accuracy can be above training accuracy, in the words that apply to epochs[index]."""
+    m = epochs[index]
+    reasons = []
+    if index == 0 or m.accuracy > epochs[index - 1].accuracy + RISE:
+        reasons.append("the training figure is averaged over the epoch, while the network was still learning, "
+                       "and the test figure is measured at its end")
+    if dropout:
+        reasons.append(f"dropout switches off {dropout:.0%} of the hidden units while training, which lowers the "
+                       "training figure, and the test figure is measured with all of them")
+    if not reasons:
+        reasons.append("these test images may simply be easier than the training images")
+    return "Test accuracy above training accuracy is no sign of trouble: " + "; and ".join(reasons) + "."
+
+
+def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None, dropout: float = 0.0) -> str:
     """A plain-language reading of one run's train and test curves, graded by how much it overfits.
 
     best_epoch: early stopping kept this epoch's weights (one-indexed); the reading is then of the kept model.
+    dropout: the run's dropout (0-0.5), which lowers the training figure; named when test accuracy is the higher.
     """
     if not epochs:
         return "No epoch has finished yet, so there are no curves to read."
@@ -68,39 +100,49 @@ def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None) -> st
         still = (f" Still, {gap * 100:.1f} points is a wide gap: early stopping keeps the test loss from rising, but "
                  "it cannot teach the network what it never saw. More training examples narrow the gap most (the "
                  "overfitting lab on Explore shows how much)." if gap >= CLEAR_GAP else "")
+        behind = " " + _behind(epochs, best_epoch - 1, dropout) if gap < -GAP_WARN else ""
+        words = _gap_words(kept.accuracy, kept.test_accuracy)
         return (f"Early stopping kept epoch {best_epoch}: its network gets {kept.accuracy:.1%} of the training images "
-                f"and {kept.test_accuracy:.1%} of the test images right (a gap of {gap * 100:.1f} points). The test "
-                f"loss was lowest there and did not improve in the {len(epochs) - best_epoch} epochs after it, while "
-                "the training loss kept falling: the network had started to memorise, and the weights from before "
-                "that are the ones kept." + still)
+                f"and {kept.test_accuracy:.1%} of the test images right ({words}). The test loss was lowest there and did not improve in the {len(epochs) - best_epoch} epochs after "
+                "it, while the training loss kept falling: the network had started to memorise, and the weights from "
+                "before that are the ones kept." + still + behind)
     last = epochs[-1]
     tr, te = last.accuracy, last.test_accuracy
     gap = tr - te
     head = (f"After {epochs_text(len(epochs))} the network gets {tr:.1%} of the training images "
-            f"and {te:.1%} of the test images right (a gap of {gap * 100:.1f} points). ")
+            f"and {te:.1%} of the test images right ({_gap_words(tr, te)}). ")
+    behind = [_behind(epochs, len(epochs) - 1, dropout)] if gap < -GAP_WARN else []
     grade, e = overfitting_grade(epochs)
     if grade == "clear":
-        signs = []
-        if e["rise"] >= SLIGHT_RISE:
-            signs.append(f"test loss has risen from {e['low_loss']:.2f} at epoch {e['low_epoch']} to "
-                         f"{e['last_loss']:.2f}")
-        if e["drop"] >= ACC_DROP:
-            signs.append(f"test accuracy fell from its best, {e['best_acc']:.1%} at epoch {e['best_epoch']}")
-        evidence = " and ".join(signs) or "test accuracy stopped improving"
         return head + (f"The network is clearly overfitting: it memorises the training images instead of learning "
-                       f"what makes a digit. While the training loss kept falling, {evidence}. "
+                       f"what makes a digit. While the training loss kept falling, {_signs(e)}. "
                        "Fewer epochs (or early stopping), more training examples, or dropout would help.")
     if grade == "slight":
-        return head + (f"It is starting to overfit: test loss has been lowest at epoch {e['low_epoch']} and is now "
-                       f"{e['rise']:.0%} higher, while the training loss still falls. A few more epochs would "
-                       "widen the gap; fewer would lose nothing.")
+        return head + " ".join([f"It is starting to overfit: while the training loss still falls, {_signs(e)}. "
+                                "A few more epochs would widen the gap; fewer would lose nothing."] + behind)
     if gap > GAP_WARN:
         return head + ("The network fits the training images better than new ones, but the test figures are still "
                        "improving: more training examples would narrow the gap.")
     if len(epochs) >= 2 and te > epochs[-2].test_accuracy + RISE:
-        return head + "Test accuracy was still rising in the last epoch: more epochs would probably help."
+        behind.append("Test accuracy was still rising in the last epoch: more epochs would probably help.")
+    if behind:
+        return head + " ".join(behind)
     return head + ("Training and test accuracy are close: the network recognises digits it has never seen "
                    "about as well as the ones it learned from.")
+
+
+def _signs(e: dict) -> str:
+    """The evidence of overfitting in words: 'test loss has risen from 0.30 at epoch 4 to 0.36'."""
+    signs = []
+    if e["rise"] >= SLIGHT_RISE:
+        signs.append(f"test loss has risen from {e['low_loss']:.2f} at epoch {e['low_epoch']} to {e['last_loss']:.2f}"
+                     f" ({e['rise']:.0%} higher)")
+    if e["drop"] >= ACC_DROP:
+        signs.append(f"test accuracy fell from its best, {e['best_acc']:.1%} at epoch {e['best_epoch']}")
+    if not signs:
+        signs.append(f"test loss stopped falling after epoch {e['low_epoch']}" if e["low_epoch"] < e["last_epoch"]
+                     else f"test accuracy stopped rising after epoch {e['best_epoch']}")
+    return " and ".join(signs)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -169,19 +211,38 @@ KNOB_WORDS = {  # field -> how to say its value in a sentence
 
 def compare_runs(previous, current) -> str | None:
     """One sentence when two runs differ in one knob (or two): 'With dropout 0.3 (instead of dropout 0) the gap fell
-    from 9.1 to 3.2 points, and test accuracy rose from 85.5% to 88.0%.' None otherwise."""
+    from 9.1 to 3.2 points, and test accuracy rose from 85.5% to 88.0%.' None otherwise.
+
+    Epochs are quoted as trained ('9 of 50 epochs' for a run stopped early), and a difference in epochs trained is
+    named even when another knob is the one that changed.
+    """
     if previous is None or current is None or previous.final is None or current.final is None:
         return None
     changed = current.config.differences(previous.config)
     if not 1 <= len(changed) <= 2 or "dataset" in changed:
         return None
-    now = " and ".join(KNOB_WORDS[k](getattr(current.config, k)) for k in changed)
-    before = " and ".join(KNOB_WORDS[k](getattr(previous.config, k)) for k in changed)
-    gap = _change("the gap", (previous.train_accuracy - previous.test_accuracy) * 100,
-                  (current.train_accuracy - current.test_accuracy) * 100, "{:.1f}", " points", 0.05)
+    now = " and ".join(_knob_words(current, k) for k in changed)
+    before = " and ".join(_knob_words(previous, k) for k in changed)
+    if "epochs" not in changed and len(current.epochs) != len(previous.epochs):
+        now += f", after {_knob_words(current, 'epochs')}"
+        before += f", after {_knob_words(previous, 'epochs')}"
+    gap_now = (current.train_accuracy - current.test_accuracy) * 100
+    gap = _change("the gap", (previous.train_accuracy - previous.test_accuracy) * 100, gap_now, "{:.1f}", " points",
+                  0.05)
+    if gap_now < -GAP_WARN * 100:
+        reason = "dropout lowers the training figure" if current.config.dropout else \
+            "the training figure is averaged over an epoch in which the network was still learning"
+        gap += f" (test accuracy above training accuracy: {reason})"
     test = _change("test accuracy", previous.test_accuracy, current.test_accuracy, "{:.1%}", "", 0.0005)
     loss = _change("test loss", previous.final.test_loss, current.final.test_loss, "{:.3f}", "", 0.0005)
     return f"With {now} (instead of {before}) {gap}, {test}, and {loss} ({previous.name} against {current.name})."
+
+
+def _knob_words(run, knob: str) -> str:
+    """A knob's value in words; epochs as trained ('9 of 50 epochs'), not as planned."""
+    if knob == "epochs":
+        return epochs_text(run.config.epochs, len(run.epochs))
+    return KNOB_WORDS[knob](getattr(run.config, knob))
 
 
 def _change(what: str, before: float, after: float, fmt: str, unit: str, noise: float) -> str:
