@@ -182,14 +182,16 @@ class RayExecutor(QueueExecutor):
         self._connected = threading.Event()
         self._connect_lock = threading.Lock()
         self._connect_error: Exception | None = None
+        self._owner: threading.Thread | None = None
         super().__init__([_RaySlot(i, self) for i in range(slots)])
 
     def connect(self) -> None:
         """Join the cluster (or start a local one) once; later calls wait for that."""
         with self._connect_lock:
-            if not self._connected.is_set() and self._connect_error is None:
+            if self._owner is None:  # once: slots warm and take jobs on threads of their own, at the same time
                 # Ray ties the processes it starts to the thread that started them: use one that lives on.
-                threading.Thread(target=self._own_ray, daemon=True, name="ray-owner").start()
+                self._owner = threading.Thread(target=self._own_ray, daemon=True, name="ray-owner")
+                self._owner.start()
         if not self._connected.wait(START_TIMEOUT_S):
             raise RuntimeError("the Ray cluster did not answer")
         if self._connect_error is not None:

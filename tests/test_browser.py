@@ -173,10 +173,12 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_train_and_stop_then_draw_with_each_executor(executor, tmp_path, page):
-    """The same pages, whichever executor trains: Stop keeps the model, and Draw uses it."""
+    """The same pages, whichever executor trains (Ray with 2 slots, as the README's recipe has more): Stop keeps the
+    model, and Draw uses it."""
     if executor == "ray":
         pytest.importorskip("ray")
-    proc, url = appserver.start(tmp_path / "server.log", MNIST_LIVE_EXECUTOR=executor)
+    proc, url = appserver.start(tmp_path / "server.log", MNIST_LIVE_EXECUTOR=executor,
+                                MNIST_LIVE_TRAINING_SLOTS="2" if executor == "ray" else "1")
     try:
         _open(page, url, "Train", "?epochs=40&batch_size=16&architecture=cnn")
         page.get_by_role("button", name="Train", exact=True).click()
