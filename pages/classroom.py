@@ -228,6 +228,7 @@ def join_or_start(ws) -> None:
                 st.rerun()
 
 
+common.through_the_app()
 st.title("Class")
 workspace = common.workspace()
 taught, member = workspace.teaching(), workspace.membership()

@@ -25,6 +25,22 @@ PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after th
 THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
 
 
+# ---------------------------------------------------------------- routing
+
+def through_the_app() -> None:
+    """Every page's first call: a page that Streamlit ran straight from the pages/ folder is run again through
+    app.py's navigation.
+
+    Until some script has called st.navigation, Streamlit treats pages/ as a folder of pages (its first multipage
+    API): a deep link that is a fresh server's first request ran pages/train.py bare, with the raw file list in the
+    sidebar and no workspace. Turning that off and rerunning routes it like any later request.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 # ---------------------------------------------------------------- server-wide, read-only or services
 
 @st.cache_resource(show_spinner="Loading the dataset (once per server)...")
@@ -344,3 +360,7 @@ def _freeze_import_time_objects() -> None:
 
 
 _freeze_import_time_objects()
+
+
+if __name__ == "__main__":  # run as a page (see through_the_app): this module is never one
+    through_the_app()

@@ -311,6 +311,7 @@ def drawing_panel(ws, run) -> None:
         keep_drawing_controls(ws)
 
 
+common.through_the_app()
 workspace = common.workspace()
 model = workspace.model_run()
 st.title(f"Draw {THING[model.config.dataset if model else common.config().dataset]}")

@@ -255,6 +255,7 @@ def _sweep_progress() -> None:
         st.progress(snap.fraction, text=f"{j.label}: {snap.message}")
 
 
+common.through_the_app()
 st.title("Explore")
 workspace = common.workspace()
 run = workspace.model_run()

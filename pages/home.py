@@ -81,6 +81,7 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
         tooltip=["label", "train images"]).properties(height=300)
 
 
+common.through_the_app()
 dataset_name = common.config().dataset
 story(common.THING[dataset_name])
 lesson_plan(common.THING[dataset_name])

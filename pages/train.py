@@ -355,6 +355,7 @@ def runs_table(ws) -> None:
                 st.rerun()
 
 
+common.through_the_app()
 st.title("Train the network")
 workspace = common.workspace()
 init_settings()

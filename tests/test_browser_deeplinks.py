@@ -1,0 +1,43 @@
+"""Every page URL, with and without settings, as the first request of a fresh server: the app routes it (five pages
+in the sidebar, never the raw pages/ folder, the workspace panel, the page's own content)."""
+import os
+import shutil
+
+import pytest
+
+import appserver
+
+CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
+PAGES = ["Home", "Train", "Draw", "Explore", "Class"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.mark.parametrize("path, shows", [
+    ("/train?epochs=3", "Train the network"),
+    ("/draw", "Draw a digit"),
+    ("/explore", "Explore"),
+    ("/class?join=ABCDEF", "Class"),
+    ("/home", "Lesson plan"),
+    ("/common", "Lesson plan"),  # a helper module is never a page: the app's home page instead
+])
+def test_a_deep_link_as_a_fresh_servers_first_request(path, shows, tmp_path, page):
+    proc, url = appserver.start(tmp_path / "server.log")
+    try:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(url + path)  # at once: the server has answered on its port, no page has run yet
+        page.get_by_role("heading", name=shows).first.wait_for(timeout=90000) if shows != "Lesson plan" else \
+            page.get_by_text(shows).first.wait_for(timeout=90000)
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60000)
+        nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
+        assert [nav.nth(i).inner_text().split("\n")[-1].strip() for i in range(nav.count())] == PAGES
+        page.get_by_text("Your workspace").wait_for(timeout=10000)
+        assert page.title() == "MNIST Live" or page.title().endswith("MNIST Live")
+        if "epochs=3" in path:
+            slider = page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider")
+            assert slider.get_attribute("aria-valuetext") == "3"
+    finally:
+        appserver.stop(proc)
+    log = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
