@@ -99,6 +99,6 @@ class NoveltyCheck:
     def describe(self) -> str:
         """What the check is based on, in two sentences."""
         return (f"The check compares where the picture's strokes run, and in which direction, with "
-                f"{len(self.refs):,} of the training {self.noun}, and measures how far it is from the {NEIGHBOURS} most alike. A picture "
-                f"further from them than {PERCENTILE:g}% of real {self.noun} are is flagged: it never asks the network, "
-                "so it works however sure the network claims to be.")
+                f"{len(self.refs):,} of the training {self.noun}, and measures how far it is from the {NEIGHBOURS} "
+                f"most alike. A picture further from them than {PERCENTILE:g}% of real {self.noun} are is flagged: it "
+                "never asks the network, so it works however sure the network claims to be.")
