@@ -36,9 +36,10 @@ def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndar
     return big
 
 
-def diverging(weights: np.ndarray, scale: int = 3) -> np.ndarray:
-    """(h, w) weights -> (h*scale, w*scale, 3) RGB image: red positive, blue negative, white zero."""
-    w = weights / (np.abs(weights).max() or 1)
+def diverging(weights: np.ndarray, scale: int = 3, top: float | None = None) -> np.ndarray:
+    """(h, w) weights -> (h*scale, w*scale, 3) RGB image: red positive, blue negative, white zero; full colour at
+    top (default: the largest magnitude in weights)."""
+    w = np.clip(weights / (top or np.abs(weights).max() or 1), -1, 1)
     rgb = np.ones(w.shape + (3,), np.float32)
     rgb[..., 1] -= np.abs(w)
     rgb[..., 0] -= np.clip(-w, 0, 1)
@@ -46,9 +47,11 @@ def diverging(weights: np.ndarray, scale: int = 3) -> np.ndarray:
     return np.kron((rgb * 255).astype(np.uint8), np.ones((scale, scale, 1), np.uint8))
 
 
-def weight_sheet(w1: np.ndarray, units, columns: int = 16) -> np.ndarray:
-    """Several hidden units' incoming weights as one picture."""
-    tiles = [np.pad(diverging(w1[:, u].reshape(28, 28)), ((2, 2), (2, 2), (0, 0)), constant_values=255)
-             for u in units]
+def weight_sheet(w1: np.ndarray, units, columns: int = 16, tops=None) -> np.ndarray:
+    """Several hidden units' incoming weights (w1: (784, units)) as one picture; tops: each tile's full-colour
+    magnitude (default: its own largest), so that frames of one unit over time share a scale."""
+    tops = list(tops) if tops is not None else [None] * len(units)
+    tiles = [np.pad(diverging(w1[:, u].reshape(28, 28), top=top), ((2, 2), (2, 2), (0, 0)), constant_values=255)
+             for u, top in zip(units, tops)]
     tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)
     return np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])

@@ -93,6 +93,16 @@ class Run:
         """Arrays beyond the model: first-layer snapshots per epoch and the most-moved units (dense networks)."""
         return self._array("extras") or {}
 
+    def first_layer_change(self) -> np.ndarray | None:
+        """(784, units) float32: what training changed in the dense network's first layer (its weights minus their
+        random start), or None for a CNN or a run saved without its start. The raw weights are mostly that noise."""
+        if self.architecture != "dense" or "initial_kernel" not in self.extras:
+            return None
+        start = self.extras["initial_kernel"]
+        if start.shape != self.weights[0].shape:
+            return None
+        return self.weights[0] - start.astype(np.float32)
+
     @property
     def early_stop_note(self) -> str:
         """'stopped early at epoch 7, kept epoch 4' (or '' when early stopping did not act)."""

@@ -53,7 +53,8 @@ class FirstLayerWatch:
     def summary(self, kernel: np.ndarray) -> dict:
         """Arrays kept with the run: the snapshot frames, and the units that moved most with their start."""
         moved = most_moved(self.initial, kernel, MOVED_UNITS)
-        out = {"moved_units": moved.astype(np.int32), "moved_initial": self.initial[:, moved].T.astype(np.float16)}
+        out = {"moved_units": moved.astype(np.int32), "moved_initial": self.initial[:, moved].T.astype(np.float16),
+               "initial_kernel": self.initial.astype(np.float16)}  # every unit's start: any tile shows its change
         if self.units is not None:
             out.update(snapshot_units=self.units.astype(np.int32), snapshot_frames=np.stack(self.frames))
         return out

@@ -10,6 +10,7 @@ from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_s
 from pages import common
 
 UNITS_SHOWN = 64  # hidden units in the weights grid
+VOTE_IMAGES = 500  # test images on which a deeper network's unit votes are measured
 PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
 
 
@@ -105,32 +106,42 @@ def learned(ws, run, ds) -> None:
                  for k in range(kernels.shape[-1])]
         st.image(np.vstack([np.hstack(tiles[i:i + 16]) for i in range(0, 32, 16)]))
         return
-    w1, w2 = run.weights[0], run.weights[2]
+    w1 = run.weights[0]
     extras = run.extras
+    change = run.first_layer_change()  # None for runs saved before every unit's start was kept
     st.markdown("Each hidden unit looks at the image through 784 weights, one per pixel. Training starts them as "
                 "random noise; what it changed shows the strokes a unit learned to look for: **red** pixels now push "
                 "it to fire, **blue** pixels hold it back (each tile on its own scale, white is no change).")
     if "moved_units" in extras:
         units = [int(u) for u in extras["moved_units"][:UNITS_SHOWN]]
-        change = w1[:, units] - extras["moved_initial"][:len(units)].astype(np.float32).T
-        st.image(weight_sheet(change, range(len(units))),
+        moved = w1[:, units] - extras["moved_initial"][:len(units)].astype(np.float32).T
+        st.image(weight_sheet(moved, range(len(units))),
                  caption=f"The {len(units)} of {w1.shape[1]} hidden units whose weights moved most from their start: "
                          "what training changed")
         watch_it_learn(run)
     else:  # a run from before the snapshots: rank the units by how strongly they vote
-        influence = np.linalg.norm(w2, axis=1)
+        influence = np.linalg.norm(run.weights[2], axis=1)
         units = [int(u) for u in np.argsort(-influence)[:UNITS_SHOWN]]
-        st.image(weight_sheet(w1, units), caption=f"The {len(units)} most influential of {w1.shape[1]} hidden units' "
-                                                  "weights")
+        st.image(weight_sheet(_inked_only(w1, ds), units), caption=f"The {len(units)} most influential of "
+                 f"{w1.shape[1]} hidden units' weights (pixels no training image uses left white)")
+    shown = change if change is not None else _inked_only(w1, ds)
+    what = "what training changed in its weights" if change is not None else "its weights"
     st.markdown("**One unit**")
     unit = st.number_input("Look at one unit", 0, w1.shape[1] - 1, int(units[0]))
     a, b = st.columns(2)
-    a.image(diverging(w1[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: its weights")
-    votes = pd.DataFrame({"label": list(ds.class_names), "weight": w2[unit]})
+    a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: {what}")
+    layers = len(run.weights) // 2 - 1
+    votes = pd.DataFrame({"label": list(ds.class_names),
+                          "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
+    title = f"When unit {unit} fires, it votes for..." if layers == 1 else \
+        f"When unit {unit} fires, each score moves (through {layers - 1} more hidden layer{'s' * (layers > 2)})"
     b.altair_chart(alt.Chart(votes).mark_bar().encode(
-        x=alt.X("label:N", sort=None), y="weight:Q",
+        x=alt.X("label:N", sort=None), y=alt.Y("weight:Q", title="vote" if layers == 1 else "score change"),
         color=alt.condition("datum.weight > 0", alt.value("#d62728"), alt.value("#1f77b4"))).properties(
-        title=f"When unit {unit} fires, it votes for...", height=240), width="stretch")
+        title=title, height=240), width="stretch")
+    if layers > 1:
+        b.caption(f"Measured on {VOTE_IMAGES} test images: each score's change, per unit of this unit's firing, "
+                  "when it is switched off where it fires.")
     drawing = ws.last_drawing
     st.subheader("Your last drawing")
     if drawing is None:
@@ -140,8 +151,13 @@ def learned(ws, run, ds) -> None:
     top = np.argsort(-act)[:8]
     c = st.columns([1, 4])
     c[0].image(pixels_image(drawing, 4), caption="what the network saw")
-    c[1].image(weight_sheet(w1, top, columns=8),
+    c[1].image(weight_sheet(shown, top, columns=8),
                caption="The 8 units your drawing made fire most: " + ", ".join(f"#{u} ({act[u]:.1f})" for u in top))
+
+
+def _inked_only(w1: np.ndarray, ds) -> np.ndarray:
+    """(784, units) weights with the pixels that no training image inks set to 0: those never trained (noise)."""
+    return w1 * (ds.x_train.reshape(len(ds.x_train), -1).max(axis=0) > 0)[:, None]
 
 
 def watch_it_learn(run) -> None:
@@ -177,13 +193,15 @@ def _learning_frames(frames, kept: int | None = None) -> None:
     changes = st.toggle("Show what training changed", value=True, key="learn_changes",
                         help="On: each weight minus its random start, so the learned strokes grow out of nothing. "
                              "Off: the weights themselves, which start as random noise.")
-    frame = frames[s["learn_epoch"]].astype(np.float32)  # (16, 784)
+    every = frames.astype(np.float32)  # (epochs + 1, 16, 784)
     if changes:
-        frame = frame - frames[0].astype(np.float32)
+        every = every - every[:1]
+    frame = every[s["learn_epoch"]]
+    tops = np.abs(every).max(axis=(0, 2))  # one scale per unit over all epochs: strokes grow, noise stays faint
     when = "The random start" if s["learn_epoch"] == 0 else f"After epoch {s['learn_epoch']}" + (
         " (the weights kept)" if s["learn_epoch"] == kept else " (set aside by early stopping)"
         if kept and s["learn_epoch"] > kept else "")
-    st.image(weight_sheet(frame.T, range(len(frame)), columns=16),
+    st.image(weight_sheet(frame.T, range(len(frame)), columns=16, tops=tops),
              caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
                                     "each unit's weights") + " (red positive, blue negative)")
 
