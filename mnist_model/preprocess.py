@@ -19,6 +19,13 @@ MIN_EXTENT = 0.04  # drawings smaller than this fraction of the canvas's longer 
 MAX_SIDE = 4096  # larger canvases are refused rather than processed slowly
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 25_000_000
+LIGHT_SIDE = 160  # the paper's lighting is estimated at this size (longer side), where it is smooth and quick
+PAPER_WINDOW = 1 / 8  # of the longer side: strokes narrower than this are ink, anything wider is the paper's light
+STRONG_INK = 0.35  # darker than the paper around it by this fraction: a stroke (or the table beyond the paper)
+FAINT_INK = 0.06  # darker by this fraction: part of a shadow or the paper's edge if joined to the picture's edge
+NOT_PAPER = 0.45  # lit less than this fraction of the page's best-lit paper: not paper
+PAPER_NOISE = 0.15  # pixels less than this much darker than their paper are never ink
+STROKE_WINDOW = 2.5  # the paper's light is estimated over windows this many stroke widths wide
 
 
 def _border(a: np.ndarray) -> np.ndarray:
@@ -42,14 +49,73 @@ def _ink(image: np.ndarray) -> np.ndarray:
         if alpha is not None and alpha.min() < 255:  # Composite onto black; an opaque canvas is unchanged.
             gray *= alpha / np.float32(255)
         background = float(np.median(_border(gray)))
-        ink = 255.0 - gray if background > 127 else gray  # Dark ink on a light page: invert.
-        ink -= min(255.0 - background if background > 127 else background, 254.0)
+        if background > 127 or np.median(gray) > 127:  # a shadow or the table can darken a photo's edges
+            ink = _paper_ink(gray)  # Dark ink on a light page (a photo, or a light canvas).
+        else:
+            ink = gray
+            ink -= min(background, 254.0)
     top = float(ink.max())
     if top <= 0:
         return np.zeros(image.shape[:2], np.float32)
     ink *= np.float32(1 / top)
     ink[ink < INK_THRESHOLD] = 0
     return ink
+
+
+def _paper_light(small: np.ndarray, k: int) -> np.ndarray:
+    """Closing: the brightest pixel near each point, then the darkest of those: strokes narrower than k go, the
+    light's shape (gradients, shadows wider than k) stays."""
+    return _rank_filter(_rank_filter(small, k, np.maximum, "edge"), k, np.minimum, "edge")
+
+
+def _paper_ink(gray: np.ndarray) -> np.ndarray:
+    """(H, W) float32 gray of dark ink on light paper -> (H, W) float32 ink >= 0: how much darker than the paper
+    around it each pixel is, so that a lighting gradient, a shadow or the table beyond the paper is not ink."""
+    h, w = gray.shape
+    scale = min(1.0, LIGHT_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(gray, mode="F").resize(size, Image.Resampling.BOX))
+    k = max(3, round(max(size) * PAPER_WINDOW)) | 1
+    dark = 1 - small / np.maximum(_paper_light(small, k), 1)
+    # A window just wider than the strokes follows a shadow's edge closely; measured on the strokes away from the edge.
+    strokes = (dark > STRONG_INK) & ~_from_the_edge(dark > STRONG_INK)
+    if strokes.any():
+        k = min(k, max(3, round(STROKE_WINDOW * _stroke_width(strokes.astype(np.float32)))) | 1)
+    light = _paper_light(small, k)
+    dark = 1 - small / np.maximum(light, 1)
+    # Dark and joined to the picture's edge: a shadow, or the table beyond the paper. Grown through faint pixels and
+    # through strong ones only where those touch the edge themselves, so a stroke next to a shadow stays.
+    strong = dark > STRONG_INK
+    edge = _from_the_edge(strong)
+    edge |= _from_the_edge((dark > FAINT_INK) & (~strong | edge))
+    if not edge.any() or (dark > STRONG_INK).sum() <= (edge & strong).sum():
+        edge[:] = False  # Everything dark touches the edge: a digit drawn to the paper's edge, kept.
+    # Lit far less than the page and joined to the edge: the table beyond the paper, however wide.
+    edge |= _from_the_edge(light < NOT_PAPER * np.percentile(light, 90))
+    edge = _rank_filter(edge.astype(np.float32), 5, np.maximum) > 0  # the upscaling blurs its boundary
+    light = np.asarray(Image.fromarray(light, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    ink = 1 - gray / np.maximum(light, 1)
+    ink[np.asarray(Image.fromarray(edge).resize((w, h), Image.Resampling.NEAREST))] = 0
+    ink[ink < PAPER_NOISE] = 0  # the grain of paper, camera noise and JPEG blocks
+    p = np.pad(ink > 0, 1)
+    neighbours = sum(p[1 + dy: p.shape[0] - 1 + dy, 1 + dx: p.shape[1] - 1 + dx].astype(np.uint8)
+                     for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    ink[neighbours < 4] = 0  # specks of noise; a stroke's pixels have inked neighbours
+    return ink
+
+
+def _from_the_edge(mask: np.ndarray) -> np.ndarray:
+    """The parts of a (H, W) bool mask joined (8-connected) to the outermost ring of pixels."""
+    grown = np.zeros_like(mask)
+    grown[0], grown[-1], grown[:, 0], grown[:, -1] = mask[0], mask[-1], mask[:, 0], mask[:, -1]
+    while True:
+        p = np.pad(grown, 1)
+        step = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:] | p[:-2, :-2] | p[:-2, 2:] | \
+            p[2:, :-2] | p[2:, 2:]
+        step &= mask
+        if np.array_equal(step, grown):
+            return grown
+        grown = step
 
 
 def _stroke_width(ink: np.ndarray) -> float:
@@ -60,12 +126,12 @@ def _stroke_width(ink: np.ndarray) -> float:
     return 2.0 * b.sum() / max(int((b & ~inner).sum()), 1)
 
 
-def _rank_filter(img: np.ndarray, k: int, op) -> np.ndarray:
-    """Separable k x k max (dilate) or min (erode) filter, edges padded with zeros."""
+def _rank_filter(img: np.ndarray, k: int, op, mode: str = "constant") -> np.ndarray:
+    """Separable k x k max (dilate) or min (erode) filter, edges padded with zeros (or, mode="edge", repeated)."""
     r = k // 2
     out = img
     for axis in (0, 1):
-        padded = np.pad(out, [(r, k - 1 - r) if a == axis else (0, 0) for a in (0, 1)])
+        padded = np.pad(out, [(r, k - 1 - r) if a == axis else (0, 0) for a in (0, 1)], mode=mode)
         n = out.shape[axis]
         out = op.reduce([np.take(padded, range(i, i + n), axis=axis) for i in range(k)], axis=0)
     return out

@@ -163,3 +163,78 @@ def test_animated_png_and_decompression_bomb_are_refused():
     assert len(bomb) < 200_000
     with pytest.raises(InputError, match="megapixels|decompression bomb"):
         decode_upload(bomb)
+
+
+# ---------------------------------------------------------------- photos of paper
+
+def _photo(digit, rng, lighting=True, size=(600, 800)):
+    """A (28, 28) uint8 MNIST digit written dark on light paper and photographed as JPEG: with lighting, a light
+    gradient, a soft shadow along one side and the dark table beyond the paper's edge along another, and noise.
+    Returns the JPEG and (H, W) masks of where the shadow and the table are."""
+    w, h = size
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    side = int(rng.uniform(380, 460))
+    ink = np.zeros((h, w), np.float32)
+    top, left = int(rng.uniform(150, h - side - 150)), int(rng.uniform(70, w - side - 70))
+    ink[top:top + side, left:left + side] = np.asarray(Image.fromarray(digit).resize((side, side),
+                                                                                      Image.Resampling.BILINEAR)) / 255
+    img = rng.uniform(200, 235) * (1 - 0.75 * ink)
+    shadow, table = np.zeros((h, w), bool), np.zeros((h, w), bool)
+    if lighting:
+        angle = rng.uniform(0, 2 * np.pi)
+        img *= 1 + 0.3 * (np.cos(angle) * (xx / w - 0.5) + np.sin(angle) * (yy / h - 0.5))  # +-15% across the page
+        width, soft, where = rng.uniform(60, 110), rng.uniform(15, 35), rng.integers(4)
+        dist = [xx, w - 1 - xx, yy, h - 1 - yy][where]
+        img *= 1 - 0.45 / (1 + np.exp((dist - width) / soft))  # the shadow is 45% darker at the edge
+        shadow = dist < width
+        table = [yy, h - 1 - yy, xx, w - 1 - xx][where] < rng.uniform(25, 45) + 6 * np.sin((xx + yy) / 37)
+        img = np.where(table, rng.uniform(50, 90), img)
+    img = img + rng.normal(0, 4 if lighting else 2, img.shape)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(np.stack([img, img * 0.98, img * 0.93], -1), 0, 255).astype(np.uint8)).save(
+        out, format="JPEG", quality=80)
+    return out.getvalue(), shadow, table
+
+
+def _numpy_predictor(x, y, hidden=64, epochs=10, seed=0):
+    """A 784-hidden-10 network trained in NumPy in about a second (plain SGD): a Predictor to read photos with."""
+    rng = np.random.default_rng(seed)
+    x = x.reshape(len(x), -1).astype(np.float32) / 255
+    w1 = rng.normal(0, np.sqrt(2 / 784), (784, hidden)).astype(np.float32)
+    w2 = rng.normal(0, np.sqrt(1 / hidden), (hidden, 10)).astype(np.float32)
+    b1, b2 = np.zeros(hidden, np.float32), np.zeros(10, np.float32)
+    onehot = np.eye(10, dtype=np.float32)[y]
+    for _ in range(epochs):
+        for batch in np.array_split(rng.permutation(len(x)), len(x) // 32):
+            h = np.maximum(x[batch] @ w1 + b1, 0)
+            z = h @ w2 + b2
+            p = np.exp(z - z.max(1, keepdims=True))
+            g = (p / p.sum(1, keepdims=True) - onehot[batch]) / len(batch)
+            gh = (g @ w2.T) * (h > 0)
+            w2 -= 0.1 * h.T @ g
+            b2 -= 0.1 * g.sum(0)
+            w1 -= 0.1 * x[batch].T @ gh
+            b1 -= 0.1 * gh.sum(0)
+    return Predictor(architecture="dense", weights=[w1, b1, w2, b2])
+
+
+def test_a_shadow_a_light_gradient_and_the_paper_edge_do_not_become_ink(sample):
+    """The issue's photo: a clear 3 read as a 7 because the shadow along the paper's edge became a bar."""
+    from mnist_model.preprocess import _ink
+    predict = _numpy_predictor(sample.x_train, sample.y_train)
+    rng = np.random.default_rng(0)
+    similarity, same, shadow_ink = [], [], []
+    for i in range(12):
+        digit = sample.x_test[i]
+        data, shadow, table = _photo(digit, rng)
+        clean, _, _ = _photo(digit, np.random.default_rng(100 + i), lighting=False)
+        photo, ref = decode_upload(data), canvas_to_mnist(decode_upload(clean))
+        img = canvas_to_mnist(photo)
+        similarity.append(np.corrcoef(img.ravel(), ref.ravel())[0, 1])
+        shadow_ink.append(float(_ink(photo)[shadow | table].max()))
+        same.append(predict(img).argmax() == predict(ref).argmax())
+    print(f"similarity to the clean photo {np.round(similarity, 3)}, ink where the shadow and table were "
+          f"{np.round(shadow_ink, 2)}, same digit read {np.mean(same):.0%}")
+    assert min(similarity) > 0.9 and max(shadow_ink) == 0  # measured 0.988 and 0 (before: 0.08-0.70, 0.34-1.0)
+    assert np.mean(same) >= 11 / 12  # measured 12 of 12 (before: 1 of 12)
+
