@@ -19,9 +19,10 @@ common.lab()  # the first page view of the server starts the training workers wa
 workspace = common.workspace()
 common.remember_link_settings()
 workspace.note_presence()
-common.sidebar(workspace, page.url_path)
+status = common.sidebar(workspace, page.url_path)
 common.show_notices(workspace)
 try:
     page.run()
 except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
     st.error(str(exc))
+common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun

@@ -278,32 +278,55 @@ def load_or_explain(name: str) -> Dataset | None:
         return None
 
 
-def sidebar(ws: Workspace, page_name: str = "") -> None:
-    """Which model (and its data) is in use, whether a training runs, and the workspace's controls."""
+def sidebar(ws: Workspace, page_name: str = ""):
+    """The sidebar's workspace controls; returns the slot at its top that sidebar_status fills once the page has
+    run (so that it shows the model the page chose in this very rerun)."""
     with st.sidebar:
-        run = ws.model_run()
-        if run is not None:
-            st.caption(f"**Data:** {run.dataset}")
-            st.caption(f"**Model:** {run.label}")
-        else:
-            cfg = config()
-            try:
-                st.caption(f"**Data:** {dataset(cfg.dataset).title}")
-            except MnistLiveError:
-                st.caption(f"**Data:** {cfg.dataset} (not available)")
-            st.caption("**Model:** none yet - train one")
-        member = ws.membership()
-        if member is not None:
-            st.caption(f"**Class:** {member.code}" + (" (ended)" if member.ended else ""))
-        elif (taught := ws.teaching()) is not None and not taught.ended:
-            st.caption(f"**Class:** {taught.code} (you teach it)")
-        for job in ws.jobs()[:1]:
-            snap = job.snapshot()
-            where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
-            st.caption(f"**Training:** {job.label} {snap.state.value}{where}")
+        slot = st.empty()
         workspace_panel(ws)
         remember_workspace(ws)
         close_sidebar_after_navigation(page_name)
+    return slot
+
+
+STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
+
+
+def sidebar_status(ws: Workspace, slot) -> None:
+    """Which model (and its data) is in use, the class, and the training's state, drawn after the page ran; while
+    a training runs or waits it follows it."""
+    with slot.container():
+        busy = bool(ws.jobs())
+        st.fragment(_status, run_every=STATUS_POLL_S if busy else None)(ws, busy)
+
+
+def _status(ws: Workspace, was_busy: bool) -> None:
+    run = ws.model_run()
+    if run is not None:
+        st.caption(f"**Data:** {run.dataset}")
+        st.caption(f"**Model:** {run.label}")
+    else:
+        cfg = config()
+        try:
+            st.caption(f"**Data:** {dataset(cfg.dataset).title}")
+        except MnistLiveError:
+            st.caption(f"**Data:** {cfg.dataset} (not available)")
+        st.caption("**Model:** none yet - train one")
+    member = ws.membership()
+    if member is not None:
+        st.caption(f"**Class:** {member.code}" + (" (ended)" if member.ended else ""))
+    elif (taught := ws.teaching()) is not None and not taught.ended:
+        st.caption(f"**Class:** {taught.code} (you teach it)")
+    jobs = ws.jobs()
+    for job in jobs[:1]:
+        snap = job.snapshot()
+        if snap.state.value == "running" and snap.batch:
+            st.caption(f"**Training:** {job.label}, epoch {snap.batch.epoch}/{snap.batch.epochs}")
+        else:
+            where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
+            st.caption(f"**Training:** {job.label} {snap.state.value}{where}")
+    if was_busy and not jobs:
+        st.rerun()  # it ended: the whole page, whose fragments (and this one) then stop ticking
 
 
 # ---------------------------------------------------------------- charts

@@ -22,6 +22,7 @@ QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
 NETWORK_NAMES = {"dense": "Dense network", "cnn": "CNN"}
 THING = common.THING
 PLACEHOLDER = "–"  # the Prediction metric before the first stroke
+TOOLBAR_GAP_PX = 36  # room above the canvas for its hover toolbar (it covered the first network's "99% sure")
 POKE_DEFAULTS = {"dx": 0, "dy": 0, "angle": 0, "scale": 1.0, "stroke": 0}  # a drawing as drawn
 
 
@@ -76,11 +77,15 @@ def canvas_image():
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", update_streamlit=True,
                        return_image_data=True, key=f"canvas_{n}")
     a, b = st.columns([1, 2], vertical_alignment="bottom")
-    if a.button("Clear", key="clear_canvas"):
-        st.session_state["canvas_n"] = n + 1  # a new key mounts an empty canvas
-        st.rerun(scope="fragment")
+    # A callback, before the fragment reruns: that run draws only the new canvas (a rerun from inside the run drew
+    # the old one first, and the page held two canvases for a moment).
+    a.button("Clear", key="clear_canvas", on_click=_clear_canvas)
     b.slider("Pen width", 8, 40, 20, key="pen_width")
     return result.image_data if result is not None else None
+
+
+def _clear_canvas() -> None:
+    st.session_state["canvas_n"] = st.session_state.get("canvas_n", 0) + 1  # a new key mounts an empty canvas
 
 
 def upload_image(thing: str):
@@ -123,23 +128,18 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
         st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it.")
         return
     drawn = image
-    for key, value in POKE_DEFAULTS.items():  # the sliders start where the drawing is untouched
-        st.session_state.setdefault(f"poke_{key}", value)
-    image = poke(image, **{k: st.session_state[f"poke_{k}"] for k in POKE_DEFAULTS})
+    image = poke(image, **poke_settings())
     probs = common.predictor(run)(image[None])[0]
     elapsed_ms = (time.perf_counter() - t0) * 1000
     ws.last_drawing = image
     order = np.argsort(-probs)
     top, second = int(order[0]), int(order[1])
-    with answer_slot.container():
-        others = _other_networks(ws, run)
-        cols = st.columns(1 + len(others))
-        label = "Prediction" if not others else f"Prediction ({NETWORK_NAMES[run.architecture]})"
-        cols[0].metric(label, names[top], f"{probs[top]:.0%} sure", delta_color="off", delta_arrow="off")
-        for col, other in zip(cols[1:], others):
-            p = common.predictor(other)(image[None])[0]
-            col.metric(f"{NETWORK_NAMES[other.architecture]} says", class_names(other.config.dataset)[int(p.argmax())],
-                       f"{p.max():.0%} sure", delta_color="off", delta_arrow="off", help=other.label)
+    others = _other_networks(ws, run)
+    answers = [(names[top], f"{probs[top]:.0%} sure")]
+    for other in others:
+        p = common.predictor(other)(image[None])[0]
+        answers.append((class_names(other.config.dataset)[int(p.argmax())], f"{p.max():.0%} sure"))
+    show_answers(answer_slot, run, others, answers)
 
     if others:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
@@ -161,37 +161,72 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     return drawn, target
 
 
+def poke_settings() -> dict:
+    """What the user set with the Poke sliders (POKE_DEFAULTS until they move one). Kept under a key of its own,
+    never a widget's: Streamlit drops a widget's state while it is not drawn (a blank canvas, an upload on its way),
+    and a keyed slider drawn again without a value started at its minimum."""
+    return st.session_state.setdefault("poke", dict(POKE_DEFAULTS))
+
+
+def show_answers(slot, run, others, answers) -> None:
+    """One metric per network, (value, note) each, in the same layout before and after the first stroke; a gap
+    under them keeps the canvas's hover toolbar off the figures."""
+    with slot.container(gap=None):
+        cols = st.columns(len(answers))
+        for i, (col, (value, note)) in enumerate(zip(cols, answers)):
+            net = run if i == 0 else others[i - 1]
+            label = ("Prediction" if not others else f"Prediction ({NETWORK_NAMES[net.architecture]})") if i == 0 \
+                else f"{NETWORK_NAMES[net.architecture]} says"
+            col.metric(label, value, note, delta_color="off", delta_arrow="off", help=None if i == 0 else net.label)
+        st.container(height=TOOLBAR_GAP_PX, border=False)
+
+
 def _poked() -> bool:
-    return any(st.session_state.get(f"poke_{k}", v) != v for k, v in POKE_DEFAULTS.items())
+    return poke_settings() != POKE_DEFAULTS
 
 
 def _unpoked_top(run, drawn) -> int:
     return int(common.predictor(run)(drawn[None])[0].argmax())
 
 
+POKE_SLIDERS = {  # setting -> (label, options or (low, high, step))
+    "dx": ("Move sideways (px)", (-6, 6, 1)), "dy": ("Move up/down (px)", (-6, 6, 1)),
+    "angle": ("Turn (degrees)", (-30, 30, 5)), "scale": ("Scale", (0.6, 1.4, 0.1)),
+    "stroke": ("Strokes", {-2: "thinnest", -1: "thinner", 0: "as drawn", 1: "thicker", 2: "thickest"}),
+}
+
+
 def poke_controls(label: str) -> None:
     """Move, turn, scale the drawing and change its strokes; the prediction above follows. How robust is it?"""
-    used = _poked() or st.session_state.get("poke_used", False)
-    with st.expander("Poke your drawing", expanded=used):
-        a, b = st.columns(2)
-        a.slider("Move sideways (px)", -6, 6, key="poke_dx")
-        b.slider("Move up/down (px)", -6, 6, key="poke_dy")
-        a.slider("Turn (degrees)", -30, 30, key="poke_angle", step=5)
-        b.slider("Scale", 0.6, 1.4, key="poke_scale", step=0.1)
-        a.select_slider("Strokes", (-2, -1, 0, 1, 2), key="poke_stroke",
-                        format_func=lambda v: {-2: "thinnest", -1: "thinner", 0: "as drawn", 1: "thicker",
-                                               2: "thickest"}[v])
-        b.button("Reset", on_click=_reset_poke, width="stretch")
+    settings, s = poke_settings(), st.session_state
+    generation = s.setdefault("poke_generation", 0)  # Reset draws fresh sliders at the drawing as drawn
+    # Once used, the panel stays open (an expander whose `expanded` changes is a new element: it would close).
+    with st.expander("Poke your drawing", expanded=s.get("poke_used", False) or _poked()):
+        columns = st.columns(2)
+        for i, (name, (text, options)) in enumerate(POKE_SLIDERS.items()):
+            key = f"poke_{name}_{generation}"
+            kwargs = dict(key=key, value=settings[name], on_change=_poke_moved, args=(name, key))
+            if isinstance(options, dict):
+                columns[i % 2].select_slider(text, list(options), format_func=options.get, **kwargs)
+            else:
+                columns[i % 2].slider(text, *options[:2], step=options[2], **kwargs)
+        columns[1].button("Reset", on_click=_reset_poke, width="stretch")
         if st.button(f"How robust is it? (your {label}, as drawn)", width="stretch"):
-            st.session_state["poke_used"] = st.session_state["robust_open"] = True
-        if st.session_state.get("robust_open"):
+            s["poke_used"] = s["robust_open"] = True
+        if s.get("robust_open"):
             st.caption("The curves are under the drawing.")  # on a phone, above this button
+
+
+def _poke_moved(name: str, key: str) -> None:
+    """A slider the user moved: only this changes the poke."""
+    st.session_state["poke_used"] = True
+    poke_settings()[name] = st.session_state[key]
 
 
 def _reset_poke() -> None:
     st.session_state["poke_used"] = True  # the panel stays open
-    for key, value in POKE_DEFAULTS.items():
-        st.session_state[f"poke_{key}"] = value
+    st.session_state["poke"] = dict(POKE_DEFAULTS)
+    st.session_state["poke_generation"] = st.session_state.get("poke_generation", 0) + 1
 
 
 def robustness_panel(ws, run, drawn, target: int, names) -> None:
@@ -222,17 +257,21 @@ def _other_networks(ws, run) -> list:
     return [other] if other is not None else []
 
 
-def keep_drawing_controls(ws) -> None:
-    """Label the current drawing with its true digit and keep it (for fine-tuning)."""
-    image = ws.last_drawing
+def keep_drawing_controls(ws, drawn) -> None:
+    """Label the drawing on screen (drawn: (28, 28) as drawn, or None for a blank canvas) and keep it, once."""
     st.markdown("**Teach it your handwriting**")
     a, b = st.columns([2, 1], vertical_alignment="bottom")
-    guess = st.session_state.get("last_prediction", 0)
+    guess = st.session_state.get("last_prediction", 0) if drawn is not None else 0
     label = a.selectbox("This drawing is a", range(10), index=guess,
                         help="Starts at the network's guess: change it when the guess is wrong.")
-    if b.button("Keep it", disabled=image is None, width="stretch"):
+    digest = hashlib.md5(drawn.tobytes()).hexdigest() if drawn is not None else None
+    kept = digest is not None and digest in st.session_state.setdefault("kept_digests", set())
+    if b.button("Kept" if kept else "Keep it", disabled=drawn is None or kept, width="stretch",
+                help="Draw a digit first." if drawn is None else "Already kept: draw another one." if kept else
+                "Keep this drawing with its label, for fine-tuning."):
         with common.plain_errors():
-            ws.keep_drawings(image[None], [int(label)])
+            ws.keep_drawings(drawn[None], [int(label)])
+            st.session_state["kept_digests"].add(digest)
             st.toast(f"Kept as a {label}: {len(ws.drawings()[0])} drawings so far")
             st.rerun()  # the whole page: the kept drawings are shown outside this fragment
 
@@ -294,8 +333,9 @@ def drawing_panel(ws, run) -> None:
     left, right = st.columns([1, 1])
     with left:
         answer_slot = st.empty()  # the answer sits right above the canvas, on phones too
-        # Shown before the first stroke too, so the canvas does not move when the answer comes.
-        answer_slot.metric("Prediction", PLACEHOLDER, "draw to see", delta_color="off", delta_arrow="off")
+        # Shown before the first stroke too, in the same layout, so the canvas never moves when the answer comes.
+        others = _other_networks(ws, run)
+        show_answers(answer_slot, run, others, [(PLACEHOLDER, "draw to see")] * (1 + len(others)))
         drawing = canvas_image()
         uploaded, upload_id = upload_image(thing)
     with right:
@@ -308,7 +348,7 @@ def drawing_panel(ws, run) -> None:
                 st.session_state["robust_open"] = False
                 st.rerun(scope="fragment")
     if run.config.dataset == "mnist":
-        keep_drawing_controls(ws)
+        keep_drawing_controls(ws, read[0] if read is not None else None)
 
 
 common.through_the_app()

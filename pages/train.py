@@ -189,6 +189,16 @@ def stop_training() -> None:
         job.wait(3)
 
 
+def _choose_model(ws) -> None:
+    """Before the page reruns: so the sidebar, drawn after the page, names the model of this very rerun."""
+    choice = st.session_state["model_choice"]
+    try:
+        ws.choose_model(choice)
+        st.session_state["model_shown"] = choice
+    except MnistLiveError as exc:
+        st.session_state["train_refused"] = str(exc)
+
+
 def train_again(job_id: str) -> None:
     try:
         common.workspace().train_again(job_id)
@@ -323,11 +333,14 @@ def runs_table(ws) -> None:
     by_id = {r.run_id: r for r in runs}
     current = ws.model_run()
     ids = list(by_id)
-    index = ids.index(current.run_id) if current and current.run_id in by_id else len(ids) - 1
-    chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=index,
-                          format_func=lambda i: by_id[i].label)
-    with common.plain_errors():
-        ws.choose_model(chosen)
+    current_id = current.run_id if current and current.run_id in by_id else ids[-1]
+    state = st.session_state
+    # The workspace's model wins when it changed elsewhere (a new run, another tab); else the user's pick stays.
+    if state.get("model_shown") != current_id or state.get("model_choice") not in by_id:
+        state["model_choice"] = current_id
+    state["model_shown"] = current_id
+    chosen = st.selectbox("Model for the Draw and Explore pages", ids, key="model_choice",
+                          format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws,))
     run = by_id[chosen]
     a, b, f, c, d, e = st.columns(6)
     a.download_button("Model (.keras)", lambda: run.keras_bytes, f"mnist-live-{run.run_id}.keras",
