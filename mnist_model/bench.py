@@ -560,8 +560,12 @@ def _in_app_predictions(page, strokes: int) -> list[float]:
         caption = page.get_by_text("Preprocessing + prediction:").first
         caption.wait_for(timeout=15000)  # after Clear it is gone, so this is the new stroke's
         times.append(float(caption.inner_text().split(":")[1].split("ms")[0]))
+        canvas.evaluate_all("all => all.forEach(c => { c.dataset.cleared = '1'; })")
         page.get_by_role("button", name="Clear").click()
         page.get_by_text("Draw a digit on the black square").first.wait_for(timeout=10000)
+        # The old canvas stays in the page for a moment while the new one mounts: wait for the new one alone.
+        page.locator("canvas.upper-canvas:not([data-cleared])").wait_for(timeout=30000)
+        canvas = page.locator("canvas.upper-canvas:not([data-cleared])")
     return times
 
 

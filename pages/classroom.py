@@ -51,7 +51,7 @@ def board_view(class_id: str, version: tuple) -> dict:
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
         title="What worked: mean test accuracy", height=300)
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
-        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1),
+        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1, format="d"),
                 scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
         y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10)),
         tooltip=["nickname", "settings", "gap (points)"]).properties(

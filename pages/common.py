@@ -50,6 +50,13 @@ def dataset(name: str = "mnist") -> Dataset:
 
 
 @st.cache_resource(show_spinner=False)
+def novelty_check(name: str = "mnist"):
+    """Read-only: the dataset's 'does this look like anything it learned from?' check, fitted once per server."""
+    from mnist_model.novelty import NoveltyCheck
+    return NoveltyCheck.fit(dataset(name).x_train, noun="digits" if name == "mnist" else "garments")
+
+
+@st.cache_resource(show_spinner=False)
 def lab() -> Lab:
     """The server's training service: its store and its executor, whose workers start warming now."""
     from mnist_model.executors import make_executor
@@ -353,7 +360,7 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     colour = alt.Color("run:N", scale=alt.Scale(scheme="category10")) if by_run else alt.Color(
         "data:N", title="data", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"]))
     chart = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
     if by_run:  # Streamlit's Vega drops legends of shape and dash here: the subtitle names them instead.

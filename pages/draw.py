@@ -135,7 +135,9 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     order = np.argsort(-probs)
     top, second = int(order[0]), int(order[1])
     others = _other_networks(ws, run)
-    answers = [(names[top], f"{probs[top]:.0%} sure")]
+    verdict = common.novelty_check(run.config.dataset)(image)  # never asks the network: honest when it is sure
+    answers = [(names[top], f"{probs[top]:.0%} sure" + (", but unlike its training data" if verdict.unfamiliar
+                                                        else ""))]
     for other in others:
         p = common.predictor(other)(image[None])[0]
         answers.append((class_names(other.config.dataset)[int(p.argmax())], f"{p.max():.0%} sure"))
@@ -149,7 +151,10 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
     st.session_state["last_prediction"] = target  # what the drawing is, as drawn: the label "Keep it" offers
     poke_controls(names[target])
-    if probs[top] < UNSURE:
+    if verdict.unfamiliar:
+        st.warning(verdict.why, icon=":material/help:")
+        st.caption(common.novelty_check(run.config.dataset).describe())
+    elif probs[top] < UNSURE:
         st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "
                    f"({probs[second]:.0%}).")
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})

@@ -289,7 +289,8 @@ def outcome(run, previous=None) -> None:
                 help="Train accuracy minus test accuracy, in percentage points.")
     c[3].metric("Train loss", f"{last.loss:.4f}")
     c[4].metric("Test loss", f"{last.test_loss:.4f}")
-    READING_BOX[reading_grade(run.epochs, run.best_epoch)](read_curves(run.epochs, run.best_epoch))
+    READING_BOX[reading_grade(run.epochs, run.best_epoch)](read_curves(run.epochs, run.best_epoch,
+                                                                                  dropout=run.config.dropout))
     change = compare_runs(previous, run)
     if change:
         st.info(change, icon=":material/compare_arrows:")

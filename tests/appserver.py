@@ -44,3 +44,17 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def clear_canvas(page, timeout: float = 60000):
+    """Press Draw's Clear and return the canvas once the new, empty one is the only one on the page (the old one
+    stays in the page for a moment while the new one mounts)."""
+    from playwright.sync_api import expect
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.evaluate_all("all => all.forEach(c => { c.dataset.cleared = '1'; })")
+    page.get_by_role("button", name="Clear").click()
+    fresh = page.locator("canvas.upper-canvas:not([data-cleared])")
+    expect(fresh).to_have_count(1, timeout=timeout)
+    expect(canvas).to_have_count(1, timeout=timeout)
+    fresh.wait_for(state="visible", timeout=timeout)
+    return canvas

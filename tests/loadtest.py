@@ -87,7 +87,7 @@ def _stroke_latency(page, i: int) -> float:
     # Polled every animation frame: Playwright's own waits back off to 500 ms between checks.
     page.wait_for_function(PREDICTION_SHOWN, polling="raf", timeout=30000)
     latency = time.perf_counter() - t0
-    page.get_by_role("button", name="Clear").click()
+    appserver.clear_canvas(page, 30000)
     page.get_by_text("Draw a digit on the black square").first.wait_for(timeout=30000)
     return latency
 

@@ -77,8 +77,7 @@ def test_uploads_then_a_drawing_leave_the_pokes_as_set(app_url, page, tmp_path):
     canvas = _fresh_draw_page(page, app_url)
     _stroke(page, canvas, SEVEN)
     drawn_first = _answer(page)
-    page.get_by_role("button", name="Clear").click()
-    canvas = _one_canvas(page)
+    canvas = appserver.clear_canvas(page)
     upload = page.get_by_test_id("stFileUploader").filter(has_text="upload a photo").locator("input[type=file]")
     upload.set_input_files(_photo(tmp_path / "seven.jpg", [(150, 150), (450, 150), (250, 650)]))
     page.get_by_text("from the uploaded photo").wait_for(timeout=20000)
@@ -118,8 +117,7 @@ def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     keep.click()
     page.get_by_text("Your 1 drawings and their labels").wait_for(timeout=20000)
     assert page.get_by_role("button", name="Kept").is_disabled()  # the same drawing again: no
-    page.get_by_role("button", name="Clear").click()
-    _one_canvas(page)
+    appserver.clear_canvas(page)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
     assert page.get_by_role("button", name="Keep it").is_disabled()  # cleared: nothing to keep
     assert page.get_by_text("Your 1 drawings and their labels").count()
@@ -198,3 +196,18 @@ def _dense(points, step=8):
         n = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / step))
         out += [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(n)]
     return out + [points[-1]]
+
+
+SCRIBBLE = [(40, 60), (240, 80), (60, 120), (230, 150), (50, 200), (250, 230), (140, 30), (120, 260), (30, 250),
+            (250, 40)]
+
+
+def test_a_scribble_is_called_unfamiliar_and_a_seven_is_not(app_url, page):
+    canvas = _fresh_draw_page(page, app_url)
+    _stroke(page, canvas, SEVEN)
+    assert "unlike its training data" not in _answer(page)
+    assert not page.get_by_text("does not look like the digits").count()
+    canvas = appserver.clear_canvas(page)
+    _stroke(page, canvas, SCRIBBLE)
+    page.get_by_text("does not look like the digits the network learned from").wait_for(timeout=20000)
+    assert "unlike its training data" in _answer(page)

@@ -143,3 +143,11 @@ def test_comparing_two_runs_that_differ_in_one_knob():
     assert compare_runs(before, before) is None  # nothing changed
     after.config = TrainConfig(epochs=10, batch_size=32, dropout=0.3)
     assert compare_runs(before, after) is None  # three knobs: no single cause to name
+
+
+def test_a_one_epoch_chart_labels_its_epoch_as_a_whole_number():
+    from mnist_model.records import EpochMetrics
+    from pages import common
+    frame = common.history_frame([EpochMetrics(1, 0.5, 0.8, 0.4, 0.85, 1.0)])
+    spec = common.curve_chart(frame, "accuracy", 1).to_dict()
+    assert spec["encoding"]["x"]["axis"]["format"] == "d"  # Vega wrote "1.000000" under a lone epoch
