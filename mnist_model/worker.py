@@ -18,7 +18,7 @@ from .training import train
 
 
 WORKER_NICENESS = 10  # training yields the CPU to the server, so drawing and pages stay instant meanwhile
-PARENT_CHECK_S = 0.5  # how often the worker checks that its server is still there
+PARENT_CHECK_S = 0.1  # how often the worker checks that its server is still there
 WARM_DATASET = "mnist"  # loaded while the worker warms up, so the first training starts at once
 
 
@@ -48,7 +48,7 @@ def worker_main(tasks: Connection, messages: Connection, control: Connection) ->
         os.nice(WORKER_NICENESS)
     exit_with_parent()
     from . import network  # noqa: F401  (the slow import)
-    messages.send(("ready",))
+    _send(messages, ("ready",))
     try:
         _dataset(WARM_DATASET, None)
     except Exception:  # The first task that needs it reports the reason.
@@ -58,12 +58,21 @@ def worker_main(tasks: Connection, messages: Connection, control: Connection) ->
         try:
             message = tasks.recv()
         except (EOFError, OSError):
-            return
+            os._exit(0)
         if message is None:
             return
         job_id, task = message
         stop.start(job_id)
-        run_task(task, messages.send, stop)
+        run_task(task, functools.partial(_send, messages), stop)
+
+
+def _send(messages: Connection, message: tuple) -> None:
+    """Send to the server; a closed pipe means it died: end at once (unwinding would print a traceback into its
+    log and take seconds to unload TensorFlow)."""
+    try:
+        messages.send(message)
+    except (BrokenPipeError, EOFError, OSError):
+        os._exit(0)
 
 
 def exit_with_parent() -> None:

@@ -150,7 +150,8 @@ time.sleep(600)
 
 
 def test_workers_exit_within_seconds_when_their_server_dies():
-    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(ROOT)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
         worker = int(server.stdout.readline())
         os.kill(server.pid, signal.SIGKILL)  # kill -9: no clean-up code runs
@@ -164,6 +165,8 @@ def test_workers_exit_within_seconds_when_their_server_dies():
             os.kill(worker, signal.SIGKILL)
             pytest.fail("the worker kept training for nobody")
         print(f"worker gone {time.perf_counter() - t0:.2f} s after its server")
+        log = server.stderr.read()  # the server's log, which the worker shares: no traceback from its exit
+        assert "Traceback" not in log and "BrokenPipeError" not in log, log[-2000:]
     finally:
         server.kill()
 
