@@ -69,10 +69,17 @@ def check_nickname(text: str) -> str:
 
 
 def skeleton(nickname: str) -> str:
-    """What a nickname looks like, for telling look-alikes apart: 'T e a c h e r!' and 'teacher' match."""
+    """What a nickname looks like, for telling look-alikes apart: 'Ada!' and 'ADA' match; a space shows on the
+    board, so 'Ad a' is another name (the teacher's label is checked without spaces: see looks_like_teacher)."""
     folded = unicodedata.normalize("NFKC", nickname).casefold()
     folded = "".join(c for c in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(c))
-    return "".join(c for c in folded.translate(_CONFUSABLES) if c.isalnum())
+    words = ("".join(c for c in word.translate(_CONFUSABLES) if c.isalnum()) for word in folded.split())
+    return " ".join(w for w in words if w)
+
+
+def looks_like_teacher(nickname: str) -> bool:
+    """'T e a c h e r!' too: no spacing may pass for the teacher's label on the board."""
+    return skeleton(nickname).replace(" ", "") == skeleton(TEACHER_LABEL)
 
 
 class AttemptLimiter:
@@ -175,8 +182,8 @@ class BoardEntry:
         """One leaderboard row, figures first (they show on a phone too); every column keeps one type."""
         return {"nickname": self.nickname, "test acc": round(self.test_accuracy, 4),
                 "train acc": round(self.train_accuracy, 4), "gap (points)": round(self.gap, 1),
-                "epochs": self.epochs_run, "settings": self.settings(),
-                "time": time.strftime("%H:%M", time.localtime(self.posted_at))}
+                "epochs": self.epochs_run, "time": time.strftime("%H:%M", time.localtime(self.posted_at)),
+                "settings": self.settings()}  # the long one last: cut at the right edge, never the time
 
 
 _BOARD_COLUMNS = ("run_id, nickname, config, status, epochs_run, train_accuracy, test_accuracy, train_loss, "
@@ -273,7 +280,7 @@ class Classroom:
         if teacher == workspace_id:
             raise JoinRefused("You teach this class: your own runs are on its board as Teacher.")
         shape = skeleton(nickname)
-        if shape == skeleton(TEACHER_LABEL) or not shape:
+        if looks_like_teacher(nickname) or not shape:
             raise JoinRefused("That nickname is too close to the teacher's label: choose another.")
         now = time.time()
         with self.store.transaction("join the class") as db:

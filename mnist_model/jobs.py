@@ -93,6 +93,7 @@ class TrainingJob:
         self._epochs: list[EpochMetrics] = []
         self._batch: BatchProgress | None = None
         self._batch_losses: list[tuple[float, float]] = []
+        self._batch_reports, self._batch_stride = 0, 1  # the running-loss chart keeps every stride-th report
         self._message = "waiting for a training slot"
         self._started: float | None = None
         self._ended: float | None = None
@@ -163,8 +164,13 @@ class TrainingJob:
         with self._lock:
             self._batch = progress
             self._message = f"epoch {progress.epoch}/{progress.epochs}, batch {progress.batch}/{progress.batches}"
-            self._batch_losses.append((progress.epoch - 1 + progress.batch / max(progress.batches, 1), progress.loss))
-            del self._batch_losses[:-BATCH_HISTORY]
+            self._batch_reports += 1
+            if self._batch_reports % self._batch_stride == 0:  # evenly spaced over the whole run, never cut
+                self._batch_losses.append((progress.epoch - 1 + progress.batch / max(progress.batches, 1),
+                                           progress.loss))
+                if len(self._batch_losses) > BATCH_HISTORY:
+                    self._batch_losses[:] = self._batch_losses[1::2]
+                    self._batch_stride *= 2
 
     def on_epoch(self, metrics: EpochMetrics) -> None:
         with self._lock:

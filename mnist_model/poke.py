@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter
 
 CENTRE = 14.0  # MNIST digits are centred here (their centre of mass)
 SHIFTS = tuple(range(-8, 9))  # pixels, for the robustness curve
-ANGLES = tuple(range(-45, 46, 5))  # degrees
+ANGLES = tuple(range(-30, 31, 5))  # degrees: the Turn slider's range
 SURE = 0.5  # a network "still says it" while the drawn digit's probability stays above this
 STROKE_STEPS = 2  # stroke +2 is a full 3x3 dilation (thicker by a pixel each side), +1 half of that
 

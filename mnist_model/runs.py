@@ -93,6 +93,11 @@ class Run:
         """Arrays beyond the model: first-layer snapshots per epoch and the most-moved units (dense networks)."""
         return self._array("extras") or {}
 
+    def file_stem(self) -> str:
+        """A download's name without its extension: 'mnist-live-run-2-my-drawings' (the id when unnamed)."""
+        slug = re.sub(r"[^a-z0-9]+", "-", (self.name or "").lower()).strip("-")[:60]
+        return f"mnist-live-{slug or self.run_id}"
+
     def first_layer_change(self) -> np.ndarray | None:
         """(784, units) float32: what training changed in the dense network's first layer (its weights minus their
         random start), or None for a CNN or a run saved without its start. The raw weights are mostly that noise."""
@@ -209,9 +214,11 @@ def read_arrays(path: Path, architecture: str) -> dict:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write data to path so that a crash leaves either the old file or the new one, never half."""
+    """Write data to path so that a crash leaves either the old file or the new one, never half; with the mode an
+    ordinary new file gets (mkstemp's own is 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -220,6 +227,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 # ---------------------------------------------------------------- a folder of run files (legacy runs/, exports)

@@ -57,6 +57,15 @@ class Workspace:
         """Runs published to everyone on this server (any workspace's), newest first."""
         return self.store.published_runs()
 
+    def unique_name(self, name: str) -> str:
+        """name, or 'name (2)', 'name (3)'... when a run (or a training) of the workspace has it already."""
+        taken = {r.name for r in self.runs()} | {j.label for j in self.jobs()}
+        n, candidate = 1, name
+        while candidate in taken:
+            n += 1
+            candidate = f"{name} ({n})"
+        return candidate
+
     def pin(self, run_id: str, pinned: bool = True) -> None:
         self.store.set_pinned(self.id, run_id, pinned)
 

@@ -16,6 +16,14 @@ JOIN_PARAM = "join"
 
 # ---------------------------------------------------------------- the board (teacher and students)
 
+BOARD_COLUMNS = {  # every column but settings fits beside the sidebar at 1280 px (about 810 px)
+    "nickname": st.column_config.TextColumn(width=120), "test acc": st.column_config.NumberColumn(
+        width=64, format="%.1f%%"), "train acc": st.column_config.NumberColumn(width=68, format="%.1f%%"),
+    "gap (points)": st.column_config.NumberColumn(width=86, format="%.1f"),
+    "epochs": st.column_config.NumberColumn(width=56), "time": st.column_config.TextColumn(width=52),
+    "settings": st.column_config.TextColumn(width=340)}
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def board_view(class_id: str, version: tuple) -> dict:
     """The board at one version, shared by everyone who looks at it: rows and chart specs (read-only)."""
@@ -95,10 +103,7 @@ def board(class_id: str, show_presence: bool = True) -> None:
         st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
         return
     st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
-                 column_config={"settings": st.column_config.TextColumn(width="large"),
-                                "train acc": st.column_config.NumberColumn(format="%.1f%%"),
-                                "test acc": st.column_config.NumberColumn(format="%.1f%%"),
-                                "gap (points)": st.column_config.NumberColumn(format="%.1f")})
+                 column_config=BOARD_COLUMNS)
     st.caption("Below the dashed line: the network does better on its training images than on new ones "
                "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
     a, b = st.columns(2)

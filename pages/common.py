@@ -33,12 +33,17 @@ def through_the_app() -> None:
 
     Until some script has called st.navigation, Streamlit treats pages/ as a folder of pages (its first multipage
     API): a deep link that is a fresh server's first request ran pages/train.py bare, with the raw file list in the
-    sidebar and no workspace. Turning that off and rerunning routes it like any later request.
+    sidebar and no workspace. Turning that off and running app.py in its place routes it like any later request
+    (in this same run: a rerun would drop the click that started it).
     """
+    import runpy
+
     from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(get_script_run_ctx().pages_manager.main_script_path, run_name="__main__")
+        st.stop()
 
 
 # ---------------------------------------------------------------- server-wide, read-only or services
@@ -349,6 +354,27 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
     if run_name is not None:
         frame["run"] = run_name
     return frame
+
+
+ROBUST_COLOURS = ("#1f77b4", "#ff7f0e")  # the first network (the model in use), the other
+
+
+def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
+    """The drawn class's probability against sideways shift and against turn, one coloured line per network
+    (found: a poke.Robustness); 300 high, so Streamlit leaves the plot about 180 px."""
+    names = list(found.by_shift)
+    colour = alt.Color("network:N", title=None, scale=alt.Scale(domain=names, range=list(ROBUST_COLOURS[:len(names)])))
+    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None)
+    shifts = pd.DataFrame([{"network": n, "shift": s, "probability": float(p)} for n in names
+                           for s, p in zip(found.shifts, found.by_shift[n])])
+    turns = pd.DataFrame([{"network": n, "turn": a, "probability": float(p)} for n in names
+                          for a, p in zip(found.angles, found.by_angle[n])])
+    return (alt.Chart(shifts).mark_line(point=True).encode(
+                x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
+                title=f"Moved sideways: the probability of {label}", height=300),
+            alt.Chart(turns).mark_line(point=True).encode(
+                x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
+                title=f"Turned: the probability of {label}", height=300))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,

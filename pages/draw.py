@@ -37,19 +37,22 @@ def shared_or_quick_train(ws):
             with common.plain_errors():
                 ws.choose_model(pick)
             return by_id[pick]
-    quick_train_panel(ws)
+    quick_train_panel(ws, bool(shared))
     return None
 
 
-def quick_train_panel(ws) -> None:
+def quick_train_panel(ws, shared: bool = False) -> None:
     """Offer Quick train on the selected dataset; show its progress while it runs."""
     if ws.jobs():
         st.fragment(_training_progress, run_every=0.5)()
         return
     dataset = common.config().dataset
     data = common.load_or_explain(dataset)
-    st.info(f"There is no trained model yet. Quick train teaches the notebook's network on "
-            f"{data.title if data else dataset} for one epoch (a few seconds), or train your own on the Train page.")
+    what = data.title if data else dataset
+    st.info(f"Or train a model of your own: Quick train teaches the notebook's network on {what} for one epoch (a "
+            "few seconds), or use the Train page." if shared else
+            f"There is no trained model yet. Quick train teaches the notebook's network on {what} for one epoch (a "
+            "few seconds), or train your own on the Train page.")
     if st.button("Quick train", type="primary"):
         with common.plain_errors():
             ws.train(replace(TrainConfig(epochs=QUICK_EPOCHS), dataset=dataset), label="Quick train")
@@ -239,18 +242,8 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
     networks = {NETWORK_NAMES[r.architecture].replace("Dense", "dense"): common.predictor(r)
                 for r in [run, *_other_networks(ws, run)]}
     found = robustness(networks, drawn, target)
-    rows = [{"network": n, "shift": s, "probability": float(p)} for n in found.by_shift
-            for s, p in zip(found.shifts, found.by_shift[n])]
-    turns = [{"network": n, "turn": a, "probability": float(p)} for n in found.by_angle
-             for a, p in zip(found.angles, found.by_angle[n])]
-    y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None)
-    colour = alt.Color("network:N", title=None)  # charts 300 high: Streamlit leaves the plot about 180 px
-    st.altair_chart(alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
-        title=f"Moved sideways: the probability of {names[target]}", height=300), width="stretch")
-    st.altair_chart(alt.Chart(pd.DataFrame(turns)).mark_line(point=True).encode(
-        x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
-        title=f"Turned: the probability of {names[target]}", height=300), width="stretch")
+    for chart in common.robustness_charts(found, names[target]):
+        st.altair_chart(chart, width="stretch")
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
                                              "to see one that cares less where the digit is."))
 
@@ -299,7 +292,8 @@ def teach_panel(ws, run) -> None:
         busy = bool(ws.jobs())
         if c3.button("Fine-tune on my drawings", type="primary", disabled=busy, width="stretch"):
             with common.plain_errors():
-                ws.start(fine_tune_task(run, images, labels), label=f"{run.name} + my drawings", kind="fine-tune",
+                ws.start(fine_tune_task(run, images, labels), label=ws.unique_name(f"{run.name} + my drawings"),
+                         kind="fine-tune",
                          base_run_id=run.run_id)
                 st.rerun()
         if busy:

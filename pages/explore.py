@@ -1,4 +1,6 @@
 """Explore: where the chosen model fails, what its neurons look for, and how overfitting depends on data."""
+from dataclasses import replace
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -10,6 +12,8 @@ from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_s
 from pages import common
 
 UNITS_SHOWN = 64  # hidden units in the weights grid
+LAB_NETWORKS = {"dense": "dense network (the notebook's)", "cnn": "small CNN"}
+LAB_DATA = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 VOTE_IMAGES = 500  # test images on which a deeper network's unit votes are measured
 PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
 
@@ -210,9 +214,26 @@ def overfitting_lab(ws, ds) -> None:
     st.markdown("Train the same network again and again, changing one knob, and compare training and test "
                 "accuracy at the end: with few examples or many epochs it memorises, and the gap is wide; dropout, "
                 "a weight penalty or more examples narrow it.")
-    base = common.config()
     s = st.session_state
-    running = next((k for j in ws.jobs() for k in SWEEPS if sweep_value(j.label, k) is not None), None)
+    sweeping = [j for j in ws.jobs() if any(sweep_value(j.label, k) is not None for k in SWEEPS)]
+    for key, field, default in (("lab_architecture", "architecture", "dense"),
+                                ("lab_dataset", "dataset", common.config().dataset)):
+        if sweeping:  # a sweep under way shows its own network and data
+            s[key] = getattr(sweeping[0].config, field)
+        elif key not in s:  # Streamlit drops a widget's state while its page is not shown
+            s[key] = s.get(f"{key}_kept", default)
+    a, b = st.columns(2)
+    arch = a.radio("Network", ("dense", "cnn"), key="lab_architecture", horizontal=True, disabled=bool(sweeping),
+                   format_func=LAB_NETWORKS.get)
+    data = b.radio("Data", ("mnist", "fashion"), key="lab_dataset", horizontal=True, disabled=bool(sweeping),
+                   format_func=LAB_DATA.get)
+    s["lab_architecture_kept"], s["lab_dataset_kept"] = arch, data
+    if data != ds.name:
+        ds = common.load_or_explain(data)
+        if ds is None:
+            return
+    base = replace(common.config(), architecture=arch, dataset=data)
+    running = next((k for j in sweeping for k in SWEEPS if sweep_value(j.label, k) is not None), None)
     if running:  # a sweep under way shows its own knob
         s["sweep_knob"] = running
     elif "sweep_knob" not in s:  # Streamlit drops a widget's state while its page is not shown
@@ -222,7 +243,8 @@ def overfitting_lab(ws, ds) -> None:
     s["lab_knob"] = knob
     plan = sweep_plan(base, len(ds.x_train), knob)
     values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
-    st.caption(f"One run for each {SWEEPS[knob][1]} value: {values}; everything else as on your Train page. The runs "
+    st.caption(f"One run of the {LAB_NETWORKS[arch]} on {LAB_DATA[data]} for each {SWEEPS[knob][1]} value: {values}; "
+               "everything else as on your Train page. The runs "
                "train one after the other, wait for the training slot like any other, and appear in the Train page's "
                "run table; the model you use on Draw and Explore stays the same.")
     busy = bool(ws.jobs())
@@ -235,8 +257,8 @@ def overfitting_lab(ws, ds) -> None:
     latest = {}
     for r in ws.runs():
         value = sweep_value(r.name, knob)
-        if value is not None and r.final is not None:
-            latest[value] = r  # the latest run for each value
+        if value is not None and r.final is not None and (r.config.architecture, r.config.dataset) == (arch, data):
+            latest[value] = r  # the latest run for each value, of this network on this data
     if latest:
         rows = []
         for value, r in sorted(latest.items(), key=lambda kv: (kv[0] == 0 and knob == "train_size", kv[0])):
@@ -253,7 +275,12 @@ def overfitting_lab(ws, ds) -> None:
             x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
             color=alt.Color("data:N", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"])),
             tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
-            title=f"Final accuracy against {SWEEPS[knob][1]}", height=320), width="stretch")
+            title=f"Final accuracy against {SWEEPS[knob][1]}: {LAB_NETWORKS[arch]}, {LAB_DATA[data]}", height=320),
+            width="stretch")
+        if any(r.test_accuracy > r.train_accuracy for r in latest.values()):
+            st.caption("Where test lies above train: the training figure is averaged over the last epoch, while the "
+                       "network was still learning, and dropout (the CNN always has some) switches units off only "
+                       "while training; the test figure is measured at the end with every unit on.")
 
 
 def _value_text(knob: str, value) -> str:

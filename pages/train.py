@@ -92,11 +92,12 @@ def _preset(name: str) -> None:
     """A preset sets the training knobs; the dataset and network stay as chosen, and the page says so."""
     current = st.session_state.get("config") or TrainConfig()
     preset = PRESETS[name]
-    _apply(replace(preset, dataset=current.dataset, architecture=current.architecture))
+    applied = replace(preset, dataset=current.dataset, architecture=current.architecture)
+    _apply(applied)
     kept = [f"{DATASET_NAMES[current.dataset]}" if current.dataset != preset.dataset else "",
             f"the {NETWORK_NAMES[current.architecture]}" if current.architecture != preset.architecture else ""]
     kept = " and ".join(k for k in kept if k)
-    st.session_state["preset_notice"] = f"Preset {name}: {preset.describe()}" + (
+    st.session_state["preset_notice"] = f"Preset {name}: {applied.describe()}" + (
         f" (keeping {kept})." if kept else ".")
 
 
@@ -344,11 +345,12 @@ def runs_table(ws) -> None:
                           format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws,))
     run = by_id[chosen]
     a, b, f, c, d, e = st.columns(6)
-    a.download_button("Model (.keras)", lambda: run.keras_bytes, f"mnist-live-{run.run_id}.keras",
+    stem = run.file_stem()
+    a.download_button("Model (.keras)", lambda: run.keras_bytes, f"{stem}.keras",
                       mime="application/octet-stream", width="stretch", help="Download the trained model.")
-    b.download_button("Metrics (CSV)", run.metrics_csv(), f"mnist-live-{run.run_id}.csv",
+    b.download_button("Metrics (CSV)", run.metrics_csv(), f"{stem}.csv",
                       mime="text/csv", width="stretch", help="Download the figures of every epoch.")
-    f.download_button("Notebook", lambda: notebook_bytes(run.config, run), f"mnist-live-{run.run_id}.ipynb",
+    f.download_button("Notebook", lambda: notebook_bytes(run.config, run), f"{stem}.ipynb",
                       mime="application/x-ipynb+json", width="stretch",
                       help="The Keras code of this run's settings, with its figures, as a Jupyter notebook.")
     with common.plain_errors():

@@ -7,7 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mnist_model.classroom import (CODE_ALPHABET, AttemptLimiter, Classroom, JoinRefused, check_nickname,
-                                   new_join_code, normalise_code, skeleton, what_worked)
+                                   looks_like_teacher, new_join_code, normalise_code, skeleton,
+                                   what_worked)
 from mnist_model.config import TrainConfig
 from mnist_model.errors import InputError
 from mnist_model.store import Store, StoreLimits
@@ -45,10 +46,11 @@ def test_nickname_rules():
     for bad in ("", "   ", "x" * 21, "bad\u0000name", "tab\u200bhidden"):
         with pytest.raises(InputError):
             check_nickname(bad)
-    teacher = skeleton("Teacher")
     for look_alike in ("teacher", "T e a c h e r!", "TEACHER", "Tеacher", "7eacher", "teachér"):  # Cyrillic е
-        assert skeleton(look_alike) == teacher, look_alike
+        assert looks_like_teacher(look_alike), look_alike
     assert skeleton("Sam1") == skeleton("SAML") and skeleton("Ann") != skeleton("Anna")
+    assert skeleton("Ada!") == skeleton("ADA") and skeleton("Ad a") != skeleton("Ada")  # a space shows
+    assert skeleton("Ada  Lovelace") == skeleton("ada lovelace")
 
 
 def test_the_limiter_slows_guessing_per_session_and_per_server():
