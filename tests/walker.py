@@ -1,0 +1,1137 @@
+"""Model-based random walks through the app in Chromium: a seeded generator picks real user actions one after the
+other, and after every action the walker checks what must always hold (no error on the page or traceback in the
+server's log, the sidebar, the model in use, the predictions, the trainings, the runs and drawings kept).
+
+    python tests/walker.py --seeds 100 --actions 40            # long mode
+    python tests/walker.py --seeds 5 --actions 25 --seed-start 7
+    python tests/walker.py --replay '[["goto", {"path": "/draw"}], ...]'
+
+A failure is shrunk by replay (the action list with actions taken out, each replay on a fresh server) and printed
+with its seed, the shortest list that still fails and the command that replays it.
+
+Each action is (name, params): the generator draws the params from random.Random(seed) when it picks the action,
+so that a list replays the same clicks without the generator; an action that makes no sense in the replayed state
+(Stop with nothing training, say) is skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (str(ROOT), str(ROOT / "tests")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import appserver  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
+PAGES = ["Home", "Train", "Draw", "Explore", "Class"]
+HEADING = {"Home": "Lesson plan", "Train": "Train the network", "Draw": "Draw", "Explore": "Explore",
+           "Class": "Class"}
+PATHS = {"Home": "/", "Train": "/train", "Draw": "/draw", "Explore": "/explore", "Class": "/class"}
+LONG = 300_000  # ms: anything that waits on a training or a server start under load
+WAIT = 60_000  # ms: a page's rerun under load
+
+# Digits drawn on the 280 px canvas, as strokes (polylines in canvas pixels).
+DIGITS = {
+    "1": [[(140, 40), (138, 140), (136, 240)]],
+    "7": [[(60, 50), (220, 50), (200, 90), (160, 160), (130, 240)]],
+    "0": [[(140, 40), (90, 70), (75, 140), (90, 210), (140, 240), (190, 210), (205, 140), (190, 70), (140, 40)]],
+    "4": [[(80, 40), (60, 150), (200, 150)], [(170, 60), (170, 250)]],
+}
+SCRIBBLES = [[(40, 60), (240, 80), (60, 120), (230, 150), (50, 200), (250, 230)],
+             [(140, 30), (120, 260), (30, 250), (250, 40)], [(100, 100), (180, 120)]]
+PHOTO_DIGITS = {"1": [(300, 120), (300, 680)], "7": [(150, 150), (450, 150), (250, 650)]}
+SMALL_SIZES = (100, 200, 500, 1000, 2000)
+TRAIN_LINKS = ["epochs=1&train_size=500", "epochs=2&train_size=1000", "epochs=1&train_size=2000&architecture=cnn",
+               "epochs=3&train_size=200&hidden_layers=2&dropout=0.3", "epochs=2&train_size=100&l2=0.001&patience=1",
+               "epochs=1&train_size=1000&dataset=fashion", "epochs=2&train_size=500&batch_size=64&optimizer=adam"]
+PRESETS = ["The notebook", "Overfit on purpose", "Quick look", "Fix the overfitting"]
+
+
+class WalkFailure(AssertionError):
+    """An invariant that did not hold (or an action that could not be done): the walk fails."""
+
+
+def check(cond, message):
+    if not cond:
+        raise WalkFailure(message)
+
+
+# ---------------------------------------------------------------- the server
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def start_server(log_path: Path, data: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """appserver.start with a given port (a restart keeps the browser's address) and data folder."""
+    port = port or appserver.free_port()
+    deadline = time.time() + 30
+    while not _port_free(port) and time.time() < deadline:
+        time.sleep(0.2)
+    env = dict(os.environ, MNIST_OFFLINE="1", MNIST_LIVE_DATA=str(data), TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.address", "127.0.0.1", "--server.headless", "true",
+                                 "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            check(proc.poll() is None, f"the server exited at start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+    raise WalkFailure("the server did not answer on its port within 90 s")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except OSError:
+        return False
+
+
+def kill_server(proc: subprocess.Popen, hard: bool) -> None:
+    """kill -9 (hard) or terminate the server, then wait until its training workers have gone too."""
+    kids = _children(proc.pid)
+    if hard:
+        proc.send_signal(signal.SIGKILL)
+    else:
+        proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.time() + 30
+    while any(_alive(k) for k in kids) and time.time() < deadline:
+        time.sleep(0.1)
+    for k in kids:  # the walker's own grandchildren, by id: never left behind
+        if _alive(k):
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------- the walk
+
+class Walk:
+    """One server, one browser (a main tab, maybe a student's context), the store read beside them, and what the
+    walker believes about them."""
+
+    def __init__(self, seed, workdir: Path, verbose: bool = True):
+        from playwright.sync_api import sync_playwright
+        self.seed, self.workdir, self.verbose = seed, workdir, verbose
+        self.data = workdir / "data"
+        self.logs: list[Path] = []
+        self.proc, self.port = None, None
+        self._start()
+        self.pw = sync_playwright().start()
+        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=appserver.CHROMIUM_ARGS)
+        self.context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+        self.page = self.context.new_page()
+        self.student = None  # the student's page, once one joined
+        self.student_ws = None
+        self.class_code = None  # the class the main workspace teaches
+        from mnist_model.store import Store
+        self.store = Store(self.data)
+        # what the walker believes
+        self.where = None  # the main tab's page
+        self.ws = None  # the main workspace's id
+        self.known_runs: dict[str, set] = {}  # workspace -> run ids seen
+        self.drawings: dict[str, int] = {}  # workspace -> kept drawings seen
+        self.allowed_gone: set = set()  # run ids deleted on purpose
+        self.kept_now = 0  # drawings this action kept
+        self.canvas_clean = True  # nothing drawn since the last Clear / page open
+        self.drawn_digit = None  # the clean digit drawn on an empty canvas, if that is all there is
+        self.poked = False  # the Poke sliders moved in this session (they stay for the session)
+        self.bad_upload = False  # a bad file sits in the uploader
+        self.photo = False  # the latest input on Draw is an uploaded photo
+        self.stats: dict[str, int] = {}  # how often each check really compared something (not skipped)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _start(self):
+        log = self.workdir / f"server-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        self.proc, self.port = start_server(log, self.data, self.port)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        for closer in (lambda: self.browser.close(), lambda: self.pw.stop(),
+                       lambda: kill_server(self.proc, hard=False), lambda: self.store.close()):
+            try:
+                closer()
+            except Exception:
+                pass
+
+    def count(self, what):
+        self.stats[what] = self.stats.get(what, 0) + 1
+
+    def say(self, text):
+        if self.verbose:
+            print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def settle(self, page=None, timeout=WAIT):
+        """The page has finished its rerun (Streamlit's running indicator is gone)."""
+        page = page or self.page
+        page.wait_for_load_state("domcontentloaded")
+        page.get_by_test_id("stApp").wait_for(timeout=timeout)
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout)
+
+    def wait_page(self, name, page=None, timeout=WAIT):
+        page = page or self.page
+        if name == "Home":
+            page.get_by_text("Lesson plan").first.wait_for(timeout=timeout)
+        elif name == "Draw":
+            page.get_by_role("heading", name=re.compile(r"^Draw ")).first.wait_for(timeout=timeout)
+        else:
+            page.get_by_role("heading", name=HEADING[name], exact=True).first.wait_for(timeout=timeout)
+        self.settle(page, timeout)
+
+    def workspace_id(self, context=None, wait_change_from=None):
+        context = context or self.context
+        deadline = time.time() + 30
+        while True:
+            ws = next((c["value"] for c in context.cookies() if c["name"] == "mnist_live_workspace"), None)
+            if ws and ws != wait_change_from or time.time() > deadline:
+                return ws
+            time.sleep(0.2)
+
+    def new_session(self):
+        """A page load: a new Streamlit session (its pokes, uploads and canvas start afresh)."""
+        self.poked = self.bad_upload = self.photo = False
+        self.canvas_clean, self.drawn_digit = True, None
+
+    def jobs(self, ws=None):
+        return self.store.jobs(ws or self.ws, ("queued", "running"))
+
+    def wait_trainings_end(self, ws=None, timeout=LONG / 1000):
+        deadline = time.time() + timeout
+        while self.jobs(ws) and time.time() < deadline:
+            time.sleep(0.3)
+        check(not self.jobs(ws), f"a training still runs or waits after {timeout:.0f} s: {self.jobs(ws)}")
+
+    def model_run(self, ws=None):
+        ws = ws or self.ws
+        chosen = self.store.model_run_id(ws)
+        run = self.store.run(chosen, ws) if chosen else None
+        if run is None:
+            runs = self.store.runs(ws)
+            run = runs[-1] if runs else None
+        return run
+
+    def nav(self, name, page=None):
+        page = page or self.page
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+        self.wait_page(name, page)
+        if page is self.page:
+            self.where = name
+
+    def goto(self, path, page=None):
+        page = page or self.page
+        page.goto(self.url + path)
+        name = next((n for n, p in PATHS.items() if p != "/" and path.startswith(p)), "Home")
+        self.wait_page(name, page, timeout=LONG)
+        if page is self.page:
+            self.where = name
+            self.new_session()
+        return name
+
+    def ensure(self, name):
+        if self.where != name:
+            self.nav(name)
+
+    # ------------------------------------------------------------ invariants
+
+    def check_all(self, action):
+        page = self.page
+        self.settle()
+        self.check_log()
+        self.check_errors(page)
+        self.check_sidebar(page)
+        ws = self.workspace_id()
+        check(ws, "the browser has no workspace cookie")
+        check(ws == self.ws or action in ("start_over", "first"), f"the workspace changed ({self.ws} -> {ws}) "
+              f"without Start over")
+        self.ws = ws
+        self.check_store()
+        self.check_model(page)
+        if self.where == "Train":
+            self.check_train_settings(page)
+        if self.where == "Draw":
+            self.check_prediction(page)
+
+    def check_log(self):
+        for log in self.logs:
+            text = log.read_text(errors="replace")
+            if "Traceback" in text:
+                raise WalkFailure(f"a traceback in the server's log {log.name}:\n"
+                                  f"{text[max(0, text.index('Traceback') - 200):][:3000]}")
+
+    def check_errors(self, page):
+        exc = page.get_by_test_id("stException")
+        check(not exc.count(), f"an exception on the page: {exc.first.inner_text()[:2000] if exc.count() else ''}")
+        for err in page.get_by_test_id("stAlertContentError").all():
+            text = err.inner_text()
+            if self.bad_upload and text.startswith("That file can't be used"):
+                continue
+            raise WalkFailure(f"an error box on the page: {text[:2000]}")
+
+    def check_sidebar(self, page):
+        nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
+        names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
+        check(names == PAGES, f"the sidebar lists {names}, not {PAGES}")
+        check(page.get_by_test_id("stSidebar").get_by_text("Your workspace").count() == 1,
+              "the sidebar has no 'Your workspace' panel")
+
+    def check_store(self):
+        rows = self.store.query("SELECT workspace_id, state FROM jobs")
+        states = {s for _, s in rows}
+        check(states <= {"queued", "running", "interrupted"}, f"a training in an unknown state: {rows}")
+        busy = {}
+        for ws, state in rows:
+            if state in ("queued", "running"):
+                busy[ws] = busy.get(ws, 0) + 1
+        check(all(n <= 1 for n in busy.values()), f"more than one training runs or waits in a workspace: {busy}")
+        for ws in {self.ws, self.student_ws, *self.known_runs} - {None}:
+            runs = {r.run_id for r in self.store.runs(ws)}
+            gone = self.known_runs.get(ws, set()) - runs - self.allowed_gone
+            check(not gone, f"runs disappeared without Delete from workspace {ws[:6]}: {gone}")
+            self.known_runs[ws] = runs
+            n = len(self.store.drawings(ws)[0])
+            before = self.drawings.get(ws, n)
+            expected = before + (self.kept_now if ws == self.ws else 0)
+            check(n == expected, f"workspace {ws[:6]} keeps {n} drawings, {expected} expected")
+            self.drawings[ws] = n
+        self.kept_now = 0
+
+    def sidebar_model(self, page):
+        caps = page.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer").all_inner_texts()
+        return next((c.split("Model:", 1)[1].strip() for c in caps if c.startswith("Model:")), None)
+
+    def check_model(self, page, tries=3):
+        """The sidebar names the model the store says the workspace uses, and so does the page."""
+        for attempt in range(tries):
+            run = self.model_run()
+            want = run.label if run is not None else "none yet - train one"
+            shown = self.sidebar_model(page)
+            ok = shown == want
+            why = f"the sidebar names the model {shown!r}, the store {want!r}"
+            if ok and self.where == "Draw":
+                caps = page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").all_inner_texts()
+                named = next((c[len("Model: "):] for c in caps if c.startswith("Model: ")), None)
+                ok = named == (run.label if run is not None else None)
+                why = f"Draw says 'Model: {named}', the store {want!r}"
+            if ok and self.where == "Train" and run is not None and run.run_id in self.known_runs.get(self.ws, ()):
+                text = _model_choice(page)
+                ok = text == run.label
+                why = f"Train's model selectbox shows {text!r}, the store {want!r}"
+            if ok:
+                self.count(f"model named on {self.where}" if self.where in ("Draw", "Train") else "model in sidebar")
+                return
+            if attempt < tries - 1:  # a training may have ended between the reads: the page follows in a rerun
+                time.sleep(1.5)
+                self.settle()
+        raise WalkFailure(why)
+
+    def check_train_settings(self, page):
+        """The Train page's Epochs slider and the URL show the settings the workspace keeps."""
+        from mnist_model.config import from_query
+        cfg = self.store.settings(self.ws)
+        if cfg is None:
+            return
+        slider = page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider")
+        shown = slider.first.get_attribute("aria-valuetext")
+        self.count("Train settings = stored settings")
+        check(shown == str(cfg.epochs), f"Train's Epochs slider shows {shown}, the workspace keeps {cfg.epochs}")
+        query = dict(parse_qsl(urlsplit(page.url).query))
+        check(from_query(query)[0] == cfg, f"the URL's settings {query} are not the workspace's {cfg.to_query()}")
+
+    def _metric(self, page, label_re):
+        metric = page.get_by_test_id("stMain").get_by_test_id("stMetric").filter(
+            has=page.get_by_test_id("stMetricLabel").filter(has_text=re.compile(label_re)))
+        if not metric.count():
+            return None
+        value = metric.first.get_by_test_id("stMetricValue").inner_text().strip()
+        delta = metric.first.get_by_test_id("stMetricDelta")
+        return value, (delta.inner_text().strip() if delta.count() else "")
+
+    def seen_image(self, page):
+        """The 28x28 image the Draw page shows ("What the network sees"), decoded from its enlarged picture."""
+        import numpy as np
+        from PIL import Image
+        img = page.get_by_test_id("stImage").filter(has_text="What the network sees").locator("img")
+        if not img.count():
+            return None
+        src = img.first.get_attribute("src")
+        body = page.request.get(src if src.startswith("http") else self.url + src).body()
+        a = np.asarray(Image.open(io.BytesIO(body)).convert("L"), np.float32)
+        check(a.shape == (140, 140), f"the 28x28 picture is {a.shape}, not 5x enlarged")
+        return a[2::5, 2::5] / 255.0
+
+    def check_prediction(self, page, tries=3):
+        """Every answer on Draw is the NumPy predictor's for the 28x28 image the page shows (exact up to the
+        picture's encoding), with a sane confidence; a clean digit drawn for a good MNIST model is read right."""
+        from mnist_model.data import class_names
+        from mnist_model.predict import Predictor
+        for attempt in range(tries):
+            try:
+                return self._check_prediction(page, class_names, Predictor)
+            except WalkFailure:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(1.5)
+                self.settle()
+
+    def _check_prediction(self, page, class_names, Predictor):
+        run = self.model_run()
+        first = self._metric(page, r"^Prediction")
+        if run is None or first is None:
+            return
+        value, note = first
+        if value == "–":
+            check(note == "draw to see", f"no answer yet, but the note says {note!r}")
+            return
+        names = class_names(run.config.dataset)
+        check(value in names, f"the prediction {value!r} is not one of {names}")
+        m = re.match(r"(\d+)% sure", note)
+        check(m and 10 <= int(m.group(1)) <= 100, f"the prediction's note {note!r} is not 10-100% sure")
+        image = self.seen_image(page)
+        check(image is not None, "an answer on Draw, but no 28x28 picture of what the network sees")
+        probs = Predictor.for_run(run)(image[None])[0]
+        shown = names.index(value)
+        self.count("prediction = predictor(picture)")
+        check(probs[shown] >= probs.max() - 0.03 and abs(probs[shown] * 100 - int(m.group(1))) <= 3,
+              f"Draw says {value} ({note}); the model {run.name} says {names[int(probs.argmax())]} "
+              f"({probs.max():.0%}), {value} {probs[shown]:.0%} for the picture shown")
+        others = [r for r in reversed(self.store.runs(self.ws)) if r.architecture != run.architecture
+                  and r.config.dataset == run.config.dataset and r.final is not None][:1]
+        second = self._metric(page, r" says$")
+        check(bool(others) == (second is not None), f"a second network's answer shown: {second}, expected for "
+                                                    f"{[r.name for r in others]}")
+        if others:
+            self.count("second network = predictor(picture)")
+            p = Predictor.for_run(others[0])(image[None])[0]
+            v, n = second
+            other_names = class_names(others[0].config.dataset)
+            pct = int(re.match(r"(\d+)% sure", n).group(1))
+            check(v in other_names and p[other_names.index(v)] >= p.max() - 0.03 and
+                  abs(p[other_names.index(v)] * 100 - pct) <= 3,
+                  f"the other network says {v} ({n}); {others[0].name} says {other_names[int(p.argmax())]} "
+                  f"({p.max():.0%})")
+        if (self.drawn_digit is not None and not self.poked and not self.photo and run.config.dataset == "mnist"
+                and run.final is not None and run.test_accuracy >= 0.9 and "unlike" not in note):
+            self.count("clean digit read right")
+            check(value == self.drawn_digit, f"a clean {self.drawn_digit} drawn for {run.label}: it says {value} "
+                                             f"({note})")
+
+    # ------------------------------------------------------------ running actions
+
+    def do(self, name, params):
+        action = ACTIONS[name]
+        if not action.ok(self):
+            self.say(f"skip {name} {params}")
+            return False
+        self.say(f"{name} {json.dumps(params)}")
+        action.run(self, params)
+        self.check_all(name)
+        self.count(f"action {name}")
+        return True
+
+
+# ---------------------------------------------------------------- actions
+
+class Action:
+    """weight: how often it is picked; ok(walk): whether it makes sense now; gen(rng, walk): its params;
+    run(walk, params): do it in the browser."""
+
+    def __init__(self, weight, ok, gen, run):
+        self.weight, self.ok, self.gen, self.run = weight, ok, gen, run
+
+
+def _always(walk):
+    return True
+
+
+def _none(rng, walk):
+    return {}
+
+
+def _navigate(walk, p):
+    walk.nav(p["page"])
+
+
+def _goto(walk, p):
+    walk.goto(p["path"])
+
+
+def _gen_goto(rng, walk):
+    return {"path": rng.choice(["/train?" + rng.choice(TRAIN_LINKS), "/train", "/draw", "/explore", "/class", "/"])}
+
+
+def _reload(walk, p):
+    walk.page.reload()
+    walk.wait_page(walk.where, timeout=LONG)
+    walk.new_session()
+
+
+def _slider_to(page, label, steps, home=True):
+    """A slider or select slider: Home, then ArrowRight `steps` times (each a rerun)."""
+    slider = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
+    slider.focus()
+    keys = (["Home"] if home else []) + ["ArrowRight"] * steps
+    for key in keys:
+        slider.press(key)
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
+    return slider
+
+
+def _more_settings(page):
+    if not page.get_by_test_id("stSlider").filter(has_text="Training examples").first.is_visible():
+        page.get_by_text("More settings").click()
+        page.get_by_test_id("stSlider").filter(has_text="Training examples").first.wait_for(timeout=WAIT)
+
+
+def _knobs(walk, p):
+    """Set the Train knobs through the widgets (each knob a rerun)."""
+    walk.ensure("Train")
+    page = walk.page
+    if "preset" in p:
+        page.get_by_role("button", name=f"Preset: {p['preset']}").click()
+        page.get_by_text(f"Preset {p['preset']}:").wait_for(timeout=WAIT)
+        walk.settle()
+    if "epochs" in p:
+        _slider_to(page, "Epochs", p["epochs"] - 1)
+    _more_settings(page)
+    if "dataset" in p:
+        page.get_by_test_id("stRadio").filter(has_text="Dataset").get_by_text(
+            {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}[p["dataset"]]).click()
+        walk.settle(timeout=LONG)  # a dataset's first load
+    if "network" in p:
+        page.get_by_test_id("stRadio").filter(has_text="Network").get_by_text(
+            {"dense": "Dense (the notebook)", "cnn": "Small CNN"}[p["network"]]).click()
+        walk.settle()
+    if "size" in p:
+        _slider_to(page, "Training examples", SMALL_SIZES.index(p["size"]))
+    for label, key in (("Hidden layers", "layers"), ("Dropout", "dropout"), ("L2 weight penalty", "l2"),
+                       ("Early stopping", "patience")):
+        if key in p:
+            _slider_to(page, label, p[key])
+    walk.settle()
+
+
+def _gen_knobs(rng, walk):
+    p = {}
+    if rng.random() < 0.3:
+        p["preset"] = rng.choice(PRESETS)
+    if rng.random() < 0.7:
+        p["epochs"] = rng.randint(1, 3)
+    if rng.random() < 0.25:
+        p["dataset"] = rng.choice(["mnist", "fashion"])
+    if rng.random() < 0.3:
+        p["network"] = rng.choice(["dense", "cnn"])
+    if rng.random() < 0.7:
+        p["size"] = rng.choice(SMALL_SIZES)
+    for key, top in (("layers", 2), ("dropout", 5), ("l2", 3), ("patience", 3)):
+        if rng.random() < 0.2:
+            p[key] = rng.randint(0, top)
+    return p
+
+
+def _small(cfg):
+    return cfg is not None and cfg.epochs <= 3 and 100 <= cfg.train_size <= 2000 and cfg.batch_size >= 32
+
+
+def _train(walk, p):
+    """Press Train (with small settings: a settings link or the widgets first when they are not), then wait a
+    while, maybe Stop, maybe wait for the end."""
+    walk.ensure("Train")
+    if not _small(walk.store.settings(walk.ws)):
+        if p.get("fix") == "widgets":
+            _knobs(walk, {"epochs": p.get("epochs", 1), "size": p.get("size", 500)})
+        else:
+            walk.goto("/train?" + p.get("link", TRAIN_LINKS[0]))
+    cfg = walk.store.settings(walk.ws)
+    check(_small(cfg), f"the settings are still not small: {cfg}")
+    before = {r.run_id for r in walk.store.runs(walk.ws)}
+    button = walk.page.get_by_role("button", name="Train", exact=True)
+    if button.is_disabled():
+        return  # a training runs already (Train is refused by the button itself)
+    button.click()
+    deadline = time.time() + 60
+    while not walk.jobs() and {r.run_id for r in walk.store.runs(walk.ws)} == before and time.time() < deadline:
+        time.sleep(0.1)
+    check(walk.jobs() or {r.run_id for r in walk.store.runs(walk.ws)} != before, "Train started no training")
+    walk.settle()
+    if p["then"] == "stop":
+        time.sleep(p["after"])
+        _stop(walk, {})
+    elif p["then"] == "finish":
+        walk.wait_trainings_end()
+        walk.page.get_by_text(re.compile(r"Test accuracy|stopped before finishing")).first.wait_for(timeout=WAIT)
+        walk.settle()
+    else:
+        time.sleep(p["after"])
+
+
+def _gen_train(rng, walk):
+    return {"then": rng.choice(["stop", "finish", "finish", "leave"]), "after": round(rng.uniform(0, 4), 1),
+            "fix": rng.choice(["link", "widgets"]), "link": rng.choice(TRAIN_LINKS[:5]),
+            "epochs": rng.randint(1, 3), "size": rng.choice(SMALL_SIZES)}
+
+
+def _stop(walk, p):
+    walk.ensure("Train")
+    stop = walk.page.get_by_role("button", name="Stop training")
+    if stop.is_enabled():
+        stop.click()
+    walk.wait_trainings_end(timeout=120)
+    walk.settle()
+
+
+def _busy(walk):
+    return bool(walk.jobs())
+
+
+def _train_twice(walk, p):
+    """Press Train in a second tab of the same browser that still shows Train enabled, while the first tab's
+    training runs: refused politely, and still one training."""
+    walk.ensure("Train")
+    if not _small(walk.store.settings(walk.ws)) or walk.jobs():
+        return
+    second = walk.context.new_page()
+    try:
+        second.goto(walk.url + "/train")
+        walk.wait_page("Train", second, timeout=LONG)
+        walk.page.get_by_role("button", name="Train", exact=True).click()
+        deadline = time.time() + 60
+        while not walk.jobs() and time.time() < deadline:
+            time.sleep(0.1)
+        again = second.get_by_role("button", name="Train", exact=True)
+        if not walk.jobs() or again.is_disabled():
+            return  # it ended already, or the second tab saw it start: nothing to refuse
+        again.click()
+        second.get_by_text("You already have a training running").wait_for(timeout=WAIT)
+        walk.check_errors(second)
+        check(len(walk.jobs()) <= 1, f"two trainings in one workspace: {walk.jobs()}")
+    finally:
+        second.close()
+    walk.settle()
+
+
+def _choose_model(walk, p):
+    walk.ensure("Train")
+    page = walk.page
+    runs = walk.store.runs(walk.ws)
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw")
+    if not runs or not box.count():
+        return
+    run = runs[p["index"] % len(runs)]
+    option = page.get_by_role("option", name=run.label, exact=True)
+    for _ in range(3):  # a rerun that lands as the list opens closes it: open it again
+        box.click()
+        try:
+            option.wait_for(timeout=3000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    option.click()
+    walk.settle()
+    check(walk.store.model_run_id(walk.ws) == run.run_id or walk.jobs(),
+          f"chose {run.name}, but the workspace uses {walk.store.model_run_id(walk.ws)}")
+
+
+def _has_runs(walk):
+    return bool(walk.store.runs(walk.ws))
+
+
+def _model_choice(page):
+    """The label that Train's "Model for the Draw and Explore pages" shows, or None without one."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").locator("input")
+    return box.first.input_value() if box.count() else None
+
+
+def _chosen_run(walk):
+    """The run the Train page's buttons act on (its model selectbox's choice)."""
+    text = _model_choice(walk.page)
+    return next((r for r in walk.store.runs(walk.ws) if r.label == text), None)
+
+
+def _pin_or_share(walk, p):
+    walk.ensure("Train")
+    page = walk.page
+    if not page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").count():
+        return
+    run = _chosen_run(walk)
+    if run is None:
+        return
+    what = p["what"]
+    label = ("Unpin" if run.pinned else "Pin (keep)") if what == "pin" else ("Unshare" if run.published else "Share")
+    page.get_by_role("button", name=label, exact=True).click()
+    walk.settle()
+    after = walk.store.run(run.run_id, walk.ws)
+    flag = (after.pinned != run.pinned) if what == "pin" else (after.published != run.published)
+    check(flag, f"{label} left {run.name} as it was")
+
+
+def _delete(walk, p):
+    walk.ensure("Train")
+    page = walk.page
+    if not page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").count():
+        return
+    run = _chosen_run(walk)
+    if run is None:
+        return
+    page.get_by_role("button", name="Delete run").click()
+    yes = page.get_by_role("button", name=f"Yes, delete {run.name}", exact=True)
+    yes.wait_for(timeout=WAIT)
+    walk.allowed_gone.add(run.run_id)
+    yes.click()
+    walk.settle()
+    check(run.run_id not in {r.run_id for r in walk.store.runs(walk.ws)}, f"{run.name} still listed after Delete")
+
+
+def _canvas(walk):
+    canvas = walk.page.locator("canvas.upper-canvas")
+    from playwright.sync_api import expect
+    expect(canvas).to_have_count(1, timeout=WAIT)
+    canvas.scroll_into_view_if_needed()
+    return canvas
+
+
+def _stroke(page, canvas, points):
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+    page.mouse.up()
+
+
+def _has_canvas(walk):
+    return walk.model_run() is not None
+
+
+def _draw(walk, p):
+    walk.ensure("Draw")
+    if not walk.page.locator("canvas.upper-canvas").count():
+        return
+    canvas = _canvas(walk)
+    strokes = DIGITS[p["digit"]] if "digit" in p else [SCRIBBLES[i] for i in p["scribble"]]
+    clean = walk.canvas_clean and "digit" in p
+    for stroke in strokes:
+        _stroke(walk.page, canvas, stroke)
+        time.sleep(0.3)
+    walk.canvas_clean = False
+    walk.drawn_digit = p["digit"] if clean else None
+    walk.photo = False
+    walk.settle()
+    walk.page.get_by_text(re.compile("What the network sees")).first.wait_for(timeout=WAIT)
+    walk.settle()
+
+
+def _gen_draw(rng, walk):
+    if rng.random() < 0.7:
+        return {"digit": rng.choice(sorted(DIGITS))}
+    return {"scribble": rng.sample(range(len(SCRIBBLES)), rng.randint(1, 2))}
+
+
+def _clear(walk, p):
+    walk.ensure("Draw")
+    if not walk.page.locator("canvas.upper-canvas").count():
+        return
+    appserver.clear_canvas(walk.page, timeout=WAIT)
+    walk.canvas_clean, walk.drawn_digit = True, None
+    walk.settle()
+
+
+def _photo_bytes(digit):
+    from PIL import Image, ImageDraw
+    photo = Image.new("RGB", (600, 800), (235, 230, 220))
+    ImageDraw.Draw(photo).line(PHOTO_DIGITS[digit], fill=(40, 40, 50), width=45)
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _upload(walk, p):
+    walk.ensure("Draw")
+    upload = walk.page.get_by_test_id("stFileUploader").filter(has_text="upload a photo").locator("input[type=file]")
+    if not upload.count():
+        return
+    if p["good"]:
+        upload.set_input_files({"name": f"digit-{p['digit']}.jpg", "mimeType": "image/jpeg",
+                                "buffer": _photo_bytes(p["digit"])})
+        walk.page.get_by_text("from the uploaded photo").wait_for(timeout=WAIT)
+        walk.bad_upload, walk.photo, walk.drawn_digit = False, True, None
+    else:
+        walk.bad_upload = True
+        upload.set_input_files({"name": "photo.png", "mimeType": "image/png", "buffer": b"this is not an image\n" * 9})
+        walk.page.get_by_text("That file can't be used").wait_for(timeout=WAIT)
+    walk.settle()
+
+
+def _gen_upload(rng, walk):
+    return {"good": rng.random() < 0.6, "digit": rng.choice(sorted(PHOTO_DIGITS))}
+
+
+def _poke(walk, p):
+    walk.ensure("Draw")
+    page = walk.page
+    if not page.get_by_text("Poke your drawing").count():
+        return
+    label = p["slider"]
+    if not page.get_by_test_id("stSlider").filter(has_text=label).first.is_visible():
+        page.get_by_text("Poke your drawing").click()
+        page.get_by_test_id("stSlider").filter(has_text=label).first.wait_for(timeout=WAIT)
+    slider = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
+    slider.focus()
+    for _ in range(p["steps"]):
+        slider.press(p["key"])
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
+    walk.poked = True
+    walk.settle()
+
+
+def _gen_poke(rng, walk):
+    return {"slider": rng.choice(["Move sideways (px)", "Move up/down (px)", "Turn (degrees)", "Scale", "Strokes"]),
+            "key": rng.choice(["ArrowLeft", "ArrowRight"]), "steps": rng.randint(1, 3)}
+
+
+def _keep(walk, p):
+    walk.ensure("Draw")
+    keep = walk.page.get_by_role("button", name="Keep it", exact=True)
+    if not keep.count() or keep.is_disabled():
+        return
+    before = len(walk.store.drawings(walk.ws)[0])
+    keep.click()
+    walk.page.get_by_role("button", name="Kept", exact=True).wait_for(timeout=WAIT)
+    walk.kept_now = 1
+    walk.settle()
+    check(len(walk.store.drawings(walk.ws)[0]) == before + 1, "Keep it kept nothing")
+
+
+def _explore(walk, p):
+    walk.ensure("Explore")
+    page = walk.page
+    for tab in p["tabs"]:
+        page.get_by_role("tab", name=tab).click()
+        walk.settle()
+    chart = page.get_by_test_id("stVegaLiteChart").filter(has_text="click a cell")
+    if p.get("cell") and chart.count() and chart.first.is_visible():
+        t, q = p["cell"]
+        cell = chart.first.locator(f"path[aria-label*='true: {t};'][aria-label*='predicted: {q};']").first
+        if not cell.count():
+            cell = chart.first.locator(f"path[aria-label*='true: {t}'][aria-label*='predicted: {q}']").first
+        label = cell.get_attribute("aria-label", timeout=WAIT)
+        count = int(re.search(r"count: (\d+)", label).group(1))
+        cell.click()
+        wanted = f"{count} test images: true {t}, predicted {q}" if count else "No test image falls in that cell."
+        page.get_by_text(wanted).first.wait_for(timeout=WAIT)
+        walk.settle()
+
+
+def _gen_explore(rng, walk):
+    tabs = ["Mistakes", "What it learned", "Overfitting lab"]
+    rng.shuffle(tabs)
+    return {"tabs": tabs[:rng.randint(1, 3)] + ["Mistakes"], "cell": [rng.randint(0, 9), rng.randint(0, 9)]}
+
+
+def _explore_ok(walk):
+    run = walk.model_run()
+    return run is not None and run.config.dataset == "mnist"  # the cells are named by digit
+
+
+def _start_class(walk, p):
+    walk.ensure("Class")
+    page = walk.page
+    start = page.get_by_role("button", name="Start a class")
+    if start.count():
+        start.click()
+    code = page.locator("div[style*='5.5rem']")
+    code.wait_for(timeout=WAIT)
+    walk.class_code = code.inner_text().strip()
+    walk.settle()
+
+
+def _join(walk, p):
+    ctx = walk.browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = ctx.new_page()
+    page.goto(f"{walk.url}/class?join={walk.class_code}")
+    walk.wait_page("Class", page, timeout=LONG)
+    page.get_by_role("textbox", name="Nickname").fill(p["nickname"])
+    page.get_by_role("button", name="Join").click()
+    page.get_by_text(f"You are in as: {p['nickname']}").wait_for(timeout=WAIT)
+    walk.check_errors(page)
+    walk.student = page
+    walk.student_ws = walk.workspace_id(ctx)
+    page.goto(walk.url + "/")  # the student waits on Home (no board ticking every second)
+    walk.wait_page("Home", page, timeout=LONG)
+
+
+def _can_join(walk):
+    return walk.class_code is not None and walk.student is None
+
+
+def _suggest(walk, p):
+    walk.ensure("Class")
+    page = walk.page
+    button = page.get_by_role("button", name="Suggest these settings")
+    if not button.count():
+        return
+    button.click()
+    walk.settle()
+    teacher = walk.store.settings(walk.ws)
+    if walk.student is None or teacher is None:
+        return
+    student = walk.student
+    walk.nav("Train", student)
+    mine = walk.store.settings(walk.student_ws)
+    if mine == teacher:
+        return
+    student.get_by_text("Your teacher suggests").wait_for(timeout=WAIT)
+    student.get_by_role("button", name="Use them").click()
+    student.get_by_text("Your teacher suggests").wait_for(state="hidden", timeout=WAIT)
+    walk.settle(student)
+    walk.check_errors(student)
+    check(walk.store.settings(walk.student_ws) == teacher, "the student's Train page did not take the suggestion")
+    walk.nav("Home", student)
+
+
+def _teaching(walk):
+    return walk.class_code is not None
+
+
+def _start_over(walk, p):
+    page = walk.page
+    old = walk.ws
+    panel = page.get_by_test_id("stSidebar").get_by_text("Your workspace")
+    if not page.get_by_role("button", name="Start over").is_visible():
+        panel.click()
+    page.get_by_role("button", name="Start over").click()
+    page.get_by_role("button", name="Yes, start over").click()
+    new = walk.workspace_id(wait_change_from=old)
+    check(new and new != old, "Start over kept the old workspace in the cookie")
+    walk.settle()
+    walk.class_code = None
+    walk.canvas_clean, walk.drawn_digit = True, None
+
+
+def _restart(walk, p):
+    """kill -9 the server (or stop it) and start a new one on the same data folder and port."""
+    kill_server(walk.proc, hard=p["hard"])
+    walk._start()
+    if p["reload"]:
+        walk.page.reload()
+    walk.wait_page(walk.where or "Home", timeout=LONG)
+    walk.new_session()
+    if walk.student is not None:
+        walk.student.reload()
+        walk.wait_page("Home", walk.student, timeout=LONG)
+
+
+def _interrupted(walk):
+    return bool(walk.store.jobs(walk.ws, ("interrupted",)))
+
+
+def _again_or_dismiss(walk, p):
+    walk.ensure("Train")
+    button = walk.page.get_by_role("button", name=p["which"]).first
+    if not button.count() or button.is_disabled():
+        return
+    if p["which"] == "Train again" and not _small(walk.store.jobs(walk.ws, ("interrupted",))[0].config):
+        return
+    button.click()
+    walk.settle()
+
+
+ACTIONS = {
+    "navigate": Action(6, _always, lambda rng, w: {"page": rng.choice(PAGES)}, _navigate),
+    "goto": Action(3, _always, _gen_goto, _goto),
+    "reload": Action(1, _always, _none, _reload),
+    "knobs": Action(3, _always, _gen_knobs, _knobs),
+    "train": Action(5, lambda w: not _busy(w), _gen_train, _train),
+    "stop": Action(2, _busy, _none, _stop),
+    "train_twice": Action(1, lambda w: not _busy(w), _none, _train_twice),
+    "choose_model": Action(2, _has_runs, lambda rng, w: {"index": rng.randint(0, 9)}, _choose_model),
+    "pin_or_share": Action(2, _has_runs, lambda rng, w: {"what": rng.choice(["pin", "share"])}, _pin_or_share),
+    "delete": Action(1, _has_runs, _none, _delete),
+    "draw": Action(6, _has_canvas, _gen_draw, _draw),
+    "clear": Action(3, _has_canvas, _none, _clear),
+    "upload": Action(2, _has_canvas, _gen_upload, _upload),
+    "poke": Action(2, _has_canvas, _gen_poke, _poke),
+    "keep": Action(2, _has_canvas, _none, _keep),
+    "explore": Action(2, _explore_ok, _gen_explore, _explore),
+    "start_class": Action(1, lambda w: w.class_code is None, _none, _start_class),
+    "join": Action(2, _can_join, lambda rng, w: {"nickname": rng.choice(["Ada", "Grace", "Alan", "Kim"])}, _join),
+    "suggest": Action(2, _teaching, _none, _suggest),
+    "start_over": Action(1, _always, _none, _start_over),
+    "restart": Action(1, _always, lambda rng, w: {"hard": rng.random() < 0.8, "reload": rng.random() < 0.5},
+                      _restart),
+    "again_or_dismiss": Action(2, _interrupted, lambda rng, w: {"which": rng.choice(["Train again", "Dismiss"])},
+                               _again_or_dismiss),
+}
+
+
+# ---------------------------------------------------------------- walks, shrinking, replay
+
+def _workdir(tag):
+    return Path(tempfile.mkdtemp(prefix=f"mnist-live-walk-{tag}-"))
+
+
+def _begin(walk):
+    walk.goto("/")
+    walk.check_all("first")
+
+
+def walk_seed(seed: int, n_actions: int, verbose=True):
+    """Generate and run a walk; returns (actions done, None) or (actions done, the failure's text)."""
+    rng = random.Random(seed)
+    walk = Walk(seed, _workdir(f"s{seed}"), verbose)
+    done = []
+    try:
+        _begin(walk)
+        for _ in range(n_actions):
+            names = [n for n, a in ACTIONS.items() if a.ok(walk)]
+            name = rng.choices(names, [ACTIONS[n].weight for n in names])[0]
+            params = ACTIONS[name].gen(rng, walk)
+            done.append([name, params])
+            walk.do(name, params)
+        return done, None
+    except Exception as exc:
+        return done, _failure_text(exc, walk)
+    finally:
+        print(f"seed {seed} checks: {json.dumps(dict(sorted(walk.stats.items())))}", flush=True)
+        walk.close()
+
+
+def _failure_text(exc, walk):
+    text = f"{exc.__class__.__name__}: {exc}" if isinstance(exc, WalkFailure) else traceback.format_exc()
+    logs = "\n".join(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-1500:]}" for log in walk.logs
+                     if log.exists())
+    return f"{text[:4000]}\n{logs}\n(work folder {walk.workdir})"
+
+
+def replay(actions, verbose=True):
+    """Run a list of [name, params] on a fresh server; None when it passes, else the failure's text."""
+    walk = Walk(None, _workdir("replay"), verbose)
+    try:
+        _begin(walk)
+        for name, params in actions:
+            walk.do(name, params)
+        return None
+    except Exception as exc:
+        return _failure_text(exc, walk)
+    finally:
+        walk.close()
+
+
+def _same_kind(a: str, b: str) -> bool:
+    """Two failures are the same when their first lines agree once numbers and ids are taken out."""
+    def norm(t):
+        return re.sub(r"[0-9a-f]{6,}|\d+", "#", t.strip().split("\n")[0])[:120]
+    return norm(a) == norm(b)
+
+
+def shrink(actions, failure, verbose=False, budget_s=1800):
+    """Remove chunks, then single actions, keeping every removal after which a replay still fails the same
+    way; returns (shortest list, its failure)."""
+    deadline = time.time() + budget_s
+    current, why = list(actions), failure
+    chunk = max(1, len(current) // 2)
+    while chunk >= 1 and time.time() < deadline:
+        i, shrunk = 0, False
+        while i < len(current) and time.time() < deadline:
+            candidate = current[:i] + current[i + chunk:]
+            print(f"shrink: try {len(candidate)} actions (without {i}..{i + chunk - 1})", flush=True)
+            got = replay(candidate, verbose)
+            if got is not None and _same_kind(got, failure):
+                current, why, shrunk = candidate, got, True
+            else:
+                i += chunk
+        if not shrunk or chunk > 1:
+            chunk //= 2
+    return current, why
+
+
+def report(seed, actions, failure):
+    listing = json.dumps(actions)
+    return (f"\nWALK FAILED: seed {seed}, {len(actions)} actions\n{failure}\n"
+            f"shortest failing list: {listing}\n"
+            f"replay: .venv/bin/python tests/walker.py --replay '{listing}'\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--actions", type=int, default=25)
+    ap.add_argument("--seed-start", type=int, default=0)
+    ap.add_argument("--replay", help="a JSON list of [name, params] to run once")
+    ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.replay:
+        failure = replay(json.loads(args.replay), not args.quiet)
+        print("PASSED" if failure is None else f"FAILED\n{failure}")
+        return 0 if failure is None else 1
+    failed = 0
+    for seed in range(args.seed_start, args.seed_start + args.seeds):
+        t0 = time.time()
+        print(f"seed {seed}: {args.actions} actions", flush=True)
+        done, failure = walk_seed(seed, args.actions, not args.quiet)
+        if failure is None:
+            print(f"seed {seed}: passed in {time.time() - t0:.0f} s", flush=True)
+            continue
+        failed += 1
+        print(f"seed {seed}: FAILED after {len(done)} actions in {time.time() - t0:.0f} s\n{failure}", flush=True)
+        if not args.no_shrink:
+            done, failure = shrink(done, failure, not args.quiet)
+        print(report(seed, done, failure), flush=True)
+    print(f"{args.seeds - failed} of {args.seeds} seeds passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
