@@ -379,14 +379,19 @@ class Walk:
     def check_train_settings(self, page):
         """The Train page's Epochs slider and the URL show the settings the workspace keeps."""
         from mnist_model.config import from_query
-        cfg = self.store.settings(self.ws)
-        if cfg is None:
-            return
         slider = page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider")
-        shown = slider.first.get_attribute("aria-valuetext")
+        deadline = time.time() + 30  # the last key press's rerun may still be on its way: they agree once it lands
+        while True:
+            cfg = self.store.settings(self.ws)
+            if cfg is None:
+                return
+            shown = slider.first.get_attribute("aria-valuetext")
+            query = dict(parse_qsl(urlsplit(page.url).query))
+            if shown == str(cfg.epochs) and from_query(query)[0] == cfg or time.time() > deadline:
+                break
+            time.sleep(0.2)
         self.count("Train settings = stored settings")
         check(shown == str(cfg.epochs), f"Train's Epochs slider shows {shown}, the workspace keeps {cfg.epochs}")
-        query = dict(parse_qsl(urlsplit(page.url).query))
         check(from_query(query)[0] == cfg, f"the URL's settings {query} are not the workspace's {cfg.to_query()}")
 
     def _metric(self, page, label_re):
@@ -517,14 +522,26 @@ def _reload(walk, p):
     walk.new_session()
 
 
+SLIDER_TEXT = {"Epochs": lambda k: str(k + 1), "Training examples": lambda k: f"{SMALL_SIZES[k]:,}",
+               "Hidden layers": lambda k: str(k + 1), "Dropout": lambda k: "off" if not k else f"{k / 10:g}",
+               "L2 weight penalty": lambda k: ["off", "1e-05", "3e-05", "0.0001"][k],
+               "Early stopping": lambda k: str(k)}
+
+
 def _slider_to(page, label, steps, home=True):
-    """A slider or select slider: Home, then ArrowRight `steps` times (each a rerun)."""
+    """A slider or select slider: Home, then ArrowRight `steps` times (each a rerun), until it shows the value."""
     slider = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
     slider.focus()
     keys = (["Home"] if home else []) + ["ArrowRight"] * steps
     for key in keys:
         slider.press(key)
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
+    want = SLIDER_TEXT[label](steps) if label in SLIDER_TEXT and home else None
+    deadline = time.time() + WAIT / 1000
+    while want is not None and slider.get_attribute("aria-valuetext") != want and time.time() < deadline:
+        time.sleep(0.1)
+    check(want is None or slider.get_attribute("aria-valuetext") == want,
+          f"the {label} slider shows {slider.get_attribute('aria-valuetext')}, not {want}")
     return slider
 
 
@@ -678,9 +695,17 @@ def _choose_model(walk, p):
         except Exception:
             page.keyboard.press("Escape")
     option.click()
-    walk.settle()
-    check(walk.store.model_run_id(walk.ws) == run.run_id or walk.jobs(),
+    check(_until(lambda: walk.store.model_run_id(walk.ws) == run.run_id),
           f"chose {run.name}, but the workspace uses {walk.store.model_run_id(walk.ws)}")
+    walk.settle()
+
+
+def _until(condition, timeout=WAIT / 1000):
+    """Wait for a condition on the store (what a click must cause); its last value."""
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
 
 
 def _has_runs(walk):
@@ -710,10 +735,12 @@ def _pin_or_share(walk, p):
     what = p["what"]
     label = ("Unpin" if run.pinned else "Pin (keep)") if what == "pin" else ("Unshare" if run.published else "Share")
     page.get_by_role("button", name=label, exact=True).click()
+
+    def flipped():
+        after = walk.store.run(run.run_id, walk.ws)
+        return (after.pinned != run.pinned) if what == "pin" else (after.published != run.published)
+    check(_until(flipped), f"{label} left {run.name} as it was")
     walk.settle()
-    after = walk.store.run(run.run_id, walk.ws)
-    flag = (after.pinned != run.pinned) if what == "pin" else (after.published != run.published)
-    check(flag, f"{label} left {run.name} as it was")
 
 
 def _delete(walk, p):
@@ -729,8 +756,9 @@ def _delete(walk, p):
     yes.wait_for(timeout=WAIT)
     walk.allowed_gone.add(run.run_id)
     yes.click()
+    check(_until(lambda: run.run_id not in {r.run_id for r in walk.store.runs(walk.ws)}),
+          f"{run.name} still listed after Delete")
     walk.settle()
-    check(run.run_id not in {r.run_id for r in walk.store.runs(walk.ws)}, f"{run.name} still listed after Delete")
 
 
 def _canvas(walk):
@@ -739,6 +767,14 @@ def _canvas(walk):
     expect(canvas).to_have_count(1, timeout=WAIT)
     canvas.scroll_into_view_if_needed()
     return canvas
+
+
+def _canvas_there(walk):
+    """Draw shows its canvas whenever the workspace has a model (waited for: it mounts after the page)."""
+    if walk.model_run() is None:
+        return False
+    walk.page.locator("canvas.upper-canvas").first.wait_for(timeout=WAIT)
+    return True
 
 
 def _stroke(page, canvas, points):
@@ -756,7 +792,7 @@ def _has_canvas(walk):
 
 def _draw(walk, p):
     walk.ensure("Draw")
-    if not walk.page.locator("canvas.upper-canvas").count():
+    if not _canvas_there(walk):
         return
     canvas = _canvas(walk)
     strokes = DIGITS[p["digit"]] if "digit" in p else [SCRIBBLES[i] for i in p["scribble"]]
@@ -780,7 +816,7 @@ def _gen_draw(rng, walk):
 
 def _clear(walk, p):
     walk.ensure("Draw")
-    if not walk.page.locator("canvas.upper-canvas").count():
+    if not _canvas_there(walk):
         return
     appserver.clear_canvas(walk.page, timeout=WAIT)
     walk.canvas_clean, walk.drawn_digit = True, None
@@ -948,10 +984,24 @@ def _start_over(walk, p):
     page = walk.page
     old = walk.ws
     panel = page.get_by_test_id("stSidebar").get_by_text("Your workspace")
-    if not page.get_by_role("button", name="Start over").is_visible():
-        panel.click()
-    page.get_by_role("button", name="Start over").click()
-    page.get_by_role("button", name="Yes, start over").click()
+    yes = page.get_by_role("button", name="Yes, start over")
+    for attempt in range(4):  # a rerun that lands as the panel opens can close it: open it again
+        walk.settle()
+        if yes.is_visible():
+            break
+        start = page.get_by_role("button", name="Start over", exact=True)
+        if not start.is_visible():
+            panel.click()
+            try:
+                start.wait_for(state="visible", timeout=10000)
+            except Exception:
+                continue
+        start.click()
+        try:
+            yes.wait_for(state="visible", timeout=15000)
+        except Exception:
+            continue
+    yes.click()
     new = walk.workspace_id(wait_change_from=old)
     check(new and new != old, "Start over kept the old workspace in the cookie")
     walk.settle()
