@@ -91,7 +91,9 @@ def train(config: TrainConfig, dataset: Dataset,
     t0 = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         reporter.epoch_begin(epoch)
-        loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter)
+        during = (lambda done: watch.during_first_epoch(done, first.kernel.numpy)) if watch is not None and \
+            epoch == 1 else None
+        loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter, during)
         test_loss, test_accuracy, test_probs = runner.evaluate()
         reporter.epoch_end(loss, accuracy, test_loss, test_accuracy)
         if watch is not None:
@@ -113,8 +115,9 @@ def train(config: TrainConfig, dataset: Dataset,
                        bool(stopper and stopper.stopped_early), extras)
 
 
-def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter) -> tuple[float, float]:
-    """One pass over order (or until Stop); returns the running (mean loss, accuracy) as fit() reports them."""
+def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter, during=None) -> tuple[float, float]:
+    """One pass over order (or until Stop); returns the running (mean loss, accuracy) as fit() reports them.
+    during: called with the fraction of the epoch done after every compiled call."""
     from .steps import epoch_plan
 
     loss = right = seen = batches = 0.0
@@ -122,6 +125,8 @@ def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter) -> tuple[
         call_loss, call_right = runner.train(indices, mask, steps)
         loss, right, seen, batches = loss + call_loss, right + call_right, seen + float(mask.sum()), batches + steps
         reporter.batches_done(int(batches), loss / seen, right / seen)
+        if during is not None:
+            during(batches / reporter.steps)
         if reporter.stopped:
             break
     return loss / seen, right / seen

@@ -165,49 +165,66 @@ def _inked_only(w1: np.ndarray, ds) -> np.ndarray:
 
 
 def watch_it_learn(run) -> None:
-    """The 16 units that moved most after the first epoch, epoch by epoch: a slider and a play button."""
+    """The 16 units that moved most after the first epoch, from the start (within the first epoch too, where most
+    strokes form) to the end: a slider and a play button."""
     frames = run.extras.get("snapshot_frames")
     if frames is None or len(frames) < 2:
         return
-    st.markdown("**Watch it learn**: the same 16 units at the start and after every epoch.")
-    last = len(frames) - 1
+    at = [float(e) for e in run.extras.get("snapshot_epochs", range(len(frames)))]  # when each frame was taken
+    st.markdown("**Watch it learn**: the same 16 units at the start, during the first epoch and after every epoch.")
     s = st.session_state
-    if s.get("learn_run") != run.run_id:  # a new model starts at the end
-        s["learn_run"], s["learn_epoch"], s["learn_playing"] = run.run_id, last, False
-    kept = run.best_epoch if run.best_epoch and run.best_epoch < last else None
+    if s.get("learn_run") != run.run_id or s.get("learn_epoch") not in at:  # a new model starts at the end
+        s["learn_run"], s["learn_epoch"], s["learn_playing"] = run.run_id, at[-1], False
+    kept = run.best_epoch if run.best_epoch and run.best_epoch < at[-1] else None
     if kept:
         st.caption(f"Early stopping kept epoch {kept}: the epochs after it were trained, then set aside.")
-    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, kept)
+    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, at, kept)
 
 
-def _learning_frames(frames, kept: int | None = None) -> None:
-    s, last = st.session_state, len(frames) - 1
+def _when(epoch: float) -> str:
+    """0 -> 'The random start', 0.25 -> 'A quarter into epoch 1', 3 -> 'After epoch 3'."""
+    if epoch == 0:
+        return "The random start"
+    if epoch < 1:
+        return {0.125: "An eighth", 0.25: "A quarter", 0.5: "Halfway"}.get(round(epoch, 3), f"{epoch:.0%}") + \
+            " into epoch 1"
+    return f"After epoch {epoch:g}"
+
+
+def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
+    s = st.session_state
+    index = at.index(s["learn_epoch"])
     if s.get("learn_playing"):
-        if s["learn_epoch"] >= last:
+        if index >= len(at) - 1:
             s["learn_playing"] = False
             st.rerun()  # the whole page: the fragment stops ticking
-        s["learn_epoch"] += 1
+        index += 1
+        s["learn_epoch"] = at[index]
     a, b = st.columns([1, 5], vertical_alignment="bottom")
     if a.button("Pause" if s.get("learn_playing") else "Play", key="learn_play", width="stretch"):
         s["learn_playing"] = not s.get("learn_playing")
-        if s["learn_playing"] and s["learn_epoch"] >= last:
-            s["learn_epoch"] = 0
+        if s["learn_playing"] and index >= len(at) - 1:
+            s["learn_epoch"] = at[0]
         st.rerun()
-    b.slider("Epoch", 0, last, key="learn_epoch", help="0 is the random start.")
+    b.select_slider("Epoch", at, key="learn_epoch", format_func=lambda e: f"{e:g}",
+                    help="0 is the random start; the fractions are steps into the first epoch.")
     changes = st.toggle("Show what training changed", value=True, key="learn_changes",
                         help="On: each weight minus its random start, so the learned strokes grow out of nothing. "
                              "Off: the weights themselves, which start as random noise.")
-    every = frames.astype(np.float32)  # (epochs + 1, 16, 784)
+    every = frames.astype(np.float32)  # (frames, 16, 784)
     if changes:
         every = every - every[:1]
-    frame = every[s["learn_epoch"]]
-    tops = np.abs(every).max(axis=(0, 2))  # one scale per unit over all epochs: strokes grow, noise stays faint
-    when = "The random start" if s["learn_epoch"] == 0 else f"After epoch {s['learn_epoch']}" + (
-        " (the weights kept)" if s["learn_epoch"] == kept else " (set aside by early stopping)"
-        if kept and s["learn_epoch"] > kept else "")
+    epoch = s["learn_epoch"]
+    frame = every[at.index(epoch)]
+    tops = np.abs(every).max(axis=(0, 2))  # one scale per unit over all frames: strokes grow, noise stays faint
+    when = _when(epoch) + (" (the weights kept)" if epoch == kept else " (set aside by early stopping)"
+                           if kept and epoch > kept else "")
     st.image(weight_sheet(frame.T, range(len(frame)), columns=16, tops=tops),
              caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
                                     "each unit's weights") + " (red positive, blue negative)")
+    if len(at) > 6 and epoch >= 5:
+        st.caption("The strokes form in the first epoch or two; what later epochs add is mostly fine speckle, the "
+                   "network fitting single training images: memorising, the overfitting the test curve shows.")
 
 
 def overfitting_lab(ws, ds) -> None:

@@ -121,7 +121,7 @@ def test_what_it_learned_shows_the_units_that_moved_most():
     assert not at.exception
     captions = " ".join(str(i.proto) for i in at.get("image"))
     assert "whose weights moved most from their start" in captions
-    assert any(s.label == "Epoch" for s in at.slider)  # Watch it learn
+    assert any(s.label == "Epoch" for s in at.select_slider)  # Watch it learn
     assert any(b.label == "Play" for b in at.button)
 
 
@@ -135,7 +135,7 @@ def test_watch_it_learn_marks_the_epoch_early_stopping_kept():
     kept = next(int(c.value.split()[4].rstrip(":")) for c in at.caption if c.value.startswith("Early stopping kept"))
     images = " ".join(str(i.proto) for i in at.get("image"))
     assert "set aside by early stopping" in images  # the last epoch shown first, after the kept one
-    at.slider(key="learn_epoch").set_value(kept).run()
+    at.select_slider(key="learn_epoch").set_value(float(kept)).run()
     assert "(the weights kept)" in " ".join(str(i.proto) for i in at.get("image"))
 
 

@@ -95,7 +95,13 @@ def test_first_layer_snapshots_are_small_and_follow_the_units_that_move(sample):
     print(f"a snapshot message is {size:,} bytes")
     assert size < 30_000
     extras = result.extras
-    assert extras["snapshot_frames"].shape == (4, 16, 784)  # the start, then every epoch
+    # the start, an eighth, a quarter and half of epoch 1 (where the strokes form), then every epoch
+    assert extras["snapshot_frames"].shape == (7, 16, 784)
+    assert list(extras["snapshot_epochs"]) == [0, 0.125, 0.25, 0.5, 1, 2, 3]
+    frames = extras["snapshot_frames"].astype(np.float32)
+    grown = [float(np.linalg.norm(f - frames[0])) for f in frames]
+    assert all(a < b for a, b in zip(grown, grown[1:5])), grown  # Watch it learn: strokes form, not appear at once
+    assert grown[1] < 0.6 * grown[4], grown
     w1 = result.model.get_weights()[0]
     start = extras["moved_initial"].astype(np.float32).T  # (784, 64)
     moved = np.linalg.norm(w1[:, extras["moved_units"]] - start, axis=0)
