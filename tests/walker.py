@@ -531,15 +531,20 @@ SLIDER_TEXT = {"Epochs": lambda k: str(k + 1), "Training examples": lambda k: f"
 def _slider_to(page, label, steps, home=True):
     """A slider or select slider: Home, then ArrowRight `steps` times (each a rerun), until it shows the value."""
     slider = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first
-    slider.focus()
     keys = (["Home"] if home else []) + ["ArrowRight"] * steps
-    for key in keys:
+    for n, key in enumerate(keys):
+        # One press at a time, each once its rerun has landed: a press made while the previous press's rerun is
+        # on its way can be lost (the rerun sends the slider its value from before; see the report)
+        want = SLIDER_TEXT[label](n if home else 0) if label in SLIDER_TEXT and home else None
+        slider.focus()
         slider.press(key)
+        deadline = time.time() + WAIT / 1000
+        while want is not None and slider.get_attribute("aria-valuetext") != want and time.time() < deadline:
+            time.sleep(0.1)
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
+        time.sleep(0.3)
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
     want = SLIDER_TEXT[label](steps) if label in SLIDER_TEXT and home else None
-    deadline = time.time() + WAIT / 1000
-    while want is not None and slider.get_attribute("aria-valuetext") != want and time.time() < deadline:
-        time.sleep(0.1)
     check(want is None or slider.get_attribute("aria-valuetext") == want,
           f"the {label} slider shows {slider.get_attribute('aria-valuetext')}, not {want}")
     return slider
@@ -1016,7 +1021,11 @@ def _restart(walk, p):
     if p["reload"]:
         walk.page.reload()
     walk.wait_page(walk.where or "Home", timeout=LONG)
-    walk.new_session()
+    if p["reload"]:
+        walk.new_session()
+    else:  # the tab reconnects to a new session: the browser keeps its canvas and uploader, the server not the
+        walk.poked = True  # pokes (so no clean-digit check until a page load)
+        walk.canvas_clean, walk.drawn_digit = False, None
     if walk.student is not None:
         walk.student.reload()
         walk.wait_page("Home", walk.student, timeout=LONG)
