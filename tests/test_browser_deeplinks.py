@@ -16,6 +16,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 
 @pytest.mark.parametrize("path, shows", [
     ("/train?epochs=3", "Train the network"),
+    ("/train", "Train the network"),
+    ("/?epochs=2&batch_size=256", "Lesson plan"),
+    ("/draw?dataset=fashion", "Draw a piece of clothing"),
+    ("/explore?hidden_layers=3&dropout=0.3", "Explore"),
     ("/draw", "Draw a digit"),
     ("/explore", "Explore"),
     ("/class?join=ABCDEF", "Class"),
