@@ -10,7 +10,7 @@ import walker
 
 SEEDS = (0, 1, 2)
 ACTIONS = 25
-SHRINK_BUDGET_S = 600  # a failing walk is shrunk for at most this long
+SHRINK_BUDGET_S = 300  # a failing walk is shrunk for at most this long
 
 pytestmark = pytest.mark.skipif(not os.path.exists(walker.CHROMIUM),
                                 reason="Chromium is not installed (apt-get install chromium chromium-driver)")
@@ -20,5 +20,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(walker.CHROMIUM),
 def test_a_random_walk_keeps_every_invariant(seed):
     done, failure = walker.walk_seed(seed, ACTIONS, verbose=True)
     if failure is not None:
+        print(f"seed {seed} failed after {len(done)} actions, shrinking:\n{failure}", flush=True)
         done, failure = walker.shrink(done, failure, verbose=False, budget_s=SHRINK_BUDGET_S)
         pytest.fail(walker.report(seed, done, failure), pytrace=False)

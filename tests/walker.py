@@ -647,8 +647,15 @@ def _gen_train(rng, walk):
 def _stop(walk, p):
     walk.ensure("Train")
     stop = walk.page.get_by_role("button", name="Stop training")
-    if stop.is_enabled():
-        stop.click()
+    deadline = time.time() + WAIT / 1000
+    while walk.jobs() and time.time() < deadline:  # the training may end (and Stop turn off) as we click
+        try:
+            if stop.is_enabled():
+                stop.click(timeout=3000)
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
     walk.wait_trainings_end(timeout=120)
     walk.settle()
 
