@@ -69,13 +69,13 @@ class Robustness:
         for name in self.by_shift:
             shift, turn = self.sure_range(name, "shift"), self.sure_range(name, "angle")
             if shift is None:
-                parts.append(f"the {name} does not call it {label} even as drawn")
+                parts.append(f"the {name} is never more than 50% sure of {label}, not even unmoved")
             else:
-                moved = "only where it was drawn" if shift == (0, 0) else f"moved {_span(shift, ' pixels')} sideways"
+                moved = "only where it is" if shift == (0, 0) else f"moved {_span(shift, ' pixels')} sideways"
                 turned = f" and turned {_span(turn, '°')}" if turn and turn != (0, 0) else ""
-                parts.append(f"the {name} still says {label} {moved}{turned}")
+                parts.append(f"the {name} is more than 50% sure of {label} {moved}{turned}")
         text = "; ".join(parts)
-        return text[0].upper() + text[1:] + " (more than 50% sure)."
+        return text[0].upper() + text[1:] + "."
 
 
 def _span(low_high: tuple[int, int], unit: str) -> str:

@@ -93,7 +93,8 @@ def _clear_canvas() -> None:
 
 def upload_image(thing: str):
     """An uploaded photo or scan: (RGBA or None, the file's id or None); a message when unusable."""
-    file = st.file_uploader(f"Or upload a photo of {thing} (PNG or JPEG)", type=["png", "jpg", "jpeg"])
+    file = st.file_uploader(f"Or upload a photo of {thing} (PNG or JPEG)", type=["png", "jpg", "jpeg"],
+                            key=f"photo_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
     if file is None:
         return None, None
     try:
@@ -139,8 +140,7 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     top, second = int(order[0]), int(order[1])
     others = _other_networks(ws, run)
     verdict = common.novelty_check(run.config.dataset)(image)  # never asks the network: honest when it is sure
-    answers = [(names[top], f"{probs[top]:.0%} sure" + (", but unlike its training data" if verdict.unfamiliar
-                                                        else ""))]
+    answers = [(names[top], f"{probs[top]:.0%} sure" + (" · unfamiliar" if verdict.unfamiliar else ""))]
     for other in others:
         p = common.predictor(other)(image[None])[0]
         answers.append((class_names(other.config.dataset)[int(p.argmax())], f"{p.max():.0%} sure"))
@@ -219,7 +219,8 @@ def poke_controls(label: str) -> None:
             else:
                 columns[i % 2].slider(text, *options[:2], step=options[2], **kwargs)
         columns[1].button("Reset", on_click=_reset_poke, width="stretch")
-        if st.button(f"How robust is it? (your {label}, as drawn)", width="stretch"):
+        if st.button(f"How robust is the answer {label}?", width="stretch",
+                     help=f"Moves and turns the picture step by step and plots how sure each network stays of {label}."):
             s["poke_used"] = s["robust_open"] = True
         if s.get("robust_open"):
             st.caption("The curves are under the drawing.")  # on a phone, above this button
@@ -281,7 +282,7 @@ def teach_panel(ws, run) -> None:
     if ids:
         st.subheader("Your drawings")
         st.image(digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
-                 caption=f"Your {len(ids)} drawings and their labels")
+                 caption=f"Your {len(ids)} drawing{'s' * (len(ids) != 1)} and their labels")
         drop = st.multiselect("Delete", range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
         if c1.button("Delete selected", disabled=not drop, width="stretch"):
@@ -314,7 +315,7 @@ def fine_tune_report(ws, run, images, labels) -> None:
     if base is None or run.final is None or base.final is None:
         return
     before, after = accuracy(common.predictor(base), images, labels), accuracy(common.predictor(run), images, labels)
-    st.markdown(f"**{run.name}** against **{base.name}**, on your {len(labels)} drawings and the test set:")
+    st.markdown(f"**{run.name}** against **{base.name}**, on your {len(labels)} drawing{'s' * (len(labels) != 1)} and the test set:")
     c = st.columns(2)
     change = round((after - before) * 100)
     c[0].metric("Right on your drawings", f"{after:.0%}", f"{change:+d} points (was {before:.0%})" if change else

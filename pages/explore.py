@@ -14,6 +14,7 @@ from pages import common
 UNITS_SHOWN = 64  # hidden units in the weights grid
 LAB_NETWORKS = {"dense": "dense network (the notebook's)", "cnn": "small CNN"}
 LAB_DATA = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
+CNN_KNOBS = ("train_size", "epochs")  # the knobs the small CNN listens to
 VOTE_IMAGES = 500  # test images on which a deeper network's unit votes are measured
 PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
 
@@ -138,14 +139,14 @@ def learned(ws, run, ds) -> None:
     votes = pd.DataFrame({"label": list(ds.class_names),
                           "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
     title = f"When unit {unit} fires, it votes for..." if layers == 1 else \
-        f"When unit {unit} fires, each score moves (through {layers - 1} more hidden layer{'s' * (layers > 2)})"
+        f"Unit {unit}'s effect on each score"
     b.altair_chart(alt.Chart(votes).mark_bar().encode(
         x=alt.X("label:N", sort=None), y=alt.Y("weight:Q", title="vote" if layers == 1 else "score change"),
         color=alt.condition("datum.weight > 0", alt.value("#d62728"), alt.value("#1f77b4"))).properties(
         title=title, height=240), width="stretch")
     if layers > 1:
-        b.caption(f"Measured on {VOTE_IMAGES} test images: each score's change, per unit of this unit's firing, "
-                  "when it is switched off where it fires.")
+        b.caption(f"Through {layers - 1} more hidden layer{'s' * (layers > 2)}, so measured: on {VOTE_IMAGES} test "
+                  "images, each score's change per unit of this unit's firing when it is switched off where it fires.")
     drawing = ws.last_drawing
     st.subheader("Your last drawing")
     if drawing is None:
@@ -255,8 +256,13 @@ def overfitting_lab(ws, ds) -> None:
         s["sweep_knob"] = running
     elif "sweep_knob" not in s:  # Streamlit drops a widget's state while its page is not shown
         s["sweep_knob"] = s.get("lab_knob", "train_size")
-    knob = st.selectbox("Knob to sweep", list(SWEEPS), format_func=lambda k: SWEEPS[k][1].capitalize(),
-                        key="sweep_knob", disabled=running is not None)
+    knobs = [k for k in SWEEPS if arch == "dense" or k in CNN_KNOBS]  # the CNN has no dropout, L2 or hidden units
+    if s["sweep_knob"] not in knobs:
+        s["sweep_knob"] = "train_size"
+    knob = st.selectbox("Knob to sweep", knobs, format_func=lambda k: SWEEPS[k][1].capitalize(),
+                        key="sweep_knob", disabled=running is not None,
+                        help=None if arch == "dense" else "The small CNN's own layers are fixed: dropout, the L2 "
+                        "penalty and hidden units are knobs of the dense network.")
     s["lab_knob"] = knob
     plan = sweep_plan(base, len(ds.x_train), knob)
     values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
