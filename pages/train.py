@@ -190,12 +190,10 @@ def stop_training() -> None:
         job.wait(3)
 
 
-def _choose_model(ws) -> None:
+def _choose_model(ws, key: str) -> None:
     """Before the page reruns: so the sidebar, drawn after the page, names the model of this very rerun."""
-    choice = st.session_state["model_choice"]
     try:
-        ws.choose_model(choice)
-        st.session_state["model_shown"] = choice
+        ws.choose_model(st.session_state[key])
     except MnistLiveError as exc:
         st.session_state["train_refused"] = str(exc)
 
@@ -336,13 +334,11 @@ def runs_table(ws) -> None:
     current = ws.model_run()
     ids = list(by_id)
     current_id = current.run_id if current and current.run_id in by_id else ids[-1]
-    state = st.session_state
-    # The workspace's model wins when it changed elsewhere (a new run, another tab); else the user's pick stays.
-    if state.get("model_shown") != current_id or state.get("model_choice") not in by_id:
-        state["model_choice"] = current_id
-    state["model_shown"] = current_id
-    chosen = st.selectbox("Model for the Draw and Explore pages", ids, key="model_choice",
-                          format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws,))
+    # A key per model in use: when it changes (a pick, a new run, another tab), a fresh picker shows it, and a value
+    # the browser still holds for the old picker (a rerun fired before it caught up) cannot write the old one back.
+    key = f"model_choice_{current_id}"
+    chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=ids.index(current_id), key=key,
+                          format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws, key))
     run = by_id[chosen]
     a, b, f, c, d, e = st.columns(6)
     stem = run.file_stem()
