@@ -164,10 +164,14 @@ class Walk:
         self.logs: list[Path] = []
         self.proc, self.port = None, None
         self._start()
-        self.pw = sync_playwright().start()
-        self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=appserver.CHROMIUM_ARGS)
-        self.context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
-        self.page = self.context.new_page()
+        try:
+            self.pw = sync_playwright().start()
+            self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=appserver.CHROMIUM_ARGS)
+            self.context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+            self.page = self.context.new_page()
+        except BaseException:  # no browser: never leave the server running (a failed CI run left three)
+            kill_server(self.proc, hard=False)
+            raise
         self.student = None  # the student's page, once one joined
         self.student_ws = None
         self.class_code = None  # the class the main workspace teaches
