@@ -11,7 +11,6 @@ from mnist_model.jobs import JobState
 from pages import common
 
 BOARD_POLL_S = 1.0  # the board redraws this often: a run shows within about a second of ending
-JOIN_PARAM = "join"
 
 
 # ---------------------------------------------------------------- the board (teacher and students)
@@ -114,8 +113,18 @@ def board(class_id: str, show_presence: bool = True) -> None:
 
 # ---------------------------------------------------------------- teacher
 
+def confirmed(column, title: str, what: str, yes: str, action) -> None:
+    """A button that opens a popover saying what it does; action() runs only on its confirming button."""
+    with column.popover(title, width="stretch"):
+        st.caption(what)
+        if st.button(yes, type="primary"):
+            with common.plain_errors():
+                action()
+                st.rerun()
+
+
 def join_link(code: str) -> str:
-    return f"{common.base_url()}class?{JOIN_PARAM}={code}"
+    return f"{common.base_url()}class?{common.JOIN_PARAM}={code}"
 
 
 def teacher_header(taught) -> None:
@@ -161,18 +170,10 @@ def teacher_controls(ws, taught) -> None:
             with common.plain_errors():
                 ws.remove_student(name)
                 st.rerun()
-    with c.popover("Clear the board", width="stretch"):
-        st.caption("Removes every run from the board (students keep their runs).")
-        if st.button("Yes, clear the board", type="primary"):
-            with common.plain_errors():
-                ws.clear_board()
-                st.rerun()
-    with d.popover("End the class", width="stretch"):
-        st.caption("Joining stops; the board stays readable for you.")
-        if st.button("Yes, end the class", type="primary"):
-            with common.plain_errors():
-                ws.end_class()
-                st.rerun()
+    confirmed(c, "Clear the board", "Removes every run from the board (students keep their runs).",
+              "Yes, clear the board", ws.clear_board)
+    confirmed(d, "End the class", "Joining stops; the board stays readable for you.", "Yes, end the class",
+              ws.end_class)
 
 
 def teacher_view(ws, taught) -> None:
@@ -209,17 +210,25 @@ def student_view(ws, member) -> None:
         st.fragment(board, run_every=BOARD_POLL_S)(member.class_id, False)
 
 
+def code_from_link() -> str:
+    """The join box's key, filled from a join link (the QR code) once per link: the session keeps it, so a rerun
+    whose URL has lost the parameter cannot empty the box, and a code the student typed over stays."""
+    s, linked = st.session_state, st.query_params.get(common.JOIN_PARAM)
+    if linked and s.get("join_link") != linked:
+        s["join_link"] = s["join_code"] = linked
+    return "join_code"
+
+
 def join_or_start(ws) -> None:
     left, right = st.columns(2)
     with left.container(border=True):
         st.subheader("Join a class")
-        code = st.text_input("Class code", value=st.query_params.get(JOIN_PARAM, ""), max_chars=12,
-                             placeholder="e.g. KPT4WM")
+        code = st.text_input("Class code", key=code_from_link(), max_chars=12, placeholder="e.g. KPT4WM")
         nickname = st.text_input("Nickname", max_chars=40, help="1 to 20 characters; others in the class see it.")
         if st.button("Join", type="primary"):
             try:
                 ws.join_class(code, nickname, session=ws.id)
-                st.query_params.pop(JOIN_PARAM, None)
+                st.query_params.pop(common.JOIN_PARAM, None)
                 st.rerun()
             except MnistLiveError as exc:
                 st.error(str(exc))

@@ -15,6 +15,7 @@ from mnist_model.store import Store, StoreLimits
 
 from conftest import ROOT
 from test_store import make_run
+from train_knobs import knob
 
 APP = str(ROOT / "app.py")
 
@@ -192,6 +193,22 @@ def _button(at, label):
     return next(b for b in at.button if b.label == label)
 
 
+def _join(student, code: str, nickname: str):
+    """Type the code and nickname into the Class page's boxes and press Join."""
+    next(t for t in student.text_input if t.label == "Class code").input(code).run()
+    next(t for t in student.text_input if t.label == "Nickname").input(nickname).run()
+    return _button(student, "Join").click().run()
+
+
+def _suggest(teacher, **settings) -> None:
+    """The teacher sets these Train knobs and presses Suggest these settings on the Class page."""
+    teacher.switch_page("pages/train.py").run()
+    for name, value in settings.items():
+        knob(teacher, name).set_value(value).run()
+    teacher.switch_page("pages/classroom.py").run()
+    _button(teacher, "Suggest these settings").click().run()
+
+
 def _code(teacher) -> str:
     return next(m.value for m in teacher.markdown if "font-size:5.5rem" in m.value).split(">")[1].split("<")[0]
 
@@ -202,35 +219,66 @@ def test_the_class_page_from_start_to_a_student_using_the_suggestion():
     code = _code(teacher)
     assert any(f"class?join={code}" in c.value for c in teacher.code)
     assert "Scan to join" in str([i.proto for i in teacher.get("image")])  # the QR code
-    student = _class_page()
-    code_box = next(t for t in student.text_input if t.label == "Class code")
-    name_box = next(t for t in student.text_input if t.label == "Nickname")
-    code_box.input(f" {code.lower()[:3]} {code.lower()[3:]} ").run()
-    name_box.input("**Zoe** [x](y:z)").run()
-    _button(student, "Join").click().run()
+    student = _join(_class_page(), f" {code.lower()[:3]} {code.lower()[3:]} ", "**Zoe** [x](y:z)")
     assert not student.exception and not student.error
     assert any(t.value == "You are in as: **Zoe** [x](y:z)" for t in student.text)  # plain text
     assert not any(b.label in ("Clear the board", "Yes, clear the board", "Suggest these settings")
                    for b in student.button)
-    teacher.switch_page("pages/train.py").run()
-    teacher.slider(key="w_epochs").set_value(10).run()
-    teacher.select_slider(key="w_batch_size").set_value(32).run()
-    teacher.switch_page("pages/classroom.py").run()
-    _button(teacher, "Suggest these settings").click().run()
+    _suggest(teacher, epochs=10, batch_size=32)
     student.switch_page("pages/train.py").run()
     assert any(i.value.startswith("Your teacher suggests: 10 epochs, batch 32") for i in student.info)
     _button(student, "Use them").click().run()
-    assert student.slider(key="w_epochs").value == 10 and student.select_slider(key="w_batch_size").value == 32
+    assert knob(student, "epochs").value == 10 and knob(student, "batch_size").value == 32
     assert not any(i.value.startswith("Your teacher suggests") for i in student.info)
+
+
+def test_use_them_then_train_at_once_trains_the_suggestion():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    student = _join(_class_page(), _code(teacher), "Grace")
+    _suggest(teacher, epochs=3, train_size=500)
+    student.switch_page("pages/train.py").run()
+    knob(student, "epochs").set_value(7).run()
+    # Use them, then Train before the page has redrawn: the server meets the Train click with the buttons and knobs
+    # of the page before Use them (Epochs 7, all examples). One request with both clicks makes that race certain.
+    _button(student, "Use them").click()
+    _button(student, "Train").click().run()
+    ws = student.session_state["workspace"]
+    job = ws.latest_job()
+    ws.stop()
+    assert not student.exception
+    assert (job.config.epochs, job.config.train_size) == (3, 500)
+    assert (knob(student, "epochs").value, knob(student, "train_size").value) == (3, 500)
+
+
+def test_a_join_link_fills_the_code_once_and_a_rerun_without_it_keeps_it():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    code = _code(teacher)
+    student = AppTest.from_file(APP, default_timeout=60)
+    student.query_params["join"] = code
+    student.run()
+    student.switch_page("pages/classroom.py")
+    student.query_params["join"] = code  # the QR code's link opens the Class page with the code
+    student.run()
+    box = lambda: next(t for t in student.text_input if t.label == "Class code")  # noqa: E731
+    assert box().value == code
+    student.query_params.clear()  # a rerun whose URL lost the code (it emptied the box in a browser once)
+    student.run()
+    assert box().value == code
+    student.query_params["join"] = code
+    box().input("ZZZZZ2").run()  # typed over: the link does not write its code back
+    student.run()
+    assert box().value == "ZZZZZ2"
+    _join(student, code, "Ada")
+    assert any(t.value == "You are in as: Ada" for t in student.text) and "join" not in student.query_params
 
 
 def test_wrong_codes_are_refused_and_then_slowed():
     from mnist_model.classroom import SESSION_ATTEMPTS
     student = _class_page()
     for attempt in range(SESSION_ATTEMPTS + 1):
-        next(t for t in student.text_input if t.label == "Class code").input(f"ZZZZZ{attempt + 2}").run()
-        next(t for t in student.text_input if t.label == "Nickname").input("Guesser").run()
-        _button(student, "Join").click().run()
+        _join(student, f"ZZZZZ{attempt + 2}", "Guesser")
         assert not student.exception
     errors = [e.value for e in student.error]
     assert errors and errors[-1].startswith("Too many wrong codes from here")
