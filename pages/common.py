@@ -117,7 +117,7 @@ def _find_workspace() -> tuple[Workspace | None, str]:
 def start_over() -> None:
     """A fresh, empty workspace for this browser (the old one stays on the server until it is pruned)."""
     st.session_state["workspace"] = lab().new_workspace()
-    for key in [k for k in st.session_state if k.startswith("w_") or k in ("link_settings",)]:
+    for key in [k for k in st.session_state if k.startswith("w_") or k in ("link_settings", "settings_generation")]:
         del st.session_state[key]
 
 

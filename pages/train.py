@@ -22,6 +22,7 @@ POLL_S = 0.5  # how often the live charts redraw while a job runs
 SUGGESTION_POLL_S = 3.0  # a teacher's suggestion reaches a student sitting on this page within this
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
+DATASETS, NETWORKS = tuple(DATASET_NAMES), tuple(NETWORK_NAMES)
 RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the sidebar (about 810 px)
     "run": st.column_config.TextColumn(width=128), "status": st.column_config.TextColumn(width=62),
     "data": st.column_config.TextColumn(width=58), "model": st.column_config.TextColumn(width=48),
@@ -38,12 +39,13 @@ READING_BOX = {"none": st.success, "slight": st.info, "clear": st.warning}  # th
 # ---------------------------------------------------------------- settings <-> widgets <-> URL
 
 def _widget_values(cfg: TrainConfig) -> dict:
-    return {"w_epochs": cfg.epochs, "w_batch_size": cfg.batch_size,
-            "w_hidden_units": _nearest(HIDDEN_UNITS, cfg.hidden_units),
-            "w_learning_rate": _nearest(LEARNING_RATES, cfg.learning_rate), "w_optimizer": cfg.optimizer,
-            "w_train_size": cfg.train_size, "w_dataset": cfg.dataset, "w_architecture": cfg.architecture,
-            "w_seed": cfg.seed, "w_hidden_layers": cfg.hidden_layers, "w_dropout": _nearest(DROPOUTS, cfg.dropout),
-            "w_l2": _nearest(L2S, cfg.l2), "w_patience": cfg.patience}
+    """The setting -> value each knob shows for cfg (snapped to the knob's options)."""
+    return {"epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "hidden_units": _nearest(HIDDEN_UNITS, cfg.hidden_units),
+            "learning_rate": _nearest(LEARNING_RATES, cfg.learning_rate), "optimizer": cfg.optimizer,
+            "train_size": cfg.train_size, "dataset": cfg.dataset, "architecture": cfg.architecture,
+            "seed": int(cfg.seed), "hidden_layers": cfg.hidden_layers, "dropout": _nearest(DROPOUTS, cfg.dropout),
+            "l2": _nearest(L2S, cfg.l2), "patience": cfg.patience}
 
 
 def _nearest(options, value):
@@ -53,23 +55,46 @@ def _nearest(options, value):
     return min((o for o in options if o), key=lambda o: abs(o - value) / o)
 
 
+# The session's settings live in st.session_state["config"]; the knobs show them under keys of a generation
+# ("w_epochs_3") that a change from outside the knobs (a link, a preset, Use them) moves on. A value that the
+# browser still holds for a knob of the old generation (a click fired before the new page arrived) then names a
+# widget that is gone, and cannot write an old setting back over the new ones.
+
+def _key(name: str) -> str:
+    return f"w_{name}_{st.session_state['settings_generation']}"
+
+
 def _apply(cfg: TrainConfig) -> None:
-    """Put a config into the widgets (before they are drawn) and the session."""
-    st.session_state.update(_widget_values(cfg))
-    st.session_state["config"] = cfg
-
-
-def _config_from_widgets() -> TrainConfig:
+    """Make cfg (snapped to the knobs' options) the session's settings; the knobs are drawn afresh from it."""
     s = st.session_state
-    return TrainConfig(epochs=s.w_epochs, batch_size=s.w_batch_size, learning_rate=s.w_learning_rate,
-                       hidden_units=s.w_hidden_units, optimizer=s.w_optimizer, train_size=s.w_train_size,
-                       dataset=s.w_dataset, architecture=s.w_architecture, seed=int(s.w_seed),
-                       hidden_layers=s.w_hidden_layers, dropout=s.w_dropout, l2=s.w_l2, patience=s.w_patience)
+    s["config"] = replace(cfg, **_widget_values(cfg))
+    s["settings_generation"] = s.get("settings_generation", 0) + 1
+
+
+def _settings_now() -> TrainConfig:
+    """The session's settings with what the knobs of this generation hold now (callbacks run in no set order, so
+    Train reads them itself rather than trusting a knob's callback to have run first)."""
+    s = st.session_state
+    shown = {name: s[_key(name)] for name in _widget_values(s["config"]) if _key(name) in s}
+    if "seed" in shown:
+        shown["seed"] = int(shown["seed"])
+    return replace(s["config"], **shown)
+
+
+def _knob_moved() -> None:
+    st.session_state["config"] = _settings_now()
+
+
+def _knob(name: str, options=None) -> dict:
+    """A knob's keyword arguments: its generation's key, its value from the settings, and its callback."""
+    value = _widget_values(st.session_state["config"])[name]
+    shown = {"index": list(options).index(value)} if options is not None else {"value": value}
+    return dict(key=_key(name), on_change=_knob_moved, **shown)
 
 
 def init_settings() -> None:
     """Once per session: settings from the URL (clamped, with notices), else the session's or workspace's."""
-    if st.session_state.get("w_epochs") is None:
+    if "settings_generation" not in st.session_state:
         query = {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS}
         if query:
             cfg, notices = from_query(query)
@@ -79,11 +104,6 @@ def init_settings() -> None:
                 notices = from_query(st.session_state["link_settings"])[1]
         _apply(cfg)
         st.session_state["url_notices"] = notices
-    # Sent back with every run, so that a widget the browser redraws (seen under load while a training's panel
-    # ticks) takes the session's value instead of its default (Epochs 1, MNIST, dense).
-    last = _widget_values(st.session_state.get("config") or common.config())
-    for key in last:
-        st.session_state[key] = st.session_state[key] if key in st.session_state else last[key]
     for notice in st.session_state.pop("url_notices", []):
         st.warning(f"Link settings: {notice}")
 
@@ -122,35 +142,35 @@ def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     """The widgets; returns the config they show and mirrors it into the URL and the workspace."""
     c1, c2 = st.columns(2)
-    c1.slider("Epochs", 1, 50, key="w_epochs", help="Passes over the training images.")
-    c2.select_slider("Batch size", BATCH_SIZES, key="w_batch_size",
+    c1.slider("Epochs", 1, 50, **_knob("epochs"), help="Passes over the training images.")
+    c2.select_slider("Batch size", BATCH_SIZES, **_knob("batch_size"),
                      help="Images per weight update. Smaller: more updates per epoch, noisier.")
     with st.expander("More settings"):
         a, b = st.columns(2)
-        a.select_slider("Training examples", train_sizes, key="w_train_size",
+        a.select_slider("Training examples", train_sizes, **_knob("train_size"),
                         format_func=lambda n: "all" if n == 0 else f"{n:,}",
                         help="Fewer examples make overfitting easy to see.")
-        b.select_slider("Learning rate", LEARNING_RATES, key="w_learning_rate", format_func=lambda v: f"{v:g}")
-        a.select_slider("Hidden units", HIDDEN_UNITS, key="w_hidden_units")
-        b.selectbox("Optimizer", OPTIMIZERS, key="w_optimizer")
-        a.radio("Dataset", ("mnist", "fashion"), key="w_dataset", horizontal=True,
+        b.select_slider("Learning rate", LEARNING_RATES, **_knob("learning_rate"), format_func=lambda v: f"{v:g}")
+        a.select_slider("Hidden units", HIDDEN_UNITS, **_knob("hidden_units"))
+        b.selectbox("Optimizer", OPTIMIZERS, **_knob("optimizer", OPTIMIZERS))
+        a.radio("Dataset", DATASETS, **_knob("dataset", DATASETS), horizontal=True,
                 format_func=lambda d: DATASET_NAMES[d])
-        b.radio("Network", ("dense", "cnn"), key="w_architecture", horizontal=True,
+        b.radio("Network", NETWORKS, **_knob("architecture", NETWORKS), horizontal=True,
                 format_func=lambda a: NETWORK_NAMES[a],
                 help="The CNN looks at neighbouring pixels together, so it cares less about where and how big "
                      "a digit is drawn.")
-        a.number_input("Seed", 0, 2**31 - 1, key="w_seed", help="Same seed, same settings: same run.")
+        a.number_input("Seed", 0, 2**31 - 1, **_knob("seed"), help="Same seed, same settings: same run.")
         st.markdown("**Fight overfitting** (dense network)")
         c, d = st.columns(2)
-        c.select_slider("Hidden layers", (1, 2, 3), key="w_hidden_layers",
+        c.select_slider("Hidden layers", (1, 2, 3), **_knob("hidden_layers"),
                         help="The notebook has one; more layers of the same size can learn more, and memorise more.")
-        d.select_slider("Dropout", DROPOUTS, key="w_dropout", format_func=lambda v: "off" if not v else f"{v:g}",
+        d.select_slider("Dropout", DROPOUTS, **_knob("dropout"), format_func=lambda v: "off" if not v else f"{v:g}",
                         help="While training, switch off this share of the hidden units at random in every step, so "
                              "no unit can rely on another: harder to memorise. Never while predicting.")
-        c.select_slider("L2 weight penalty", L2S, key="w_l2", format_func=lambda v: "off" if not v else f"{v:g}",
+        c.select_slider("L2 weight penalty", L2S, **_knob("l2"), format_func=lambda v: "off" if not v else f"{v:g}",
                         help="Adds the sum of squared weights (times this) to the loss: large weights that fit "
                              "single examples cost more.")
-        d.slider("Early stopping: patience", 0, 20, key="w_patience",
+        d.slider("Early stopping: patience", 0, 20, **_knob("patience"),
                  help="Stop once the test loss has not improved for this many epochs, and keep the weights of "
                       "the best epoch. 0 = off.")
     cols = st.columns(len(PRESETS))
@@ -159,8 +179,7 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     notice = st.session_state.pop("preset_notice", None)
     if notice:
         st.info(notice, icon=":material/tune:")
-    cfg = _config_from_widgets()
-    st.session_state["config"] = cfg
+    cfg = st.session_state["config"]
     with common.plain_errors():
         common.workspace().save_settings(cfg)
     if {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS} != cfg.to_query():
@@ -174,8 +193,10 @@ def _train_sizes(n_train: int) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- the workspace's training
 
-def start_training(cfg: TrainConfig) -> None:
-    """Train button: runs before the page redraws, so the buttons show the new state at once."""
+def start_training() -> None:
+    """Train button: runs before the page redraws, so the buttons show the new state at once. It trains the
+    settings as they are now, not as they were when the button was drawn (Use them, then Train at once)."""
+    cfg = st.session_state["config"] = _settings_now()
     try:
         common.workspace().train(cfg)
     except MnistLiveError as exc:  # another tab started one meanwhile, a full disk, a busy database: said
@@ -371,17 +392,18 @@ common.through_the_app()
 st.title("Train the network")
 workspace = common.workspace()
 init_settings()
-ds = common.load_or_explain(st.session_state.w_dataset)
+settings = st.session_state["config"]
+ds = common.load_or_explain(settings.dataset)
 sizes = _train_sizes(len(ds.x_train)) if ds is not None else (0,)
-if st.session_state.w_train_size not in sizes:
-    st.session_state.w_train_size = _nearest(sizes, st.session_state.w_train_size) if \
-        st.session_state.w_train_size < max(sizes) else 0
+if settings.train_size not in sizes:  # more examples than this dataset has: the nearest it has, else all
+    _apply(replace(settings, train_size=_nearest(sizes, settings.train_size) if settings.train_size < max(sizes)
+                   else 0))
 cfg = controls(sizes)
 teacher_suggestion(workspace, cfg)
 interrupted_panel(workspace)
 busy = bool(workspace.jobs())
 b1, b2 = st.columns(2)
-b1.button("Train", type="primary", on_click=start_training, args=(cfg,), disabled=busy or ds is None, width="stretch")
+b1.button("Train", type="primary", on_click=start_training, disabled=busy or ds is None, width="stretch")
 b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
 refused = st.session_state.pop("train_refused", None)
 if refused:

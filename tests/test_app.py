@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
+from train_knobs import knob
 
 APP = str(ROOT / "app.py")
 
@@ -28,12 +29,11 @@ def _wait_for(at, predicate, timeout=180):
 
 
 def _start_training(**widgets):
-    """A new session: open Train, set the widgets (by key), press Train."""
+    """A new session: open Train, set the knobs (by setting), press Train."""
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("pages/train.py").run()
-    kinds = {"w_epochs": at.slider, "w_dataset": at.radio}
-    for key, value in widgets.items():
-        kinds.get(key, at.select_slider)(key=key).set_value(value).run()
+    for name, value in widgets.items():
+        knob(at, name).set_value(value).run()
     next(b for b in at.button if b.label == "Train").click().run()
     return at
 
@@ -68,7 +68,7 @@ def test_home_shows_the_data_as_the_notebook_prints_it():
 
 
 def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
-    at = _trained_app(w_epochs=2, w_batch_size=256, w_train_size=2000)
+    at = _trained_app(epochs=2, batch_size=256, train_size=2000)
     assert at.query_params["epochs"] in (["2"], "2")  # the settings are in the URL
     train_acc, test_acc = _metric(at, "Train accuracy"), _metric(at, "Test accuracy")
     assert 0.7 < float(train_acc.rstrip("%")) / 100 <= 1 and 0.7 < float(test_acc.rstrip("%")) / 100 <= 1
@@ -83,7 +83,7 @@ def test_train_with_sliders_shows_train_and_test_accuracy_then_draw_uses_it():
 
 
 def test_stop_during_a_long_run_keeps_a_usable_model():
-    at = _start_training(w_epochs=20, w_batch_size=16)
+    at = _start_training(epochs=20, batch_size=16)
     _wait_for(at, lambda a: _progress_epoch(a) >= 2)
     t0 = time.perf_counter()
     next(b for b in at.button if b.label == "Stop training").click().run()
@@ -105,7 +105,7 @@ def test_bad_query_string_is_clamped_with_notices():
     at.run()
     at.switch_page("pages/train.py").run()
     assert not at.exception
-    assert at.slider(key="w_epochs").value == 1 and at.select_slider(key="w_batch_size").value == 128
+    assert knob(at, "epochs").value == 1 and knob(at, "batch_size").value == 128
     text = " ".join(w.value for w in at.warning)
     assert "epochs" in text and "batch_size" in text and "'x'" in text
 
@@ -114,7 +114,7 @@ def test_preset_overfit_sets_the_widgets():
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("pages/train.py").run()
     next(b for b in at.button if b.label == "Preset: Overfit on purpose").click().run()
-    assert at.slider(key="w_epochs").value == 40 and at.select_slider(key="w_train_size").value == 500
+    assert knob(at, "epochs").value == 40 and knob(at, "train_size").value == 500
 
 
 def test_draw_without_a_model_offers_quick_train():
@@ -140,7 +140,7 @@ def _trained_app(**widgets):
 
 
 def test_explore_shows_mistakes_and_weights_for_a_trained_run():
-    at = _trained_app(w_epochs=2)
+    at = _trained_app(epochs=2)
     at.switch_page("pages/explore.py").run()
     assert not at.exception
     assert any("of 1,000 test images right" in c.value for c in at.caption)
@@ -152,7 +152,7 @@ def test_explore_shows_mistakes_and_weights_for_a_trained_run():
 def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("pages/train.py").run()
-    at.slider(key="w_epochs").set_value(3).run()
+    knob(at, "epochs").set_value(3).run()
     at.switch_page("pages/explore.py").run()
     next(b for b in at.button if b.label == "Run the sweep").click().run()
     _wait_for(at, lambda a: len([r for r in a.session_state["workspace"].runs() if r.name.startswith("Sweep")]) == 3)
@@ -166,7 +166,7 @@ def test_overfitting_lab_sweep_runs_in_order_and_lands_in_the_run_table():
 
 
 def test_share_on_the_server_and_pick_it_in_a_new_workspace():
-    at = _trained_app(w_epochs=1)
+    at = _trained_app(epochs=1)
     next(b for b in at.button if b.label == "Share").click().run()
     run = at.session_state["workspace"].runs()[-1]
     assert run.published and any(b.label == "Unshare" for b in at.button)
@@ -179,7 +179,7 @@ def test_share_on_the_server_and_pick_it_in_a_new_workspace():
 
 
 def test_fashion_mnist_trains_and_explores():
-    at = _trained_app(w_dataset="fashion", w_train_size=2000, w_epochs=1)
+    at = _trained_app(dataset="fashion", train_size=2000, epochs=1)
     assert at.dataframe[0].value["data"][0] == "Fashion"
     at.switch_page("pages/explore.py").run()
     assert not at.exception
@@ -190,7 +190,7 @@ def test_fashion_mnist_trains_and_explores():
 
 
 def test_switching_pages_keeps_a_running_training():
-    at = _start_training(w_epochs=6, w_batch_size=16)
+    at = _start_training(epochs=6, batch_size=16)
     at.switch_page("pages/home.py").run()
     assert not at.exception and not at.session_state["workspace"].jobs()[0].state.done  # still going while away
     at.switch_page("pages/train.py").run()

@@ -11,6 +11,7 @@ from mnist_model.records import EpochMetrics
 from mnist_model.runs import Run
 
 from conftest import ROOT
+from train_knobs import knob
 
 APP = str(ROOT / "app.py")
 
@@ -36,11 +37,11 @@ def _wait_idle(at, timeout=180):
 
 def test_presets_keep_the_dataset_and_network_and_say_what_they_set():
     at = _page("pages/train.py")
-    at.radio(key="w_dataset").set_value("fashion").run()
-    at.radio(key="w_architecture").set_value("cnn").run()
+    knob(at, "dataset").set_value("fashion").run()
+    knob(at, "architecture").set_value("cnn").run()
     _button(at, "Preset: Overfit on purpose").click().run()
-    assert at.slider(key="w_epochs").value == 40 and at.select_slider(key="w_train_size").value == 500
-    assert at.radio(key="w_dataset").value == "fashion" and at.radio(key="w_architecture").value == "cnn"
+    assert knob(at, "epochs").value == 40 and knob(at, "train_size").value == 500
+    assert knob(at, "dataset").value == "fashion" and knob(at, "architecture").value == "cnn"
     notice = " ".join(i.value for i in at.info)
     assert "Preset Overfit on purpose: 40 epochs, batch 32, 500 examples" in notice
     assert "keeping Fashion-MNIST and the Small CNN" in notice
@@ -48,7 +49,7 @@ def test_presets_keep_the_dataset_and_network_and_say_what_they_set():
 
 def test_quick_train_uses_the_selected_dataset_and_the_texts_follow_it():
     at = _page("pages/train.py")
-    at.radio(key="w_dataset").set_value("fashion").run()
+    knob(at, "dataset").set_value("fashion").run()
     at.switch_page("pages/draw.py").run()
     assert at.title[0].value == "Draw a piece of clothing"
     assert any("Fashion-MNIST" in i.value for i in at.info)  # Quick train names the data it will use
@@ -61,7 +62,7 @@ def test_quick_train_uses_the_selected_dataset_and_the_texts_follow_it():
     # Back to MNIST in the settings: the sidebar still names the data of the model in use (read on a new page
     # view of the same workspace: AppTest keeps no sidebar after switch_page).
     at.switch_page("pages/train.py").run()
-    at.radio(key="w_dataset").set_value("mnist").run()
+    knob(at, "dataset").set_value("mnist").run()
     again = AppTest.from_file(APP, default_timeout=60)
     again.query_params["workspace"] = at.session_state["workspace"].id
     again.run()
@@ -71,8 +72,8 @@ def test_quick_train_uses_the_selected_dataset_and_the_texts_follow_it():
 
 def test_runs_table_columns_keep_one_type_and_the_overlay_follows_new_runs():
     at = _page("pages/train.py")
-    at.slider(key="w_epochs").set_value(1).run()
-    at.select_slider(key="w_train_size").set_value(500).run()
+    knob(at, "epochs").set_value(1).run()
+    knob(at, "train_size").set_value(500).run()
     for _ in range(2):
         _button(at, "Train").click().run()
         _wait_idle(at)
@@ -114,7 +115,7 @@ def test_digit_labels_are_large_enough_to_read_when_projected():
 
 def test_what_it_learned_shows_the_units_that_moved_most():
     at = _page("pages/train.py")
-    at.slider(key="w_epochs").set_value(2).run()
+    knob(at, "epochs").set_value(2).run()
     _button(at, "Train").click().run()
     _wait_idle(at)
     at.switch_page("pages/explore.py").run()
@@ -127,8 +128,8 @@ def test_what_it_learned_shows_the_units_that_moved_most():
 
 def test_watch_it_learn_marks_the_epoch_early_stopping_kept():
     at = _page("pages/train.py")
-    for key, value in (("w_epochs", 40), ("w_train_size", 500), ("w_patience", 1)):
-        (at.select_slider if key == "w_train_size" else at.slider)(key=key).set_value(value).run()
+    for name, value in (("epochs", 40), ("train_size", 500), ("patience", 1)):
+        knob(at, name).set_value(value).run()
     _button(at, "Train").click().run()
     _wait_idle(at)
     at.switch_page("pages/explore.py").run()
@@ -141,7 +142,7 @@ def test_watch_it_learn_marks_the_epoch_early_stopping_kept():
 
 def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
     at = _page("pages/train.py")
-    at.slider(key="w_epochs").set_value(1).run()
+    knob(at, "epochs").set_value(1).run()
     _button(at, "Train").click().run()
     _wait_idle(at)
     chosen = at.session_state["workspace"].model_run().run_id

@@ -16,6 +16,7 @@ from mnist_model.jobs import TrainingJob, TrainTask
 from mnist_model.records import BatchProgress
 
 from conftest import ROOT
+from train_knobs import knob
 
 APP = str(ROOT / "app.py")
 
@@ -68,7 +69,7 @@ def test_fine_tuned_runs_and_downloads_have_names_of_their_own():
 
 def test_a_preset_says_what_it_set_for_the_cnn():
     at = _page("pages/train.py")
-    at.radio(key="w_architecture").set_value("cnn").run()
+    knob(at, "architecture").set_value("cnn").run()
     next(b for b in at.button if b.label == "Preset: The notebook").click().run()
     notice = next(i.value for i in at.info if i.value.startswith("Preset The notebook"))
     assert "CNN" in notice and "hidden" not in notice, notice
