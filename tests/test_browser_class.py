@@ -64,9 +64,13 @@ def test_a_class_of_three_on_one_board(app_url, browser):
     teacher.get_by_role("button", name="Suggest these settings").click()
     grace.get_by_text("Your teacher suggests: 5 epochs").wait_for(timeout=20000)  # without touching her page
     grace.get_by_role("button", name="Use them").click()
-    grace.get_by_text("Your teacher suggests").wait_for(state="hidden", timeout=20000)
+    grace.get_by_role("button", name="Train", exact=True).click()  # at once, before the page has redrawn
+    grace.get_by_role("heading", name="Run 2: finished").wait_for(timeout=180000)
+    assert not grace.get_by_text("Your teacher suggests").count()
     assert grace.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_test_id(
         "stSliderThumbValue").inner_text() == "5"  # the whole page took them, not only the suggestion
+    assert grace.get_by_text(re.compile(
+        r"^With 5 epochs and all training examples \(instead of 1 epoch and 500 training examples\)")).count()
     student = students[0]
     student.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
     student.get_by_text("You are in as: Ada").wait_for(timeout=30000)

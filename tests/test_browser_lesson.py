@@ -158,6 +158,18 @@ def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):
     assert outside == []  # offline: icons and fonts ship with the app
 
 
+def _networks_named(page, *metrics) -> None:
+    """Wait for the metrics; on a timeout say which ones the page shows and which model the sidebar names."""
+    from playwright.sync_api import TimeoutError
+    try:
+        for metric in metrics:
+            metric.wait_for(timeout=30000)
+    except TimeoutError:
+        shown = page.get_by_test_id("stMetricLabel").all_inner_texts()
+        model = page.get_by_test_id("stSidebar").get_by_text("Model:").all_inner_texts()
+        raise AssertionError(f"metrics {shown}, sidebar {model}, at {page.url}") from None
+
+
 def test_dense_and_cnn_answer_side_by_side(app_url, page):
     _open(page, app_url, "Draw")
     page.get_by_role("button", name="Quick train").click()
@@ -167,14 +179,15 @@ def test_dense_and_cnn_answer_side_by_side(app_url, page):
     page.get_by_text("Small CNN").click()
     page.get_by_test_id("stSlider").filter(has_text="Epochs").get_by_role("slider").press("Home")
     page.get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text(re.compile(r"Run \d+: finished")).wait_for(timeout=180000)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+    page.get_by_role("heading", name="Run 1: finished").wait_for(timeout=180000)  # the CNN (Quick train's is
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()    # "Quick train: finished")
     canvas = page.locator("canvas.upper-canvas")
     canvas.wait_for(timeout=60000)
-    _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
-    _prediction_after(page, None)
     mine = page.get_by_test_id("stMetric").filter(has_text="Prediction (CNN)").first
     other = page.get_by_test_id("stMetric").filter(has_text="Dense network says").first
-    other.wait_for(timeout=10000)
+    _networks_named(page, mine, other)  # before the first stroke too: the canvas never moves
+    _stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
+    _prediction_after(page, None)
+    _networks_named(page, mine, other)
     a, b = mine.bounding_box(), other.bounding_box()
     assert abs(a["y"] - b["y"]) < 5 and b["x"] > a["x"] + a["width"] - 5  # side by side, each naming its network
