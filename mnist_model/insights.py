@@ -103,7 +103,8 @@ def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None, dropo
         behind = " " + _behind(epochs, best_epoch - 1, dropout) if gap < -GAP_WARN else ""
         words = _gap_words(kept.accuracy, kept.test_accuracy)
         return (f"Early stopping kept epoch {best_epoch}: its network gets {kept.accuracy:.1%} of the training images "
-                f"and {kept.test_accuracy:.1%} of the test images right ({words}). The test loss was lowest there and did not improve in the {len(epochs) - best_epoch} epochs after "
+                f"and {kept.test_accuracy:.1%} of the test images right ({words}). The test loss was lowest there "
+                f"and did not improve in the {len(epochs) - best_epoch} epochs after "
                 "it, while the training loss kept falling: the network had started to memorise, and the weights from "
                 "before that are the ones kept." + still + behind)
     last = epochs[-1]

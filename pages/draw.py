@@ -219,8 +219,8 @@ def poke_controls(label: str) -> None:
             else:
                 columns[i % 2].slider(text, *options[:2], step=options[2], **kwargs)
         columns[1].button("Reset", on_click=_reset_poke, width="stretch")
-        if st.button(f"How robust is the answer {label}?", width="stretch",
-                     help=f"Moves and turns the picture step by step and plots how sure each network stays of {label}."):
+        if st.button(f"How robust is the answer {label}?", width="stretch", help="Moves and turns the picture "
+                     f"step by step and plots how sure each network stays of {label}."):
             s["poke_used"] = s["robust_open"] = True
         if s.get("robust_open"):
             st.caption("The curves are under the drawing.")  # on a phone, above this button
@@ -315,7 +315,8 @@ def fine_tune_report(ws, run, images, labels) -> None:
     if base is None or run.final is None or base.final is None:
         return
     before, after = accuracy(common.predictor(base), images, labels), accuracy(common.predictor(run), images, labels)
-    st.markdown(f"**{run.name}** against **{base.name}**, on your {len(labels)} drawing{'s' * (len(labels) != 1)} and the test set:")
+    drawings = f"{len(labels)} drawing{'s' * (len(labels) != 1)}"
+    st.markdown(f"**{run.name}** against **{base.name}**, on your {drawings} and the test set:")
     c = st.columns(2)
     change = round((after - before) * 100)
     c[0].metric("Right on your drawings", f"{after:.0%}", f"{change:+d} points (was {before:.0%})" if change else

@@ -46,6 +46,27 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def stroke(page, box: dict, points, steps: int = 4) -> None:
+    """Draw one stroke with the mouse through points (px from the box's top left corner)."""
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=steps)
+    page.mouse.up()
+
+
+def choose(page, box, option) -> None:
+    """Open a selectbox (a locator) and click one of its options (a locator)."""
+    for _ in range(3):  # a rerun that lands as the list opens closes it: open it again
+        box.click()
+        try:
+            option.wait_for(timeout=3000)
+            break
+        except Exception:
+            page.keyboard.press("Escape")
+    option.click()
+
+
 def clear_canvas(page, timeout: float = 60000):
     """Press Draw's Clear and return the canvas once the new, empty one is the only one on the page (the old one
     stays in the page for a moment while the new one mounts)."""

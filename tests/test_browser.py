@@ -7,6 +7,7 @@ import time
 import pytest
 
 import appserver
+from appserver import stroke as _stroke
 from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
@@ -23,14 +24,6 @@ def server(tmp_path_factory):
     yield url, log
     appserver.stop(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-
-
-def _stroke(page, box, points):
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
-    page.mouse.up()
 
 
 def _prediction_after(page, previous: str | None) -> str:

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Chromium is not installed (apt-get install chromium chromium-driver)")
 
 
-def _stroke(page, canvas, points):
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
-    page.mouse.up()
-
-
 def _one_canvas(page):
     """The canvas, once exactly one is on the page (a new one mounts after Clear)."""
     from playwright.sync_api import expect
@@ -75,7 +66,7 @@ def _photo(path, points):
 
 def test_uploads_then_a_drawing_leave_the_pokes_as_set(app_url, page, tmp_path):
     canvas = _fresh_draw_page(page, app_url)
-    _stroke(page, canvas, SEVEN)
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     drawn_first = _answer(page)
     canvas = appserver.clear_canvas(page)
     upload = page.get_by_test_id("stFileUploader").filter(has_text="upload a photo").locator("input[type=file]")
@@ -87,7 +78,7 @@ def test_uploads_then_a_drawing_leave_the_pokes_as_set(app_url, page, tmp_path):
     time.sleep(1)
     page.get_by_text("Poke your drawing").click()
     assert _poke_values(page) == POKE_START  # untouched: nothing jumped to its limits
-    _stroke(page, canvas, SEVEN)  # the latest input wins: the same strokes, the same answer
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     page.get_by_text("from your drawing").wait_for(timeout=20000)
     assert _answer(page) == drawn_first
     assert _poke_values(page) == POKE_START
@@ -100,7 +91,7 @@ def test_uploads_then_a_drawing_leave_the_pokes_as_set(app_url, page, tmp_path):
 
 def test_poke_there_and_back_keeps_the_panel_open(app_url, page):
     canvas = _fresh_draw_page(page, app_url)
-    _stroke(page, canvas, SEVEN)
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     before = _answer(page)
     page.get_by_text("Poke your drawing").click()
     slider = page.get_by_test_id("stSlider").filter(has_text="Move sideways").get_by_role("slider")
@@ -117,7 +108,7 @@ def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     canvas = _fresh_draw_page(page, app_url)
     keep = page.get_by_role("button", name="Keep it")
     assert keep.is_disabled()  # a blank canvas has nothing to keep
-    _stroke(page, canvas, SEVEN)
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     _answer(page)
     keep.click()
     page.get_by_text("Your 1 drawing and their labels").wait_for(timeout=20000)
@@ -186,14 +177,7 @@ def _choose_model(page, name):
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
     box = page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw")
     option = page.get_by_role("option", name=name)
-    for _ in range(3):  # a rerun that lands as the list opens closes it: open it again
-        box.click()
-        try:
-            option.wait_for(timeout=3000)
-            break
-        except Exception:
-            page.keyboard.press("Escape")
-    option.click()
+    appserver.choose(page, box, option)
 
 
 def _dense(points, step=8):
@@ -211,10 +195,10 @@ SCRIBBLE = [(40, 60), (240, 80), (60, 120), (230, 150), (50, 200), (250, 230), (
 
 def test_a_scribble_is_called_unfamiliar_and_a_seven_is_not(app_url, page):
     canvas = _fresh_draw_page(page, app_url)
-    _stroke(page, canvas, SEVEN)
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     assert "unfamiliar" not in _answer(page)
     assert not page.get_by_text("does not look like the digits").count()
     canvas = appserver.clear_canvas(page)
-    _stroke(page, canvas, SCRIBBLE)
+    appserver.stroke(page, canvas.bounding_box(), SCRIBBLE, steps=6)
     page.get_by_text("does not look like the digits the network learned from").wait_for(timeout=20000)
     assert "unfamiliar" in _answer(page)

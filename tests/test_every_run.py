@@ -3,7 +3,6 @@ made the way the app makes it (the server's Lab, its executor, the store), then 
 import time
 from dataclasses import replace
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -119,7 +118,8 @@ def test_every_page_renders_every_kind_of_run(kind, workspaces):
         at.session_state["workspace"] = ws
         at.run()
         at.switch_page(path).run()
-        expected = [e for e in _errors(at) if kind == "failed" and e.startswith(("Run 1 failed: ", "The last training failed: "))]
+        expected = [e for e in _errors(at)
+                    if kind == "failed" and e.startswith(("Run 1 failed: ", "The last training failed: "))]
         assert not [e for e in _errors(at) if e not in expected], (kind, path, _errors(at))
         if kind == "failed" and path in ("pages/train.py", "pages/draw.py"):
             assert expected or any("failed" in e.value for e in at.error), (path, _errors(at))

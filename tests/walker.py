@@ -703,14 +703,7 @@ def _choose_model(walk, p):
         return
     run = runs[p["index"] % len(runs)]
     option = page.get_by_role("option", name=run.label, exact=True)
-    for _ in range(3):  # a rerun that lands as the list opens closes it: open it again
-        box.click()
-        try:
-            option.wait_for(timeout=3000)
-            break
-        except Exception:
-            page.keyboard.press("Escape")
-    option.click()
+    appserver.choose(page, box, option)
     check(_until(lambda: walk.store.model_run_id(walk.ws) == run.run_id),
           f"chose {run.name}, but the workspace uses {walk.store.model_run_id(walk.ws)}")
     walk.settle()
@@ -740,12 +733,16 @@ def _chosen_run(walk):
     return next((r for r in walk.store.runs(walk.ws) if r.label == text), None)
 
 
-def _pin_or_share(walk, p):
+def _run_on_train(walk):
+    """On the Train page: the run its buttons act on, or None when it has no runs."""
     walk.ensure("Train")
-    page = walk.page
-    if not page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").count():
-        return
-    run = _chosen_run(walk)
+    if not walk.page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").count():
+        return None
+    return _chosen_run(walk)
+
+
+def _pin_or_share(walk, p):
+    run, page = _run_on_train(walk), walk.page
     if run is None:
         return
     what = p["what"]
@@ -760,11 +757,7 @@ def _pin_or_share(walk, p):
 
 
 def _delete(walk, p):
-    walk.ensure("Train")
-    page = walk.page
-    if not page.get_by_test_id("stSelectbox").filter(has_text="Model for the Draw").count():
-        return
-    run = _chosen_run(walk)
+    run, page = _run_on_train(walk), walk.page
     if run is None:
         return
     page.get_by_role("button", name="Delete run").click()
@@ -793,15 +786,6 @@ def _canvas_there(walk):
     return True
 
 
-def _stroke(page, canvas, points):
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
-    page.mouse.up()
-
-
 def _has_canvas(walk):
     return walk.model_run() is not None
 
@@ -814,7 +798,7 @@ def _draw(walk, p):
     strokes = DIGITS[p["digit"]] if "digit" in p else [SCRIBBLES[i] for i in p["scribble"]]
     clean = walk.canvas_clean and "digit" in p
     for stroke in strokes:
-        _stroke(walk.page, canvas, stroke)
+        appserver.stroke(walk.page, canvas.bounding_box(), stroke, steps=6)
         time.sleep(0.3)
     walk.canvas_clean = False
     walk.drawn_digit = p["digit"] if clean else None
