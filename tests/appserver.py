@@ -1,5 +1,6 @@
 """Start the app's Streamlit server on a free loopback port (browser tests and the load test)."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +23,9 @@ def free_port() -> int:
 def start(log_path: Path, **env) -> tuple[subprocess.Popen, str]:
     """The server (offline, its own data folder unless env names one), logging to log_path; returns once its
     port answers."""
-    env.setdefault("MNIST_LIVE_DATA", tempfile.mkdtemp(prefix="mnist-live-server-data-"))
+    own_data = "MNIST_LIVE_DATA" not in env
+    if own_data:
+        env["MNIST_LIVE_DATA"] = tempfile.mkdtemp(prefix="mnist-live-server-data-")
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -35,15 +38,20 @@ def start(log_path: Path, **env) -> tuple[subprocess.Popen, str]:
             break
         except OSError:
             time.sleep(0.2)
+    proc.own_data = env["MNIST_LIVE_DATA"] if own_data else None  # stop() removes it
     return proc, f"http://127.0.0.1:{port}"
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stop the server and remove the data folder start() made for it."""
     proc.terminate()
     try:
         proc.wait(15)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(15)
+    if getattr(proc, "own_data", None):
+        shutil.rmtree(proc.own_data, ignore_errors=True)
 
 
 def stroke(page, box: dict, points, steps: int = 4) -> None:

@@ -1,7 +1,9 @@
 """Shared fixtures: offline data only, small real datasets, one warm executor for the whole session."""
+import atexit
 import gzip
 import importlib.util
 import os
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -12,6 +14,8 @@ import pytest
 os.environ["MNIST_OFFLINE"] = "1"  # No test downloads anything.
 os.environ["MNIST_LIVE_DATA"] = tempfile.mkdtemp(prefix="mnist-live-test-data-")  # never the working directory's
 os.environ["MNIST_LIVE_RUNS"] = tempfile.mkdtemp(prefix="mnist-live-test-runs-")
+for _folder in (os.environ["MNIST_LIVE_DATA"], os.environ["MNIST_LIVE_RUNS"]):
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1084,7 +1084,7 @@ def walk_seed(seed: int, n_actions: int, verbose=True):
     """Generate and run a walk; returns (actions done, None) or (actions done, the failure's text)."""
     rng = random.Random(seed)
     walk = Walk(seed, _workdir(f"s{seed}"), verbose)
-    done = []
+    done, failure = [], None
     try:
         _begin(walk)
         for _ in range(n_actions):
@@ -1093,12 +1093,19 @@ def walk_seed(seed: int, n_actions: int, verbose=True):
             params = ACTIONS[name].gen(rng, walk)
             done.append([name, params])
             walk.do(name, params)
-        return done, None
     except Exception as exc:
-        return done, _failure_text(exc, walk)
+        failure = _failure_text(exc, walk)
     finally:
         print(f"seed {seed} checks: {json.dumps(dict(sorted(walk.stats.items())))}", flush=True)
-        walk.close()
+        _close(walk, failure)
+    return done, failure
+
+
+def _close(walk, failure) -> None:
+    """Stop the walk's server and browser; its work folder stays only when the walk failed (its logs)."""
+    walk.close()
+    if failure is None:
+        shutil.rmtree(walk.workdir, ignore_errors=True)
 
 
 def _failure_text(exc, walk):
@@ -1111,15 +1118,16 @@ def _failure_text(exc, walk):
 def replay(actions, verbose=True):
     """Run a list of [name, params] on a fresh server; None when it passes, else the failure's text."""
     walk = Walk(None, _workdir("replay"), verbose)
+    failure = None
     try:
         _begin(walk)
         for name, params in actions:
             walk.do(name, params)
-        return None
     except Exception as exc:
-        return _failure_text(exc, walk)
+        failure = _failure_text(exc, walk)
     finally:
-        walk.close()
+        _close(walk, failure)
+    return failure
 
 
 def _same_kind(a: str, b: str) -> bool:
