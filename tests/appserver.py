@@ -20,15 +20,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(log_path: Path, **env) -> tuple[subprocess.Popen, str]:
+def start(log_path: Path, pin: str | None = None, **env) -> tuple[subprocess.Popen, str]:
     """The server (offline, its own data folder unless env names one), logging to log_path; returns once its
-    port answers."""
+    port answers. pin: the CPU list it runs on (taskset), for load measurements."""
     own_data = "MNIST_LIVE_DATA" not in env
     if own_data:
         env["MNIST_LIVE_DATA"] = tempfile.mkdtemp(prefix="mnist-live-server-data-")
     port = free_port()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        proc = subprocess.Popen([*(["taskset", "-c", pin] if pin else []),
+                                 sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                  "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT,
                                 env=dict(os.environ, MNIST_OFFLINE="1", **env), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -40,6 +41,21 @@ def start(log_path: Path, **env) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     proc.own_data = env["MNIST_LIVE_DATA"] if own_data else None  # stop() removes it
     return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    """Until the server's health check answers ok."""
+    import urllib.request
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if time.time() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -2,6 +2,7 @@
 
 python tests/loadtest.py [--sessions 10] [--trainers 5] [--short]
 python tests/loadtest.py --class [--short]     # a teacher with the board open, 30 students join (8 with --short)
+python tests/loadtest.py --protocol --students 100 [--slots 1] [--json]   # no browsers: see tests/protocol_load.py
 
 Starts its own server on a free loopback port, trains and shares one model for the drawers first, then:
 the trainers press Train at about the same time (one training slot: the rest queue), while the drawers
@@ -13,6 +14,7 @@ board delays and memory are reported, not asserted. Bounded in count and time; i
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 import appserver  # noqa: E402  (beside this file)
 CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
 ARGS = appserver.CHROMIUM_ARGS
@@ -247,7 +249,18 @@ def main() -> int:
     parser.add_argument("--class", dest="classroom", action="store_true",
                         help="a teacher starts a class with the board open and every session joins it")
     parser.add_argument("--short", action="store_true", help="shorter trainings and fewer sessions, for CI")
+    parser.add_argument("--protocol", action="store_true",
+                        help="students speak Streamlit's websocket protocol instead of driving browsers")
+    parser.add_argument("--students", type=int, default=20, help="protocol students (default 20)")
+    parser.add_argument("--slots", type=int, default=1, help="the server's training slots (protocol mode)")
+    parser.add_argument("--seed", type=int, default=0, help="think times and digits (protocol mode)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
+    if args.protocol:
+        import protocol_load
+        figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=60 + 6 * args.students)
+        print(json.dumps(figures) if args.json else report(figures))
+        return 0 if figures["ok"] else 1
     sessions = args.sessions or (8 if args.short else 30) if args.classroom else args.sessions or 10
     trainers = args.trainers or (4 if args.short else 10) if args.classroom else args.trainers or 5
     figures = run(sessions, min(trainers, sessions), args.short, classroom=args.classroom,

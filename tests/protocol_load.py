@@ -1,0 +1,283 @@
+"""A class of protocol students against a fresh server: how much server one student costs.
+
+Each student is a tests/protocol.Session (no browser) following a lesson script with think times: open the app,
+join the teacher's class, set Epochs and Training examples, Train, wait for the run, draw a real digit on Draw,
+poke it, and watch the board on Class. The teacher keeps the board open. Every answer is checked: each run
+finishes and reaches the teacher's board, each prediction is the digit that the student's own model (read from the
+store, run in NumPy) gives for the very image sent, and the server logs no error.
+
+The server runs on one core (taskset) and this process on another; its training workers may use any core, and
+their CPU is reported apart from the server's.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import appserver
+from protocol import ProtocolError, Session
+
+CANVAS = "drawable_canvas"
+EXAMPLES = "500"  # a run of 1 epoch on 500 examples: a few seconds, and clearly right on most digits
+THINK_S = (0.5, 2.5)  # a student's pause between two actions
+WATCH_S = 5.0  # how long a student watches the board at the end
+
+
+@dataclass
+class Student:
+    """One student's record: what they did, how long each answer took, what went wrong."""
+    name: str
+    workspace: str = ""
+    finished_at: float | None = None  # the run's heading seen (perf_counter)
+    predictions: list[tuple[str, str]] = field(default_factory=list)  # (shown, expected)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    polls: list[float] = field(default_factory=list)
+    error: str = ""
+
+
+def digit_canvas(image: np.ndarray, px: int = 280) -> np.ndarray:
+    """A (28, 28) digit in [0, 1] as the canvas would hold it: (px, px, 4) uint8, white ink on black."""
+    from PIL import Image
+    big = np.asarray(Image.fromarray((image * 255).astype(np.uint8)).resize((px, px), Image.BILINEAR))
+    rgba = np.zeros((px, px, 4), np.uint8)
+    rgba[..., :3] = big[..., None]
+    rgba[..., 3] = 255
+    return rgba
+
+
+def canvas_value(rgba: np.ndarray) -> dict:
+    """The canvas component's state as the browser reports it: the drawing's PNG as a data URL."""
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(rgba).save(out, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    return {"drawing": {"raw": {"version": "7.4.0", "objects": []}, "data": url}}
+
+
+def _expected(store, workspace: str, rgba: np.ndarray, **pokes) -> str:
+    """The digit the workspace's model in use gives for this canvas (the server's own preprocessing, in NumPy)."""
+    from mnist_model.poke import poke
+    from mnist_model.predict import Predictor
+    from mnist_model.preprocess import canvas_to_mnist
+    run = store.run(store.model_run_id(workspace), workspace)
+    image = canvas_to_mnist(rgba)
+    if pokes:
+        image = poke(image, **pokes)
+    return str(int(Predictor.for_run(run)(image[None])[0].argmax()))
+
+
+async def teacher_starts(url: str) -> tuple[Session, str]:
+    """The teacher opens Class, starts a class and keeps the board open; returns the session and the join code."""
+    teacher = await Session.open(url)
+    await teacher.goto("class")
+    await teacher.click("Start a class")
+    await teacher.until(lambda s: any("5.5rem" in t for t in s.texts()), 60, "the join code")
+    code = next(t for t in teacher.texts() if "5.5rem" in t).split(">")[1].split("<")[0].strip()
+    return teacher, code
+
+
+def board_names(teacher: Session) -> set[str]:
+    names = set()
+    for frame in teacher.dataframes():
+        if "nickname" in frame.columns:
+            names.update(frame["nickname"].astype(str))
+    return names
+
+
+async def lesson(url: str, code: str, student: Student, digits, store, rng: random.Random,
+                 time_limit_s: float) -> None:
+    """One student's lesson; fills in the Student record, and its error when something went wrong."""
+    async def think():
+        await asyncio.sleep(rng.uniform(*THINK_S))
+
+    s = None
+    try:
+        s = await Session.open(url)
+        cookie = s.component_data("workspace_cookie") or {}
+        student.workspace = cookie.get("id", "")
+        await think()
+        await s.goto("class")
+        await s.set_value("text_input", "Class code", "type the code", string_value=code)
+        await s.set_value("text_input", "Nickname", "type a nickname", string_value=student.name)
+        await s.click("Join")
+        await s.until(lambda p: f"You are in as: {student.name}" in p.texts(), 30, "the class to take them")
+        await think()
+        await s.goto("train")
+        await s.set_value("slider", "Epochs", "set epochs", double_array_value=[1])
+        await s.set_value("slider", "Training examples", "set examples", string_array_value=[EXAMPLES])
+        await think()
+        await s.click("Train")
+        await s.until(lambda p: "Run 1: finished" in p.texts(), time_limit_s, "Run 1 to finish")
+        student.finished_at = time.perf_counter()
+        await think()
+        await s.goto("draw")
+        for image, label in digits:
+            rgba = digit_canvas(image)
+            await s.set_component(CANVAS, canvas_value(rgba), "draw a digit")
+            expected = _expected(store, student.workspace, rgba)
+            await s.until(lambda p: p.metric("Prediction") not in (None, "–"), 30, "a prediction")
+            student.predictions.append((s.metric("Prediction"), expected))
+            await think()
+        await s.set_value("slider", "Move sideways (px)", "poke", double_array_value=[3.0])
+        student.predictions.append((s.metric("Prediction"), _expected(store, student.workspace, rgba, dx=3)))
+        await think()
+        await s.goto("class")
+        await asyncio.sleep(WATCH_S)
+        if s.errors:
+            raise ProtocolError(s.errors[0])
+    except Exception as exc:  # a student's failure is a finding, reported with the others
+        student.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        if s is not None:
+            student.timings, student.polls = s.timings, s.polls
+            await s.close()
+
+
+def _cpu_s(pid: int) -> float:
+    """The process's own user + system CPU seconds (not its children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        out += [int(k) for k in kids]
+    return out + [g for k in out for g in _children(k)]
+
+
+def _workers_cpu_s(pid: int) -> float:
+    total = 0.0
+    for child in _children(pid):
+        try:
+            total += _cpu_s(child)
+        except OSError:
+            pass
+    return total
+
+
+def _free_workers(pid: int) -> None:
+    """The server's training workers may use every core (they inherit the server's one-core affinity)."""
+    for child in _children(pid):
+        try:
+            os.sched_setaffinity(child, range(os.cpu_count()))
+        except OSError:
+            pass
+
+
+async def class_of(url: str, server_pid: int, store, students: int, seed: int, time_limit_s: float) -> dict:
+    """The lesson for `students` protocol students and one teacher; returns the figures."""
+    from mnist_model.data import load_dataset
+    rng = random.Random(seed)
+    test = load_dataset("mnist")
+    picks = rng.sample(range(len(test.y_test)), 2 * students)
+    teacher, code = await teacher_starts(url)
+    _free_workers(server_pid)
+    base_rss, cpu0, workers0, t0 = _rss_mb(server_pid), _cpu_s(server_pid), _workers_cpu_s(server_pid), \
+        time.perf_counter()
+    records = [Student(f"Student {i + 1}") for i in range(students)]
+    seen: dict[str, float] = {}
+
+    async def watch_board():
+        while True:
+            for name in board_names(teacher) - set(seen):
+                seen[name] = time.perf_counter()
+            await asyncio.sleep(0.05)
+    watcher = asyncio.create_task(watch_board())
+    tasks = []
+    for i, student in enumerate(records):
+        digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
+        tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, random.Random(seed * 1000 + i),
+                                                time_limit_s)))
+        await asyncio.sleep(rng.uniform(0, 0.2))  # they arrive within a few seconds of each other
+    await asyncio.sleep(2)
+    idle_rss = _rss_mb(server_pid)  # every student connected, most still reading the first page
+    await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline and any(r.name not in seen for r in records if r.finished_at):
+        await asyncio.sleep(0.1)
+    watcher.cancel()
+    minutes = (time.perf_counter() - t0) / 60
+    cpu, workers = _cpu_s(server_pid) - cpu0, _workers_cpu_s(server_pid) - workers0
+    peak_rss = _rss_mb(server_pid)
+    await teacher.close()
+    timings = [t for r in records for _, t in r.timings]
+    polls = [t for r in records for t in r.polls]
+    delays = [seen[r.name] - r.finished_at for r in records if r.finished_at and r.name in seen]
+    wrong = [(r.name, shown, expected) for r in records for shown, expected in r.predictions if shown != expected]
+    finished = sum(1 for r in records if r.finished_at)
+    on_board = sum(1 for r in records if r.finished_at and r.name in seen)
+    errors = [f"{r.name}: {r.error}" for r in records if r.error] + teacher.errors
+    return {
+        "students": students, "finished": finished, "on_board": on_board,
+        "predictions": sum(len(r.predictions) for r in records), "wrong_predictions": len(wrong),
+        "errors": len(errors), "first_errors": errors[:5] + [f"{n}: showed {s}, expected {e}" for n, s, e in wrong[:5]],
+        "interactions": len(timings),
+        "p50_s": _pct(timings, 50), "p95_s": _pct(timings, 95), "max_s": max(timings, default=float("nan")),
+        "poll_p95_s": _pct(polls, 95), "polls": len(polls),
+        "board_delay_max_s": max(delays, default=float("nan")), "board_delay_p50_s": _pct(delays, 50),
+        "minutes": round(minutes, 2),
+        "server_cpu_s": round(cpu, 1), "server_cpu_share": round(cpu / (minutes * 60), 2),
+        "server_cpu_s_per_student_min": round(cpu / (students * minutes), 3),
+        "workers_cpu_s": round(workers, 1),
+        "server_mb_per_session": round(max(idle_rss - base_rss, 0) / students, 2),
+        "server_rss_mb": {"start": round(base_rss), "all_connected": round(idle_rss), "end": round(peak_rss)},
+    }
+
+
+def _pct(values, q) -> float:
+    return round(float(np.percentile(values, q)), 3) if values else float("nan")
+
+
+def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0) -> dict:
+    """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors)."""
+    import tempfile
+
+    from loadtest import _is_error
+    from mnist_model.store import Store
+    tmp = Path(tempfile.mkdtemp(prefix="mnist-live-protocol-"))
+    log_path, data = tmp / "server.log", tmp / "data"
+    cores = sorted(os.sched_getaffinity(0))
+    server_cores = str(cores[server_core % len(cores)])
+    server, url = appserver.start(log_path, pin=server_cores, MNIST_LIVE_DATA=str(data),
+                                  MNIST_LIVE_TRAINING_SLOTS=str(slots))
+    client_cores = [c for c in cores if str(c) != server_cores] or cores
+    os.sched_setaffinity(0, client_cores)
+    store = None
+    try:
+        appserver.wait_ready(url)
+        store = Store(data)
+        figures = asyncio.run(class_of(url, server.pid, store, students, seed, time_limit_s))
+    finally:
+        if store is not None:
+            store.close()
+        appserver.stop(server)
+        os.sched_setaffinity(0, cores)
+    log_errors = [line for line in log_path.read_text().splitlines() if _is_error(line)]
+    figures.update({"slots": slots, "server_core": server_cores, "log_errors": len(log_errors)})
+    figures["ok"] = (figures["finished"] == students and figures["on_board"] == students and not figures["errors"]
+                     and not figures["wrong_predictions"] and figures["predictions"] == 3 * students
+                     and not log_errors)
+    if not figures["ok"]:
+        figures["server_log"] = str(log_path)
+        figures["first_log_errors"] = log_errors[:5]
+    else:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
