@@ -227,7 +227,10 @@ def poke_controls(label: str) -> None:
 
 
 def _poke_moved(name: str, key: str) -> None:
-    """A slider the user moved: only this changes the poke."""
+    """A slider the user moved: only this changes the poke (not one of a generation before Reset, whose value a
+    browser that has not caught up sends once more: Streamlit keeps the callbacks of widgets gone from the page)."""
+    if key != f"poke_{name}_{st.session_state.get('poke_generation', 0)}":
+        return
     st.session_state["poke_used"] = True
     poke_settings()[name] = st.session_state[key]
 

@@ -212,11 +212,29 @@ def stop_training() -> None:
 
 
 def _choose_model(ws, key: str) -> None:
-    """Before the page reruns: so the sidebar, drawn after the page, names the model of this very rerun."""
+    """Before the page reruns: so the sidebar, drawn after the page, names the model of this very rerun.
+
+    Only the picker of the model in use counts. A browser that has not caught up with a new model sends the old
+    picker's value once more, and Streamlit, which keeps the callbacks of widgets gone from the page, calls this for
+    it: that is not a choice (it put the old model back after a training ended)."""
+    runs = ws.runs()
+    if not runs or key != _picker_key(_picker_shows(ws, runs)):
+        return
     try:
         ws.choose_model(st.session_state[key])
     except MnistLiveError as exc:
         st.session_state["train_refused"] = str(exc)
+
+
+def _picker_key(run_id: str) -> str:
+    return f"model_choice_{run_id}"
+
+
+def _picker_shows(ws, runs) -> str:
+    """The run the model picker starts at: the model in use, else (a model shared by someone else) the latest."""
+    current = ws.model_run()
+    ids = [r.run_id for r in runs]
+    return current.run_id if current and current.run_id in ids else ids[-1]
 
 
 def train_again(job_id: str) -> None:
@@ -352,12 +370,11 @@ def runs_table(ws) -> None:
         a.altair_chart(common.curve_chart(frame, "loss", by_run=True), width="stretch")
         b.altair_chart(common.curve_chart(frame, "accuracy", by_run=True), width="stretch")
     by_id = {r.run_id: r for r in runs}
-    current = ws.model_run()
     ids = list(by_id)
-    current_id = current.run_id if current and current.run_id in by_id else ids[-1]
+    current_id = _picker_shows(ws, runs)
     # A key per model in use: when it changes (a pick, a new run, another tab), a fresh picker shows it, and a value
     # the browser still holds for the old picker (a rerun fired before it caught up) cannot write the old one back.
-    key = f"model_choice_{current_id}"
+    key = _picker_key(current_id)
     chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=ids.index(current_id), key=key,
                           format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws, key))
     run = by_id[chosen]

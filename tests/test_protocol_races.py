@@ -1,0 +1,82 @@
+"""Races of a browser that is behind, replayed exactly with the protocol client: after the server has drawn a
+widget anew (under a new key), a request from the browser still carries the old widget's value. Streamlit keeps
+the callbacks of widgets gone from the page and calls them for such a value; none of them may undo what changed."""
+import asyncio
+
+import pytest
+
+import appserver
+from protocol import Session
+from protocol_load import canvas_value, digit_canvas
+
+PICKER = "Model for the Draw and Explore pages"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    proc, url = appserver.start(tmp_path_factory.mktemp("races") / "server.log")
+    appserver.wait_ready(url)
+    yield url
+    appserver.stop(proc)
+
+
+async def _trained(url, runs: int = 1):
+    """A tab on Train whose workspace has trained `runs` small runs."""
+    s = await Session.open(url, "train")
+    await s.set_value("slider", "Epochs", "epochs", double_array_value=[1])
+    await s.set_value("slider", "Training examples", "examples", string_array_value=["500"])
+    for n in range(1, runs + 1):
+        await s.click("Train")
+        await s.until(lambda p: f"Run {n}: finished" in p.texts(), 180, f"Run {n}")
+    return s
+
+
+def _sidebar_model(s) -> str:
+    return next(t for t in s.texts() if t.startswith("**Model:**"))
+
+
+def test_the_old_model_picker_cannot_put_the_old_model_back_after_a_training(url):
+    async def go():
+        s = await _trained(url)
+        behind = s.state_of("selectbox", PICKER)  # Run 1, as the picker showed it
+        await s.click("Train")
+        await s.until(lambda p: "Run 2: finished" in p.texts(), 180, "Run 2")
+        assert _sidebar_model(s).startswith("**Model:** Run 2")
+        await s.rerun_holding([behind], "a rerun from the browser that still shows the old picker")
+        await s.goto("draw")
+        model = _sidebar_model(s)
+        await s.close()
+        return model
+    assert asyncio.run(go()).startswith("**Model:** Run 2")
+
+
+def test_a_poke_slider_from_before_reset_cannot_poke_again(url, sample):
+    async def go():
+        s = await _trained(url)
+        await s.goto("draw")
+        await s.set_component("drawable_canvas", canvas_value(digit_canvas(sample.x_test[0])), "draw")
+        await s.set_value("slider", "Move sideways (px)", "poke", double_array_value=[4.0])
+        behind = s.state_of("slider", "Move sideways (px)")
+        await s.click("Reset")
+        after_reset = list(s._find("slider", "Move sideways (px)")[1].default)
+        await s.rerun_holding([behind], "a rerun from the browser that still shows the old slider")
+        shown = list(s._find("slider", "Move sideways (px)")[1].default)
+        await s.close()
+        return after_reset, shown
+    after_reset, shown = asyncio.run(go())
+    assert after_reset == [0.0] and shown == [0.0]
+
+
+def test_a_knob_from_before_a_preset_cannot_set_the_old_value_again(url):
+    async def go():
+        s = await Session.open(url, "train")
+        await s.set_value("slider", "Epochs", "epochs", double_array_value=[7])
+        behind = s.state_of("slider", "Epochs")
+        await s.click("Preset: Overfit on purpose")
+        preset = list(s._find("slider", "Epochs")[1].default)
+        await s.rerun_holding([behind], "a rerun from the browser that still shows the knobs before the preset")
+        shown = list(s._find("slider", "Epochs")[1].default)
+        await s.close()
+        return preset, shown
+    preset, shown = asyncio.run(go())
+    assert preset == shown == [40.0]
