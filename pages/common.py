@@ -406,8 +406,9 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
 
 
 def _freeze_import_time_objects() -> None:
-    """Streamlit runs gc.collect(2) after every rerun and fragment tick (about 65 ms with these imports);
-    freezing the long-lived objects made by the imports, once, takes them out of its reach."""
+    """Python's full collections walk every long-lived object (about 65 ms with these imports, and Streamlit ran
+    one after every rerun until .streamlit/config.toml turned that off); freezing the objects made by the imports,
+    once, takes them out of their reach."""
     try:
         import streamlit_drawable_canvas  # noqa: F401  (imported now so that its objects are frozen too)
     except Exception:  # It refuses to import outside `streamlit run` and AppTest; nothing to freeze then.
