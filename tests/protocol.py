@@ -8,6 +8,7 @@ changes), and times each request until the run that answers it has finished.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import time
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Session:
         self._runs: dict[str, str] = {}  # script run id -> scope (the whole page "" or a fragment id)
         self._current = ""  # the script run whose deltas arrive now (a session runs one at a time)
         self._running = ""  # the full run whose page is half drawn (until its script_finished arrives)
+        self.lifecycle = collections.deque(maxlen=12)  # (time, "start"/"end", run id, scope or status)
+        self.version = 0  # counts the page's changes: a watcher reads the page again only when it moved
+        self._changed = asyncio.Event()
         self._ws = None
         self._reader: asyncio.Task | None = None
         self._closing = False
@@ -200,11 +204,17 @@ class Session:
         the seconds waited."""
         t0 = time.perf_counter()
         while self._running or not predicate(self):
+            self._changed.clear()
+            try:  # woken by the next run's end (or a second later): no busy polling of the page
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
             if time.perf_counter() - t0 > timeout:
-                raise ProtocolError(f"waited {timeout:.0f} s for {what} on /{self.path}: {self.texts()[-8:]}")
+                raise ProtocolError(f"waited {timeout:.0f} s for {what} on /{self.path} (a full run half drawn: "
+                                    f"{self._running or 'none'}; the last runs: {list(self.lifecycle)}): "
+                                    f"{self.texts()[-8:]}")
             if self.errors:
                 raise ProtocolError(self.errors[0])
-            await asyncio.sleep(0.05)
         return time.perf_counter() - t0
 
     # ------------------------------------------------------------ the wire
@@ -264,6 +274,7 @@ class Session:
         if kind == "new_session":
             scope = run.fragment_ids[0] if run.fragment_ids else ""
             self._runs[run.script_run_id] = scope
+            self.lifecycle.append((round(time.perf_counter(), 2), "start", run.script_run_id[:8], scope[:8]))
             self._current = run.script_run_id
             if not scope:
                 self._running = run.script_run_id
@@ -301,9 +312,13 @@ class Session:
         elif kind == "page_info_changed":
             self.query = msg.page_info_changed.query_string
         elif kind == "script_finished":
+            self.lifecycle.append((round(time.perf_counter(), 2), "end", run.script_run_id[:8],
+                                   int(msg.script_finished)))
             self._finished(run.script_run_id, msg.script_finished)
 
     def _finished(self, run_id: str, status) -> None:
+        self.version += 1
+        self._changed.set()
         scope = self._runs.pop(run_id, "")
         if run_id == self._running:
             self._running = ""
