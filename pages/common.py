@@ -302,14 +302,16 @@ def sidebar(ws: Workspace, page_name: str = ""):
 
 
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
+STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
 
 
 def sidebar_status(ws: Workspace, slot) -> None:
     """Which model (and its data) is in use, the class, and the training's state, drawn after the page ran; while
     a training runs or waits it follows it."""
     with slot.container():
-        busy = bool(ws.jobs())
-        st.fragment(_status, run_every=STATUS_POLL_S if busy else None)(ws, busy)
+        jobs = ws.jobs()
+        pace = (STATUS_QUEUED_POLL_S if jobs[0].state.value == "queued" else STATUS_POLL_S) if jobs else None
+        st.fragment(_status, run_every=pace)(ws, bool(jobs))
 
 
 def _status(ws: Workspace, was_busy: bool) -> None:

@@ -19,6 +19,8 @@ TRAIN_SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 L2S = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 POLL_S = 0.5  # how often the live charts redraw while a job runs
+QUEUED_POLL_S = 2.0  # how often a training waiting for a slot checks its place (the server's main cost per student
+# in a class whose trainings queue: every waiting Train page polled at the running pace)
 SUGGESTION_POLL_S = 3.0  # a teacher's suggestion reaches a student sitting on this page within this
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
@@ -257,13 +259,16 @@ def interrupted_panel(ws) -> None:
                      width="stretch")
 
 
-def live_panel() -> None:
-    """Progress, live curves and the outcome of the workspace's current training (any tab, any device)."""
+def live_panel(waiting: bool = False) -> None:
+    """Progress, live curves and the outcome of the workspace's current training (any tab, any device); waiting:
+    drawn for a training that waits for a slot (polled slowly until it starts)."""
     ws = common.workspace()
     active = ws.jobs()
     job = active[0] if active else ws.latest_job()
     if job is None:
         return
+    if waiting and active and job.state != JobState.QUEUED:
+        st.rerun()  # it has started: the whole page, whose panel then follows it at the running pace
     if not active and st.session_state.get("watching") == job.id:
         st.session_state.pop("watching")
         st.rerun()  # it has just ended: the whole page shows its run
@@ -429,7 +434,8 @@ elif busy:
     st.caption("One training at a time per workspace: stop this one to start another.")
 with st.expander("Show the code"):
     show_code(cfg, workspace.model_run())
-st.fragment(live_panel, run_every=POLL_S if busy else None)()
+waiting = busy and workspace.jobs()[0].state == JobState.QUEUED
+st.fragment(live_panel, run_every=(QUEUED_POLL_S if waiting else POLL_S) if busy else None)(waiting)
 runs = workspace.runs()
 if runs and not busy:
     outcome(runs[-1], runs[-2] if len(runs) > 1 else None)
