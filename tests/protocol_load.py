@@ -40,6 +40,7 @@ class Student:
     predictions: list[tuple[str, str]] = field(default_factory=list)  # (shown, expected)
     timings: list[tuple[str, float]] = field(default_factory=list)
     polls: list[float] = field(default_factory=list)
+    unfinished_runs: int = 0
     error: str = ""
 
 
@@ -137,7 +138,7 @@ async def lesson(url: str, code: str, student: Student, digits, store, rng: rand
         student.error = f"{type(exc).__name__}: {exc}"
     finally:
         if s is not None:
-            student.timings, student.polls = s.timings, s.polls
+            student.timings, student.polls, student.unfinished_runs = s.timings, s.polls, s.unfinished_runs
             await s.close()
 
 
@@ -156,9 +157,15 @@ def _rss_mb(pid: int) -> float:
 
 def _children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        kids = (task / "children").read_text().split()
-        out += [int(k) for k in kids]
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # the process has ended
+        return []
+    for task in tasks:
+        try:
+            out += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended meanwhile
+            pass
     return out + [g for k in out for g in _children(k)]
 
 
@@ -234,6 +241,7 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
         "predictions": sum(len(r.predictions) for r in records), "wrong_predictions": len(wrong),
         "errors": len(errors), "first_errors": errors[:5] + [f"{n}: showed {s}, expected {e}" for n, s, e in wrong[:5]],
         "interactions": len(timings),
+        "runs_without_finish": sum(r.unfinished_runs for r in records),  # a protocol oddity, counted
         "p50_s": _pct(timings, 50), "p95_s": _pct(timings, 95), "max_s": max(timings, default=float("nan")),
         "poll_p95_s": _pct(polls, 95), "polls": len(polls),
         "board_delay_max_s": max(delays, default=float("nan")), "board_delay_p50_s": _pct(delays, 50),
