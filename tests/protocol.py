@@ -278,8 +278,10 @@ class Session:
             self.lifecycle.append((round(time.perf_counter(), 2), "start", run.script_run_id[:8],
                                    ",".join(f[:8] for f in scopes)))
             if self._running and self._running != run.script_run_id:
-                # The server started another run without finishing the full run before (seen once in 100
-                # students under load): that run is over. Counted, and treated as done so nothing waits on it.
+                # A full run with no script_finished: Streamlit drops the events of a script runner it has
+                # replaced (AppSession ignores a sender that is not its current runner). The run is over and,
+                # as only fragment runs follow it when this happens, was drawn whole. Counted; a browser would
+                # not notice.
                 self.unfinished_runs += 1
                 self._finished(self._running, ForwardMsg.FINISHED_SUCCESSFULLY)
             self._current = run.script_run_id
