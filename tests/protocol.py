@@ -23,6 +23,25 @@ DONE = (ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCE
 ANSWER_TIMEOUT_S = 120  # a request that no run answers within this is a failure (a browser would show it running)
 
 
+def run(coroutine):
+    """asyncio.run(coroutine) in a thread of its own: the caller's thread may already run an event loop (under
+    pytest-playwright's fixtures the whole suite does), where asyncio.run refuses to start."""
+    import threading
+    out = {}
+
+    def target():
+        try:
+            out["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # handed to the caller
+            out["error"] = exc
+    thread = threading.Thread(target=target, name="protocol-clients")
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 class ProtocolError(Exception):
     """The server answered with something a browser would show as broken (an exception, a closed socket)."""
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import appserver
+import protocol
 from protocol import ProtocolError, Session
 
 CANVAS = "drawable_canvas"
@@ -277,7 +278,7 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
     try:
         appserver.wait_ready(url)
         store = Store(data)
-        figures = asyncio.run(class_of(url, server.pid, store, students, seed, time_limit_s))
+        figures = protocol.run(class_of(url, server.pid, store, students, seed, time_limit_s))
     finally:
         if store is not None:
             store.close()

@@ -1,11 +1,11 @@
 """Races of a browser that is behind, replayed exactly with the protocol client: after the server has drawn a
 widget anew (under a new key), a request from the browser still carries the old widget's value. Streamlit keeps
 the callbacks of widgets gone from the page and calls them for such a value; none of them may undo what changed."""
-import asyncio
 
 import pytest
 
 import appserver
+import protocol
 from protocol import Session
 from protocol_load import canvas_value, digit_canvas
 
@@ -47,7 +47,7 @@ def test_the_old_model_picker_cannot_put_the_old_model_back_after_a_training(url
         model = _sidebar_model(s)
         await s.close()
         return model
-    assert asyncio.run(go()).startswith("**Model:** Run 2")
+    assert protocol.run(go()).startswith("**Model:** Run 2")
 
 
 def test_a_poke_slider_from_before_reset_cannot_poke_again(url, sample):
@@ -63,7 +63,7 @@ def test_a_poke_slider_from_before_reset_cannot_poke_again(url, sample):
         shown = list(s._find("slider", "Move sideways (px)")[1].default)
         await s.close()
         return after_reset, shown
-    after_reset, shown = asyncio.run(go())
+    after_reset, shown = protocol.run(go())
     assert after_reset == [0.0] and shown == [0.0]
 
 
@@ -78,5 +78,5 @@ def test_a_knob_from_before_a_preset_cannot_set_the_old_value_again(url):
         shown = list(s._find("slider", "Epochs")[1].default)
         await s.close()
         return preset, shown
-    preset, shown = asyncio.run(go())
+    preset, shown = protocol.run(go())
     assert preset == shown == [40.0]
