@@ -31,6 +31,19 @@ async def _trained(url, runs: int = 1):
     return s
 
 
+async def _slider_after_a_stale_rerun(s, label: str, value: float, button: str) -> tuple[list, list]:
+    """Set the slider, press the button that redraws it, then rerun holding its old value; the slider's value
+    after the button and after that rerun (the tab is closed)."""
+    await s.set_value("slider", label, f"set {label}", double_array_value=[value])
+    behind = s.state_of("slider", label)
+    await s.click(button)
+    after_button = list(s._find("slider", label)[1].default)
+    await s.rerun_holding([behind], f"a rerun from the browser that still shows {label} before {button}")
+    shown = list(s._find("slider", label)[1].default)
+    await s.close()
+    return after_button, shown
+
+
 def _sidebar_model(s) -> str:
     return next(t for t in s.texts() if t.startswith("**Model:**"))
 
@@ -55,14 +68,7 @@ def test_a_poke_slider_from_before_reset_cannot_poke_again(url, sample):
         s = await _trained(url)
         await s.goto("draw")
         await s.set_component("drawable_canvas", canvas_value(digit_canvas(sample.x_test[0])), "draw")
-        await s.set_value("slider", "Move sideways (px)", "poke", double_array_value=[4.0])
-        behind = s.state_of("slider", "Move sideways (px)")
-        await s.click("Reset")
-        after_reset = list(s._find("slider", "Move sideways (px)")[1].default)
-        await s.rerun_holding([behind], "a rerun from the browser that still shows the old slider")
-        shown = list(s._find("slider", "Move sideways (px)")[1].default)
-        await s.close()
-        return after_reset, shown
+        return await _slider_after_a_stale_rerun(s, "Move sideways (px)", 4.0, "Reset")
     after_reset, shown = protocol.run(go())
     assert after_reset == [0.0] and shown == [0.0]
 
@@ -70,13 +76,6 @@ def test_a_poke_slider_from_before_reset_cannot_poke_again(url, sample):
 def test_a_knob_from_before_a_preset_cannot_set_the_old_value_again(url):
     async def go():
         s = await Session.open(url, "train")
-        await s.set_value("slider", "Epochs", "epochs", double_array_value=[7])
-        behind = s.state_of("slider", "Epochs")
-        await s.click("Preset: Overfit on purpose")
-        preset = list(s._find("slider", "Epochs")[1].default)
-        await s.rerun_holding([behind], "a rerun from the browser that still shows the knobs before the preset")
-        shown = list(s._find("slider", "Epochs")[1].default)
-        await s.close()
-        return preset, shown
+        return await _slider_after_a_stale_rerun(s, "Epochs", 7, "Preset: Overfit on purpose")
     preset, shown = protocol.run(go())
     assert preset == shown == [40.0]
