@@ -423,7 +423,8 @@ if settings.train_size not in sizes:  # more examples than this dataset has: the
 cfg = controls(sizes)
 teacher_suggestion(workspace, cfg)
 interrupted_panel(workspace)
-busy = bool(workspace.jobs())
+jobs = workspace.jobs()  # read once: a training may end while this page is drawn
+busy = bool(jobs)
 b1, b2 = st.columns(2)
 b1.button("Train", type="primary", on_click=start_training, disabled=busy or ds is None, width="stretch")
 b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
@@ -434,7 +435,7 @@ elif busy:
     st.caption("One training at a time per workspace: stop this one to start another.")
 with st.expander("Show the code"):
     show_code(cfg, workspace.model_run())
-waiting = busy and workspace.jobs()[0].state == JobState.QUEUED
+waiting = busy and jobs[0].state == JobState.QUEUED
 st.fragment(live_panel, run_every=(QUEUED_POLL_S if waiting else POLL_S) if busy else None)(waiting)
 runs = workspace.runs()
 if runs and not busy:

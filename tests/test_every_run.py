@@ -129,3 +129,33 @@ def test_every_page_renders_every_kind_of_run(kind, workspaces):
                 assert any("test images right" in c.value for c in at.caption), (kind, [c.value for c in at.caption])
         if path == "pages/train.py" and kind == "interrupted":
             assert any("was interrupted" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_training_that_ends_while_a_page_draws_breaks_nothing(path, workspaces, monkeypatch):
+    """The page reads the workspace's trainings several times; the training may end between any two reads."""
+    from mnist_model.jobs import TrainingJob
+    from pages import common
+    lab = common.lab()
+    ws = lab.workspace(workspaces["dense"])
+    job = TrainingJob(TrainTask(SMALL), label="Run 9")  # waiting for its turn; never started
+    reads = {"left": None, "count": 0}
+
+    def jobs(workspace_id):  # the training is there for the first reads["left"] reads of this page view
+        reads["count"] += 1
+        return [job] if reads["left"] is None or reads["count"] <= reads["left"] else []
+
+    def view(left):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["workspace"] = ws
+        at.run()
+        reads["left"], reads["count"] = left, 0
+        at.switch_page(path).run()
+        return at
+    monkeypatch.setattr(lab, "jobs", jobs)
+    view(None)
+    total = reads["count"]
+    assert total >= 1, path
+    for left in range(total + 1):
+        at = view(left)
+        assert not _errors(at), (path, left, total, _errors(at))
