@@ -203,6 +203,16 @@ class Classroom:
     def __init__(self, store: Store, limiter: AttemptLimiter | None = None):
         self.store = store
         self.limiter = limiter or AttemptLimiter()
+        # Bumped on every write through this object: pages that poll ask these, not SQL, whether anything changed.
+        # One server per store today; several servers would share them through the database (see DESIGN.md).
+        self._lock = threading.Lock()
+        self._board_versions: dict[str, int] = {}
+        self._suggestion_versions: dict[str, int] = {}
+
+    def _bump(self, versions: dict[str, int], class_id: str | None) -> None:
+        if class_id is not None:
+            with self._lock:
+                versions[class_id] = versions.get(class_id, 0) + 1
 
     # ------------------------------------------------------------ teacher
 
@@ -239,11 +249,14 @@ class Classroom:
         with self.store.transaction("suggest the settings") as db:
             db.execute("UPDATE classes SET suggestion = ?, suggested_at = ? WHERE id = ?",
                        (json.dumps(config.to_dict()), time.time(), class_id))
+        self._bump(self._suggestion_versions, class_id)
 
     def clear_board(self, class_id: str, key: str) -> int:
         self._check_key(class_id, key)
         with self.store.transaction("clear the board") as db:
-            return db.execute("DELETE FROM board WHERE class_id = ?", (class_id,)).rowcount
+            cleared = db.execute("DELETE FROM board WHERE class_id = ?", (class_id,)).rowcount
+        self._bump(self._board_versions, class_id)
+        return cleared
 
     def remove_member(self, class_id: str, key: str, nickname: str) -> bool:
         """Moderation: the nickname leaves the class and its runs leave the board."""
@@ -254,6 +267,7 @@ class Classroom:
             db.execute("DELETE FROM board WHERE class_id = ? AND nickname = ?", (class_id, nickname))
             if row:
                 db.execute("DELETE FROM members WHERE workspace_id = ?", (row[0],))
+        self._bump(self._board_versions, class_id)
         if row:
             self.store.add_notice(row[0], "Your teacher removed you from the class (your runs stay yours).")
         return row is not None
@@ -314,6 +328,9 @@ class Classroom:
         with self.store.transaction("hide the run") as db:
             db.execute("UPDATE board SET hidden = ? WHERE run_id = ? AND workspace_id = ?",
                        (int(hidden), run_id, workspace_id))
+            row = db.execute("SELECT class_id FROM board WHERE run_id = ? AND workspace_id = ?",
+                             (run_id, workspace_id)).fetchone()
+        self._bump(self._board_versions, row[0] if row else None)
 
     # ------------------------------------------------------------ the board
 
@@ -337,6 +354,7 @@ class Classroom:
                        (run.run_id, nickname, json.dumps(run.config.to_dict()), run.status, run.epochs_run,
                         final.accuracy, final.test_accuracy, final.loss, final.test_loss, run.duration_s,
                         time.time(), class_id, workspace_id))
+        self._bump(self._board_versions, class_id)
         return True
 
     def board(self, class_id: str) -> list[BoardEntry]:
@@ -351,10 +369,13 @@ class Classroom:
                                 (workspace_id,))
         return [_entry(r) for r in rows]
 
-    def board_version(self, class_id: str) -> tuple:
-        """Changes whenever the board does (for pages that redraw only then)."""
-        return tuple(self.store.query("SELECT COUNT(*), MAX(posted_at), SUM(hidden) FROM board WHERE class_id = ?",
-                                      (class_id,))[0])
+    def board_version(self, class_id: str) -> tuple[int, int]:
+        """Changes whenever the board does (for pages that redraw only then); no SQL."""
+        return self.store.generation, self._board_versions.get(class_id, 0)
+
+    def suggestion_version(self, class_id: str) -> tuple[int, int]:
+        """Changes whenever the teacher sends settings; no SQL."""
+        return self.store.generation, self._suggestion_versions.get(class_id, 0)
 
     def suggestion(self, class_id: str) -> tuple[TrainConfig, float] | None:
         rows = self.store.query("SELECT suggestion, suggested_at FROM classes WHERE id = ?", (class_id,))

@@ -254,6 +254,7 @@ class Store:
         self.lock: ServerLock | None = None
         self._local = threading.local()
         self._touched: dict[str, float] = {}
+        self.generation = 0  # moves when workspaces go or arrive in bulk (prune, import): views keyed on it redraw
         try:
             self.runs_path.mkdir(parents=True, exist_ok=True)
             if not os.access(self.folder, os.W_OK) or not os.access(self.runs_path, os.W_OK):
@@ -667,6 +668,8 @@ class Store:
         self._remove_files(run_ids)
         with self.transaction("remove ended classes") as db:
             classes = db.execute("DELETE FROM classes WHERE ended_at < ?", (idle,)).rowcount
+        if gone or classes:
+            self.generation += 1
         return {"workspaces_removed": len(gone), "their_runs_removed": len(run_ids), "ended_classes_removed": classes,
                 "runs_removed_for_disk_cap": len(self.enforce_disk_cap())}
 

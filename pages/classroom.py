@@ -3,6 +3,7 @@ import time
 
 import altair as alt
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from mnist_model.classroom import PRESENT_S, TEACHER_LABEL, what_worked
@@ -10,7 +11,8 @@ from mnist_model.errors import MnistLiveError
 from mnist_model.jobs import JobState
 from pages import common
 
-BOARD_POLL_S = 1.0  # the board redraws this often: a run shows within about a second of ending
+BOARD_POLL_S = 1.0  # the projected board redraws this often: a run shows within about a second of ending
+STUDENT_BOARD_POLL_S = 2.0  # a student's copy: each tick costs the server a few ms, and a class has many copies
 
 
 # ---------------------------------------------------------------- the board (teacher and students)
@@ -23,9 +25,10 @@ BOARD_COLUMNS = {  # every column but settings fits beside the sidebar at 1280 p
     "settings": st.column_config.TextColumn(width=340)}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def board_view(class_id: str, version: tuple) -> dict:
-    """The board at one version, shared by everyone who looks at it: rows and chart specs (read-only)."""
+    """The board at one version, shared by everyone who looks at it (read-only): the rows and the chart specs,
+    their data already in Arrow, so that every viewer's tick only sends them."""
     entries = common.lab().classroom.board(class_id)
     if not entries:
         return {"runs": 0}
@@ -63,8 +66,8 @@ def board_view(class_id: str, version: tuple) -> dict:
         y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10)),
         tooltip=["nickname", "settings", "gap (points)"]).properties(
         title="The gap against the epochs trained", height=300)
-    return {"runs": len(entries), "rows": rows, "scatter": scatter.to_dict(), "heat": heat.to_dict(),
-            "gap": gap.to_dict()}
+    return {"runs": len(entries), "rows": pa.Table.from_pandas(rows, preserve_index=False),
+            "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap)}
 
 
 def presence(class_id: str) -> dict:
@@ -101,7 +104,7 @@ def board(class_id: str, show_presence: bool = True) -> None:
     if not view["runs"]:
         st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
         return
-    st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (len(view["rows"]) + 1), 420),
+    st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (view["runs"] + 1), 420),
                  column_config=BOARD_COLUMNS)
     st.caption("Below the dashed line: the network does better on its training images than on new ones "
                "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
@@ -178,7 +181,7 @@ def teacher_controls(ws, taught) -> None:
 
 def teacher_view(ws, taught) -> None:
     teacher_header(taught)
-    st.fragment(board, run_every=BOARD_POLL_S)(taught.id)
+    st.fragment(board, run_every=None if taught.ended else BOARD_POLL_S)(taught.id)
     teacher_controls(ws, taught)
 
 
@@ -207,7 +210,7 @@ def student_view(ws, member) -> None:
         st.caption("Your finished and stopped runs are posted to the board by themselves (settings and figures "
                    "only; your model and drawings stay yours).")
     if st.toggle("Show the class board", value=True, key="show_board"):
-        st.fragment(board, run_every=BOARD_POLL_S)(member.class_id, False)
+        st.fragment(board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(member.class_id, False)
 
 
 def code_from_link() -> str:

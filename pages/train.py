@@ -132,7 +132,11 @@ def teacher_suggestion(ws, cfg: TrainConfig) -> None:
 
 
 def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
-    suggested = ws.lab.classroom.suggestion(class_id)
+    version = (class_id, ws.lab.classroom.suggestion_version(class_id))
+    held = st.session_state.get("suggestion_read")
+    if held is None or held[0] != version:  # read again only when the teacher has sent something since
+        held = st.session_state["suggestion_read"] = (version, ws.lab.classroom.suggestion(class_id))
+    suggested = held[1]
     if suggested is None or suggested[0] == cfg:
         return
     a, b = st.columns([4, 1], vertical_alignment="center")

@@ -145,6 +145,44 @@ def test_only_the_teacher_controls_the_class(room):
     assert not room.post(teacher, _run(0.9))  # an ended class takes no new runs
 
 
+def test_the_board_and_suggestion_versions_move_with_every_change_and_only_then(room):
+    """Polling pages redraw only when these move: a change they miss is a board that stops updating."""
+    store = room.store
+    teacher, ann, bob = (store.create_workspace() for _ in range(3))
+    taught = room.start_class(teacher)
+    seen = {room.board_version(taught.id)}
+
+    def moved(action) -> bool:
+        before = room.board_version(taught.id)
+        action()
+        after = room.board_version(taught.id)
+        seen.add(after)
+        return after != before
+    assert not moved(lambda: room.join(ann, taught.code, "Ann", "s"))
+    assert not moved(lambda: room.join(bob, taught.code, "Bob", "s"))
+    assert moved(lambda: room.post(ann, _run(0.8)))
+    assert moved(lambda: room.post(bob, _run(0.7, seed=1)))
+    assert moved(lambda: room.post(teacher, _run(0.9, seed=2)))
+    run_id = room.my_entries(ann)[0].run_id
+    assert moved(lambda: room.hide(ann, run_id)) and moved(lambda: room.hide(ann, run_id, False))
+    assert not moved(lambda: (room.board(taught.id), room.seen(ann), room.suggestion(taught.id)))
+    assert moved(lambda: room.remove_member(taught.id, taught.key, "Bob"))
+    assert moved(lambda: room.clear_board(taught.id, taught.key))
+    assert len(seen) == 8  # never back to an earlier version: a cached view of it would come back
+    other = room.start_class(store.create_workspace())
+    suggested = room.suggestion_version(taught.id)
+    room.suggest(other.id, other.key, TrainConfig(epochs=2))
+    assert room.suggestion_version(taught.id) == suggested
+    room.suggest(taught.id, taught.key, TrainConfig(epochs=3))
+    assert room.suggestion_version(taught.id) != suggested
+    with store.transaction("test") as db:  # a workspace unused for months goes, with its runs on the board
+        db.execute("UPDATE workspaces SET last_seen = 0 WHERE id = ?", (ann,))
+    room.post(ann, _run(0.6, seed=4))
+    before = room.board_version(taught.id)
+    store.prune()
+    assert room.board_version(taught.id) != before and room.board(taught.id) == []
+
+
 def test_classes_survive_a_restart_and_go_with_their_workspaces(tmp_path):
     store = Store(tmp_path, StoreLimits(keep_days=30))
     room = Classroom(store)
