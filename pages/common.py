@@ -299,11 +299,20 @@ def sidebar(ws: Workspace, page_name: str = ""):
         workspace_panel(ws)
         remember_workspace(ws)
         close_sidebar_after_navigation(page_name)
+    st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
     return slot
 
 
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
 STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
+FOLLOWED_HERE = "page_follows_training"
+
+
+def follow_training_here() -> None:
+    """The page shows the training's progress in a ticking panel of its own, which reruns the page when the training
+    ends: the sidebar's line then does not tick too. (Two timers on one page cut each other's runs short, and the
+    cut one waits for its next tick; each tick also costs the server a few ms.)"""
+    st.session_state[FOLLOWED_HERE] = True
 
 
 def sidebar_status(ws: Workspace, slot) -> None:
@@ -311,11 +320,12 @@ def sidebar_status(ws: Workspace, slot) -> None:
     a training runs or waits it follows it."""
     with slot.container():
         jobs = ws.jobs()
+        followed = st.session_state.get(FOLLOWED_HERE, False)
         pace = (STATUS_QUEUED_POLL_S if jobs[0].state.value == "queued" else STATUS_POLL_S) if jobs else None
-        st.fragment(_status, run_every=pace)(ws, bool(jobs))
+        st.fragment(_status, run_every=None if followed else pace)(ws, bool(jobs), followed)
 
 
-def _status(ws: Workspace, was_busy: bool) -> None:
+def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     run = ws.model_run()
     if run is not None:
         st.caption(f"**Data:** {run.dataset}")
@@ -335,7 +345,9 @@ def _status(ws: Workspace, was_busy: bool) -> None:
     jobs = ws.jobs()
     for job in jobs[:1]:
         snap = job.snapshot()
-        if snap.state.value == "running" and snap.batch:
+        if followed:
+            st.caption(f"**Training:** {job.label} (its progress is on this page)")
+        elif snap.state.value == "running" and snap.batch:
             st.caption(f"**Training:** {job.label}, epoch {snap.batch.epoch}/{snap.batch.epochs}")
         else:
             where = f" (queue position {snap.queue_position})" if snap.queue_position else ""

@@ -44,6 +44,7 @@ def shared_or_quick_train(ws):
 def quick_train_panel(ws, shared: bool = False) -> None:
     """Offer Quick train on the selected dataset; show its progress while it runs."""
     if ws.jobs():
+        common.follow_training_here()
         st.fragment(_training_progress, run_every=0.5)()
         return
     dataset = common.config().dataset
@@ -301,7 +302,8 @@ def teach_panel(ws, run) -> None:
                          base_run_id=run.run_id)
                 st.rerun()
         if busy:
-            st.fragment(_training_progress, run_every=0.5)()
+            common.follow_training_here()
+        st.fragment(_training_progress, run_every=0.5)()
         fine_tune_report(ws, run, images, labels)
     upload = st.file_uploader("Load drawings saved earlier (.npz)", type=["npz"], key="drawings_upload")
     if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:

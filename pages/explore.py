@@ -276,6 +276,7 @@ def overfitting_lab(ws, ds) -> None:
             ws.sweep([c for c, _ in plan], [name for _, name in plan])
             st.rerun()
     if busy:
+        common.follow_training_here()
         st.fragment(_sweep_progress, run_every=0.5)()
     latest = {}
     for r in ws.runs():

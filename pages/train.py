@@ -127,8 +127,8 @@ def teacher_suggestion(ws, cfg: TrainConfig) -> None:
     """A student's Train page shows the settings their teacher sent, with Use them (checked every few seconds, so
     that a suggestion reaches a student who sits on this page)."""
     member = ws.membership()
-    if member and not member.ended:
-        st.fragment(_suggestion, run_every=SUGGESTION_POLL_S)(ws, member.class_id, cfg)
+    if member and not member.ended:  # not checked while a training runs: the page reruns when it ends
+        st.fragment(_suggestion, run_every=None if ws.jobs() else SUGGESTION_POLL_S)(ws, member.class_id, cfg)
 
 
 def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
@@ -440,6 +440,8 @@ elif busy:
 with st.expander("Show the code"):
     show_code(cfg, workspace.model_run())
 waiting = busy and jobs[0].state == JobState.QUEUED
+if busy:
+    common.follow_training_here()
 st.fragment(live_panel, run_every=(QUEUED_POLL_S if waiting else POLL_S) if busy else None)(waiting)
 runs = workspace.runs()
 if runs and not busy:

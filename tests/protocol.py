@@ -55,6 +55,7 @@ class Request:
     sent: float
     started: bool = False
     run_id: str = ""
+    absorbed: bool = False  # a fragment's tick that a full run answered (it had not started when that run began)
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -74,7 +75,8 @@ class Session:
         self.path = ""
         self.query = ""
         self.timings: list[tuple[str, float]] = []  # (what, seconds from send to the answering run's end)
-        self.polls: list[float] = []  # the same for the fragments' timer ticks
+        self.polls: list[float] = []  # the same for the fragments' timer ticks that a run of the fragment answered
+        self.polls_absorbed = 0  # ticks answered by a full run instead (their fragment was redrawn by it)
         self.errors: list[str] = []
         self._pending: list[Request] = []
         self._timers: dict[str, asyncio.Task] = {}
@@ -263,6 +265,9 @@ class Session:
             raise ProtocolError(f"no answer to {what} on /{self.path} within {ANSWER_TIMEOUT_S} s") from None
         if not auto:
             self.timings.append((what, seconds))
+        elif request.absorbed:  # its wait measured the full run's timing, not the tick's: counted apart
+            self.polls_absorbed += 1
+            return None
         return seconds
 
     def _active_values(self) -> list[WidgetState]:
@@ -310,7 +315,7 @@ class Session:
                 self.page_hash = msg.new_session.page_script_hash
                 for request in self._pending:  # a full run drops queued fragment runs and answers them itself
                     if request.scope and not request.started:
-                        request.scope = ""
+                        request.scope, request.absorbed = "", True
                 self.pages.update({p.url_pathname: p.page_script_hash for p in msg.new_session.app_pages})
             for request in self._pending:
                 if request.scope in scopes and not request.started:
@@ -377,7 +382,9 @@ class Session:
 
     async def _poll(self, fragment_id: str) -> None:
         try:
-            self.polls.append(await self._send("poll", scope=fragment_id, auto=True))
+            seconds = await self._send("poll", scope=fragment_id, auto=True)
+            if seconds is not None:
+                self.polls.append(seconds)
         except (ProtocolError, websockets.ConnectionClosed, asyncio.CancelledError):
             pass  # unanswered (the tab is closing, or a full run took over): the browser does not mind either
 

@@ -41,6 +41,7 @@ class Student:
     predictions: list[tuple[str, str]] = field(default_factory=list)  # (shown, expected)
     timings: list[tuple[str, float]] = field(default_factory=list)
     polls: list[float] = field(default_factory=list)
+    polls_absorbed: int = 0
     unfinished_runs: int = 0
     error: str = ""
 
@@ -140,6 +141,7 @@ async def lesson(url: str, code: str, student: Student, digits, store, rng: rand
     finally:
         if s is not None:
             student.timings, student.polls, student.unfinished_runs = s.timings, s.polls, s.unfinished_runs
+            student.polls_absorbed = s.polls_absorbed
             await s.close()
 
 
@@ -245,6 +247,7 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
         "runs_without_finish": sum(r.unfinished_runs for r in records),  # a protocol oddity, counted
         "p50_s": _pct(timings, 50), "p95_s": _pct(timings, 95), "max_s": max(timings, default=float("nan")),
         "poll_p95_s": _pct(polls, 95), "polls": len(polls),
+        "polls_absorbed": sum(r.polls_absorbed for r in records),
         "board_delay_max_s": max(delays, default=float("nan")), "board_delay_p50_s": _pct(delays, 50),
         "minutes": round(minutes, 2),
         "server_cpu_s": round(cpu, 1), "server_cpu_share": round(cpu / (minutes * 60), 2),

@@ -79,3 +79,33 @@ def test_a_knob_from_before_a_preset_cannot_set_the_old_value_again(url):
         return await _slider_after_a_stale_rerun(s, "Epochs", 7, "Preset: Overfit on purpose")
     preset, shown = protocol.run(go())
     assert preset == shown == [40.0]
+
+
+def test_while_a_training_runs_the_page_that_shows_it_has_one_timer(url):
+    """Two timers on one page cut each other's runs short (Streamlit drops the cut fragment's run until its next
+    tick): the page that follows the training ticks alone, and the sidebar says where its progress is."""
+    from protocol_load import teacher_starts
+
+    async def go():
+        teacher, code = await teacher_starts(url)
+        s = await Session.open(url, "class")
+        await s.set_value("text_input", "Class code", "type the code", string_value=code)
+        await s.set_value("text_input", "Nickname", "type a nickname", string_value="Ada")
+        await s.click("Join")
+        await s.goto("train")
+        assert len(s._timers) == 1  # the teacher's suggestions, checked while no training runs
+        await s.set_value("slider", "Epochs", "epochs", double_array_value=[50])
+        await s.click("Train")
+        seen = {}
+        for page in ("train", "draw"):
+            await s.goto(page)
+            seen[page] = (len(s._timers), [t for t in s.texts() if t.startswith("**Training:**")])
+        await s.goto("train")
+        await s.click("Stop training")
+        await s.until(lambda p: "Run 1: stopped" in " ".join(p.texts()), 120, "the stop")
+        await s.close()
+        await teacher.close()
+        return seen
+    seen = protocol.run(go())
+    for page, (timers, lines) in seen.items():
+        assert timers == 1 and lines == ["**Training:** Run 1 (its progress is on this page)"], (page, timers, lines)
