@@ -254,8 +254,15 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=20, help="protocol students (default 20)")
     parser.add_argument("--slots", type=int, default=1, help="the server's training slots (protocol mode)")
     parser.add_argument("--seed", type=int, default=0, help="think times and digits (protocol mode)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="the protocol lesson by protocol clients and by Chromium pages, side by side")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
+    if args.calibrate:
+        import protocol_load
+        figures = protocol_load.calibrate(args.students if args.students != 20 else 5, args.seed)
+        print(json.dumps(figures) if args.json else json.dumps(figures["side_by_side"], indent=1))
+        return 0 if figures["ok"] else 1
     if args.protocol:
         import protocol_load
         figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=60 + 6 * args.students)

@@ -191,12 +191,20 @@ def _free_workers(pid: int) -> None:
             pass
 
 
-async def class_of(url: str, server_pid: int, store, students: int, seed: int, time_limit_s: float) -> dict:
-    """The lesson for `students` protocol students and one teacher; returns the figures."""
+async def class_of(url: str, server_pid: int, store, students: int, seed: int, time_limit_s: float,
+                   browsers: bool = False) -> dict:
+    """The lesson for `students` protocol students (or Chromium pages) and one teacher; returns the figures."""
     from mnist_model.data import load_dataset
     rng = random.Random(seed)
     test = load_dataset("mnist")
     picks = rng.sample(range(len(test.y_test)), 2 * students)
+    playwright = browser = None
+    if browsers:
+        import browser_lesson
+        from playwright.async_api import async_playwright
+        from walker import DIGITS
+        playwright = await async_playwright().start()
+        browser = await browser_lesson.launch(playwright)
     teacher, code = await teacher_starts(url)
     _free_workers(server_pid)
     base_rss, cpu0, workers0, t0 = _rss_mb(server_pid), _cpu_s(server_pid), _workers_cpu_s(server_pid), \
@@ -216,9 +224,14 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
     watcher = asyncio.create_task(watch_board())
     tasks = []
     for i, student in enumerate(records):
-        digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
-        tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, random.Random(seed * 1000 + i),
-                                                time_limit_s)))
+        mine = random.Random(seed * 1000 + i)
+        if browsers:  # digits drawn with the mouse, from the walker's strokes
+            tasks.append(asyncio.create_task(browser_lesson.lesson(
+                browser, url, code, student, mine.sample(sorted(DIGITS), 2), store, mine, time_limit_s, THINK_S,
+                WATCH_S)))
+        else:
+            digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
+            tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, mine, time_limit_s)))
         await asyncio.sleep(rng.uniform(0, 0.2))  # they arrive within a few seconds of each other
     await asyncio.sleep(2)
     idle_rss = _rss_mb(server_pid)  # every student connected, most still reading the first page
@@ -227,6 +240,9 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
     while time.perf_counter() < deadline and any(r.name not in seen for r in records if r.finished_at):
         await asyncio.sleep(0.1)
     watcher.cancel()
+    if browser is not None:
+        await browser.close()
+        await playwright.stop()
     minutes = (time.perf_counter() - t0) / 60
     cpu, workers = _cpu_s(server_pid) - cpu0, _workers_cpu_s(server_pid) - workers0
     client = time.process_time() - client0
@@ -263,8 +279,10 @@ def _pct(values, q) -> float:
     return round(float(np.percentile(values, q)), 3) if values else float("nan")
 
 
-def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0) -> dict:
-    """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors)."""
+def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0,
+        browsers: bool = False) -> dict:
+    """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors).
+    browsers: Chromium pages do the lesson instead of protocol clients (tests/browser_lesson.py)."""
     import tempfile
 
     from loadtest import _is_error
@@ -281,14 +299,15 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
     try:
         appserver.wait_ready(url)
         store = Store(data)
-        figures = protocol.run(class_of(url, server.pid, store, students, seed, time_limit_s))
+        figures = protocol.run(class_of(url, server.pid, store, students, seed, time_limit_s, browsers))
     finally:
         if store is not None:
             store.close()
         appserver.stop(server)
         os.sched_setaffinity(0, cores)
     log_errors = [line for line in log_path.read_text().splitlines() if _is_error(line)]
-    figures.update({"slots": slots, "server_core": server_cores, "log_errors": len(log_errors)})
+    figures.update({"slots": slots, "server_core": server_cores, "log_errors": len(log_errors),
+                    "clients": "chromium" if browsers else "protocol"})
     figures["ok"] = (figures["finished"] == students and figures["on_board"] == students and not figures["errors"]
                      and not figures["wrong_predictions"] and figures["predictions"] == 3 * students
                      and not log_errors)
@@ -299,3 +318,17 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
     return figures
+
+
+CALIBRATED = ("finished", "on_board", "predictions", "wrong_predictions", "errors", "log_errors", "p50_s", "p95_s",
+              "poll_p95_s", "board_delay_max_s", "server_cpu_s_per_student_min", "server_mb_per_session")
+
+
+def calibrate(students: int = 5, seed: int = 0) -> dict:
+    """The same lesson by protocol clients and by Chromium pages, each against a fresh server: their figures side
+    by side (the browsers' own CPU is not in client_cpu_share)."""
+    both = {"protocol": run(students, seed=seed, time_limit_s=300),
+            "chromium": run(students, seed=seed, time_limit_s=300, browsers=True)}
+    return {"students": students, "ok": all(f["ok"] for f in both.values()),
+            "side_by_side": {k: (both["protocol"].get(k), both["chromium"].get(k)) for k in CALIBRATED},
+            **both}
