@@ -303,7 +303,7 @@ def teach_panel(ws, run) -> None:
                 st.rerun()
         if busy:
             common.follow_training_here()
-        st.fragment(_training_progress, run_every=0.5)()
+            st.fragment(_training_progress, run_every=0.5)()
         fine_tune_report(ws, run, images, labels)
     upload = st.file_uploader("Load drawings saved earlier (.npz)", type=["npz"], key="drawings_upload")
     if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:
