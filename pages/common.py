@@ -429,6 +429,17 @@ def arrow_spec(chart: alt.TopLevelMixin) -> dict:
     return spec
 
 
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _chart_spec(key: tuple, _build) -> dict:
+    return arrow_spec(_build())
+
+
+def chart(where, key: tuple, build) -> None:
+    """Draw the Altair chart that build() makes, built once per key for the whole server (Altair's validation and
+    the data's conversion were three quarters of a Train page's cost): key must name all that the chart shows."""
+    where.vega_lite_chart(spec=_chart_spec(key, build), width="stretch")
+
+
 def _freeze_import_time_objects() -> None:
     """Python's full collections walk every long-lived object (about 65 ms with these imports, and Streamlit ran
     one after every rerun until .streamlit/config.toml turned that off); freezing the objects made by the imports,

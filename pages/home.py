@@ -67,10 +67,9 @@ def data_overview(ds) -> None:
     idx = rng.choice(len(ds.x_train), 20, replace=False)
     st.image(digit_mosaic(ds.x_train[idx], [ds.class_names[int(ds.y_train[i])] for i in idx]),
              caption="Twenty training images and their labels")
-    counts = pd.DataFrame({"label": [ds.class_names[i] for i in range(10)],
-                           "train images": np.bincount(ds.y_train, minlength=10)})
     st.markdown("**How many training images of each label**")
-    st.altair_chart(label_chart(counts), width="stretch")
+    common.chart(st, ("labels", ds.title, len(ds.y_train)), lambda: label_chart(pd.DataFrame(
+        {"label": [ds.class_names[i] for i in range(10)], "train images": np.bincount(ds.y_train, minlength=10)})))
 
 
 def label_chart(counts: pd.DataFrame) -> alt.Chart:

@@ -341,11 +341,10 @@ def outcome(run, previous=None) -> None:
     change = compare_runs(previous, run)
     if change:
         st.info(change, icon=":material/compare_arrows:")
-    frame = common.history_frame(run.epochs)
     a, b = st.columns(2)
-    a.altair_chart(common.curve_chart(frame, "loss", run.config.epochs, best_epoch=run.best_epoch), width="stretch")
-    b.altair_chart(common.curve_chart(frame, "accuracy", run.config.epochs, best_epoch=run.best_epoch),
-                   width="stretch")
+    for where, metric in ((a, "loss"), (b, "accuracy")):
+        common.chart(where, ("outcome", run.run_id, metric), lambda metric=metric: common.curve_chart(
+            common.history_frame(run.epochs), metric, run.config.epochs, best_epoch=run.best_epoch))
 
 
 def show_code(cfg: TrainConfig, chosen) -> None:
@@ -374,10 +373,12 @@ def runs_table(ws) -> None:
     names = [r.name for r in runs]
     picked = st.multiselect("Overlay the curves of", names, default=names[-2:], key=f"overlay_{len(names)}")
     if picked:
-        frame = pd.concat([common.history_frame(r.epochs, r.name) for r in runs if r.name in picked])
+        shown = [r for r in runs if r.name in picked]
         a, b = st.columns(2)
-        a.altair_chart(common.curve_chart(frame, "loss", by_run=True), width="stretch")
-        b.altair_chart(common.curve_chart(frame, "accuracy", by_run=True), width="stretch")
+        for where, metric in ((a, "loss"), (b, "accuracy")):
+            common.chart(where, ("overlay", metric, tuple((r.run_id, r.name) for r in shown)),
+                         lambda metric=metric: common.curve_chart(pd.concat(
+                             [common.history_frame(r.epochs, r.name) for r in shown]), metric, by_run=True))
     by_id = {r.run_id: r for r in runs}
     ids = list(by_id)
     current_id = _picker_shows(ws, runs)
