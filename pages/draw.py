@@ -106,7 +106,7 @@ def upload_image(thing: str):
 
 
 def _as_mnist(rgba: np.ndarray):
-    """canvas_to_mnist, once per picture: a rerun asks it twice for the same one (what changed last, then the answer)."""
+    """canvas_to_mnist once per picture: a rerun asks twice for the same one (what changed last, then the answer)."""
     digest = hashlib.md5(rgba.tobytes()).hexdigest()
     held = st.session_state.get("as_mnist")
     if held is None or held[0] != digest:

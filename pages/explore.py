@@ -61,11 +61,11 @@ def mistakes(run, ds) -> None:
     left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
                                                           height=380), width="stretch", on_select="rerun",
                                 key=chart_key)
-    acc = pd.DataFrame({"label": names, "accuracy": per_class_accuracy(matrix)})
-    right.altair_chart(alt.Chart(acc).mark_bar().encode(
+    common.chart(right, ("accuracy per label", run.run_id), lambda: alt.Chart(pd.DataFrame(
+        {"label": names, "accuracy": per_class_accuracy(matrix)})).mark_bar().encode(
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         y=alt.Y("label:N", sort=None), tooltip=["label", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
-        title="Accuracy per label", height=380), width="stretch")
+        title="Accuracy per label", height=380))
     a, b = st.columns(2)
     t = a.selectbox("Show test images whose true label is", range(10), key="cell_true",
                     format_func=lambda i: names[i], on_change=_forget_click)
@@ -136,14 +136,16 @@ def learned(ws, run, ds) -> None:
     a, b = st.columns(2)
     a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: {what}")
     layers = len(run.weights) // 2 - 1
-    votes = pd.DataFrame({"label": list(ds.class_names),
-                          "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
     title = f"When unit {unit} fires, it votes for..." if layers == 1 else \
         f"Unit {unit}'s effect on each score"
-    b.altair_chart(alt.Chart(votes).mark_bar().encode(
+
+    def votes() -> pd.DataFrame:
+        return pd.DataFrame({"label": list(ds.class_names),
+                             "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
+    common.chart(b, ("votes", run.run_id, unit), lambda: alt.Chart(votes()).mark_bar().encode(
         x=alt.X("label:N", sort=None), y=alt.Y("weight:Q", title="vote" if layers == 1 else "score change"),
         color=alt.condition("datum.weight > 0", alt.value("#d62728"), alt.value("#1f77b4"))).properties(
-        title=title, height=240), width="stretch")
+        title=title, height=240))
     if layers > 1:
         b.caption(f"Through {layers - 1} more hidden layer{'s' * (layers > 2)}, so measured: on {VOTE_IMAGES} test "
                   "images, each score's change per unit of this unit's firing when it is switched off where it fires.")
