@@ -13,7 +13,7 @@ page = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
-    st.Page("pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
+    st.Page("pages/class.py", title="Class", icon=":material/groups:", url_path="class"),
 ])
 common.lab()  # the first page view of the server starts the training workers warming
 workspace = common.workspace()

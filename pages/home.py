@@ -21,7 +21,7 @@ def story(thing: str) -> None:
     c1.page_link("pages/train.py", label="Train the network", icon=":material/show_chart:")
     c2.page_link("pages/draw.py", label=f"Draw {thing}", icon=":material/draw:")
     c3.page_link("pages/explore.py", label="Explore its mistakes", icon=":material/search:")
-    c4.page_link("pages/classroom.py", label="Run a class", icon=":material/groups:")
+    c4.page_link("pages/class.py", label="Run a class", icon=":material/groups:")
 
 
 def lesson_plan(thing: str) -> None:

@@ -222,7 +222,7 @@ def test_two_hundred_runs_on_one_board(room):
 
 def _class_page():
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/classroom.py").run()
+    at.switch_page("pages/class.py").run()
     assert not at.exception
     return at
 
@@ -243,7 +243,7 @@ def _suggest(teacher, **settings) -> None:
     teacher.switch_page("pages/train.py").run()
     for name, value in settings.items():
         knob(teacher, name).set_value(value).run()
-    teacher.switch_page("pages/classroom.py").run()
+    teacher.switch_page("pages/class.py").run()
     _button(teacher, "Suggest these settings").click().run()
 
 
@@ -296,7 +296,7 @@ def test_a_join_link_fills_the_code_once_and_a_rerun_without_it_keeps_it():
     student = AppTest.from_file(APP, default_timeout=60)
     student.query_params["join"] = code
     student.run()
-    student.switch_page("pages/classroom.py")
+    student.switch_page("pages/class.py")
     student.query_params["join"] = code  # the QR code's link opens the Class page with the code
     student.run()
     box = lambda: next(t for t in student.text_input if t.label == "Class code")  # noqa: E731

@@ -13,7 +13,7 @@ from mnist_model.jobs import TrainTask
 from conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/train.py", "pages/draw.py", "pages/explore.py", "pages/classroom.py"]
+PAGES = ["pages/home.py", "pages/train.py", "pages/draw.py", "pages/explore.py", "pages/class.py"]
 SMALL = TrainConfig(epochs=1, train_size=500, hidden_units=64)
 KINDS = {  # name -> the config of a plain training (None: made otherwise below)
     "dense": SMALL, "two layers": replace(SMALL, hidden_layers=2, epochs=2),

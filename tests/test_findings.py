@@ -109,7 +109,7 @@ def test_the_leaderboard_keeps_its_time_column_on_screen_at_1280_px():
     student.join_class(taught.code, "Ada", "s1")
     student.train(TrainConfig(epochs=1, train_size=200, hidden_units=32))
     _wait_idle(student)
-    at = _page("pages/classroom.py", teacher)
+    at = _page("pages/class.py", teacher)
     frame = at.dataframe[0]
     columns = list(frame.value.columns)
     assert columns.index("time") < columns.index("settings")
