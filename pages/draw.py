@@ -90,6 +90,8 @@ def canvas_image():
 
 def _clear_canvas() -> None:
     st.session_state["canvas_n"] = st.session_state.get("canvas_n", 0) + 1  # a new key mounts an empty canvas
+    if _poked():  # the next drawing starts as drawn: a poke kept from the last one would read it moved, unsaid
+        _reset_poke()
 
 
 def upload_image(thing: str):

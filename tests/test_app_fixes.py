@@ -182,3 +182,24 @@ def test_robustness_sentences_read_plainly():
     assert "the CNN is more than 50% sure of 1 only where it is." in text and "+0" not in text
     never = Robustness(1, (0,), (0,), {"CNN": np.array([.39])}, {"CNN": np.array([.39])}).sentence("6")
     assert never == "The CNN is never more than 50% sure of 6, not even unmoved."  # the card above may say 6 (39%)
+
+
+def test_clear_starts_the_next_drawing_as_drawn_not_poked():
+    """Found on a phone: a 1 drawn after Clear was read as a 3, moved by the poke kept from the digit before."""
+    from pages import common
+    from pages.draw import POKE_DEFAULTS
+    from test_store import make_run
+    lab = common.lab()
+    ws = lab.new_workspace()
+    run = make_run()
+    lab.store.add_run(ws.id, run)
+    lab.store.set_model_run_id(ws.id, run.run_id)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["workspace"] = ws
+    at.run()
+    at.switch_page("pages/draw.py").run()
+    at.session_state["poke"] = {**POKE_DEFAULTS, "dx": 3}
+    at.run()
+    assert [b.label for b in at.button if b.label == "Clear"], [b.label for b in at.button]
+    _button(at, "Clear").click().run()
+    assert not at.exception and at.session_state["poke"] == POKE_DEFAULTS

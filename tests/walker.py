@@ -186,7 +186,7 @@ class Walk:
         self.kept_now = 0  # drawings this action kept
         self.canvas_clean = True  # nothing drawn since the last Clear / page open
         self.drawn_digit = None  # the clean digit drawn on an empty canvas, if that is all there is
-        self.poked = False  # the Poke sliders moved in this session (they stay for the session)
+        self.poked = False  # the Poke sliders moved in this session (they stay until Clear or a page load)
         self.bad_upload = False  # a bad file sits in the uploader
         self.photo = False  # the latest input on Draw is an uploaded photo
         self.stats: dict[str, int] = {}  # how often each check really compared something (not skipped)
@@ -819,7 +819,7 @@ def _clear(walk, p):
     if not _canvas_there(walk):
         return
     appserver.clear_canvas(walk.page, timeout=WAIT)
-    walk.canvas_clean, walk.drawn_digit = True, None
+    walk.canvas_clean, walk.drawn_digit, walk.poked = True, None, False  # Clear resets the pokes too
     walk.settle()
 
 
