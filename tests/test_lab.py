@@ -60,6 +60,9 @@ def test_one_training_at_a_time_per_workspace_but_others_may_queue(lab):
     long = ws.train(TrainConfig(epochs=50, batch_size=16))
     with pytest.raises(WorkspaceBusy, match="already have a training"):
         ws.train(QUICK)
+    deadline = time.time() + 60  # the slot takes it (a job submitted before that would queue behind it, 2nd)
+    while long.state == JobState.QUEUED and time.time() < deadline:
+        time.sleep(0.05)
     theirs = other.train(QUICK)  # another person may queue behind it
     assert theirs.snapshot().queue_position == 1 or theirs.state != JobState.QUEUED
     ws.stop()
