@@ -123,12 +123,12 @@ def _preset(name: str) -> None:
         f" (keeping {kept})." if kept else ".")
 
 
-def teacher_suggestion(ws, cfg: TrainConfig) -> None:
+def teacher_suggestion(ws, cfg: TrainConfig, busy: bool) -> None:
     """A student's Train page shows the settings their teacher sent, with Use them (checked every few seconds, so
     that a suggestion reaches a student who sits on this page)."""
     member = ws.membership()
     if member and not member.ended:  # not checked while a training runs: the page reruns when it ends
-        st.fragment(_suggestion, run_every=None if ws.jobs() else SUGGESTION_POLL_S)(ws, member.class_id, cfg)
+        st.fragment(_suggestion, run_every=None if busy else SUGGESTION_POLL_S)(ws, member.class_id, cfg)
 
 
 def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
@@ -250,15 +250,15 @@ def train_again(job_id: str) -> None:
         st.session_state["train_refused"] = str(exc)
 
 
-def interrupted_panel(ws) -> None:
-    """Trainings that a server restart cut off, each with Train again."""
+def interrupted_panel(ws, busy: bool) -> None:
+    """Trainings that a server restart cut off, each with Train again (off while one runs)."""
     for record in ws.interrupted():
         with st.container(border=True):
             st.warning(f"**{record.label}** was interrupted: {record.message}. ({record.config.describe()})",
                        icon=":material/restart_alt:")
             a, b, _ = st.columns([1, 1, 3])
             a.button("Train again", key=f"again_{record.job_id}", on_click=train_again, args=(record.job_id,),
-                     type="primary", disabled=bool(ws.jobs()), width="stretch")
+                     type="primary", disabled=busy, width="stretch")
             b.button("Dismiss", key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
                      width="stretch")
 
@@ -426,10 +426,10 @@ if settings.train_size not in sizes:  # more examples than this dataset has: the
     _apply(replace(settings, train_size=_nearest(sizes, settings.train_size) if settings.train_size < max(sizes)
                    else 0))
 cfg = controls(sizes)
-teacher_suggestion(workspace, cfg)
-interrupted_panel(workspace)
 jobs = workspace.jobs()  # read once: a training may end while this page is drawn
 busy = bool(jobs)
+teacher_suggestion(workspace, cfg, busy)
+interrupted_panel(workspace, busy)
 b1, b2 = st.columns(2)
 b1.button("Train", type="primary", on_click=start_training, disabled=busy or ds is None, width="stretch")
 b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
