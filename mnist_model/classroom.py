@@ -16,10 +16,13 @@ import unicodedata
 from collections import deque
 from dataclasses import dataclass
 
+from sqlalchemy import and_, delete, select, update
+
+from . import schema as t
 from .config import TrainConfig
 from .errors import InputError
 from .runs import Run
-from .store import Store
+from .store import Store, StoreConflict
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L look-alikes
 CODE_LENGTH = 6  # 31^6, about 887 million codes
@@ -186,8 +189,9 @@ class BoardEntry:
                 "settings": self.settings()}  # the long one last: cut at the right edge, never the time
 
 
-_BOARD_COLUMNS = ("run_id, nickname, config, status, epochs_run, train_accuracy, test_accuracy, train_loss, "
-                  "test_loss, seconds, posted_at, hidden")
+_BOARD_COLUMNS = [t.board.c[name] for name in ("run_id", "nickname", "config", "status", "epochs_run",
+                                                "train_accuracy", "test_accuracy", "train_loss", "test_loss",
+                                                "seconds", "posted_at", "hidden")]
 
 
 def _entry(row) -> BoardEntry:
@@ -203,16 +207,6 @@ class Classroom:
     def __init__(self, store: Store, limiter: AttemptLimiter | None = None):
         self.store = store
         self.limiter = limiter or AttemptLimiter()
-        # Bumped on every write through this object: pages that poll ask these, not SQL, whether anything changed.
-        # One server per store today; several servers would share them through the database (see DESIGN.md).
-        self._lock = threading.Lock()
-        self._board_versions: dict[str, int] = {}
-        self._suggestion_versions: dict[str, int] = {}
-
-    def _bump(self, versions: dict[str, int], class_id: str | None) -> None:
-        if class_id is not None:
-            with self._lock:
-                versions[class_id] = versions.get(class_id, 0) + 1
 
     # ------------------------------------------------------------ teacher
 
@@ -220,26 +214,27 @@ class Classroom:
         """A new class taught from this workspace (it leaves any class it had joined)."""
         self.leave(teacher_workspace)
         class_id, key, now = secrets.token_urlsafe(12), secrets.token_urlsafe(KEY_BYTES), time.time()
+        c = t.classes
         with self.store.transaction("start the class") as db:
             for _ in range(20):
                 code = new_join_code()
-                if not db.execute("SELECT 1 FROM classes WHERE code = ? AND ended_at IS NULL", (code,)).fetchone():
+                if not db.execute(select(1).where(c.c.code == code, c.c.ended_at.is_(None))).first():
                     break
-            db.execute("INSERT INTO classes (id, code, teacher_workspace, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                       (class_id, code, teacher_workspace, _hash_key(key), now))
-            db.execute("INSERT INTO teacher_keys (workspace_id, class_id, key) VALUES (?, ?, ?)",
-                       (teacher_workspace, class_id, key))
+            db.execute(c.insert().values(id=class_id, code=code, teacher_workspace=teacher_workspace,
+                                         key_hash=_hash_key(key), created_at=now))
+            db.execute(t.teacher_keys.insert().values(workspace_id=teacher_workspace, class_id=class_id, key=key))
         return ClassInfo(class_id, code, now, None, key)
 
     def teacher_class(self, workspace_id: str) -> ClassInfo | None:
         """The latest class this workspace teaches (ended or not), with its control key."""
-        rows = self.store.query("SELECT c.id, c.code, c.created_at, c.ended_at, k.key FROM classes c JOIN "
-                                "teacher_keys k ON k.class_id = c.id AND k.workspace_id = ? ORDER BY c.created_at "
-                                "DESC LIMIT 1", (workspace_id,))
+        c, k = t.classes, t.teacher_keys
+        rows = self.store.query(select(c.c.id, c.c.code, c.c.created_at, c.c.ended_at, k.c.key)
+                                .join(k, and_(k.c.class_id == c.c.id, k.c.workspace_id == workspace_id))
+                                .order_by(c.c.created_at.desc()).limit(1))
         return ClassInfo(*rows[0]) if rows else None
 
     def _check_key(self, class_id: str, key: str | None) -> None:
-        rows = self.store.query("SELECT key_hash FROM classes WHERE id = ?", (class_id,))
+        rows = self.store.query(select(t.classes.c.key_hash).where(t.classes.c.id == class_id))
         if not rows or not key or not hmac.compare_digest(rows[0][0], _hash_key(key)):
             raise InputError("Only the class's teacher can do that.")
 
@@ -247,27 +242,28 @@ class Classroom:
         """Send the teacher's settings to every student's Train page."""
         self._check_key(class_id, key)
         with self.store.transaction("suggest the settings") as db:
-            db.execute("UPDATE classes SET suggestion = ?, suggested_at = ? WHERE id = ?",
-                       (json.dumps(config.to_dict()), time.time(), class_id))
-        self._bump(self._suggestion_versions, class_id)
+            db.execute(update(t.classes).where(t.classes.c.id == class_id)
+                       .values(suggestion=json.dumps(config.to_dict()), suggested_at=time.time()))
+            self.store.bump(db, f"suggestion:{class_id}")
 
     def clear_board(self, class_id: str, key: str) -> int:
         self._check_key(class_id, key)
         with self.store.transaction("clear the board") as db:
-            cleared = db.execute("DELETE FROM board WHERE class_id = ?", (class_id,)).rowcount
-        self._bump(self._board_versions, class_id)
+            cleared = db.execute(delete(t.board).where(t.board.c.class_id == class_id)).rowcount
+            self.store.bump(db, f"board:{class_id}")
         return cleared
 
     def remove_member(self, class_id: str, key: str, nickname: str) -> bool:
         """Moderation: the nickname leaves the class and its runs leave the board."""
         self._check_key(class_id, key)
+        m, b = t.members, t.board
         with self.store.transaction("remove the student") as db:
-            row = db.execute("SELECT workspace_id FROM members WHERE class_id = ? AND nickname = ?",
-                             (class_id, nickname)).fetchone()
-            db.execute("DELETE FROM board WHERE class_id = ? AND nickname = ?", (class_id, nickname))
+            row = db.execute(select(m.c.workspace_id).where(m.c.class_id == class_id, m.c.nickname == nickname)
+                             ).first()
+            db.execute(delete(b).where(b.c.class_id == class_id, b.c.nickname == nickname))
             if row:
-                db.execute("DELETE FROM members WHERE workspace_id = ?", (row[0],))
-        self._bump(self._board_versions, class_id)
+                db.execute(delete(m).where(m.c.workspace_id == row[0]))
+            self.store.bump(db, f"board:{class_id}")
         if row:
             self.store.add_notice(row[0], "Your teacher removed you from the class (your runs stay yours).")
         return row is not None
@@ -276,7 +272,8 @@ class Classroom:
         """Joining stops and new runs are no longer posted; the board stays readable."""
         self._check_key(class_id, key)
         with self.store.transaction("end the class") as db:
-            db.execute("UPDATE classes SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (time.time(), class_id))
+            db.execute(update(t.classes).where(t.classes.c.id == class_id, t.classes.c.ended_at.is_(None))
+                       .values(ended_at=time.time()))
 
     # ------------------------------------------------------------ students
 
@@ -285,8 +282,9 @@ class Classroom:
         nickname = check_nickname(nickname)
         self.limiter.check(session)
         code = normalise_code(code)
-        rows = self.store.query("SELECT id, teacher_workspace FROM classes WHERE code = ? AND ended_at IS NULL",
-                                (code,)) if len(code) == CODE_LENGTH else []
+        c, m = t.classes, t.members
+        rows = self.store.query(select(c.c.id, c.c.teacher_workspace).where(c.c.code == code, c.c.ended_at.is_(None))
+                                ) if len(code) == CODE_LENGTH else []
         if not rows:
             self.limiter.failed(session)
             raise JoinRefused("No class has that code (or it has ended): check the code on the board.")
@@ -297,40 +295,46 @@ class Classroom:
         if looks_like_teacher(nickname) or not shape:
             raise JoinRefused("That nickname is too close to the teacher's label: choose another.")
         now = time.time()
-        with self.store.transaction("join the class") as db:
-            taken = db.execute("SELECT workspace_id FROM members WHERE class_id = ? AND skeleton = ?",
-                               (class_id, shape)).fetchone()
-            if taken and taken[0] != workspace_id:
-                raise JoinRefused("Someone in this class already has that nickname (or one that looks like it): "
-                                  "choose another.")
-            db.execute("DELETE FROM members WHERE workspace_id = ?", (workspace_id,))
-            db.execute("INSERT INTO members (workspace_id, class_id, nickname, skeleton, joined_at, seen_at) VALUES "
-                       "(?, ?, ?, ?, ?, ?)", (workspace_id, class_id, nickname, shape, now, now))
+        taken = JoinRefused("Someone in this class already has that nickname (or one that looks like it): choose "
+                            "another.")
+        try:
+            with self.store.transaction("join the class") as db:
+                other = db.execute(select(m.c.workspace_id).where(m.c.class_id == class_id, m.c.skeleton == shape)
+                                   ).first()
+                if other and other[0] != workspace_id:
+                    raise taken
+                db.execute(delete(m).where(m.c.workspace_id == workspace_id))
+                db.execute(m.insert().values(workspace_id=workspace_id, class_id=class_id, nickname=nickname,
+                                             skeleton=shape, joined_at=now, seen_at=now))
+        except StoreConflict:  # the same look taken on another server at the same moment
+            raise taken from None
         return Membership(class_id, code, nickname, False)
 
     def membership(self, workspace_id: str) -> Membership | None:
-        rows = self.store.query("SELECT m.class_id, c.code, m.nickname, c.ended_at FROM members m JOIN classes c ON "
-                                "c.id = m.class_id WHERE m.workspace_id = ?", (workspace_id,))
+        m, c = t.members, t.classes
+        rows = self.store.query(select(m.c.class_id, c.c.code, m.c.nickname, c.c.ended_at)
+                                .join(c, c.c.id == m.c.class_id).where(m.c.workspace_id == workspace_id))
         return Membership(rows[0][0], rows[0][1], rows[0][2], rows[0][3] is not None) if rows else None
 
     def leave(self, workspace_id: str) -> None:
         with self.store.transaction("leave the class") as db:
-            db.execute("DELETE FROM members WHERE workspace_id = ?", (workspace_id,))
+            db.execute(delete(t.members).where(t.members.c.workspace_id == workspace_id))
 
     def seen(self, workspace_id: str) -> None:
         """Note that a member is here now (written at most once a minute)."""
+        now = time.time()
         with self.store.transaction("note who is here") as db:
-            db.execute("UPDATE members SET seen_at = ? WHERE workspace_id = ? AND seen_at < ?",
-                       (time.time(), workspace_id, time.time() - 60))
+            db.execute(update(t.members).where(t.members.c.workspace_id == workspace_id,
+                                               t.members.c.seen_at < now - 60).values(seen_at=now))
 
     def hide(self, workspace_id: str, run_id: str, hidden: bool = True) -> None:
         """A student hides (or shows again) one of their runs on the board."""
+        b = t.board
         with self.store.transaction("hide the run") as db:
-            db.execute("UPDATE board SET hidden = ? WHERE run_id = ? AND workspace_id = ?",
-                       (int(hidden), run_id, workspace_id))
-            row = db.execute("SELECT class_id FROM board WHERE run_id = ? AND workspace_id = ?",
-                             (run_id, workspace_id)).fetchone()
-        self._bump(self._board_versions, row[0] if row else None)
+            row = db.execute(update(b).where(b.c.run_id == run_id, b.c.workspace_id == workspace_id)
+                             .values(hidden=int(hidden)).returning(b.c.class_id)).first()
+            if row:
+                self.store.bump(db, f"board:{row[0]}")
 
     # ------------------------------------------------------------ the board
 
@@ -343,53 +347,60 @@ class Classroom:
         if member is not None and not member.ended:
             class_id, nickname = member.class_id, member.nickname
         else:
-            rows = self.store.query("SELECT id FROM classes WHERE teacher_workspace = ? AND ended_at IS NULL "
-                                    "ORDER BY created_at DESC LIMIT 1", (workspace_id,))
+            c = t.classes
+            rows = self.store.query(select(c.c.id).where(c.c.teacher_workspace == workspace_id, c.c.ended_at.is_(None))
+                                    .order_by(c.c.created_at.desc()).limit(1))
             if not rows:
                 return False
             class_id, nickname = rows[0][0], TEACHER_LABEL
+        row = dict(run_id=run.run_id, nickname=nickname, config=json.dumps(run.config.to_dict()), status=run.status,
+                   epochs_run=run.epochs_run, train_accuracy=final.accuracy, test_accuracy=final.test_accuracy,
+                   train_loss=final.loss, test_loss=final.test_loss, seconds=run.duration_s, posted_at=time.time(),
+                   hidden=0, class_id=class_id, workspace_id=workspace_id)
         with self.store.transaction("post the run to the board") as db:
-            db.execute(f"INSERT OR REPLACE INTO board ({_BOARD_COLUMNS}, class_id, workspace_id) VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                       (run.run_id, nickname, json.dumps(run.config.to_dict()), run.status, run.epochs_run,
-                        final.accuracy, final.test_accuracy, final.loss, final.test_loss, run.duration_s,
-                        time.time(), class_id, workspace_id))
-        self._bump(self._board_versions, class_id)
+            insert = self.store._insert(t.board).values(**row)
+            db.execute(insert.on_conflict_do_update(index_elements=["run_id"],
+                                                    set_={k: insert.excluded[k] for k in row if k != "run_id"}))
+            self.store.bump(db, f"board:{class_id}")
         return True
 
     def board(self, class_id: str) -> list[BoardEntry]:
         """The class's visible runs, best test accuracy first."""
-        rows = self.store.query(f"SELECT {_BOARD_COLUMNS} FROM board WHERE class_id = ? AND hidden = 0 "
-                                "ORDER BY test_accuracy DESC, posted_at", (class_id,))
+        b = t.board
+        rows = self.store.query(select(*_BOARD_COLUMNS).where(b.c.class_id == class_id, b.c.hidden == 0)
+                                .order_by(b.c.test_accuracy.desc(), b.c.posted_at))
         return [_entry(r) for r in rows]
 
     def my_entries(self, workspace_id: str) -> list[BoardEntry]:
         """A student's own runs on the board, hidden ones too, newest first."""
-        rows = self.store.query(f"SELECT {_BOARD_COLUMNS} FROM board WHERE workspace_id = ? ORDER BY posted_at DESC",
-                                (workspace_id,))
+        b = t.board
+        rows = self.store.query(select(*_BOARD_COLUMNS).where(b.c.workspace_id == workspace_id)
+                                .order_by(b.c.posted_at.desc()))
         return [_entry(r) for r in rows]
 
     def board_version(self, class_id: str) -> tuple[int, int]:
-        """Changes whenever the board does (for pages that redraw only then); no SQL."""
-        return self.store.generation, self._board_versions.get(class_id, 0)
+        """Changes whenever the board does, on any server (pages redraw only then)."""
+        return self.store.counters("generation", f"board:{class_id}")
 
     def suggestion_version(self, class_id: str) -> tuple[int, int]:
-        """Changes whenever the teacher sends settings; no SQL."""
-        return self.store.generation, self._suggestion_versions.get(class_id, 0)
+        """Changes whenever the teacher sends settings."""
+        return self.store.counters("generation", f"suggestion:{class_id}")
 
     def suggestion(self, class_id: str) -> tuple[TrainConfig, float] | None:
-        rows = self.store.query("SELECT suggestion, suggested_at FROM classes WHERE id = ?", (class_id,))
+        rows = self.store.query(select(t.classes.c.suggestion, t.classes.c.suggested_at)
+                                .where(t.classes.c.id == class_id))
         if not rows or not rows[0][0]:
             return None
         return TrainConfig.from_dict(json.loads(rows[0][0])), rows[0][1]
 
     def members(self, class_id: str) -> list[tuple[str, str, float]]:
         """(nickname, workspace id, last seen) of every member: for the server's own use, never shown as such."""
-        return [tuple(r) for r in self.store.query("SELECT nickname, workspace_id, seen_at FROM members WHERE "
-                                                   "class_id = ? ORDER BY joined_at", (class_id,))]
+        m = t.members
+        return self.store.query(select(m.c.nickname, m.c.workspace_id, m.c.seen_at).where(m.c.class_id == class_id)
+                                .order_by(m.c.joined_at))
 
     def ended(self, class_id: str) -> bool:
-        rows = self.store.query("SELECT ended_at FROM classes WHERE id = ?", (class_id,))
+        rows = self.store.query(select(t.classes.c.ended_at).where(t.classes.c.id == class_id))
         return bool(rows and rows[0][0] is not None)
 
 

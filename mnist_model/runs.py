@@ -198,11 +198,11 @@ def arrays_npz(weights: list[np.ndarray], test_probs: np.ndarray | None, extras:
     return out.getvalue()
 
 
-def read_arrays(path: Path, architecture: str) -> dict:
-    """{"weights": [...], "test_probs": array or None, "extras": {...}} from arrays_npz's file; ModelFileError if
-    damaged."""
+def read_arrays(path: Path, architecture: str, data: bytes | None = None) -> dict:
+    """{"weights": [...], "test_probs": array or None, "extras": {...}} from arrays_npz's file (or its bytes, data,
+    named by path); ModelFileError if damaged."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(path if data is None else io.BytesIO(data), allow_pickle=False) as npz:
             count = sum(1 for k in npz.files if k.startswith("arr_"))
             weights = [npz[f"arr_{i}"] for i in range(count)]
             test_probs = npz["test_probs"] if "test_probs" in npz.files else None

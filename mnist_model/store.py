@@ -1,35 +1,38 @@
-"""Store: workspaces, runs, drawings, jobs and notices in SQLite (WAL); each run's arrays as files beside it.
+"""Store: workspaces, runs, drawings, jobs and notices in one database (database.py: an SQLite file by default,
+PostgreSQL for several servers); each run's arrays as files beside an SQLite file, or in the database.
 
-Why files for the arrays (about 3.5 MB a dense run): measured here, writing one atomically took 4.4 ms against
+Why files beside SQLite (about 3.5 MB a dense run): measured here, writing one atomically took 4.4 ms against
 9.7 ms as a BLOB, reading it 0.2 ms against 0.7 ms, and a deleted file frees its disk at once, while a deleted
 BLOB leaves the database file as large as before until a VACUUM (`python -m mnist_model bench` repeats this).
 A run's files are written before its row and removed after it, so a crash leaves at most orphan files,
-which recover() deletes; never a row without its files.
+which recover() deletes; never a row without its files. With PostgreSQL, servers share no folder: the arrays go
+in the run's own transaction (run_blobs), so there are no orphans at all.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
 import secrets
 import shutil
-import sqlite3
 import tempfile
 import threading
 import time
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import and_, delete, exists, func, not_, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
+from . import schema as t
 from .config import TrainConfig
-from .errors import MnistLiveError, ModelFileError
+from .database import (Database, StoreBusy, StoreConflict, StoreCorrupt, StoreError, StoreFull, StoreInUse,  # noqa
+                       StoreNewer, StoreReadOnly, StoreUnreachable, database_url, readable)
+from .errors import ModelFileError
 from .runs import RUN_ID, Run, arrays_npz, atomic_write, list_runs, load_run, read_arrays, write_run_files
 
-SCHEMA_VERSION = 2
 DATA_ENV = "MNIST_LIVE_DATA"
 DEFAULT_FOLDER = "mnist-live-data"
 DB_FILE = "mnist-live.sqlite3"
@@ -37,7 +40,6 @@ RUNS_FOLDER = "runs"  # <run_id>.npz (weights, test predictions) and <run_id>.ke
 LOCK_FILE = "server.lock"  # held by the one server that uses this folder
 SERVER_WORKSPACE = "server"  # owner of runs imported from the legacy runs/ folder; never pruned
 WORKSPACE_ID_BYTES = 24  # 192 random bits, URL-safe base64: 32 characters
-BUSY_TIMEOUT_MS = 5000  # how long a write waits for another writer before saying the database is busy
 ORPHAN_GRACE_S = 600  # files without a row are only removed when this old (a run may be half written now)
 EMPTY_WORKSPACE_DAYS = 1.0  # a workspace that never kept anything goes sooner than an idle one
 TOUCH_EVERY_S = 3600  # last_seen is written at most this often per workspace
@@ -70,34 +72,6 @@ class StoreLimits:
                    read("MNIST_LIVE_DISK_CAP_MB", d.disk_cap_mb, float))
 
 
-class StoreError(MnistLiveError):
-    """The store cannot do what was asked; the message says why in plain words."""
-
-
-class StoreBusy(StoreError):
-    """Another program holds the database."""
-
-
-class StoreFull(StoreError):
-    """The disk (or a file size limit) is full."""
-
-
-class StoreReadOnly(StoreError):
-    """The data folder cannot be written."""
-
-
-class StoreNewer(StoreError):
-    """The database was written by a newer version of the app."""
-
-
-class StoreCorrupt(StoreError):
-    """The database file is damaged."""
-
-
-class StoreInUse(StoreError):
-    """Another server uses the data folder."""
-
-
 @dataclass(frozen=True)
 class JobRecord:
     """A training as the store remembers it (to tell its workspace it was interrupted)."""
@@ -112,107 +86,6 @@ class JobRecord:
     created_at: float
 
 
-MIGRATIONS = [  # MIGRATIONS[i] takes the schema from version i to i + 1; never edit one that has shipped
-    """
-    CREATE TABLE workspaces (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        last_seen REAL NOT NULL,
-        settings TEXT,
-        model_run_id TEXT,
-        run_counter INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY,
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        meta TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        pinned INTEGER NOT NULL DEFAULT 0,
-        published INTEGER NOT NULL DEFAULT 0,
-        bytes INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX runs_by_workspace ON runs(workspace_id, created_at);
-    CREATE TABLE drawings (
-        id INTEGER PRIMARY KEY,
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        label INTEGER NOT NULL,
-        pixels BLOB NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX drawings_by_workspace ON drawings(workspace_id, id);
-    CREATE TABLE jobs (
-        job_id TEXT PRIMARY KEY,
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        label TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        config TEXT NOT NULL,
-        base_run_id TEXT,
-        state TEXT NOT NULL,
-        message TEXT NOT NULL DEFAULT '',
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX jobs_by_workspace ON jobs(workspace_id, created_at);
-    CREATE TABLE notices (
-        id INTEGER PRIMARY KEY,
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        text TEXT NOT NULL,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE imports (
-        source TEXT PRIMARY KEY,
-        imported_at REAL NOT NULL
-    );
-    """,
-    """
-    CREATE TABLE classes (
-        id TEXT PRIMARY KEY,
-        code TEXT NOT NULL,
-        teacher_workspace TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        key_hash TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        ended_at REAL,
-        suggestion TEXT,
-        suggested_at REAL
-    );
-    CREATE INDEX classes_by_code ON classes(code);
-    CREATE INDEX classes_by_teacher ON classes(teacher_workspace, created_at);
-    CREATE TABLE teacher_keys (
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        PRIMARY KEY (workspace_id, class_id)
-    );
-    CREATE TABLE members (
-        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
-        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
-        nickname TEXT NOT NULL,
-        skeleton TEXT NOT NULL,
-        joined_at REAL NOT NULL,
-        seen_at REAL NOT NULL
-    );
-    CREATE UNIQUE INDEX members_by_skeleton ON members(class_id, skeleton);
-    CREATE TABLE board (
-        run_id TEXT PRIMARY KEY,
-        class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
-        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
-        nickname TEXT NOT NULL,
-        config TEXT NOT NULL,
-        status TEXT NOT NULL,
-        epochs_run INTEGER NOT NULL,
-        train_accuracy REAL NOT NULL,
-        test_accuracy REAL NOT NULL,
-        train_loss REAL NOT NULL,
-        test_loss REAL NOT NULL,
-        seconds REAL NOT NULL,
-        posted_at REAL NOT NULL,
-        hidden INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX board_by_class ON board(class_id, posted_at);
-    """,
-]
-
-
 def new_workspace_id() -> str:
     """An unguessable workspace id: 192 random bits from `secrets`, 32 URL-safe characters."""
     return secrets.token_urlsafe(WORKSPACE_ID_BYTES)
@@ -224,27 +97,14 @@ def is_workspace_id(text) -> bool:
             and all(c.isascii() and (c.isalnum() or c in "-_") for c in text))
 
 
-def _readable(exc: BaseException, what: str) -> StoreError:
-    """A plain-words StoreError for an sqlite3 or OS error."""
-    text = str(exc).lower()
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "full" in text:
-        return StoreFull(f"Could not {what}: the server's disk is full.")
-    if "locked" in text or "busy" in text:
-        return StoreBusy(f"Could not {what}: the database is busy (another program is using it). Try again "
-                         "in a moment.")
-    if isinstance(exc, PermissionError) or "readonly" in text or "read-only" in text or (
-            isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
-        return StoreReadOnly(f"Could not {what}: the data folder is read-only.")
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return StoreCorrupt(f"Could not {what}: the database file is damaged.")
-    return StoreError(f"Could not {what}: {exc.__class__.__name__}: {exc}")
-
-
 class Store:
-    """The data folder: one SQLite database (a connection per thread) and a folder of run files."""
+    """The data folder and the database: an SQLite file in the folder, or PostgreSQL at $MNIST_LIVE_DATABASE_URL
+    (then the folder only holds what is this server's own: its lock and temporary files)."""
 
-    def __init__(self, folder: str | os.PathLike, limits: StoreLimits | None = None, temporary: bool = False):
-        """Open (creating or migrating) the store in folder; StoreError subclasses say why it cannot be used."""
+    def __init__(self, folder: str | os.PathLike, limits: StoreLimits | None = None, temporary: bool = False,
+                 url: str | None = None):
+        """Open (creating or migrating) the store; StoreError subclasses say why it cannot be used. url: the
+        database (default: $MNIST_LIVE_DATABASE_URL, else an SQLite file in folder; a temporary store is SQLite)."""
         self.folder = Path(folder)
         self.db_path = self.folder / DB_FILE
         self.runs_path = self.folder / RUNS_FOLDER
@@ -252,116 +112,81 @@ class Store:
         self.temporary = temporary  # a stand-in folder: nothing in it outlives the server
         self.notices: list[str] = []  # server-wide messages, shown on every page
         self.lock: ServerLock | None = None
-        self._local = threading.local()
         self._touched: dict[str, float] = {}
-        self.generation = 0  # moves when workspaces go or arrive in bulk (prune, import): views keyed on it redraw
         try:
             self.runs_path.mkdir(parents=True, exist_ok=True)
             if not os.access(self.folder, os.W_OK) or not os.access(self.runs_path, os.W_OK):
-                raise PermissionError(errno.EACCES, "not writable", str(self.folder))
+                raise PermissionError(13, "not writable", str(self.folder))
             probe = self.runs_path / f".probe-{os.getpid()}-{threading.get_ident()}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
             raise StoreReadOnly(f"The data folder {self.folder} cannot be written "
                                 f"({exc.strerror or exc}).") from None
-        self._migrate()
+        self.db = Database(f"sqlite:///{self.db_path.resolve()}" if temporary else
+                           url or database_url(self.folder, DB_FILE))
+        self.arrays_in_database = not self.db.is_sqlite  # servers that share a database share no folder
+        self.where = str(self.db_path) if self.db.is_sqlite else f"The database {self.db.safe_url}"
+        if self.db.is_sqlite:
+            self._check_sqlite_file()
+        self.db.upgrade(f"The data folder {self.folder}" if self.db.is_sqlite else self.where)
+
+    def _check_sqlite_file(self) -> None:
+        """WAL mode and a quick check of an existing file (a damaged one raises StoreCorrupt)."""
+        try:
+            with self.db.engine.connect() as conn:
+                existing = conn.exec_driver_sql("PRAGMA user_version").scalar()
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                if existing:
+                    check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
+                    if check != "ok":
+                        raise StoreCorrupt(f"The database {self.db_path} is damaged ({check}).")
+        except StoreError:
+            self.db.dispose()
+            raise
+        except Exception as exc:  # noqa: BLE001 - sqlite3 or SQLAlchemy: said in plain words
+            self.db.dispose()
+            error = readable(exc, "open the database")
+            if isinstance(error, StoreBusy):
+                raise StoreBusy(f"The database {self.db_path} is locked by another program.") from None
+            if isinstance(error, (StoreReadOnly, StoreFull)):
+                raise error from None
+            raise StoreCorrupt(f"The database {self.db_path} is damaged ({error}).") from None
 
     # ------------------------------------------------------------ connections and transactions
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                       check_same_thread=True)
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA foreign_keys=ON")
-            except sqlite3.Error as exc:
-                raise _readable(exc, "open the database") from None
-            self._local.conn = conn
-        return conn
-
-    @contextmanager
     def transaction(self, what: str):
-        """A short write transaction (BEGIN IMMEDIATE: writers queue, readers go on); errors in plain words."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _readable(exc, what) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            if isinstance(exc, (sqlite3.Error, OSError)):
-                raise _readable(exc, what) from None
-            raise
+        """A short write transaction yielding its SQLAlchemy Connection; errors in plain words."""
+        return self.db.write(what)
 
-    def query(self, sql: str, args=(), what: str = "read the database") -> list[tuple]:
-        try:
-            return self._conn().execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise _readable(exc, what) from None
+    def query(self, statement, args: dict | None = None, what: str = "read the database") -> list[tuple]:
+        """The rows of a Core statement, or of SQL text with :named arguments."""
+        if isinstance(statement, str):
+            statement = text(statement).bindparams(**(args or {}))
+        return [tuple(r) for r in self.db.read(statement, what)]
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def _migrate(self) -> None:
-        """Check the file, refuse a newer schema, and apply forward migrations."""
-        conn = self._conn()
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise StoreCorrupt(f"The database {self.db_path} is damaged ({exc}).") from None
-        if version > SCHEMA_VERSION:
-            self.close()
-            raise StoreNewer(f"The data folder {self.folder} was written by a newer MNIST Live (store version "
-                             f"{version}; this app knows versions up to {SCHEMA_VERSION}). It was left untouched.")
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            if version:
-                check = conn.execute("PRAGMA quick_check").fetchone()[0]
-                if check != "ok":
-                    raise sqlite3.DatabaseError(check)
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise StoreBusy(f"The database {self.db_path} is locked by another program.") from None
-            raise StoreCorrupt(f"The database {self.db_path} is damaged ({exc}).") from None
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            self._apply_migration(conn, target)
-
-    @staticmethod
-    def _apply_migration(conn: sqlite3.Connection, target: int) -> None:
-        """Migrate to version target in one transaction (a second process that got there first wins)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= target:
-                conn.execute("COMMIT")
-                return
-            for statement in MIGRATIONS[target - 1].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={target}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _readable(exc, "update the database") from None
+        """Close the database's connections (the store opens new ones if used again)."""
+        self.db.dispose()
 
     @property
-    def version(self) -> int:
-        return self.query("PRAGMA user_version")[0][0]
+    def version(self) -> str | None:
+        """The schema's revision."""
+        return self.db.revision()
+
+    def bump(self, db, name: str) -> None:
+        """Move counter name on, inside the write's own transaction db (every server sees it with the write)."""
+        insert = self._insert(t.counters).values(name=name, value=1)
+        db.execute(insert.on_conflict_do_update(index_elements=["name"], set_={"value": t.counters.c.value + 1}))
+
+    def counters(self, *names: str) -> tuple[int, ...]:
+        """The counters' values (0 for one never bumped), read in one statement: pages poll these, not tables."""
+        values = dict(self.query(select(t.counters.c.name, t.counters.c.value).where(t.counters.c.name.in_(names))))
+        return tuple(values.get(name, 0) for name in names)
+
+    def _insert(self, table):
+        """An INSERT that can say what to do on a clash, in this database's own words."""
+        return (sqlite if self.db.is_sqlite else postgresql).insert(table)
 
     # ------------------------------------------------------------ workspaces
 
@@ -370,13 +195,13 @@ class Store:
         workspace_id = workspace_id or new_workspace_id()
         now = time.time()
         with self.transaction("create a workspace") as db:
-            db.execute("INSERT OR IGNORE INTO workspaces (id, created_at, last_seen) VALUES (?, ?, ?)",
-                       (workspace_id, now, now))
+            db.execute(self._insert(t.workspaces).values(id=workspace_id, created_at=now, last_seen=now)
+                       .on_conflict_do_nothing(index_elements=["id"]))
         self._touched[workspace_id] = now
         return workspace_id
 
     def has_workspace(self, workspace_id: str) -> bool:
-        return bool(self.query("SELECT 1 FROM workspaces WHERE id = ?", (workspace_id,)))
+        return bool(self.query(select(1).where(t.workspaces.c.id == workspace_id)))
 
     def touch(self, workspace_id: str) -> None:
         """Note that the workspace is in use (written at most once an hour)."""
@@ -384,36 +209,42 @@ class Store:
         if now - self._touched.get(workspace_id, 0) < TOUCH_EVERY_S:
             return
         with self.transaction("note the workspace's use") as db:
-            db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now, workspace_id))
+            db.execute(update(t.workspaces).where(t.workspaces.c.id == workspace_id).values(last_seen=now))
         self._touched[workspace_id] = now
+
+    def _workspace_field(self, column, workspace_id: str):
+        rows = self.query(select(column).where(t.workspaces.c.id == workspace_id))
+        return rows[0][0] if rows else None
+
+    def _set_workspace(self, what: str, workspace_id: str, **values) -> None:
+        with self.transaction(what) as db:
+            db.execute(update(t.workspaces).where(t.workspaces.c.id == workspace_id).values(**values))
 
     def settings(self, workspace_id: str) -> TrainConfig | None:
         """The workspace's last Train settings, or None."""
-        rows = self.query("SELECT settings FROM workspaces WHERE id = ?", (workspace_id,))
-        if not rows or not rows[0][0]:
+        saved = self._workspace_field(t.workspaces.c.settings, workspace_id)
+        if not saved:
             return None
         try:
-            return TrainConfig.from_dict(json.loads(rows[0][0]))
+            return TrainConfig.from_dict(json.loads(saved))
         except (ValueError, TypeError, AttributeError):
             return None
 
     def save_settings(self, workspace_id: str, config: TrainConfig) -> None:
-        with self.transaction("save the settings") as db:
-            db.execute("UPDATE workspaces SET settings = ? WHERE id = ?", (json.dumps(config.to_dict()), workspace_id))
+        self._set_workspace("save the settings", workspace_id, settings=json.dumps(config.to_dict()))
 
     def model_run_id(self, workspace_id: str) -> str | None:
-        rows = self.query("SELECT model_run_id FROM workspaces WHERE id = ?", (workspace_id,))
-        return rows[0][0] if rows else None
+        return self._workspace_field(t.workspaces.c.model_run_id, workspace_id)
 
     def set_model_run_id(self, workspace_id: str, run_id: str | None) -> None:
-        with self.transaction("remember the chosen model") as db:
-            db.execute("UPDATE workspaces SET model_run_id = ? WHERE id = ?", (run_id, workspace_id))
+        self._set_workspace("remember the chosen model", workspace_id, model_run_id=run_id)
 
     def next_run_number(self, workspace_id: str) -> int:
         """1, 2, 3, ... per workspace (for names such as "Run 3")."""
+        w = t.workspaces
         with self.transaction("number the run") as db:
-            db.execute("UPDATE workspaces SET run_counter = run_counter + 1 WHERE id = ?", (workspace_id,))
-            row = db.execute("SELECT run_counter FROM workspaces WHERE id = ?", (workspace_id,)).fetchone()
+            row = db.execute(update(w).where(w.c.id == workspace_id).values(run_counter=w.c.run_counter + 1)
+                             .returning(w.c.run_counter)).first()
         return row[0] if row else 1
 
     # ------------------------------------------------------------ runs
@@ -424,6 +255,14 @@ class Store:
     def _loader(self, run_id: str, architecture: str):
         def load() -> dict:
             npz, keras_file = self._files(run_id)
+            if self.arrays_in_database:
+                rows = self.query(select(t.run_blobs.c.npz, t.run_blobs.c.keras).where(t.run_blobs.c.run_id == run_id),
+                                  what="read the run")
+                if not rows:
+                    raise ModelFileError(f"{npz.name}: the run's arrays are missing")
+                arrays = read_arrays(npz, architecture, bytes(rows[0][0]))
+                arrays["keras_bytes"] = bytes(rows[0][1])
+                return arrays
             arrays = read_arrays(npz, architecture)
             try:
                 arrays["keras_bytes"] = keras_file.read_bytes()
@@ -445,18 +284,25 @@ class Store:
         """Keep run in the workspace (files first, then the row); returns the names removed to make room."""
         npz, keras_file = self._files(run.run_id)
         data = arrays_npz(run.weights, run.test_probs, run.extras)
-        try:
-            atomic_write(npz, data)
-            if run.keras_bytes:
-                atomic_write(keras_file, run.keras_bytes)
-        except OSError as exc:
-            npz.unlink(missing_ok=True)
-            raise _readable(exc, f"save {run.name or 'the run'}") from None
+        if not self.arrays_in_database:
+            try:
+                atomic_write(npz, data)
+                if run.keras_bytes:
+                    atomic_write(keras_file, run.keras_bytes)
+            except OSError as exc:
+                npz.unlink(missing_ok=True)
+                raise readable(exc, f"save {run.name or 'the run'}") from None
         size = len(data) + len(run.keras_bytes)
+        row = dict(run_id=run.run_id, workspace_id=workspace_id, meta=json.dumps(run.meta()),
+                   created_at=run.created_at, pinned=int(run.pinned), published=int(run.published), bytes=size)
         with self.transaction(f"save {run.name or 'the run'}") as db:
-            db.execute("INSERT OR REPLACE INTO runs (run_id, workspace_id, meta, created_at, pinned, published, bytes)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)", (run.run_id, workspace_id, json.dumps(run.meta()),
-                                                       run.created_at, int(run.pinned), int(run.published), size))
+            insert = self._insert(t.runs).values(**row)
+            db.execute(insert.on_conflict_do_update(index_elements=["run_id"],
+                                                    set_={k: insert.excluded[k] for k in row if k != "run_id"}))
+            if self.arrays_in_database:
+                blob = self._insert(t.run_blobs).values(run_id=run.run_id, npz=data, keras=run.keras_bytes)
+                db.execute(blob.on_conflict_do_update(index_elements=["run_id"],
+                                                      set_={"npz": blob.excluded.npz, "keras": blob.excluded.keras}))
             removed = self._over_workspace_limit(db, workspace_id)
         self._remove_files(r for r, _ in removed)
         names = [name for _, name in removed]
@@ -468,46 +314,51 @@ class Store:
         return names
 
     def _over_workspace_limit(self, db, workspace_id: str) -> list[tuple[str, str]]:
-        rows = db.execute("SELECT run_id, meta FROM runs WHERE workspace_id = ? AND pinned = 0 ORDER BY created_at",
-                          (workspace_id,)).fetchall()
-        total = db.execute("SELECT COUNT(*) FROM runs WHERE workspace_id = ?", (workspace_id,)).fetchone()[0]
+        r = t.runs
+        rows = db.execute(select(r.c.run_id, r.c.meta).where(r.c.workspace_id == workspace_id, r.c.pinned == 0)
+                          .order_by(r.c.created_at)).all()
+        total = db.execute(select(func.count()).select_from(r).where(r.c.workspace_id == workspace_id)).scalar()
         extra = rows[:max(0, total - self.limits.runs_per_workspace)]
-        for run_id, _ in extra:
-            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        if extra:
+            db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _ in extra])))
         return [(run_id, _name(meta, run_id)) for run_id, meta in extra]
+
+    _RUN_COLUMNS = (t.runs.c.run_id, t.runs.c.meta, t.runs.c.pinned, t.runs.c.published)
 
     def runs(self, workspace_id: str) -> list[Run]:
         """The workspace's runs, oldest first (their arrays are read on first use)."""
-        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE workspace_id = ? "
-                          "ORDER BY created_at", (workspace_id,))
+        rows = self.query(select(*self._RUN_COLUMNS).where(t.runs.c.workspace_id == workspace_id)
+                          .order_by(t.runs.c.created_at))
         return [run for run in map(self._run_from_row, rows) if run is not None]
 
     def run(self, run_id: str, workspace_id: str | None = None) -> Run | None:
         """A run of the workspace, or one published to everyone; None otherwise."""
-        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE run_id = ? AND "
-                          "(workspace_id = ? OR published = 1)", (run_id, workspace_id))
+        rows = self.query(select(*self._RUN_COLUMNS).where(
+            t.runs.c.run_id == run_id, or_(t.runs.c.workspace_id == workspace_id, t.runs.c.published == 1)))
         return self._run_from_row(rows[0]) if rows else None
 
     def published_runs(self) -> list[Run]:
         """Runs published to everyone on this server, newest first."""
-        rows = self.query("SELECT run_id, meta, pinned, published FROM runs WHERE published = 1 "
-                          "ORDER BY created_at DESC")
+        rows = self.query(select(*self._RUN_COLUMNS).where(t.runs.c.published == 1)
+                          .order_by(t.runs.c.created_at.desc()))
         return [run for run in map(self._run_from_row, rows) if run is not None]
 
+    def _set_run(self, what: str, workspace_id: str, run_id: str, **values) -> None:
+        with self.transaction(what) as db:
+            db.execute(update(t.runs).where(t.runs.c.run_id == run_id, t.runs.c.workspace_id == workspace_id)
+                       .values(**values))
+
     def set_pinned(self, workspace_id: str, run_id: str, pinned: bool) -> None:
-        with self.transaction("pin the run") as db:
-            db.execute("UPDATE runs SET pinned = ? WHERE run_id = ? AND workspace_id = ?",
-                       (int(pinned), run_id, workspace_id))
+        self._set_run("pin the run", workspace_id, run_id, pinned=int(pinned))
 
     def set_published(self, workspace_id: str, run_id: str, published: bool) -> None:
-        with self.transaction("publish the run") as db:
-            db.execute("UPDATE runs SET published = ? WHERE run_id = ? AND workspace_id = ?",
-                       (int(published), run_id, workspace_id))
+        self._set_run("publish the run", workspace_id, run_id, published=int(published))
 
     def delete_run(self, workspace_id: str, run_id: str) -> None:
         """Remove the row, then the files (a crash between leaves orphan files, which recover() removes)."""
         with self.transaction("delete the run") as db:
-            gone = db.execute("DELETE FROM runs WHERE run_id = ? AND workspace_id = ?", (run_id, workspace_id)).rowcount
+            gone = db.execute(delete(t.runs).where(t.runs.c.run_id == run_id,
+                                                   t.runs.c.workspace_id == workspace_id)).rowcount
         if gone:
             self._remove_files([run_id])
 
@@ -525,83 +376,94 @@ class Store:
         """images (m, 28, 28) float32 in [0, 1] (kept as uint8), labels (m,) 0-9."""
         pixels = np.round(np.asarray(images, np.float32) * 255).clip(0, 255).astype(np.uint8)
         now = time.time()
-        with self.transaction("keep the drawings") as db:
-            db.executemany("INSERT INTO drawings (workspace_id, label, pixels, created_at) VALUES (?, ?, ?, ?)",
-                           [(workspace_id, int(label), p.tobytes(), now) for p, label in zip(pixels, labels)])
+        rows = [dict(workspace_id=workspace_id, label=int(label), pixels=p.tobytes(), created_at=now)
+                for p, label in zip(pixels, labels)]
+        if rows:
+            with self.transaction("keep the drawings") as db:
+                db.execute(t.drawings.insert(), rows)
 
     def drawings(self, workspace_id: str) -> tuple[list[int], np.ndarray, np.ndarray]:
         """(ids, images (m, 28, 28) float32 in [0, 1], labels (m,) uint8), oldest first."""
-        rows = self.query("SELECT id, label, pixels FROM drawings WHERE workspace_id = ? ORDER BY id", (workspace_id,))
+        d = t.drawings
+        rows = self.query(select(d.c.id, d.c.label, d.c.pixels).where(d.c.workspace_id == workspace_id)
+                          .order_by(d.c.id))
         rows = [r for r in rows if len(r[2]) == 784]
-        images = np.stack([np.frombuffer(r[2], np.uint8).reshape(28, 28) for r in rows]).astype(np.float32) / 255 \
-            if rows else np.zeros((0, 28, 28), np.float32)
+        images = np.stack([np.frombuffer(bytes(r[2]), np.uint8).reshape(28, 28) for r in rows]).astype(np.float32) \
+            / 255 if rows else np.zeros((0, 28, 28), np.float32)
         return [r[0] for r in rows], images, np.array([r[1] for r in rows], np.uint8)
 
     def delete_drawings(self, workspace_id: str, ids) -> None:
         with self.transaction("delete the drawings") as db:
-            db.executemany("DELETE FROM drawings WHERE id = ? AND workspace_id = ?",
-                           [(int(i), workspace_id) for i in ids])
+            db.execute(delete(t.drawings).where(t.drawings.c.id.in_([int(i) for i in ids]),
+                                                t.drawings.c.workspace_id == workspace_id))
 
     # ------------------------------------------------------------ jobs
 
     def record_job(self, workspace_id: str, job_id: str, label: str, kind: str, config: TrainConfig,
                    base_run_id: str | None = None) -> None:
-        """Remember a training that was asked for (queued)."""
+        """Remember a training that was asked for (queued); StoreConflict when the workspace already has one
+        queued or running (on any server)."""
         now = time.time()
+        row = dict(job_id=job_id, workspace_id=workspace_id, label=label, kind=kind,
+                   config=json.dumps(config.to_dict()), base_run_id=base_run_id, state="queued", message="",
+                   created_at=now, updated_at=now)
         with self.transaction("remember the training") as db:
-            db.execute("INSERT OR REPLACE INTO jobs (job_id, workspace_id, label, kind, config, base_run_id, state, "
-                       "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-                       (job_id, workspace_id, label, kind, json.dumps(config.to_dict()), base_run_id, now, now))
+            insert = self._insert(t.jobs).values(**row)
+            db.execute(insert.on_conflict_do_update(index_elements=["job_id"],
+                                                    set_={k: insert.excluded[k] for k in row if k != "job_id"}))
 
     def set_job_state(self, job_id: str, state: str, message: str = "") -> None:
         with self.transaction("update the training") as db:
-            db.execute("UPDATE jobs SET state = ?, message = ?, updated_at = ? WHERE job_id = ?",
-                       (state, message, time.time(), job_id))
+            db.execute(update(t.jobs).where(t.jobs.c.job_id == job_id)
+                       .values(state=state, message=message, updated_at=time.time()))
 
     def forget_job(self, job_id: str) -> None:
         """A training that ended (its run, if any, is kept) or an interrupted one dismissed."""
         with self.transaction("update the training") as db:
-            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            db.execute(delete(t.jobs).where(t.jobs.c.job_id == job_id))
 
     def interrupt_unfinished(self) -> int:
         """At server start: every training still queued or running belonged to a server that died."""
+        restarted = {"running": "the server restarted while it was training",
+                     "queued": "the server restarted while it was waiting for a training slot"}
         with self.transaction("mark interrupted trainings") as db:
-            return db.execute("UPDATE jobs SET state = 'interrupted', message = CASE state WHEN 'running' THEN "
-                              "'the server restarted while it was training' ELSE 'the server restarted while it "
-                              "was waiting for a training slot' END, updated_at = ? WHERE state IN ('queued', "
-                              "'running')", (time.time(),)).rowcount
+            return sum(db.execute(update(t.jobs).where(t.jobs.c.state == state).values(
+                state="interrupted", message=message, updated_at=time.time())).rowcount
+                for state, message in restarted.items())
 
     def jobs(self, workspace_id: str, states=("interrupted",)) -> list[JobRecord]:
-        marks = ",".join("?" * len(states))
-        rows = self.query(f"SELECT job_id, label, kind, config, base_run_id, state, message, created_at FROM jobs "
-                          f"WHERE workspace_id = ? AND state IN ({marks}) ORDER BY created_at",
-                          (workspace_id, *states))
+        j = t.jobs
+        rows = self.query(select(j.c.job_id, j.c.label, j.c.kind, j.c.config, j.c.base_run_id, j.c.state,
+                                 j.c.message, j.c.created_at)
+                          .where(j.c.workspace_id == workspace_id, j.c.state.in_(list(states)))
+                          .order_by(j.c.created_at))
         return [JobRecord(r[0], r[1], r[2], TrainConfig.from_dict(json.loads(r[3])), r[4], r[5], r[6], r[7])
                 for r in rows]
 
     # ------------------------------------------------------------ notices
 
-    def add_notice(self, workspace_id: str, text: str) -> None:
+    def add_notice(self, workspace_id: str, text_: str) -> None:
         """A message for the workspace's next page view (shown once)."""
         with self.transaction("leave a message") as db:
-            db.execute("INSERT INTO notices (workspace_id, text, created_at) SELECT ?, ?, ? WHERE EXISTS "
-                       "(SELECT 1 FROM workspaces WHERE id = ?)", (workspace_id, text, time.time(), workspace_id))
+            if db.execute(select(1).where(t.workspaces.c.id == workspace_id)).first():
+                db.execute(t.notices.insert().values(workspace_id=workspace_id, text=text_, created_at=time.time()))
 
     def take_notices(self, workspace_id: str) -> list[str]:
         """The workspace's messages, oldest first; each is returned once."""
-        if not self.query("SELECT 1 FROM notices WHERE workspace_id = ? LIMIT 1", (workspace_id,)):
+        n = t.notices
+        if not self.query(select(1).where(n.c.workspace_id == workspace_id).limit(1)):
             return []
         with self.transaction("read messages") as db:
-            rows = db.execute("SELECT id, text FROM notices WHERE workspace_id = ? ORDER BY id",
-                              (workspace_id,)).fetchall()
-            db.execute("DELETE FROM notices WHERE workspace_id = ?", (workspace_id,))
-        return [r[1] for r in rows]
+            rows = db.execute(delete(n).where(n.c.workspace_id == workspace_id).returning(n.c.id, n.c.text)).all()
+        return [r[1] for r in sorted(rows)]
 
     # ------------------------------------------------------------ upkeep
 
     def recover(self, grace_s: float = ORPHAN_GRACE_S) -> dict:
         """Remove half-written and orphan files (older than grace_s) and rows whose files are gone."""
-        known = {r[0] for r in self.query("SELECT run_id FROM runs")}
+        if self.arrays_in_database:  # a run and its arrays are written in one transaction: nothing half done
+            return {"orphan_files_removed": 0, "runs_without_files_removed": 0}
+        known = {r[0] for r in self.query(select(t.runs.c.run_id))}
         now, removed_files = time.time(), 0
         for path in self.runs_path.iterdir():
             run_id = path.name.split(".")[0] if not path.name.startswith(".") else None
@@ -613,19 +475,20 @@ class Store:
                     removed_files += 1
             except OSError:
                 pass
-        missing = [r for r in self.query("SELECT run_id, workspace_id, meta FROM runs")
+        missing = [r for r in self.query(select(t.runs.c.run_id, t.runs.c.workspace_id, t.runs.c.meta))
                    if not self._files(r[0])[0].is_file()]
-        with self.transaction("remove damaged runs") as db:
-            for run_id, _, _ in missing:
-                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+        if missing:
+            with self.transaction("remove damaged runs") as db:
+                db.execute(delete(t.runs).where(t.runs.c.run_id.in_([r[0] for r in missing])))
         for run_id, workspace_id, meta in missing:
             self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: its files were missing.")
         return {"orphan_files_removed": removed_files, "runs_without_files_removed": len(missing)}
 
     def disk_bytes(self) -> int:
-        """The runs' files and the database (with its write-ahead log)."""
-        runs = self.query("SELECT COALESCE(SUM(bytes), 0) FROM runs")[0][0]
-        db = sum(p.stat().st_size for p in self.folder.glob(DB_FILE + "*") if p.is_file())
+        """The runs' arrays and the database (an SQLite file with its write-ahead log)."""
+        runs = self.query(select(func.coalesce(func.sum(t.runs.c.bytes), 0)))[0][0]
+        db = sum(p.stat().st_size for p in self.folder.glob(DB_FILE + "*") if p.is_file()) if self.db.is_sqlite \
+            else 0
         return int(runs) + db
 
     def enforce_disk_cap(self) -> list[str]:
@@ -633,7 +496,9 @@ class Store:
         over = self.disk_bytes() - self.limits.disk_cap_mb * 2**20
         if over <= 0:
             return []
-        rows = self.query("SELECT run_id, workspace_id, meta, bytes FROM runs ORDER BY pinned, created_at")
+        r = t.runs
+        rows = self.query(select(r.c.run_id, r.c.workspace_id, r.c.meta, r.c.bytes).order_by(r.c.pinned,
+                                                                                             r.c.created_at))
         doomed = []
         for run_id, workspace_id, meta, size in rows:
             if over <= 0:
@@ -641,8 +506,7 @@ class Store:
             doomed.append((run_id, workspace_id, meta))
             over -= size
         with self.transaction("make room on the disk") as db:
-            for run_id, _, _ in doomed:
-                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _, _ in doomed])))
         self._remove_files(r for r, _, _ in doomed)
         for run_id, workspace_id, meta in doomed:
             self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: the server's store reached its "
@@ -654,32 +518,32 @@ class Store:
         now = time.time() if now is None else now
         idle = now - self.limits.keep_days * 86400
         empty = now - EMPTY_WORKSPACE_DAYS * 86400
-        rows = self.query(
-            "SELECT id FROM workspaces w WHERE id != ? AND (last_seen < ? OR (last_seen < ? AND NOT EXISTS "
-            "(SELECT 1 FROM runs r WHERE r.workspace_id = w.id) AND NOT EXISTS (SELECT 1 FROM drawings d WHERE "
-            "d.workspace_id = w.id) AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workspace_id = w.id)))",
-            (SERVER_WORKSPACE, idle, empty))
-        gone = [r[0] for r in rows]
+        w = t.workspaces
+        owns = [exists().where(table.c.workspace_id == w.c.id) for table in (t.runs, t.drawings, t.jobs)]
+        gone = [r[0] for r in self.query(select(w.c.id).where(
+            w.c.id != SERVER_WORKSPACE, or_(w.c.last_seen < idle, and_(w.c.last_seen < empty,
+                                                                      *[not_(o) for o in owns]))))]
         run_ids = []
-        with self.transaction("remove unused workspaces") as db:
-            for workspace_id in gone:
-                run_ids += [r[0] for r in db.execute("SELECT run_id FROM runs WHERE workspace_id = ?", (workspace_id,))]
-                db.execute("DELETE FROM workspaces WHERE id = ?", (workspace_id,))
+        if gone:
+            with self.transaction("remove unused workspaces") as db:
+                run_ids = [r[0] for r in db.execute(select(t.runs.c.run_id).where(t.runs.c.workspace_id.in_(gone)))]
+                db.execute(delete(w).where(w.c.id.in_(gone)))
         self._remove_files(run_ids)
         with self.transaction("remove ended classes") as db:
-            classes = db.execute("DELETE FROM classes WHERE ended_at < ?", (idle,)).rowcount
-        if gone or classes:
-            self.generation += 1
+            classes = db.execute(delete(t.classes).where(t.classes.c.ended_at < idle)).rowcount
+            if gone or classes:
+                self.bump(db, "generation")  # views keyed on what went redraw
         return {"workspaces_removed": len(gone), "their_runs_removed": len(run_ids), "ended_classes_removed": classes,
                 "runs_removed_for_disk_cap": len(self.enforce_disk_cap())}
 
     def info(self) -> dict:
         """What the store holds, for the admin command."""
-        count = lambda table, where="": self.query(f"SELECT COUNT(*) FROM {table} {where}")[0][0]  # noqa: E731
-        return {"folder": str(self.folder.resolve()), "store version": self.version,
-                "workspaces": count("workspaces", f"WHERE id != '{SERVER_WORKSPACE}'"), "runs": count("runs"),
-                "published runs": count("runs", "WHERE published = 1"), "drawings": count("drawings"),
-                "interrupted trainings": count("jobs", "WHERE state = 'interrupted'"),
+        def count(table, *where) -> int:
+            return self.query(select(func.count()).select_from(table).where(*where))[0][0]
+        return {"folder": str(self.folder.resolve()), "database": self.db.safe_url, "store version": self.version,
+                "workspaces": count(t.workspaces, t.workspaces.c.id != SERVER_WORKSPACE), "runs": count(t.runs),
+                "published runs": count(t.runs, t.runs.c.published == 1), "drawings": count(t.drawings),
+                "interrupted trainings": count(t.jobs, t.jobs.c.state == "interrupted"),
                 "disk MB": round(self.disk_bytes() / 2**20, 1),
                 "limits": f"{self.limits.runs_per_workspace} runs per workspace, workspaces kept "
                           f"{self.limits.keep_days:g} days unused, disk cap {self.limits.disk_cap_mb:,.0f} MB"}
@@ -737,6 +601,9 @@ class Store:
             raise StoreError(f"{path.name}: not a readable workspace export ({exc.__class__.__name__}: {exc})") \
                 from None
 
+    def _has_run(self, run_id: str) -> bool:
+        return bool(self.query(select(1).where(t.runs.c.run_id == run_id)))
+
     def _import(self, manifest: dict, folder: Path, images: np.ndarray, labels: np.ndarray) -> dict:
         from .handwriting import check_drawings
         workspace_id = manifest["workspace_id"]
@@ -744,7 +611,7 @@ class Store:
         added, skipped = 0, 0
         for entry in manifest["runs"]:
             run_id = str(entry["run_id"])
-            if not RUN_ID.match(run_id) or self.query("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
+            if not RUN_ID.match(run_id) or self._has_run(run_id):
                 skipped += 1
                 continue
             run = load_run(run_id, folder)
@@ -766,16 +633,18 @@ class Store:
         """Once per folder: the runs saved on the server before the store, published to everyone."""
         folder = Path(folder)
         source = str(folder.resolve())
-        if not folder.is_dir() or self.query("SELECT 1 FROM imports WHERE source = ?", (source,)):
+        if not folder.is_dir() or self.query(select(1).where(t.imports.c.source == source)):
             return []
         runs, problems = list_runs(folder)
         self.create_workspace(SERVER_WORKSPACE)
         for run in reversed(runs):
-            if not self.query("SELECT 1 FROM runs WHERE run_id = ?", (run.run_id,)):
+            if not self._has_run(run.run_id):
                 run.published = True
                 self.add_run(SERVER_WORKSPACE, run)
         with self.transaction("remember the import") as db:
-            db.execute("INSERT OR REPLACE INTO imports (source, imported_at) VALUES (?, ?)", (source, time.time()))
+            insert = self._insert(t.imports).values(source=source, imported_at=time.time())
+            db.execute(insert.on_conflict_do_update(index_elements=["source"],
+                                                    set_={"imported_at": insert.excluded.imported_at}))
         return problems
 
 
@@ -827,7 +696,7 @@ def open_server_store(folder: str | os.PathLike | None = None, limits: StoreLimi
             store = _temporary(limits, f"{again}")
     except StoreError as exc:
         store = _temporary(limits, str(exc))
-    if not store.temporary:
+    if not store.temporary and store.db.is_sqlite:  # PostgreSQL: many servers, one database, by design
         try:
             store.lock = ServerLock(folder)
         except (StoreInUse, OSError) as exc:

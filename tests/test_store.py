@@ -11,8 +11,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from sqlalchemy import update
 
-from mnist_model import store as store_module
+from mnist_model import database, schema, store as store_module
 from mnist_model.config import TrainConfig
 from mnist_model.records import EpochMetrics
 from mnist_model.runs import Run, write_run_files
@@ -192,15 +193,18 @@ def test_a_database_damaged_inside_is_caught_by_the_check(tmp_path):
     assert fresh.notices and "damaged" in fresh.notices[0] and not fresh.temporary
 
 
-def test_a_database_from_a_newer_app_is_left_untouched(tmp_path):
+@pytest.mark.parametrize("newer, said", [("PRAGMA user_version=99", "99"),  # from before Alembic: its own number
+                                         ("UPDATE alembic_version SET version_num = '0099'", "0099")])
+def test_a_database_from_a_newer_app_is_left_untouched(tmp_path, newer, said):
     store = Store(tmp_path)
     store.create_workspace()
     store.close()
     conn = sqlite3.connect(tmp_path / store_module.DB_FILE)
-    conn.execute("PRAGMA user_version=99")
+    conn.execute(newer)
+    conn.commit()
     conn.close()
     digest = hashlib.sha256((tmp_path / store_module.DB_FILE).read_bytes()).hexdigest()
-    with pytest.raises(store_module.StoreNewer, match="store version 99; this app knows versions up to 2"):
+    with pytest.raises(store_module.StoreNewer, match=f"store version {said}; this app knows versions up to 0002"):
         Store(tmp_path)
     served = open_server_store(tmp_path)
     assert served.temporary and "newer MNIST Live" in served.notices[0] and "temporary folder" in served.notices[0]
@@ -242,7 +246,7 @@ def test_a_read_only_data_folder_gets_a_temporary_store_and_is_left_as_it_was(tm
 
 
 def test_a_database_locked_by_another_program_says_busy_and_loses_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 300)
     store = Store(tmp_path)
     ws = store.create_workspace()
     store.add_run(ws, make_run("Run 1"))
@@ -308,9 +312,8 @@ def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path):
     store.add_drawings(busy, np.zeros((1, 28, 28)), [3])
     now = time.time()
     with store.transaction("test") as db:
-        db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 31 * 86400, old))
-        db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 2 * 86400, empty))
-        db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (now - 2 * 86400, busy))
+        for workspace, seen in ((old, now - 31 * 86400), (empty, now - 2 * 86400), (busy, now - 2 * 86400)):
+            db.execute(update(schema.workspaces).where(schema.workspaces.c.id == workspace).values(last_seen=seen))
     report = store.prune(now)
     assert report["workspaces_removed"] == 2 and report["their_runs_removed"] == 1
     assert not store.has_workspace(old) and not store.has_workspace(empty) and store.has_workspace(busy)
@@ -364,16 +367,92 @@ def test_import_refuses_bad_files_and_never_uses_paths_from_the_zip(tmp_path):
 
 
 def test_forward_migrations_keep_the_data(tmp_path, monkeypatch):
-    store = Store(tmp_path)
+    store = Store(tmp_path / "data")
     ws = store.create_workspace()
     store.add_run(ws, make_run())
+    head = store.version
     store.close()
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", store_module.SCHEMA_VERSION + 1)
-    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS +
-                        ["CREATE TABLE extra (x INTEGER); INSERT INTO extra VALUES (42)"])
-    newer = Store(tmp_path)
-    assert newer.version == store_module.SCHEMA_VERSION and newer.query("SELECT x FROM extra") == [(42,)]
+    extra = tmp_path / "versions"
+    extra.mkdir()
+    (extra / "0099_extra.py").write_text(
+        f"revision = '0099'\ndown_revision = {head!r}\nbranch_labels = depends_on = None\n"
+        "from alembic import op\n\ndef upgrade():\n    op.execute('CREATE TABLE extra (x INTEGER)')\n"
+        "    op.execute('INSERT INTO extra VALUES (42)')\n")
+    monkeypatch.setattr(database, "VERSION_LOCATIONS", database.VERSION_LOCATIONS + [extra])
+    newer = Store(tmp_path / "data")
+    assert newer.version == "0099" and newer.query("SELECT x FROM extra") == [(42,)]
     assert [r.name for r in newer.runs(ws)] == ["Run 1"]
+
+
+_LEGACY_V1 = """
+    CREATE TABLE workspaces (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        settings TEXT,
+        model_run_id TEXT,
+        run_counter INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        meta TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        published INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_workspace ON runs(workspace_id, created_at);
+    CREATE TABLE drawings (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        label INTEGER NOT NULL,
+        pixels BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX drawings_by_workspace ON drawings(workspace_id, id);
+    CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        base_run_id TEXT,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX jobs_by_workspace ON jobs(workspace_id, created_at);
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE imports (
+        source TEXT PRIMARY KEY,
+        imported_at REAL NOT NULL
+    );
+    """
+
+
+@pytest.mark.parametrize("legacy_version", [1, 2])
+def test_a_store_from_before_alembic_upgrades_in_place(tmp_path, legacy_version):
+    """A file the hand-written migrations left (user_version 1: no class tables yet; 2: with them) keeps its
+    rows and gains the newest schema; an app from before then refuses it (user_version 3) instead of misreading."""
+    conn = sqlite3.connect(tmp_path / store_module.DB_FILE, isolation_level=None)
+    conn.executescript(_LEGACY_V1 + (database.LEGACY_CLASS_TABLES if legacy_version == 2 else ""))
+    conn.execute("INSERT INTO workspaces (id, created_at, last_seen, settings, run_counter) VALUES (?, 1, 1, ?, 4)",
+                 ("w" * 32, '{"epochs": 7}'))
+    conn.execute(f"PRAGMA user_version={legacy_version}")
+    conn.close()
+    store = Store(tmp_path)
+    assert store.version == "0002" and store.settings("w" * 32).epochs == 7 and store.next_run_number("w" * 32) == 5
+    store.classroom_ready = store.query("SELECT COUNT(*) FROM classes") == [(0,)]
+    assert store.classroom_ready and store.counters("generation") == (0,)
+    store.close()
+    assert sqlite3.connect(tmp_path / store_module.DB_FILE).execute("PRAGMA user_version").fetchone() == (3,)
 
 
 def test_runs_saved_before_the_store_are_imported_once_and_shared(tmp_path):
@@ -394,7 +473,7 @@ def test_unfinished_trainings_become_interrupted_at_the_next_start(tmp_path):
     ws = store.create_workspace()
     store.record_job(ws, "job1", "Run 1", "train", TrainConfig(epochs=9))
     store.set_job_state("job1", "running")
-    store.record_job(ws, "job2", "Run 2", "train", TrainConfig(epochs=2))
+    store.record_job(ws, "job2", "Run 2", "train", TrainConfig(epochs=2))  # a sweep's next, waiting
     store.record_job(ws, "job3", "Run 3", "train", TrainConfig())
     store.forget_job("job3")  # it ended normally
     restarted = Store(tmp_path)

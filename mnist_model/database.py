@@ -1,0 +1,243 @@
+"""The database under the store: one SQLAlchemy engine (an SQLite file by default, PostgreSQL by URL), short
+transactions, errors in plain words, and Alembic migrations run when it opens."""
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3  # noqa: F401 - before a server drops its privileges: SQLAlchemy imports the driver late
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, exc as sa_exc, inspect, text
+from sqlalchemy.engine import URL, Connection, make_url
+
+from .errors import MnistLiveError
+
+DATABASE_URL_ENV = "MNIST_LIVE_DATABASE_URL"  # postgresql://user:password@host/db: several servers share one
+BUSY_TIMEOUT_MS = 5000  # how long a write waits for another writer before saying the database is busy
+CONNECT_TIMEOUT_S = 5  # how long a server waits for PostgreSQL before saying it cannot be reached
+MIGRATIONS = Path(__file__).with_name("migrations")
+VERSION_LOCATIONS = [MIGRATIONS / "versions"]
+ALEMBIC_ERA = 3  # SQLite's user_version once Alembic keeps the schema: an app from before refuses the file
+LEGACY_VERSION = 2  # the hand-written migrations' last user_version; revision 0001 is that schema
+MIGRATION_LOCK = 7_226_001  # PostgreSQL advisory lock: servers starting together migrate one at a time
+# The class tables, added by the last hand-written migration (user_version 1 -> 2); kept for files that old.
+LEGACY_CLASS_TABLES = """
+CREATE TABLE classes (id TEXT PRIMARY KEY, code TEXT NOT NULL, teacher_workspace TEXT NOT NULL REFERENCES
+    workspaces(id) ON DELETE CASCADE, key_hash TEXT NOT NULL, created_at REAL NOT NULL, ended_at REAL,
+    suggestion TEXT, suggested_at REAL);
+CREATE INDEX classes_by_code ON classes(code);
+CREATE INDEX classes_by_teacher ON classes(teacher_workspace, created_at);
+CREATE TABLE teacher_keys (workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, class_id TEXT
+    NOT NULL REFERENCES classes(id) ON DELETE CASCADE, key TEXT NOT NULL, PRIMARY KEY (workspace_id, class_id));
+CREATE TABLE members (workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE, class_id TEXT
+    NOT NULL REFERENCES classes(id) ON DELETE CASCADE, nickname TEXT NOT NULL, skeleton TEXT NOT NULL, joined_at
+    REAL NOT NULL, seen_at REAL NOT NULL);
+CREATE UNIQUE INDEX members_by_skeleton ON members(class_id, skeleton);
+CREATE TABLE board (run_id TEXT PRIMARY KEY, class_id TEXT NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE, nickname TEXT NOT NULL, config TEXT NOT
+    NULL, status TEXT NOT NULL, epochs_run INTEGER NOT NULL, train_accuracy REAL NOT NULL, test_accuracy REAL NOT
+    NULL, train_loss REAL NOT NULL, test_loss REAL NOT NULL, seconds REAL NOT NULL, posted_at REAL NOT NULL, hidden
+    INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX board_by_class ON board(class_id, posted_at)
+"""
+
+
+class StoreError(MnistLiveError):
+    """The store cannot do what was asked; the message says why in plain words."""
+
+
+class StoreBusy(StoreError):
+    """Another program holds the database."""
+
+
+class StoreFull(StoreError):
+    """The disk (or a file size limit) is full."""
+
+
+class StoreReadOnly(StoreError):
+    """The data folder cannot be written."""
+
+
+class StoreNewer(StoreError):
+    """The database was written by a newer version of the app."""
+
+
+class StoreCorrupt(StoreError):
+    """The database file is damaged."""
+
+
+class StoreInUse(StoreError):
+    """Another server uses the data folder."""
+
+
+class StoreUnreachable(StoreError):
+    """The database server does not answer (restarting, or the network)."""
+
+
+class StoreConflict(StoreError):
+    """The write broke a rule the database keeps (one training per workspace, one nickname per look)."""
+
+
+def readable(exc: BaseException, what: str) -> StoreError:
+    """A plain-words StoreError for a database or OS error; never the SQL, its values or a password."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return StoreConflict(f"Could not {what}: it clashes with something saved meanwhile.")
+    connection_lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text_ = str(exc).lower()
+    if connection_lost or any(w in text_ for w in ("connection refused", "could not connect", "server closed the",
+                                                     "terminating connection", "connection timeout", "no route",
+                                                     "the database system is", "connection is closed")):
+        return StoreUnreachable(f"Could not {what}: the database server does not answer. Try again in a moment.")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "full" in text_:
+        return StoreFull(f"Could not {what}: the server's disk is full.")
+    if "locked" in text_ or "busy" in text_:
+        return StoreBusy(f"Could not {what}: the database is busy (another program is using it). Try again "
+                         "in a moment.")
+    if isinstance(exc, PermissionError) or "readonly" in text_ or "read-only" in text_ or (
+            isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
+        return StoreReadOnly(f"Could not {what}: the data folder is read-only.")
+    if "not a database" in text_ or "malformed" in text_ or "corrupt" in text_:
+        return StoreCorrupt(f"Could not {what}: the database file is damaged.")
+    return StoreError(f"Could not {what}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def database_url(folder: Path, db_file: str) -> str:
+    """$MNIST_LIVE_DATABASE_URL, else the SQLite file in the data folder."""
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{(folder / db_file).resolve()}"
+
+
+class Database:
+    """One engine; write(what) is a short transaction (SQLite: BEGIN IMMEDIATE, so writers queue); read(...)
+    runs one statement. Both raise StoreError subclasses."""
+
+    def __init__(self, url: str | URL):
+        url = make_url(url)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
+        self.url = url
+        self.dialect = url.get_backend_name()  # "sqlite" or "postgresql"
+        self.is_sqlite = self.dialect == "sqlite"
+        try:
+            self.engine = self._sqlite_engine() if self.is_sqlite else create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=30,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+        except (sa_exc.ArgumentError, ImportError) as exc:
+            raise StoreError(f"The database address {self.safe_url} cannot be used ({exc.__class__.__name__}).") \
+                from None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden (for logs and messages)."""
+        return self.url.render_as_string(hide_password=True)
+
+    def _sqlite_engine(self):
+        engine = create_engine(self.url, pool_size=10, max_overflow=40, pool_timeout=30,
+                               connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # transactions are begun below, not by the driver
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            if conn.get_execution_options().get("write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # readers go on; writers wait their turn
+        return engine
+
+    @contextmanager
+    def write(self, what: str):
+        """A short write transaction yielding its Connection; errors in plain words."""
+        try:
+            conn = self.engine.connect().execution_options(write=True)
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            raise readable(exc, what) from None
+        try:
+            try:
+                transaction = conn.begin()
+            except (sa_exc.SQLAlchemyError, OSError) as exc:
+                raise readable(exc, what) from None
+            try:
+                yield conn
+                transaction.commit()
+            except BaseException as exc:
+                try:
+                    transaction.rollback()
+                except (sa_exc.SQLAlchemyError, OSError):
+                    pass
+                if isinstance(exc, (sa_exc.SQLAlchemyError, OSError)):
+                    raise readable(exc, what) from None
+                raise
+        finally:
+            conn.close()
+
+    def read(self, statement, what: str = "read the database") -> list:
+        """The rows of one statement (a Core statement, or text with :names)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(statement).all()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            raise readable(exc, what) from None
+
+    def scalar(self, statement, what: str = "read the database"):
+        rows = self.read(statement, what)
+        return rows[0][0] if rows else None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ schema
+
+    def _alembic(self, conn: Connection):
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("version_locations", " ".join(str(p) for p in VERSION_LOCATIONS))
+        config.attributes["connection"] = conn
+        return config
+
+    def revision(self) -> str | None:
+        """The schema's Alembic revision (None for an empty database)."""
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            raise readable(exc, "read the database's version") from None
+
+    def upgrade(self, where: str) -> None:
+        """Create or migrate the schema to the newest revision (a file from before Alembic is stamped first);
+        a database from a newer app raises StoreNewer and is left untouched. where: how messages name it."""
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                legacy = conn.exec_driver_sql("PRAGMA user_version").scalar() if self.is_sqlite else 0
+                current = MigrationContext.configure(conn).get_current_revision()
+                config = self._alembic(conn)
+                known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+                if legacy > ALEMBIC_ERA or current is not None and current not in known:
+                    raise StoreNewer(f"{where} was written by a newer MNIST Live (store version "
+                                     f"{legacy if legacy > ALEMBIC_ERA else current}; this app knows versions up to "
+                                     f"{ScriptDirectory.from_config(config).get_current_head()}). It was left "
+                                     "untouched.")
+                if current is None and legacy:
+                    if legacy < LEGACY_VERSION and "classes" not in inspect(conn).get_table_names():
+                        for statement in LEGACY_CLASS_TABLES.split(";"):
+                            conn.exec_driver_sql(statement)
+                    command.stamp(config, "0001")
+                command.upgrade(config, "head")
+                if self.is_sqlite:
+                    conn.exec_driver_sql(f"PRAGMA user_version={ALEMBIC_ERA}")
+        except StoreError:
+            raise
+        except (sa_exc.SQLAlchemyError, OSError) as exc:
+            raise readable(exc, "update the database") from None
