@@ -87,8 +87,12 @@ class JobRecord:
 
 
 def new_workspace_id() -> str:
-    """An unguessable workspace id: 192 random bits from `secrets`, 32 URL-safe characters."""
-    return secrets.token_urlsafe(WORKSPACE_ID_BYTES)
+    """An unguessable workspace id: 192 random bits from `secrets`, 32 URL-safe characters, never starting with
+    "-" (the admin command line would read one as an option)."""
+    while True:
+        workspace_id = secrets.token_urlsafe(WORKSPACE_ID_BYTES)
+        if not workspace_id.startswith("-"):
+            return workspace_id
 
 
 def is_workspace_id(text) -> bool:

@@ -41,6 +41,7 @@ def _files(store: Store) -> list[str]:
 def test_workspace_ids_are_unguessable_and_checked():
     ids = {new_workspace_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 32 and is_workspace_id(i) for i in ids)  # 192 random bits each
+    assert not any(i.startswith("-") for i in ids)  # 1 in 64 would, and `store export <id>` read it as an option
     for bad in ("", "x" * 31, "x" * 33, "../../etc/passwd" + "x" * 16, "a" * 31 + "!", None, 12, "é" * 32):
         assert not is_workspace_id(bad)
 
