@@ -100,3 +100,23 @@ def app_url(tmp_path_factory):
     yield url
     appserver.stop(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL cluster (tests/postgres.py) for the whole session."""
+    import postgres as pg
+    why = pg.missing()
+    if why:
+        if os.environ.get("MNIST_LIVE_REQUIRE_POSTGRES"):  # CI installs it: there, a missing one is a failure
+            pytest.fail(why)
+        pytest.skip(why)
+    cluster = pg.Postgres()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """Each store test on both engines: None (the SQLite file in the data folder) or a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres").database()

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from streamlit.testing.v1 import AppTest
 
 from mnist_model.classroom import (CODE_ALPHABET, AttemptLimiter, Classroom, JoinRefused, check_nickname,
@@ -21,8 +22,8 @@ APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
-def room(tmp_path):
-    return Classroom(Store(tmp_path))
+def room(tmp_path, database_url):
+    return Classroom(Store(tmp_path, url=database_url))
 
 
 def _run(acc, epochs=5, batch=128, train_acc=None, seed=0):
@@ -176,24 +177,25 @@ def test_the_board_and_suggestion_versions_move_with_every_change_and_only_then(
     room.suggest(taught.id, taught.key, TrainConfig(epochs=3))
     assert room.suggestion_version(taught.id) != suggested
     with store.transaction("test") as db:  # a workspace unused for months goes, with its runs on the board
-        db.execute("UPDATE workspaces SET last_seen = 0 WHERE id = ?", (ann,))
+        db.execute(text("UPDATE workspaces SET last_seen = 0 WHERE id = :id"), {"id": ann})
     room.post(ann, _run(0.6, seed=4))
     before = room.board_version(taught.id)
     store.prune()
     assert room.board_version(taught.id) != before and room.board(taught.id) == []
 
 
-def test_classes_survive_a_restart_and_go_with_their_workspaces(tmp_path):
-    store = Store(tmp_path, StoreLimits(keep_days=30))
+def test_classes_survive_a_restart_and_go_with_their_workspaces(tmp_path, database_url):
+    store = Store(tmp_path, StoreLimits(keep_days=30), url=database_url)
     room = Classroom(store)
     teacher, ann = store.create_workspace(), store.create_workspace()
     taught = room.start_class(teacher)
     room.join(ann, taught.code, "Ann", "s")
     room.post(ann, _run(0.8))
-    again = Classroom(Store(tmp_path))
+    again = Classroom(Store(tmp_path, url=database_url))
     assert again.membership(ann).nickname == "Ann" and len(again.board(taught.id)) == 1
     with store.transaction("test") as db:
-        db.execute("UPDATE workspaces SET last_seen = ? WHERE id = ?", (time.time() - 40 * 86400, teacher))
+        db.execute(text("UPDATE workspaces SET last_seen = :t WHERE id = :id"), {"t": time.time() - 40 * 86400,
+                                                                                "id": teacher})
     store.prune()
     assert again.teacher_class(teacher) is None and again.membership(ann) is None and again.board(taught.id) == []
 

@@ -35,6 +35,10 @@ def make_run(name="Run 1", seed=0, acc=0.75, created_at=None) -> Run:
 
 
 def _files(store: Store) -> list[str]:
+    """The runs' stored arrays as file names: files beside SQLite, rows of run_blobs in PostgreSQL."""
+    if store.arrays_in_database:
+        rows = store.query("SELECT run_id, LENGTH(keras) FROM run_blobs")
+        return sorted([f"{r}.npz" for r, _ in rows] + [f"{r}.keras" for r, size in rows if size])
     return sorted(p.name for p in store.runs_path.iterdir())
 
 
@@ -46,15 +50,15 @@ def test_workspace_ids_are_unguessable_and_checked():
         assert not is_workspace_id(bad)
 
 
-def test_runs_drawings_settings_and_choices_round_trip(tmp_path):
-    store = Store(tmp_path)
+def test_runs_drawings_settings_and_choices_round_trip(tmp_path, database_url):
+    store = Store(tmp_path, url=database_url)
     ws = store.create_workspace()
     run = make_run()
     store.add_run(ws, run)
     store.add_drawings(ws, np.random.default_rng(1).random((3, 28, 28)), [1, 2, 3])
     store.save_settings(ws, TrainConfig(epochs=7, batch_size=32))
     store.set_model_run_id(ws, run.run_id)
-    again = Store(tmp_path)  # as after a restart
+    again = Store(tmp_path, url=database_url)  # as after a restart
     back = again.runs(ws)[0]
     assert back._arrays is None  # listed without reading its arrays
     assert back.name == "Run 1" and back.config == run.config and back.epochs == run.epochs
@@ -69,8 +73,8 @@ def test_runs_drawings_settings_and_choices_round_trip(tmp_path):
     assert again.next_run_number(ws) == 1 and again.next_run_number(ws) == 2
 
 
-def test_other_workspaces_see_only_published_runs(tmp_path):
-    store = Store(tmp_path)
+def test_other_workspaces_see_only_published_runs(tmp_path, database_url):
+    store = Store(tmp_path, url=database_url)
     mine, theirs = store.create_workspace(), store.create_workspace()
     run = make_run()
     store.add_run(mine, run)
@@ -82,8 +86,8 @@ def test_other_workspaces_see_only_published_runs(tmp_path):
     assert [r.run_id for r in store.published_runs()] == [run.run_id]
 
 
-def test_thirty_writers_at_once(tmp_path):
-    store = Store(tmp_path)
+def test_thirty_writers_at_once(tmp_path, database_url):
+    store = Store(tmp_path, url=database_url)
     errors, workspaces = [], []
 
     def person(i):
@@ -291,8 +295,8 @@ def test_a_full_disk_says_so_and_keeps_what_was_saved(tmp_path):
     assert [r.name for r in again.runs(ws)] == ["Run 1"] and len(_files(again)) == 2
 
 
-def test_runs_per_workspace_limit_keeps_pinned_runs_and_says_so(tmp_path):
-    store = Store(tmp_path, StoreLimits(runs_per_workspace=3))
+def test_runs_per_workspace_limit_keeps_pinned_runs_and_says_so(tmp_path, database_url):
+    store = Store(tmp_path, StoreLimits(runs_per_workspace=3), url=database_url)
     ws = store.create_workspace()
     runs = [make_run(f"Run {i}", seed=i, created_at=1000.0 + i) for i in range(1, 5)]
     store.add_run(ws, runs[0])
@@ -305,8 +309,8 @@ def test_runs_per_workspace_limit_keeps_pinned_runs_and_says_so(tmp_path):
     assert len(_files(store)) == 6
 
 
-def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path):
-    store = Store(tmp_path, StoreLimits(keep_days=30, disk_cap_mb=10))
+def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path, database_url):
+    store = Store(tmp_path, StoreLimits(keep_days=30, disk_cap_mb=10), url=database_url)
     old, empty, busy = store.create_workspace(), store.create_workspace(), store.create_workspace()
     store.add_run(old, make_run("Old run"))
     store.add_run(busy, make_run("Busy run", seed=1, created_at=time.time() - 100))
@@ -329,8 +333,8 @@ def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path):
     assert any("Busy run was removed: the server's store reached its" in n for n in store.take_notices(busy))
 
 
-def test_export_and_import_round_trip(tmp_path):
-    source = Store(tmp_path / "a")
+def test_export_and_import_round_trip(tmp_path, database_url, request):
+    source = Store(tmp_path / "a", url=database_url)
     ws = source.create_workspace()
     runs = [make_run("Run 1"), make_run("Run 2", seed=1)]
     for run in runs:
@@ -341,7 +345,8 @@ def test_export_and_import_round_trip(tmp_path):
     source.set_model_run_id(ws, runs[1].run_id)
     summary = source.export_workspace(ws, tmp_path / "ws.zip")
     assert summary["runs"] == 2 and summary["drawings"] == 4
-    target = Store(tmp_path / "b")
+    other = request.getfixturevalue("postgres").database() if database_url else None  # another deployment's
+    target = Store(tmp_path / "b", url=other)
     assert target.import_workspace(tmp_path / "ws.zip")["runs added"] == 2
     back = target.runs(ws)
     assert [r.name for r in back] == ["Run 1", "Run 2"] and back[0].pinned and not back[1].pinned
@@ -351,8 +356,8 @@ def test_export_and_import_round_trip(tmp_path):
     assert target.import_workspace(tmp_path / "ws.zip")["runs already here"] == 2  # a second import adds nothing
 
 
-def test_import_refuses_bad_files_and_never_uses_paths_from_the_zip(tmp_path):
-    store = Store(tmp_path / "s")
+def test_import_refuses_bad_files_and_never_uses_paths_from_the_zip(tmp_path, database_url):
+    store = Store(tmp_path / "s", url=database_url)
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(StoreError, match="not a readable workspace export"):
         store.import_workspace(tmp_path / "junk.zip")
@@ -367,8 +372,8 @@ def test_import_refuses_bad_files_and_never_uses_paths_from_the_zip(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_forward_migrations_keep_the_data(tmp_path, monkeypatch):
-    store = Store(tmp_path / "data")
+def test_forward_migrations_keep_the_data(tmp_path, database_url, monkeypatch):
+    store = Store(tmp_path / "data", url=database_url)
     ws = store.create_workspace()
     store.add_run(ws, make_run())
     head = store.version
@@ -380,7 +385,7 @@ def test_forward_migrations_keep_the_data(tmp_path, monkeypatch):
         "from alembic import op\n\ndef upgrade():\n    op.execute('CREATE TABLE extra (x INTEGER)')\n"
         "    op.execute('INSERT INTO extra VALUES (42)')\n")
     monkeypatch.setattr(database, "VERSION_LOCATIONS", database.VERSION_LOCATIONS + [extra])
-    newer = Store(tmp_path / "data")
+    newer = Store(tmp_path / "data", url=database_url)
     assert newer.version == "0099" and newer.query("SELECT x FROM extra") == [(42,)]
     assert [r.name for r in newer.runs(ws)] == ["Run 1"]
 
@@ -456,12 +461,12 @@ def test_a_store_from_before_alembic_upgrades_in_place(tmp_path, legacy_version)
     assert sqlite3.connect(tmp_path / store_module.DB_FILE).execute("PRAGMA user_version").fetchone() == (3,)
 
 
-def test_runs_saved_before_the_store_are_imported_once_and_shared(tmp_path):
+def test_runs_saved_before_the_store_are_imported_once_and_shared(tmp_path, database_url):
     legacy = tmp_path / "runs"
     old = make_run("Shared")
     write_run_files(old, legacy)
     (legacy / "broken.json").write_text("{")
-    store = Store(tmp_path / "data")
+    store = Store(tmp_path / "data", url=database_url)
     problems = store.import_legacy_runs(legacy)
     assert len(problems) == 1
     shared = store.published_runs()
@@ -469,15 +474,15 @@ def test_runs_saved_before_the_store_are_imported_once_and_shared(tmp_path):
     assert store.import_legacy_runs(legacy) == [] and len(store.published_runs()) == 1
 
 
-def test_unfinished_trainings_become_interrupted_at_the_next_start(tmp_path):
-    store = Store(tmp_path)
+def test_unfinished_trainings_become_interrupted_at_the_next_start(tmp_path, database_url):
+    store = Store(tmp_path, url=database_url)
     ws = store.create_workspace()
     store.record_job(ws, "job1", "Run 1", "train", TrainConfig(epochs=9))
     store.set_job_state("job1", "running")
     store.record_job(ws, "job2", "Run 2", "train", TrainConfig(epochs=2))  # a sweep's next, waiting
     store.record_job(ws, "job3", "Run 3", "train", TrainConfig())
     store.forget_job("job3")  # it ended normally
-    restarted = Store(tmp_path)
+    restarted = Store(tmp_path, url=database_url)
     assert restarted.interrupt_unfinished() == 2
     records = restarted.jobs(ws)
     assert [(r.label, r.config.epochs) for r in records] == [("Run 1", 9), ("Run 2", 2)]
