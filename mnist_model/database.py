@@ -125,9 +125,8 @@ class Database:
         self.dialect = url.get_backend_name()  # "sqlite" or "postgresql"
         self.is_sqlite = self.dialect == "sqlite"
         try:
-            self.engine = self._sqlite_engine() if self.is_sqlite else create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=30, pool_timeout=30,
-                connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+            self.engine = self._engine(write=True)
+            self.reader = self._engine(write=False)  # one statement each, in autocommit: no BEGIN, no ROLLBACK
         except (sa_exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"The database address {self.safe_url} cannot be used ({exc.__class__.__name__}).") \
                 from None
@@ -137,9 +136,14 @@ class Database:
         """The URL with its password hidden (for logs and messages)."""
         return self.url.render_as_string(hide_password=True)
 
-    def _sqlite_engine(self):
-        engine = create_engine(self.url, pool_size=10, max_overflow=40, pool_timeout=30,
-                               connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+    def _engine(self, write: bool):
+        """The writers' engine (transactions; SQLite's BEGIN IMMEDIATE) or the readers' (autocommit)."""
+        reading = {} if write else {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None}
+        if not self.is_sqlite:
+            return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=30, pool_timeout=30,
+                                 connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, **reading)
+        engine = create_engine(self.url, pool_size=5, max_overflow=40, pool_timeout=30,
+                               connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **reading)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn, _record):
@@ -149,9 +153,9 @@ class Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn):
-            if conn.get_execution_options().get("write"):
+        if write:
+            @event.listens_for(engine, "begin")
+            def _begin(conn):
                 conn.exec_driver_sql("BEGIN IMMEDIATE")  # readers go on; writers wait their turn
         return engine
 
@@ -159,7 +163,7 @@ class Database:
     def write(self, what: str):
         """A short write transaction yielding its Connection; errors in plain words."""
         try:
-            conn = self.engine.connect().execution_options(write=True)
+            conn = self.engine.connect()
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             raise readable(exc, what) from None
         try:
@@ -184,7 +188,7 @@ class Database:
     def read(self, statement, what: str = "read the database") -> list:
         """The rows of one statement (a Core statement, or text with :names)."""
         try:
-            with self.engine.connect() as conn:
+            with self.reader.connect() as conn:
                 return conn.execute(statement).all()
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             raise readable(exc, what) from None
@@ -195,6 +199,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.reader.dispose()
 
     # ------------------------------------------------------------ schema
 
@@ -217,7 +222,7 @@ class Database:
         """Create or migrate the schema to the newest revision (a file from before Alembic is stamped first);
         a database from a newer app raises StoreNewer and is left untouched. where: how messages name it."""
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self.engine.connect() as conn, conn.begin():
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 legacy = conn.exec_driver_sql("PRAGMA user_version").scalar() if self.is_sqlite else 0

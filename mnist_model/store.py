@@ -138,7 +138,7 @@ class Store:
     def _check_sqlite_file(self) -> None:
         """WAL mode and a quick check of an existing file (a damaged one raises StoreCorrupt)."""
         try:
-            with self.db.engine.connect() as conn:
+            with self.db.reader.connect() as conn:
                 existing = conn.exec_driver_sql("PRAGMA user_version").scalar()
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                 if existing:
