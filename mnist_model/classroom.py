@@ -16,7 +16,7 @@ import unicodedata
 from collections import deque
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 
 from . import schema as t
 from .config import TrainConfig
@@ -86,30 +86,48 @@ def looks_like_teacher(nickname: str) -> bool:
 
 
 class AttemptLimiter:
-    """Slows join-code guessing: failed attempts are counted per session and per minute on the server."""
+    """Slows join-code guessing: failed attempts are counted per session (a workspace) and per minute for the
+    whole deployment; in the store when given one (then every server counts the same attempts), else in memory."""
 
     def __init__(self, per_session: int = SESSION_ATTEMPTS, window_s: float = SESSION_WINDOW_S,
-                 server_per_minute: int = SERVER_ATTEMPTS_PER_MINUTE, clock=time.monotonic):
+                 server_per_minute: int = SERVER_ATTEMPTS_PER_MINUTE, clock=None, store: Store | None = None):
         self.per_session, self.window_s, self.server_per_minute = per_session, window_s, server_per_minute
-        self._clock = clock
+        self.store = store
+        self._clock = clock or (time.time if store is not None else time.monotonic)  # servers share wall time
         self._lock = threading.Lock()
         self._sessions: dict[str, deque] = {}
         self._server: deque = deque()
 
+    def _recent(self, session: str, now: float) -> tuple[list[float], int]:
+        """(the session's failures within the window, oldest first; the deployment's within a minute)."""
+        if self.store is not None:
+            a = t.attempts
+            mine = [r[0] for r in self.store.query(select(a.c.at).where(a.c.who == session,
+                                                                       a.c.at >= now - self.window_s).order_by(a.c.at))]
+            everyone = self.store.query(select(func.count()).select_from(a).where(a.c.who == "*", a.c.at >= now - 60))
+            return mine, everyone[0][0]
+        with self._lock:
+            return (list(self._trim(self._sessions.get(session, deque()), now - self.window_s)),
+                    len(self._trim(self._server, now - 60)))
+
     def check(self, session: str) -> None:
         """JoinRefused when session, or the whole server, has failed too often lately."""
         now = self._clock()
-        with self._lock:
-            mine = self._trim(self._sessions.get(session, deque()), now - self.window_s)
-            server = self._trim(self._server, now - 60)
-            if len(mine) >= self.per_session:
-                wait = int(mine[0] + self.window_s - now) + 1
-                raise JoinRefused(f"Too many wrong codes from here: try again in {_minutes(wait)}.")
-            if len(server) >= self.server_per_minute:
-                raise JoinRefused("Too many wrong codes on this server just now: try again in a minute.")
+        mine, everyone = self._recent(session, now)
+        if len(mine) >= self.per_session:
+            wait = int(mine[0] + self.window_s - now) + 1
+            raise JoinRefused(f"Too many wrong codes from here: try again in {_minutes(wait)}.")
+        if everyone >= self.server_per_minute:
+            raise JoinRefused("Too many wrong codes on this server just now: try again in a minute.")
 
     def failed(self, session: str) -> None:
         now = self._clock()
+        if self.store is not None:
+            a = t.attempts
+            with self.store.transaction("count a wrong code") as db:
+                db.execute(a.insert(), [{"who": session, "at": now}, {"who": "*", "at": now}])
+                db.execute(delete(a).where(a.c.at < now - max(self.window_s, 60)))  # forget: the table stays small
+            return
         with self._lock:
             self._sessions.setdefault(session, deque()).append(now)
             self._server.append(now)
@@ -122,7 +140,6 @@ class AttemptLimiter:
         while times and times[0] < since:
             times.popleft()
         return times
-
 
 def _minutes(seconds: int) -> str:
     return f"{seconds} seconds" if seconds < 90 else f"{round(seconds / 60)} minutes"
@@ -206,7 +223,7 @@ class Classroom:
 
     def __init__(self, store: Store, limiter: AttemptLimiter | None = None):
         self.store = store
-        self.limiter = limiter or AttemptLimiter()
+        self.limiter = limiter or AttemptLimiter(store=store)
 
     # ------------------------------------------------------------ teacher
 

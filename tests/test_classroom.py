@@ -55,9 +55,15 @@ def test_nickname_rules():
     assert skeleton("Ada  Lovelace") == skeleton("ada lovelace")
 
 
-def test_the_limiter_slows_guessing_per_session_and_per_server():
+@pytest.mark.parametrize("kept", ["in memory", "in the store"])
+def test_the_limiter_slows_guessing_per_session_and_per_server(kept, tmp_path, database_url):
     now = [0.0]
-    limiter = AttemptLimiter(per_session=5, window_s=600, server_per_minute=8, clock=lambda: now[0])
+    store = Store(tmp_path, url=database_url) if kept == "in the store" else None
+    if store is None and database_url:
+        pytest.skip("in memory: no database")
+    limiters = [AttemptLimiter(per_session=5, window_s=600, server_per_minute=8, clock=lambda: now[0], store=store)
+                for _ in range(2)]  # two servers: with a store, what one counts holds on the other
+    limiter = limiters[0] if store is None else _Alternating(limiters)
     for _ in range(5):
         limiter.check("a")
         limiter.failed("a")
@@ -74,6 +80,17 @@ def test_the_limiter_slows_guessing_per_session_and_per_server():
         limiter.check("a")
     now[0] = 601
     limiter.check("a")  # the session's window has passed
+
+
+class _Alternating:
+    """Each call on the next of several limiters: a guesser whose requests land on one server, then another."""
+
+    def __init__(self, limiters):
+        self.limiters, self.calls = limiters, 0
+
+    def __getattr__(self, name):
+        self.calls += 1
+        return getattr(self.limiters[self.calls % len(self.limiters)], name)
 
 
 def test_joining_leaving_and_one_class_at_a_time(room):
