@@ -3,6 +3,7 @@ trainings, and writes each result to its workspace when it ends, whether or not 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from typing import Callable
 
@@ -10,11 +11,13 @@ from .classroom import Classroom
 from .errors import WorkspaceBusy
 from .jobs import Order, TrainingJob
 from .runs import Run, runs_dir
-from .store import ORPHAN_GRACE_S, Store, StoreError, is_workspace_id
+from .store import ORPHAN_GRACE_S, Store, StoreConflict, StoreError, is_workspace_id
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 UPKEEP_EVERY_S = 3600  # how often a running server prunes unused workspaces and keeps to the disk cap
+HEARTBEAT_S = 10  # how often a server on a shared database says it is alive
+SILENT_S = 60  # a server not heard of for this long has died: its trainings are interrupted, its workspaces free
 
 
 class Lab:
@@ -33,12 +36,20 @@ class Lab:
         self.scratch: dict[str, dict] = {}  # workspace -> things of the moment (the last drawing)
         self.classroom = Classroom(store)
         self.run_listeners: list[Callable[[str, Run], None]] = [self.classroom.post]  # (workspace, run), once kept
-        self.interrupted_at_start = store.interrupt_unfinished()
+        self.server_id = secrets.token_hex(6)  # this process, among the servers sharing the database
+        self.shared = not store.db.is_sqlite  # a server alone on its store (SQLite) knows every training's server
+        if self.shared:
+            store.server_seen(self.server_id)
+            self.interrupted_at_start = store.interrupt_dead_servers(SILENT_S, alive=self.server_id)
+        else:
+            self.interrupted_at_start = store.interrupt_unfinished()
         store.recover(grace_s=0 if store.lock else ORPHAN_GRACE_S)
         store.prune()
         self.import_problems = store.import_legacy_runs(runs_dir())
         self._closed = threading.Event()
         threading.Thread(target=self._upkeep, daemon=True, name="mnist-live-upkeep").start()
+        if self.shared:
+            threading.Thread(target=self._heartbeat, daemon=True, name="mnist-live-heartbeat").start()
         if hasattr(executor, "warm"):
             executor.warm()
 
@@ -50,9 +61,24 @@ class Lab:
             except StoreError as exc:  # Tried again in an hour; pages keep working meanwhile.
                 log.warning("store upkeep: %s", exc)
 
+    def _heartbeat(self) -> None:
+        """Say this server is alive; interrupt the trainings of servers that died (their students find them so)."""
+        while not self._closed.wait(HEARTBEAT_S):
+            try:
+                self.store.server_seen(self.server_id)
+                self.store.interrupt_dead_servers(SILENT_S, alive=self.server_id)
+            except StoreError as exc:  # the database restarting, say: the next beat tries again
+                log.warning("heartbeat: %s", exc)
+
     def close(self) -> None:
         """Stop the upkeep thread (the executor belongs to whoever made it)."""
         self._closed.set()
+        if self.shared:  # its trainings end with it: said at once, not a minute later by another server
+            try:
+                self.store.interrupt_unfinished([self.server_id])
+                self.store.server_left(self.server_id)
+            except StoreError:
+                pass
 
     # ------------------------------------------------------------ workspaces
 
@@ -70,24 +96,37 @@ class Lab:
     # ------------------------------------------------------------ trainings
 
     def submit(self, workspace_id: str, orders: list[Order]) -> list[TrainingJob]:
-        """Queue the workspace's trainings, one after the other; WorkspaceBusy if it has one already."""
+        """Queue the workspace's trainings, one after the other; WorkspaceBusy if it has one already (here, or
+        on another server of the same database)."""
+        busy = WorkspaceBusy("You already have a training running or waiting: stop it first, or wait for it to end.")
         with self._lock:
             if self._jobs.get(workspace_id):
-                raise WorkspaceBusy("You already have a training running or waiting: stop it first, or wait "
-                                    "for it to end.")
+                raise busy
             jobs = [TrainingJob(order.task, label=order.label, executor=self.executor) for order in orders]
+            self._jobs[workspace_id] = list(jobs)  # held while the store is asked
+        recorded = [(job.id, order.label, order.kind, order.task.config, order.base_run_id)
+                    for job, order in zip(jobs, orders)]
+        try:
+            try:
+                self.store.claim(workspace_id, self.server_id, recorded)
+            except StoreConflict:
+                if self.store.claimed_by(workspace_id) != self.server_id:
+                    raise
+                self._release(workspace_id)  # this server's own, from a training that has just ended
+                self.store.claim(workspace_id, self.server_id, recorded)
+        except StoreConflict:
+            with self._lock:
+                self._jobs.pop(workspace_id, None)
+            raise WorkspaceBusy("Your workspace already has a training running or waiting in another tab or on "
+                                "another device: stop it there first, or wait for it to end.") from None
+        except StoreError as exc:  # The training still runs; only a restart would not know of it.
+            self._note(workspace_id, str(exc))
+        with self._lock:
             for job, order in zip(jobs, orders):
                 self._orders[job.id], self._owner[job.id] = order, workspace_id
                 job.add_callback("start", self._on_start)
                 job.add_callback("end", self._on_end)
-            self._jobs[workspace_id] = list(jobs)
             self._latest[workspace_id] = jobs[-1]
-        try:
-            for job, order in zip(jobs, orders):
-                self.store.record_job(workspace_id, job.id, order.label, order.kind, order.task.config,
-                                      order.base_run_id)
-        except StoreError as exc:  # The training still runs; only a restart would not know of it.
-            self._note(workspace_id, str(exc))
         self._start(jobs[0])
         return jobs
 
@@ -149,8 +188,16 @@ class Lab:
             self._submitted.discard(job.id)
             self._orders.pop(job.id, None)
             self._owner.pop(job.id, None)
+        if not waiting:
+            self._release(workspace_id)
         if following is not None:
             self._start(following)
+
+    def _release(self, workspace_id: str) -> None:
+        try:
+            self.store.release(workspace_id, self.server_id)
+        except StoreError:  # a server that stays up keeps its claim until then; one that dies frees it
+            log.warning("could not free workspace %s's training claim", workspace_id)
 
     def _keep(self, workspace_id: str, run: Run, label: str, order: Order | None) -> None:
         run.name = label

@@ -60,6 +60,7 @@ jobs = Table(
     Column("message", Text, nullable=False, server_default=""),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("server", Text),  # the app server that runs it (revision 0002)
     Index("jobs_by_workspace", "workspace_id", "created_at"),
 )
 
@@ -142,6 +143,20 @@ attempts = Table(  # failed joins, for the limits that must hold across servers
     Column("who", Text, nullable=False),  # a session, or "*" for the whole deployment
     Column("at", Float, nullable=False),
     Index("attempts_by_who", "who", "at"),
+)
+
+servers = Table(  # app servers on this database; one not seen for a while has died
+    "servers", metadata,
+    Column("id", Text, primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+)
+
+claims = Table(  # one training (or sweep) per workspace across servers: the primary key is the rule
+    "claims", metadata,
+    Column("workspace_id", Text, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("server", Text, nullable=False),
+    Column("since", Float, nullable=False),
 )
 
 run_blobs = Table(  # a run's arrays and .keras file where there is no shared folder (PostgreSQL)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from mnist_model.config import TrainConfig
 from mnist_model.errors import WorkspaceBusy
@@ -181,3 +182,34 @@ def _alive(pid: int) -> bool:
             return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
     except FileNotFoundError:
         return False
+
+
+def test_two_servers_on_one_database_one_training_per_workspace_and_a_dead_servers_are_interrupted(
+        tmp_path, executor, postgres, monkeypatch):
+    """Two app servers share a PostgreSQL database: a workspace trains on one of them at a time, and when a server
+    dies, another marks its trainings interrupted (Train again) and frees its workspaces."""
+    url = postgres.database()
+    a, b = (Lab(Store(tmp_path / name, url=url), executor) for name in ("a", "b"))
+    try:
+        on_a = a.new_workspace()
+        on_b = b.workspace(on_a.id)  # the same person, a second device that nginx sent to the other server
+        on_a.train(TrainConfig(epochs=50, batch_size=16))
+        with pytest.raises(WorkspaceBusy, match="another tab or on another device"):
+            on_b.train(QUICK)
+        assert a.store.claimed_by(on_a.id) == a.server_id
+        a._closed.set()  # server A dies (kill -9): its heartbeat stops, nothing else is said
+        with b.store.transaction("test") as db:  # ...and a minute passes
+            db.execute(text("UPDATE servers SET seen_at = seen_at - 120 WHERE id = :id"), {"id": a.server_id})
+        assert b.store.interrupt_dead_servers(60, alive=b.server_id) == 1
+        [record] = on_b.interrupted()
+        assert "while it was training" in record.message and b.store.claimed_by(on_a.id) is None
+        job = on_b.train_again(record.job_id)  # the workspace is free on B now
+        assert job.label == "Run 1"
+        on_b.stop()
+        _wait_idle(on_b)
+        assert b.store.claimed_by(on_a.id) is None
+    finally:
+        a.stop(on_a.id)
+        _wait_idle(on_a)
+        a.close()
+        b.close()

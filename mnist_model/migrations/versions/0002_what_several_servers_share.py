@@ -1,5 +1,5 @@
 """What several app servers on one database share: the counters pages poll, failed joins, runs' arrays in the
-database (no shared folder).
+database (no shared folder), the servers themselves, and one training per workspace (claims).
 
 Revision ID: 0002
 Revises: 0001
@@ -26,3 +26,14 @@ def upgrade() -> None:
                     sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
                     sa.Column("npz", sa.LargeBinary, nullable=False),
                     sa.Column("keras", sa.LargeBinary, nullable=False))
+    op.create_table("servers",
+                    sa.Column("id", sa.Text, primary_key=True),
+                    sa.Column("started_at", sa.Float, nullable=False),
+                    sa.Column("seen_at", sa.Float, nullable=False))
+    op.create_table("claims",
+                    sa.Column("workspace_id", sa.Text, sa.ForeignKey("workspaces.id", ondelete="CASCADE"),
+                              primary_key=True),
+                    sa.Column("server", sa.Text, nullable=False),
+                    sa.Column("since", sa.Float, nullable=False))
+    with op.batch_alter_table("jobs") as jobs:
+        jobs.add_column(sa.Column("server", sa.Text))
