@@ -4,6 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from mnist_model.errors import MnistLiveError
+from mnist_model.store import StoreUnreachable
 from pages import common
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
@@ -15,12 +16,16 @@ page = st.navigation([
     st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
     st.Page("pages/class.py", title="Class", icon=":material/groups:", url_path="class"),
 ])
-common.lab()  # the first page view of the server starts the training workers warming
-workspace = common.workspace()
-common.remember_link_settings()
-workspace.note_presence()
-status = common.sidebar(workspace, page.url_path)
-common.show_notices(workspace)
+try:
+    common.lab().store.ping()  # the first page view of the server starts the training workers warming
+    workspace = common.workspace()
+    common.remember_link_settings()
+    workspace.note_presence()
+    status = common.sidebar(workspace, page.url_path)
+    common.show_notices(workspace)
+except StoreUnreachable as exc:  # a shared database restarting, say: a message and a retry, never a traceback
+    common.unavailable(exc)
+    st.stop()
 try:
     page.run()
 except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words

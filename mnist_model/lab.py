@@ -3,6 +3,7 @@ trainings, and writes each result to its workspace when it ends, whether or not 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from typing import Callable
@@ -16,8 +17,9 @@ from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 UPKEEP_EVERY_S = 3600  # how often a running server prunes unused workspaces and keeps to the disk cap
-HEARTBEAT_S = 10  # how often a server on a shared database says it is alive
-SILENT_S = 60  # a server not heard of for this long has died: its trainings are interrupted, its workspaces free
+SILENT_S = float(os.environ.get("MNIST_LIVE_SERVER_SILENT_S") or 60)  # a server unheard of this long has died:
+# its trainings are interrupted and its workspaces free (shared database only)
+HEARTBEAT_S = SILENT_S / 6  # how often a server on a shared database says it is alive
 
 
 class Lab:
@@ -141,6 +143,16 @@ class Lab:
         """The workspace's trainings that have not ended: the running one first, then those waiting."""
         with self._lock:
             return list(self._jobs.get(workspace_id, ()))
+
+    def training_elsewhere(self, workspace_id: str):
+        """The workspace's training (a JobRecord) that another server of a shared database runs, or None."""
+        if not self.shared or self.jobs(workspace_id):
+            return None
+        server = self.store.claimed_by(workspace_id)
+        if server in (None, self.server_id):
+            return None
+        records = self.store.jobs(workspace_id, ("running", "queued"))
+        return records[0] if records else None
 
     def latest_job(self, workspace_id: str) -> TrainingJob | None:
         with self._lock:

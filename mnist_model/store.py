@@ -188,6 +188,10 @@ class Store:
         values = dict(self.query(select(t.counters.c.name, t.counters.c.value).where(t.counters.c.name.in_(names))))
         return tuple(values.get(name, 0) for name in names)
 
+    def ping(self) -> None:
+        """StoreUnreachable (or another StoreError) when the database cannot answer now."""
+        self.counters("generation")
+
     def _insert(self, table):
         """An INSERT that can say what to do on a clash, in this database's own words."""
         return (sqlite if self.db.is_sqlite else postgresql).insert(table)
@@ -732,9 +736,12 @@ class ServerLock:
 def open_server_store(folder: str | os.PathLike | None = None, limits: StoreLimits | None = None) -> Store:
     """The store a server uses. A damaged database is moved aside and a fresh one started; a folder that is
     read-only, locked, in use by another server or from a newer version is left untouched and a temporary
-    store stands in. Either way store.notices says what happened, for every page to show."""
+    store stands in. Either way store.notices says what happened, for every page to show. A shared database
+    (PostgreSQL) that fails raises its StoreError instead: a stand-in would split the servers' work apart."""
     folder = Path(folder) if folder else data_folder()
     notices = []
+    if not database_url(folder, DB_FILE).startswith("sqlite"):
+        return Store(folder, limits)
     try:
         store = Store(folder, limits)
     except StoreCorrupt as exc:

@@ -93,6 +93,11 @@ class Workspace:
         """Trainings not yet ended: the running (or next) one first."""
         return self.lab.jobs(self.id)
 
+    def training_elsewhere(self) -> JobRecord | None:
+        """The training another app server runs for this workspace (a second device sent there; or a server that
+        died, until the others notice): None on a server alone on its store."""
+        return self.lab.training_elsewhere(self.id)
+
     def latest_job(self) -> TrainingJob | None:
         """The latest training this server ran for the workspace, ended or not."""
         return self.lab.latest_job(self.id)

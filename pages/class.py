@@ -181,7 +181,7 @@ def teacher_controls(ws, taught) -> None:
 
 def teacher_view(ws, taught) -> None:
     teacher_header(taught)
-    st.fragment(board, run_every=None if taught.ended else BOARD_POLL_S)(taught.id)
+    common.fragment(board, run_every=None if taught.ended else BOARD_POLL_S)(taught.id)
     teacher_controls(ws, taught)
 
 
@@ -210,7 +210,7 @@ def student_view(ws, member) -> None:
         st.caption("Your finished and stopped runs are posted to the board by themselves (settings and figures "
                    "only; your model and drawings stay yours).")
     if st.toggle("Show the class board", value=True, key="show_board"):
-        st.fragment(board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(member.class_id, False)
+        common.fragment(board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(member.class_id, False)
 
 
 def code_from_link() -> str:

@@ -1,6 +1,7 @@
 """What every page shares: the server's Lab, this browser's workspace, cached datasets, the sidebar, charts."""
 from __future__ import annotations
 
+import functools
 import gc
 from contextlib import contextmanager
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -24,6 +25,10 @@ APP_PARAMS = (WORKSPACE_PARAM, JOIN_PARAM)  # query parameters that are not Trai
 COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
 PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
 THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
+RETRY_S = 3  # how often a page tries the store again while it cannot be reached
+TEXT = {
+    "nothing_lost": "Nothing you saved is lost: this page tries again by itself every few seconds.",
+}
 
 
 # ---------------------------------------------------------------- routing
@@ -254,6 +259,30 @@ def show_notices(ws: Workspace) -> None:
         st.info(notice)
 
 
+def fragment(func, run_every=None):
+    """st.fragment(func, run_every=...) whose library errors (a database that does not answer, say) show as a
+    message in its place, and it tries again at its next tick."""
+    @functools.wraps(func)  # the same module and name: Streamlit's fragment id stays the function's
+    def plainly(*args, **kwargs):
+        with plain_errors():
+            return func(*args, **kwargs)
+    return st.fragment(plainly, run_every=run_every)
+
+
+def unavailable(exc: MnistLiveError) -> None:
+    """The page in place of a page when the store cannot be reached: what happened, and a retry every few seconds."""
+    st.error(f"{exc} {TEXT['nothing_lost']}", icon=":material/cloud_off:")
+    st.fragment(_retry, run_every=RETRY_S)()
+
+
+def _retry() -> None:
+    try:
+        lab().store.ping()
+    except MnistLiveError:
+        return
+    st.rerun(scope="app")
+
+
 @contextmanager
 def plain_errors():
     """Show the library's errors (a full disk, a busy database, a bad file) as messages, never a traceback."""
@@ -322,7 +351,7 @@ def sidebar_status(ws: Workspace, slot) -> None:
         jobs = ws.jobs()
         followed = st.session_state.get(FOLLOWED_HERE, False)
         pace = (STATUS_QUEUED_POLL_S if jobs[0].state.value == "queued" else STATUS_POLL_S) if jobs else None
-        st.fragment(_status, run_every=None if followed else pace)(ws, bool(jobs), followed)
+        fragment(_status, run_every=None if followed else pace)(ws, bool(jobs), followed)
 
 
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:

@@ -45,7 +45,7 @@ def quick_train_panel(ws, shared: bool = False) -> None:
     """Offer Quick train on the selected dataset; show its progress while it runs."""
     if ws.jobs():
         common.follow_training_here()
-        st.fragment(_training_progress, run_every=0.5)()
+        common.fragment(_training_progress, run_every=0.5)()
         return
     dataset = common.config().dataset
     data = common.load_or_explain(dataset)
@@ -326,7 +326,7 @@ def teach_panel(ws, run) -> None:
                 st.rerun()
         if busy:
             common.follow_training_here()
-            st.fragment(_training_progress, run_every=0.5)()
+            common.fragment(_training_progress, run_every=0.5)()
         fine_tune_report(ws, run, images, labels)
     upload = st.file_uploader("Load drawings saved earlier (.npz)", type=["npz"], key="drawings_upload")
     if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:
@@ -355,7 +355,7 @@ def fine_tune_report(ws, run, images, labels) -> None:
     st.caption("If test accuracy dropped, the network has started to forget MNIST while learning your style.")
 
 
-@st.fragment
+@common.fragment
 def drawing_panel(ws, run) -> None:
     """Canvas, upload and prediction: a stroke reruns only this part of the page."""
     thing = THING[run.config.dataset]

@@ -181,7 +181,7 @@ def watch_it_learn(run) -> None:
     kept = run.best_epoch if run.best_epoch and run.best_epoch < at[-1] else None
     if kept:
         st.caption(f"Early stopping kept epoch {kept}: the epochs after it were trained, then set aside.")
-    st.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, at, kept)
+    common.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, at, kept)
 
 
 def _when(epoch: float) -> str:
@@ -279,7 +279,7 @@ def overfitting_lab(ws, ds) -> None:
             st.rerun()
     if busy:
         common.follow_training_here()
-        st.fragment(_sweep_progress, run_every=0.5)()
+        common.fragment(_sweep_progress, run_every=0.5)()
     latest = {}
     for r in ws.runs():
         value = sweep_value(r.name, knob)

@@ -22,6 +22,7 @@ POLL_S = 0.5  # how often the live charts redraw while a job runs
 QUEUED_POLL_S = 2.0  # how often a training waiting for a slot checks its place (the server's main cost per student
 # in a class whose trainings queue: every waiting Train page polled at the running pace)
 SUGGESTION_POLL_S = 3.0  # a teacher's suggestion reaches a student sitting on this page within this
+ELSEWHERE_POLL_S = 2.0  # how often a page checks on a training that another server runs for its workspace
 DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
 NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
 DATASETS, NETWORKS = tuple(DATASET_NAMES), tuple(NETWORK_NAMES)
@@ -128,7 +129,7 @@ def teacher_suggestion(ws, cfg: TrainConfig, busy: bool) -> None:
     that a suggestion reaches a student who sits on this page)."""
     member = ws.membership()
     if member and not member.ended:  # not checked while a training runs: the page reruns when it ends
-        st.fragment(_suggestion, run_every=None if busy else SUGGESTION_POLL_S)(ws, member.class_id, cfg)
+        common.fragment(_suggestion, run_every=None if busy else SUGGESTION_POLL_S)(ws, member.class_id, cfg)
 
 
 def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
@@ -261,6 +262,23 @@ def interrupted_panel(ws, busy: bool) -> None:
                      type="primary", disabled=busy, width="stretch")
             b.button("Dismiss", key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
                      width="stretch")
+
+
+def elsewhere_panel(ws) -> bool:
+    """A training of this workspace that another app server runs (another device of the same person), followed
+    until it ends there; returns whether there is one."""
+    record = ws.training_elsewhere()
+    if record is not None:
+        common.fragment(_elsewhere, run_every=ELSEWHERE_POLL_S)(record.job_id)
+    return record is not None
+
+
+def _elsewhere(job_id: str) -> None:
+    record = common.workspace().training_elsewhere()
+    if record is None or record.job_id != job_id:
+        st.rerun(scope="app")  # it ended (its run is in the workspace), or its server died (it shows interrupted)
+    st.info(f"**{record.label}** is training for this workspace on another of this school's servers (another tab "
+            "or device). Its run lands here when it ends; stop it where it runs.", icon=":material/dns:")
 
 
 def live_panel(waiting: bool = False) -> None:
@@ -428,10 +446,12 @@ if settings.train_size not in sizes:  # more examples than this dataset has: the
 cfg = controls(sizes)
 jobs = workspace.jobs()  # read once: a training may end while this page is drawn
 busy = bool(jobs)
+elsewhere = not busy and elsewhere_panel(workspace)
 teacher_suggestion(workspace, cfg, busy)
 interrupted_panel(workspace, busy)
 b1, b2 = st.columns(2)
-b1.button("Train", type="primary", on_click=start_training, disabled=busy or ds is None, width="stretch")
+b1.button("Train", type="primary", on_click=start_training, disabled=busy or elsewhere or ds is None,
+          width="stretch")
 b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
 refused = st.session_state.pop("train_refused", None)
 if refused:
@@ -443,7 +463,7 @@ with st.expander("Show the code"):
 waiting = busy and jobs[0].state == JobState.QUEUED
 if busy:
     common.follow_training_here()
-st.fragment(live_panel, run_every=(QUEUED_POLL_S if waiting else POLL_S) if busy else None)(waiting)
+common.fragment(live_panel, run_every=(QUEUED_POLL_S if waiting else POLL_S) if busy else None)(waiting)
 runs = workspace.runs()
 if runs and not busy:
     outcome(runs[-1], runs[-2] if len(runs) > 1 else None)
