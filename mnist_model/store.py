@@ -1,24 +1,22 @@
-"""Store: workspaces, runs, drawings, jobs and notices in one database (database.py: an SQLite file by default,
-PostgreSQL for several servers); each run's arrays as files beside an SQLite file, or in the database.
+"""Store: everything a person makes, by workspace, in one database (database.py: an SQLite file by default,
+PostgreSQL for several servers). This module holds the workspaces, drawings, notices, counters, limits and
+upkeep, and opens the server's store; runs are in run_store.py, trainings in training_store.py, export and
+import in workspace_transfer.py.
 
-Why files beside SQLite (about 3.5 MB a dense run): measured here, writing one atomically took 4.4 ms against
-9.7 ms as a BLOB, reading it 0.2 ms against 0.7 ms, and a deleted file frees its disk at once, while a deleted
-BLOB leaves the database file as large as before until a VACUUM (`python -m mnist_model bench` repeats this).
-A run's files are written before its row and removed after it, so a crash leaves at most orphan files,
-which recover() deletes; never a row without its files. With PostgreSQL, servers share no folder: the arrays go
-in the run's own transaction (run_blobs), so there are no orphans at all.
+Why a run's arrays are files beside SQLite (about 3.5 MB a dense run): measured here, writing one atomically
+took 4.4 ms against 9.7 ms as a BLOB, reading it 0.2 ms against 0.7 ms, and a deleted file frees its disk at
+once, while a deleted BLOB leaves the database file as large as before until a VACUUM (`python -m mnist_model
+bench` repeats this). With PostgreSQL, servers share no folder: the arrays go in the run's own transaction.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import threading
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,22 +28,18 @@ from . import schema as t
 from .config import TrainConfig
 from .database import (Database, StoreBusy, StoreConflict, StoreCorrupt, StoreError, StoreFull, StoreInUse,  # noqa
                        StoreNewer, StoreReadOnly, StoreUnreachable, database_url, readable)
-from .errors import ModelFileError
-from .runs import RUN_ID, Run, arrays_npz, atomic_write, list_runs, load_run, read_arrays, write_run_files
+from .run_store import ORPHAN_GRACE_S, RunStore  # noqa: F401 (the server's upkeep uses the grace)
+from .training_store import JobRecord, TrainingStore  # noqa: F401
+from .workspace_ids import SERVER_WORKSPACE, is_workspace_id, new_workspace_id  # noqa: F401
+from .workspace_transfer import WorkspaceTransfer
 
 DATA_ENV = "MNIST_LIVE_DATA"
 DEFAULT_FOLDER = "mnist-live-data"
 DB_FILE = "mnist-live.sqlite3"
 RUNS_FOLDER = "runs"  # <run_id>.npz (weights, test predictions) and <run_id>.keras
 LOCK_FILE = "server.lock"  # held by the one server that uses this folder
-SERVER_WORKSPACE = "server"  # owner of runs imported from the legacy runs/ folder; never pruned
-WORKSPACE_ID_BYTES = 24  # 192 random bits, URL-safe base64: 32 characters
-ORPHAN_GRACE_S = 600  # files without a row are only removed when this old (a run may be half written now)
 EMPTY_WORKSPACE_DAYS = 1.0  # a workspace that never kept anything goes sooner than an idle one
 TOUCH_EVERY_S = 3600  # last_seen is written at most this often per workspace
-UNFINISHED = ("queued", "running")
-EXPORT_FORMAT = "mnist-live-workspace/1"
-MAX_IMPORT_BYTES = 500 * 2**20
 
 
 @dataclass(frozen=True)
@@ -72,36 +66,7 @@ class StoreLimits:
                    read("MNIST_LIVE_DISK_CAP_MB", d.disk_cap_mb, float))
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A training as the store remembers it (to tell its workspace it was interrupted)."""
-
-    job_id: str
-    label: str
-    kind: str  # "train", "sweep" or "fine-tune"
-    config: TrainConfig
-    base_run_id: str | None
-    state: str  # queued, running or interrupted
-    message: str
-    created_at: float
-
-
-def new_workspace_id() -> str:
-    """An unguessable workspace id: 192 random bits from `secrets`, 32 URL-safe characters, never starting with
-    "-" (the admin command line would read one as an option)."""
-    while True:
-        workspace_id = secrets.token_urlsafe(WORKSPACE_ID_BYTES)
-        if not workspace_id.startswith("-"):
-            return workspace_id
-
-
-def is_workspace_id(text) -> bool:
-    """True for strings shaped like new_workspace_id()'s (checked before any look-up)."""
-    return (isinstance(text, str) and len(text) == 32
-            and all(c.isascii() and (c.isalnum() or c in "-_") for c in text))
-
-
-class Store:
+class Store(RunStore, TrainingStore, WorkspaceTransfer):
     """The data folder and the database: an SQLite file in the folder, or PostgreSQL at $MNIST_LIVE_DATABASE_URL
     (then the folder only holds what is this server's own: its lock and temporary files)."""
 
@@ -255,129 +220,6 @@ class Store:
                              .returning(w.c.run_counter)).first()
         return row[0] if row else 1
 
-    # ------------------------------------------------------------ runs
-
-    def _files(self, run_id: str) -> tuple[Path, Path]:
-        return self.runs_path / f"{run_id}.npz", self.runs_path / f"{run_id}.keras"
-
-    def _loader(self, run_id: str, architecture: str):
-        def load() -> dict:
-            npz, keras_file = self._files(run_id)
-            if self.arrays_in_database:
-                rows = self.query(select(t.run_blobs.c.npz, t.run_blobs.c.keras).where(t.run_blobs.c.run_id == run_id),
-                                  what="read the run")
-                if not rows:
-                    raise ModelFileError(f"{npz.name}: the run's arrays are missing")
-                arrays = read_arrays(npz, architecture, bytes(rows[0][0]))
-                arrays["keras_bytes"] = bytes(rows[0][1])
-                return arrays
-            arrays = read_arrays(npz, architecture)
-            try:
-                arrays["keras_bytes"] = keras_file.read_bytes()
-            except OSError:
-                arrays["keras_bytes"] = b""
-            return arrays
-        return load
-
-    def _run_from_row(self, row) -> Run | None:
-        run_id, meta, pinned, published = row
-        try:
-            run = Run.from_meta(json.loads(meta), pinned=bool(pinned), published=bool(published))
-        except (ModelFileError, ValueError):
-            return None
-        run._loader, run._arrays = self._loader(run_id, run.architecture), None
-        return run
-
-    def add_run(self, workspace_id: str, run: Run) -> list[str]:
-        """Keep run in the workspace (files first, then the row); returns the names removed to make room."""
-        npz, keras_file = self._files(run.run_id)
-        data = arrays_npz(run.weights, run.test_probs, run.extras)
-        if not self.arrays_in_database:
-            try:
-                atomic_write(npz, data)
-                if run.keras_bytes:
-                    atomic_write(keras_file, run.keras_bytes)
-            except OSError as exc:
-                npz.unlink(missing_ok=True)
-                raise readable(exc, f"save {run.name or 'the run'}") from None
-        size = len(data) + len(run.keras_bytes)
-        row = dict(run_id=run.run_id, workspace_id=workspace_id, meta=json.dumps(run.meta()),
-                   created_at=run.created_at, pinned=int(run.pinned), published=int(run.published), bytes=size)
-        with self.transaction(f"save {run.name or 'the run'}") as db:
-            insert = self._insert(t.runs).values(**row)
-            db.execute(insert.on_conflict_do_update(index_elements=["run_id"],
-                                                    set_={k: insert.excluded[k] for k in row if k != "run_id"}))
-            if self.arrays_in_database:
-                blob = self._insert(t.run_blobs).values(run_id=run.run_id, npz=data, keras=run.keras_bytes)
-                db.execute(blob.on_conflict_do_update(index_elements=["run_id"],
-                                                      set_={"npz": blob.excluded.npz, "keras": blob.excluded.keras}))
-            removed = self._over_workspace_limit(db, workspace_id)
-        self._remove_files(r for r, _ in removed)
-        names = [name for _, name in removed]
-        if names:
-            self.add_notice(workspace_id, f"{_and(names)} {'was' if len(names) == 1 else 'were'} removed to keep "
-                                          f"this workspace's latest {self.limits.runs_per_workspace} runs (pin a run "
-                                          "to keep it).")
-        self.enforce_disk_cap()
-        return names
-
-    def _over_workspace_limit(self, db, workspace_id: str) -> list[tuple[str, str]]:
-        r = t.runs
-        rows = db.execute(select(r.c.run_id, r.c.meta).where(r.c.workspace_id == workspace_id, r.c.pinned == 0)
-                          .order_by(r.c.created_at)).all()
-        total = db.execute(select(func.count()).select_from(r).where(r.c.workspace_id == workspace_id)).scalar()
-        extra = rows[:max(0, total - self.limits.runs_per_workspace)]
-        if extra:
-            db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _ in extra])))
-        return [(run_id, _name(meta, run_id)) for run_id, meta in extra]
-
-    _RUN_COLUMNS = (t.runs.c.run_id, t.runs.c.meta, t.runs.c.pinned, t.runs.c.published)
-
-    def runs(self, workspace_id: str) -> list[Run]:
-        """The workspace's runs, oldest first (their arrays are read on first use)."""
-        rows = self.query(select(*self._RUN_COLUMNS).where(t.runs.c.workspace_id == workspace_id)
-                          .order_by(t.runs.c.created_at))
-        return [run for run in map(self._run_from_row, rows) if run is not None]
-
-    def run(self, run_id: str, workspace_id: str | None = None) -> Run | None:
-        """A run of the workspace, or one published to everyone; None otherwise."""
-        rows = self.query(select(*self._RUN_COLUMNS).where(
-            t.runs.c.run_id == run_id, or_(t.runs.c.workspace_id == workspace_id, t.runs.c.published == 1)))
-        return self._run_from_row(rows[0]) if rows else None
-
-    def published_runs(self) -> list[Run]:
-        """Runs published to everyone on this server, newest first."""
-        rows = self.query(select(*self._RUN_COLUMNS).where(t.runs.c.published == 1)
-                          .order_by(t.runs.c.created_at.desc()))
-        return [run for run in map(self._run_from_row, rows) if run is not None]
-
-    def _set_run(self, what: str, workspace_id: str, run_id: str, **values) -> None:
-        with self.transaction(what) as db:
-            db.execute(update(t.runs).where(t.runs.c.run_id == run_id, t.runs.c.workspace_id == workspace_id)
-                       .values(**values))
-
-    def set_pinned(self, workspace_id: str, run_id: str, pinned: bool) -> None:
-        self._set_run("pin the run", workspace_id, run_id, pinned=int(pinned))
-
-    def set_published(self, workspace_id: str, run_id: str, published: bool) -> None:
-        self._set_run("publish the run", workspace_id, run_id, published=int(published))
-
-    def delete_run(self, workspace_id: str, run_id: str) -> None:
-        """Remove the row, then the files (a crash between leaves orphan files, which recover() removes)."""
-        with self.transaction("delete the run") as db:
-            gone = db.execute(delete(t.runs).where(t.runs.c.run_id == run_id,
-                                                   t.runs.c.workspace_id == workspace_id)).rowcount
-        if gone:
-            self._remove_files([run_id])
-
-    def _remove_files(self, run_ids) -> None:
-        for run_id in run_ids:
-            for path in self._files(run_id):
-                try:
-                    path.unlink(missing_ok=True)
-                except OSError:  # Left for recover(): a file that cannot be removed now is an orphan later.
-                    pass
-
     # ------------------------------------------------------------ drawings
 
     def add_drawings(self, workspace_id: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -405,96 +247,6 @@ class Store:
             db.execute(delete(t.drawings).where(t.drawings.c.id.in_([int(i) for i in ids]),
                                                 t.drawings.c.workspace_id == workspace_id))
 
-    # ------------------------------------------------------------ jobs
-
-    def record_job(self, workspace_id: str, job_id: str, label: str, kind: str, config: TrainConfig,
-                   base_run_id: str | None = None, server: str | None = None, db=None) -> None:
-        """Remember a training that was asked for (queued), run by server; in db's transaction when given."""
-        if db is None:
-            with self.transaction("remember the training") as db:
-                return self.record_job(workspace_id, job_id, label, kind, config, base_run_id, server, db)
-        now = time.time()
-        row = dict(job_id=job_id, workspace_id=workspace_id, label=label, kind=kind,
-                   config=json.dumps(config.to_dict()), base_run_id=base_run_id, state="queued", message="",
-                   created_at=now, updated_at=now, server=server)
-        insert = self._insert(t.jobs).values(**row)
-        db.execute(insert.on_conflict_do_update(index_elements=["job_id"],
-                                                set_={k: insert.excluded[k] for k in row if k != "job_id"}))
-
-    def claim(self, workspace_id: str, server: str, jobs: list[tuple]) -> None:
-        """The workspace's trainings (record_job's arguments after workspace_id) for server, all or none;
-        StoreConflict when the workspace has one running or waiting already, on any server."""
-        with self.transaction("start the training") as db:
-            db.execute(t.claims.insert().values(workspace_id=workspace_id, server=server, since=time.time()))
-            for job in jobs:
-                self.record_job(workspace_id, *job, server=server, db=db)
-
-    def release(self, workspace_id: str, server: str) -> None:
-        """The workspace's trainings on server have all ended."""
-        with self.transaction("end the training") as db:
-            db.execute(delete(t.claims).where(t.claims.c.workspace_id == workspace_id, t.claims.c.server == server))
-
-    def claimed_by(self, workspace_id: str) -> str | None:
-        """The server that runs the workspace's trainings now, or None."""
-        rows = self.query(select(t.claims.c.server).where(t.claims.c.workspace_id == workspace_id))
-        return rows[0][0] if rows else None
-
-    def server_seen(self, server: str) -> None:
-        """Note that server is alive (a server's heartbeat)."""
-        now = time.time()
-        with self.transaction("note the server") as db:
-            insert = self._insert(t.servers).values(id=server, started_at=now, seen_at=now)
-            db.execute(insert.on_conflict_do_update(index_elements=["id"], set_={"seen_at": now}))
-
-    def server_left(self, server: str) -> None:
-        with self.transaction("note the server") as db:
-            db.execute(delete(t.servers).where(t.servers.c.id == server))
-
-    def interrupt_dead_servers(self, silent_s: float, alive: str | None = None) -> int:
-        """Trainings of servers not seen for silent_s (never alive's) become interrupted and free their
-        workspaces; returns how many."""
-        s_ = t.servers
-        dead = [r[0] for r in self.query(select(s_.c.id).where(s_.c.seen_at < time.time() - silent_s,
-                                                                s_.c.id != (alive or "")))]
-        if not dead:
-            return 0
-        count = self.interrupt_unfinished(dead)
-        with self.transaction("forget a server") as db:
-            db.execute(delete(s_).where(s_.c.id.in_(dead)))
-        return count
-
-    def set_job_state(self, job_id: str, state: str, message: str = "") -> None:
-        with self.transaction("update the training") as db:
-            db.execute(update(t.jobs).where(t.jobs.c.job_id == job_id)
-                       .values(state=state, message=message, updated_at=time.time()))
-
-    def forget_job(self, job_id: str) -> None:
-        """A training that ended (its run, if any, is kept) or an interrupted one dismissed."""
-        with self.transaction("update the training") as db:
-            db.execute(delete(t.jobs).where(t.jobs.c.job_id == job_id))
-
-    def interrupt_unfinished(self, servers: list[str] | None = None) -> int:
-        """Trainings still queued or running that belonged to a server that died: every one (a server alone on
-        its store, at start) or those of servers; their workspaces are free again."""
-        j, c = t.jobs, t.claims
-        restarted = {"running": "the server restarted while it was training",
-                     "queued": "the server restarted while it was waiting for a training slot"}
-        with self.transaction("mark interrupted trainings") as db:
-            count = sum(db.execute(update(j).where(j.c.state == state, *([j.c.server.in_(servers)] if servers else []))
-                                   .values(state="interrupted", message=message, updated_at=time.time())).rowcount
-                        for state, message in restarted.items())
-            db.execute(delete(c).where(*([c.c.server.in_(servers)] if servers else [])))
-            return count
-
-    def jobs(self, workspace_id: str, states=("interrupted",)) -> list[JobRecord]:
-        j = t.jobs
-        rows = self.query(select(j.c.job_id, j.c.label, j.c.kind, j.c.config, j.c.base_run_id, j.c.state,
-                                 j.c.message, j.c.created_at)
-                          .where(j.c.workspace_id == workspace_id, j.c.state.in_(list(states)))
-                          .order_by(j.c.created_at))
-        return [JobRecord(r[0], r[1], r[2], TrainConfig.from_dict(json.loads(r[3])), r[4], r[5], r[6], r[7])
-                for r in rows]
-
     # ------------------------------------------------------------ notices
 
     def add_notice(self, workspace_id: str, text_: str) -> None:
@@ -514,59 +266,12 @@ class Store:
 
     # ------------------------------------------------------------ upkeep
 
-    def recover(self, grace_s: float = ORPHAN_GRACE_S) -> dict:
-        """Remove half-written and orphan files (older than grace_s) and rows whose files are gone."""
-        if self.arrays_in_database:  # a run and its arrays are written in one transaction: nothing half done
-            return {"orphan_files_removed": 0, "runs_without_files_removed": 0}
-        known = {r[0] for r in self.query(select(t.runs.c.run_id))}
-        now, removed_files = time.time(), 0
-        for path in self.runs_path.iterdir():
-            run_id = path.name.split(".")[0] if not path.name.startswith(".") else None
-            orphan = path.name.startswith(".") and path.name.endswith(".part") or (run_id is not None and
-                                                                                    run_id not in known)
-            try:
-                if orphan and now - path.stat().st_mtime >= grace_s:
-                    path.unlink()
-                    removed_files += 1
-            except OSError:
-                pass
-        missing = [r for r in self.query(select(t.runs.c.run_id, t.runs.c.workspace_id, t.runs.c.meta))
-                   if not self._files(r[0])[0].is_file()]
-        if missing:
-            with self.transaction("remove damaged runs") as db:
-                db.execute(delete(t.runs).where(t.runs.c.run_id.in_([r[0] for r in missing])))
-        for run_id, workspace_id, meta in missing:
-            self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: its files were missing.")
-        return {"orphan_files_removed": removed_files, "runs_without_files_removed": len(missing)}
-
     def disk_bytes(self) -> int:
         """The runs' arrays and the database (an SQLite file with its write-ahead log)."""
         runs = self.query(select(func.coalesce(func.sum(t.runs.c.bytes), 0)))[0][0]
         db = sum(p.stat().st_size for p in self.folder.glob(DB_FILE + "*") if p.is_file()) if self.db.is_sqlite \
             else 0
         return int(runs) + db
-
-    def enforce_disk_cap(self) -> list[str]:
-        """Remove the oldest runs (unpinned first) until the store fits its disk cap; returns their names."""
-        over = self.disk_bytes() - self.limits.disk_cap_mb * 2**20
-        if over <= 0:
-            return []
-        r = t.runs
-        rows = self.query(select(r.c.run_id, r.c.workspace_id, r.c.meta, r.c.bytes).order_by(r.c.pinned,
-                                                                                             r.c.created_at))
-        doomed = []
-        for run_id, workspace_id, meta, size in rows:
-            if over <= 0:
-                break
-            doomed.append((run_id, workspace_id, meta))
-            over -= size
-        with self.transaction("make room on the disk") as db:
-            db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _, _ in doomed])))
-        self._remove_files(r for r, _, _ in doomed)
-        for run_id, workspace_id, meta in doomed:
-            self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: the server's store reached its "
-                                          f"{self.limits.disk_cap_mb:,.0f} MB limit (oldest runs go first).")
-        return [_name(meta, run_id) for run_id, _, meta in doomed]
 
     def prune(self, now: float | None = None) -> dict:
         """Remove workspaces unused for keep_days (empty ones after a day), then keep to the disk cap."""
@@ -602,117 +307,6 @@ class Store:
                 "disk MB": round(self.disk_bytes() / 2**20, 1),
                 "limits": f"{self.limits.runs_per_workspace} runs per workspace, workspaces kept "
                           f"{self.limits.keep_days:g} days unused, disk cap {self.limits.disk_cap_mb:,.0f} MB"}
-
-    # ------------------------------------------------------------ export and import
-
-    def export_workspace(self, workspace_id: str, path: str | os.PathLike) -> dict:
-        """Write the workspace (settings, runs with their files, drawings) to a zip file."""
-        if not self.has_workspace(workspace_id):
-            raise StoreError(f"There is no workspace {workspace_id!r} here.")
-        runs = self.runs(workspace_id)
-        _, images, labels = self.drawings(workspace_id)
-        settings = self.settings(workspace_id)
-        manifest = {"format": EXPORT_FORMAT, "workspace_id": workspace_id,
-                    "settings": settings.to_dict() if settings else None,
-                    "model_run_id": self.model_run_id(workspace_id),
-                    "runs": [{"run_id": r.run_id, "pinned": r.pinned, "published": r.published} for r in runs]}
-        path = Path(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            for run in runs:
-                write_run_files(run, Path(tmp) / "runs")
-            drawings = Path(tmp) / "drawings.npz"
-            np.savez_compressed(drawings, images=np.round(images * 255).astype(np.uint8), labels=labels)
-            part = path.with_name(path.name + ".part")
-            with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr("workspace.json", json.dumps(manifest, indent=1))
-                zf.write(drawings, "drawings.npz")
-                for file in sorted((Path(tmp) / "runs").glob("*")) if runs else []:
-                    zf.write(file, f"runs/{file.name}")
-            os.replace(part, path)
-        return {"workspace": workspace_id, "runs": len(runs), "drawings": len(labels), "file": str(path)}
-
-    def import_workspace(self, path: str | os.PathLike) -> dict:
-        """Read an export_workspace zip back: the same workspace id; runs already here are skipped."""
-        path = Path(path)
-        try:
-            with zipfile.ZipFile(path) as zf:
-                if sum(i.file_size for i in zf.infolist()) > MAX_IMPORT_BYTES:
-                    raise StoreError(f"{path.name}: larger than {MAX_IMPORT_BYTES >> 20} MB unpacked")
-                manifest = json.loads(zf.read("workspace.json"))
-                if manifest.get("format") != EXPORT_FORMAT or not is_workspace_id(manifest.get("workspace_id")):
-                    raise StoreError(f"{path.name}: not an MNIST Live workspace export")
-                with tempfile.TemporaryDirectory() as tmp:
-                    wanted = {f"runs/{r['run_id']}.{ext}" for r in manifest["runs"] if RUN_ID.match(str(r["run_id"]))
-                              for ext in ("json", "npz", "keras")}
-                    for name in zf.namelist():  # Only the names we expect: no path ever comes from the zip.
-                        if name in wanted:
-                            (Path(tmp) / Path(name).name).write_bytes(zf.read(name))
-                    with np.load(zf.open("drawings.npz"), allow_pickle=False) as npz:
-                        images, labels = npz["images"], npz["labels"]
-                    return self._import(manifest, Path(tmp), images, labels)
-        except StoreError:
-            raise
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, ModelFileError) as exc:
-            raise StoreError(f"{path.name}: not a readable workspace export ({exc.__class__.__name__}: {exc})") \
-                from None
-
-    def _has_run(self, run_id: str) -> bool:
-        return bool(self.query(select(1).where(t.runs.c.run_id == run_id)))
-
-    def _import(self, manifest: dict, folder: Path, images: np.ndarray, labels: np.ndarray) -> dict:
-        from .handwriting import check_drawings
-        workspace_id = manifest["workspace_id"]
-        self.create_workspace(workspace_id)
-        added, skipped = 0, 0
-        for entry in manifest["runs"]:
-            run_id = str(entry["run_id"])
-            if not RUN_ID.match(run_id) or self._has_run(run_id):
-                skipped += 1
-                continue
-            run = load_run(run_id, folder)
-            run.pinned, run.published = bool(entry.get("pinned")), bool(entry.get("published"))
-            self.add_run(workspace_id, run)
-            added += 1
-        if manifest.get("settings"):
-            self.save_settings(workspace_id, TrainConfig.from_dict(manifest["settings"]))
-        if manifest.get("model_run_id") and self.run(manifest["model_run_id"], workspace_id):
-            self.set_model_run_id(workspace_id, manifest["model_run_id"])
-        drawn = 0
-        if len(labels):
-            images, labels = check_drawings(images, labels)
-            self.add_drawings(workspace_id, images, labels)
-            drawn = len(labels)
-        return {"workspace": workspace_id, "runs added": added, "runs already here": skipped, "drawings": drawn}
-
-    def import_legacy_runs(self, folder: str | os.PathLike) -> list[str]:
-        """Once per folder: the runs saved on the server before the store, published to everyone."""
-        folder = Path(folder)
-        source = str(folder.resolve())
-        if not folder.is_dir() or self.query(select(1).where(t.imports.c.source == source)):
-            return []
-        runs, problems = list_runs(folder)
-        self.create_workspace(SERVER_WORKSPACE)
-        for run in reversed(runs):
-            if not self._has_run(run.run_id):
-                run.published = True
-                self.add_run(SERVER_WORKSPACE, run)
-        with self.transaction("remember the import") as db:
-            insert = self._insert(t.imports).values(source=source, imported_at=time.time())
-            db.execute(insert.on_conflict_do_update(index_elements=["source"],
-                                                    set_={"imported_at": insert.excluded.imported_at}))
-        return problems
-
-
-def _name(meta: str, run_id: str) -> str:
-    try:
-        return json.loads(meta).get("name") or run_id
-    except ValueError:
-        return run_id
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
 
 # ---------------------------------------------------------------- opening the server's store
 
