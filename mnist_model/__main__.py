@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure training and prediction speed")
     b.add_argument("--quick", action="store_true", help="smaller sizes, for CI")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--database-url", help="a PostgreSQL database to compare the store's operations on (it is "
+                                          "written to: give a scratch one)")
     return p
 
 
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
         if args.command == "notebook":
             return _notebook(args)
         from .bench import run_bench
-        return run_bench(quick=args.quick, as_json=args.json)
+        return run_bench(quick=args.quick, as_json=args.json, database_url=args.database_url)
     except (MnistLiveError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

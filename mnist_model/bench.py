@@ -543,6 +543,47 @@ def bench_store(quick: bool) -> dict:
             "store_database_mb_after_deleting_all_blobs": left_mb}
 
 
+def bench_store_engines(quick: bool, database_url: str | None) -> dict:
+    """The store's own operations (milliseconds each) on SQLite and, given a URL, on PostgreSQL: what a page
+    view or a finished training costs in the database on each engine."""
+    from .classroom import Classroom
+    from .config import TrainConfig
+    from .records import EpochMetrics
+    from .runs import Run
+    from .store import Store
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=shape).astype(np.float32) for shape in ((784, 512), (512,), (512, 10), (10,))]
+    epochs = [EpochMetrics(e, 0.5 / e, 0.9, 0.6 / e, 0.88, 1.0) for e in range(1, 6)]
+    n = 10 if quick else 30
+    out = {}
+    for engine, url in (("sqlite", None), ("postgresql", database_url)):
+        if engine == "postgresql" and not url:
+            out["store_postgresql_skipped"] = "no database: python -m mnist_model bench --database-url URL"
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(folder, url=url)
+            room = Classroom(store)
+            ws = store.create_workspace()
+            taught = room.start_class(ws)
+            runs = [Run(TrainConfig(seed=i), epochs, "finished", "MNIST", weights, keras_bytes=bytes(1_650_000),
+                        test_probs=rng.random((1000, 10), np.float32), name=f"Run {i + 1}") for i in range(n)]
+
+            def each(operation, times=n) -> float:
+                t0 = time.perf_counter()
+                for i in range(times):
+                    operation(i)
+                return (time.perf_counter() - t0) / times * 1000
+            out[f"store_{engine}_add_run_ms"] = each(lambda i: store.add_run(ws, runs[i]))
+            out[f"store_{engine}_list_{n}_runs_ms"] = each(lambda i: store.runs(ws))
+            out[f"store_{engine}_read_run_arrays_ms"] = each(lambda i: store.run(runs[i].run_id, ws).weights)
+            out[f"store_{engine}_board_post_ms"] = each(lambda i: room.post(ws, runs[i]))
+            out[f"store_{engine}_board_read_ms"] = each(lambda i: room.board(taught.id))
+            out[f"store_{engine}_version_check_ms"] = each(lambda i: room.board_version(taught.id), 10 * n)
+            out[f"store_{engine}_save_settings_ms"] = each(lambda i: store.save_settings(ws, TrainConfig(epochs=i + 1)))
+            store.close()
+    return out
+
+
 def _in_app_predictions(page, strokes: int) -> list[float]:
     """Quick train on the Draw page, draw strokes, read the page's own timing caption after each."""
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
@@ -579,7 +620,7 @@ def _verdict(name: str, value) -> str:
     return f"  [target {op} {limit:g}: {'met' if ok else 'NOT met'}]"
 
 
-def run_bench(quick: bool = False, as_json: bool = False) -> int:
+def run_bench(quick: bool = False, as_json: bool = False, database_url: str | None = None) -> int:
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                "mode": "quick" if quick else "full"}
     train = bench_training(quick)
@@ -589,6 +630,7 @@ def run_bench(quick: bool = False, as_json: bool = False) -> int:
     results.update(bench_prediction(model, quick))
     results.update(bench_novelty(quick))
     results.update(bench_store(quick))
+    results.update(bench_store_engines(quick, database_url))
     results.update(bench_app(quick))
     results.update(bench_cluster(quick))
     if as_json:
