@@ -100,12 +100,16 @@ class Lab:
     def submit(self, workspace_id: str, orders: list[Order]) -> list[TrainingJob]:
         """Queue the workspace's trainings, one after the other; WorkspaceBusy if it has one already (here, or
         on another server of the same database)."""
-        busy = WorkspaceBusy("You already have a training running or waiting: stop it first, or wait for it to end.")
         with self._lock:
             if self._jobs.get(workspace_id):
-                raise busy
+                raise WorkspaceBusy("You already have a training running or waiting: stop it first, or wait for "
+                                    "it to end.")
             jobs = [TrainingJob(order.task, label=order.label, executor=self.executor) for order in orders]
-            self._jobs[workspace_id] = list(jobs)  # held while the store is asked
+            for job, order in zip(jobs, orders):
+                self._orders[job.id], self._owner[job.id] = order, workspace_id
+                job.add_callback("start", self._on_start)
+                job.add_callback("end", self._on_end)
+            self._jobs[workspace_id] = list(jobs)  # held while the store is asked (a Stop meanwhile is heard)
         recorded = [(job.id, order.label, order.kind, order.task.config, order.base_run_id)
                     for job, order in zip(jobs, orders)]
         try:
@@ -119,15 +123,17 @@ class Lab:
         except StoreConflict:
             with self._lock:
                 self._jobs.pop(workspace_id, None)
+                for job in jobs:
+                    self._orders.pop(job.id, None), self._owner.pop(job.id, None)
             raise WorkspaceBusy("Your workspace already has a training running or waiting in another tab or on "
                                 "another device: stop it there first, or wait for it to end.") from None
         except StoreError as exc:  # The training still runs; only a restart would not know of it.
             self._note(workspace_id, str(exc))
+        if all(job.ending is not None for job in jobs):  # stopped while the store was asked: nothing to keep
+            self._release(workspace_id)
+            for job in jobs:
+                self.store.forget_job(job.id)
         with self._lock:
-            for job, order in zip(jobs, orders):
-                self._orders[job.id], self._owner[job.id] = order, workspace_id
-                job.add_callback("start", self._on_start)
-                job.add_callback("end", self._on_end)
             self._latest[workspace_id] = jobs[-1]
         self._start(jobs[0])
         return jobs
