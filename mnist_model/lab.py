@@ -132,7 +132,10 @@ class Lab:
         if all(job.ending is not None for job in jobs):  # stopped while the store was asked: nothing to keep
             self._release(workspace_id)
             for job in jobs:
-                self.store.forget_job(job.id)
+                try:
+                    self.store.forget_job(job.id)
+                except StoreError:
+                    pass
         with self._lock:
             self._latest[workspace_id] = jobs[-1]
         self._start(jobs[0])
