@@ -940,6 +940,8 @@ def _join(walk, p):
     page = ctx.new_page()
     page.goto(f"{walk.url}/class?join={walk.class_code}")
     walk.wait_page("Class", page, timeout=LONG)
+    from playwright.sync_api import expect
+    expect(page.get_by_role("textbox", name="Class code")).to_have_value(walk.class_code, timeout=WAIT)
     page.get_by_role("textbox", name="Nickname").fill(p["nickname"])
     page.get_by_role("button", name="Join").click()
     page.get_by_text(f"You are in as: {p['nickname']}").wait_for(timeout=WAIT)
