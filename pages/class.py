@@ -224,11 +224,11 @@ def code_from_link() -> str:
 
 def join_or_start(ws) -> None:
     left, right = st.columns(2)
-    with left.container(border=True):
+    with left.form("join", border=True):  # typing reruns nothing: the code and the nickname go with Join
         st.subheader("Join a class")
         code = st.text_input("Class code", key=code_from_link(), max_chars=12, placeholder="e.g. KPT4WM")
         nickname = st.text_input("Nickname", max_chars=40, help="1 to 20 characters; others in the class see it.")
-        if st.button("Join", type="primary"):
+        if st.form_submit_button("Join", type="primary"):
             try:
                 ws.join_class(code, nickname, session=ws.id)
                 st.query_params.pop(common.JOIN_PARAM, None)

@@ -134,6 +134,8 @@ async def lesson(browser, url: str, code: str, student, digits, store, rng: rand
         page.on("websocket", clock.attach)
         await page.goto(f"{url}/class?join={code}")
         await _settle(page)
+        from playwright.async_api import expect
+        await expect(page.get_by_role("textbox", name="Class code")).to_have_value(code, timeout=WAIT_MS)
         await page.get_by_role("textbox", name="Nickname").fill(student.name)
         await page.get_by_role("button", name="Join", exact=True).click()
         await page.get_by_text(f"You are in as: {student.name}").wait_for(timeout=WAIT_MS)

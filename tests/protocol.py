@@ -144,6 +144,8 @@ class Session:
             else:
                 setattr(state, name, v)
         self.values[widget.id] = state
+        if widget.form_id:  # in a form the browser keeps it until the form's button sends them all
+            return 0.0
         return await self._send(what, scope=self.fragment_of.get(path, ""))
 
     def state_of(self, kind: str, label: str) -> WidgetState:

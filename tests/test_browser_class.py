@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from test_browser import CHROMIUM, _open
 
@@ -36,7 +37,7 @@ def test_a_class_of_three_on_one_board(app_url, browser):
         if i == 2:  # the third scans the QR code: the join link fills in the code
             page.goto(f"{app_url}/class?join={code}")
             page.get_by_text("Join a class").wait_for(timeout=60000)
-            assert page.get_by_role("textbox", name="Class code").input_value() == code
+            expect(page.get_by_role("textbox", name="Class code")).to_have_value(code)  # as the form is drawn
         else:
             _open(page, app_url, "Class", "?epochs=1&train_size=500")
             page.get_by_role("textbox", name="Class code").fill(code.lower())

@@ -415,8 +415,11 @@ class Walk:
         if not img.count():
             return None
         src = img.first.get_attribute("src")
-        body = page.request.get(src if src.startswith("http") else self.url + src).body()
-        a = np.asarray(Image.open(io.BytesIO(body)).convert("L"), np.float32)
+        answer = page.request.get(src if src.startswith("http") else self.url + src)
+        try:  # a rerun between reading the address and fetching it replaces the picture (Streamlit drops the old)
+            a = np.asarray(Image.open(io.BytesIO(answer.body())).convert("L"), np.float32)
+        except Exception as exc:  # noqa: BLE001 - the picture is gone: check_prediction looks again
+            raise WalkFailure(f"the 28x28 picture at {src} could not be read ({answer.status}): {exc}") from None
         check(a.shape == (140, 140), f"the 28x28 picture is {a.shape}, not 5x enlarged")
         return a[2::5, 2::5] / 255.0
 
@@ -937,6 +940,8 @@ def _join(walk, p):
     page = ctx.new_page()
     page.goto(f"{walk.url}/class?join={walk.class_code}")
     walk.wait_page("Class", page, timeout=LONG)
+    from playwright.sync_api import expect
+    expect(page.get_by_role("textbox", name="Class code")).to_have_value(walk.class_code, timeout=WAIT)
     page.get_by_role("textbox", name="Nickname").fill(p["nickname"])
     page.get_by_role("button", name="Join").click()
     page.get_by_text(f"You are in as: {p['nickname']}").wait_for(timeout=WAIT)
