@@ -187,8 +187,10 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     if notice:
         st.info(notice, icon=":material/tune:")
     cfg = st.session_state["config"]
-    with common.plain_errors():
-        common.workspace().save_settings(cfg)
+    if st.session_state.get("saved_settings") != cfg:  # only what this session changed: a tab being closed or
+        with common.plain_errors():  # replaced by a settings link, rerunning once more, must not write its old ones
+            common.workspace().save_settings(cfg)
+        st.session_state["saved_settings"] = cfg
     if {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS} != cfg.to_query():
         st.query_params.from_dict(cfg.to_query())
     return cfg

@@ -203,3 +203,17 @@ def test_clear_starts_the_next_drawing_as_drawn_not_poked():
     assert [b.label for b in at.button if b.label == "Clear"], [b.label for b in at.button]
     _button(at, "Clear").click().run()
     assert not at.exception and at.session_state["poke"] == POKE_DEFAULTS
+
+
+def test_an_old_tab_rerunning_after_a_settings_link_keeps_the_links_settings():
+    """A tab replaced by a settings link reruns once more (a timer, a click in flight): it must not write its old
+    settings over the link's (the random walk found the workspace back on 5 epochs and all examples)."""
+    old = AppTest.from_file(APP, default_timeout=60).run()
+    old.switch_page("pages/train.py").run()
+    workspace = old.session_state["workspace"]
+    link = AppTest.from_file(APP, default_timeout=60)
+    link.query_params.update({"workspace": workspace.id, "epochs": "2", "train_size": "500"})
+    link.switch_page("pages/train.py").run()
+    assert workspace.settings().epochs == 2 and workspace.settings().train_size == 500
+    old.run()  # the old tab's last rerun, its settings unchanged
+    assert workspace.settings().epochs == 2 and workspace.settings().train_size == 500
