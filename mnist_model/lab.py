@@ -31,6 +31,7 @@ class Lab:
         self._jobs: dict[str, list[TrainingJob]] = {}  # workspace -> its trainings not yet ended, in order
         self._orders: dict[str, Order] = {}  # job id -> what was asked
         self._owner: dict[str, str] = {}  # job id -> workspace
+        self._claim: dict[str, str] = {}  # job id -> the id its submission's store claim carries (its first job's)
         self._submitted: set[str] = set()  # job ids handed to the executor
         self._latest: dict[str, TrainingJob] = {}  # workspace -> its latest training (for the last message)
         self._unsaved: dict[str, list[Run]] = {}  # runs the store could not keep (a full disk, say)
@@ -106,7 +107,7 @@ class Lab:
                                     "it to end.")
             jobs = [TrainingJob(order.task, label=order.label, executor=self.executor) for order in orders]
             for job, order in zip(jobs, orders):
-                self._orders[job.id], self._owner[job.id] = order, workspace_id
+                self._orders[job.id], self._owner[job.id], self._claim[job.id] = order, workspace_id, jobs[0].id
                 job.add_callback("start", self._on_start)
                 job.add_callback("end", self._on_end)
             self._jobs[workspace_id] = list(jobs)  # held while the store is asked (a Stop meanwhile is heard)
@@ -116,21 +117,23 @@ class Lab:
             try:
                 self.store.claim(workspace_id, self.server_id, recorded)
             except StoreConflict:
-                if self.store.claimed_by(workspace_id) != self.server_id:
+                held = self.store.claim_of(workspace_id)
+                if held is not None and held[0] != self.server_id:
                     raise
-                self._release(workspace_id)  # this server's own, from a training that has just ended
+                if held is not None:  # this server's own, from trainings that have just ended (none is left here)
+                    self._release(workspace_id, held[1])
                 self.store.claim(workspace_id, self.server_id, recorded)
         except StoreConflict:
             with self._lock:
                 self._jobs.pop(workspace_id, None)
                 for job in jobs:
-                    self._orders.pop(job.id, None), self._owner.pop(job.id, None)
+                    self._orders.pop(job.id, None), self._owner.pop(job.id, None), self._claim.pop(job.id, None)
             raise WorkspaceBusy("Your workspace already has a training running or waiting in another tab or on "
                                 "another device: stop it there first, or wait for it to end.") from None
         except StoreError as exc:  # The training still runs; only a restart would not know of it.
             self._note(workspace_id, str(exc))
         if all(job.ending is not None for job in jobs):  # stopped while the store was asked: nothing to keep
-            self._release(workspace_id)
+            self._release(workspace_id, jobs[0].id)
             for job in jobs:
                 try:
                     self.store.forget_job(job.id)
@@ -192,7 +195,7 @@ class Lab:
         """Keep the result in its workspace, then start the workspace's next training, if any."""
         state, message, result = job.ending
         with self._lock:
-            workspace_id, order = self._owner.get(job.id), self._orders.get(job.id)
+            workspace_id, order, claim = self._owner.get(job.id), self._orders.get(job.id), self._claim.get(job.id)
         if result is not None:
             self._keep(workspace_id, result, job.label, order)
         try:
@@ -209,14 +212,15 @@ class Lab:
             self._submitted.discard(job.id)
             self._orders.pop(job.id, None)
             self._owner.pop(job.id, None)
+            self._claim.pop(job.id, None)
         if not waiting:
-            self._release(workspace_id)
+            self._release(workspace_id, claim)
         if following is not None:
             self._start(following)
 
-    def _release(self, workspace_id: str) -> None:
+    def _release(self, workspace_id: str, claim: str | None) -> None:
         try:
-            self.store.release(workspace_id, self.server_id)
+            self.store.release(workspace_id, claim)
         except StoreError:  # a server that stays up keeps its claim until then; one that dies frees it
             log.warning("could not free workspace %s's training claim", workspace_id)
 

@@ -157,6 +157,8 @@ claims = Table(  # one training (or sweep) per workspace across servers: the pri
     Column("workspace_id", Text, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
     Column("server", Text, nullable=False),
     Column("since", Float, nullable=False),
+    # The first training's id of the submission that holds it: an earlier one ending late frees only its own.
+    Column("job_id", Text),
 )
 
 run_blobs = Table(  # a run's arrays and .keras file where there is no shared folder (PostgreSQL)

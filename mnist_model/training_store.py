@@ -47,19 +47,26 @@ class TrainingStore:
         """The workspace's trainings (record_job's arguments after workspace_id) for server, all or none;
         StoreConflict when the workspace has one running or waiting already, on any server."""
         with self.transaction("start the training") as db:
-            db.execute(t.claims.insert().values(workspace_id=workspace_id, server=server, since=time.time()))
+            db.execute(t.claims.insert().values(workspace_id=workspace_id, server=server, since=time.time(),
+                                                job_id=jobs[0][0]))
             for job in jobs:
                 self.record_job(workspace_id, *job, server=server, db=db)
 
-    def release(self, workspace_id: str, server: str) -> None:
-        """The workspace's trainings on server have all ended."""
+    def release(self, workspace_id: str, job_id: str | None) -> None:
+        """The trainings claimed with job_id (the first one's id) have all ended; a later claim stays."""
+        c = t.claims.c
         with self.transaction("end the training") as db:
-            db.execute(delete(t.claims).where(t.claims.c.workspace_id == workspace_id, t.claims.c.server == server))
+            db.execute(delete(t.claims).where(c.workspace_id == workspace_id, c.job_id.is_not_distinct_from(job_id)))
+
+    def claim_of(self, workspace_id: str) -> tuple[str, str | None] | None:
+        """(server, first job id) of the workspace's claim, or None when it trains nowhere."""
+        rows = self.query(select(t.claims.c.server, t.claims.c.job_id).where(t.claims.c.workspace_id == workspace_id))
+        return tuple(rows[0]) if rows else None
 
     def claimed_by(self, workspace_id: str) -> str | None:
         """The server that runs the workspace's trainings now, or None."""
-        rows = self.query(select(t.claims.c.server).where(t.claims.c.workspace_id == workspace_id))
-        return rows[0][0] if rows else None
+        claim = self.claim_of(workspace_id)
+        return claim[0] if claim else None
 
     def server_seen(self, server: str) -> None:
         """Note that server is alive (a server's heartbeat)."""

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -72,6 +73,32 @@ def test_one_training_at_a_time_per_workspace_but_others_may_queue(lab):
     _wait_idle(ws)
     assert [r.status for r in ws.runs()] in (["stopped"], [])  # stopped (with weights) unless it had not started
     assert [r.name for r in other.runs()] == ["Run 1"]
+
+
+def test_a_training_that_frees_its_claim_late_leaves_the_next_trainings_claim(lab, monkeypatch):
+    """A student clicks Train again the moment a training ends, before its end has freed the workspace's claim in
+    the store: the late free must not free the new training's claim (or a second device could start another)."""
+    ws = lab.new_workspace()
+    release, ending, go_on, freed = lab.store.release, threading.Event(), threading.Event(), threading.Event()
+
+    def late_release(*args):
+        if threading.current_thread() is not threading.main_thread() and not ending.is_set():
+            ending.set()  # the first training's end, on its own thread, is about to free its claim...
+            go_on.wait(60)
+            release(*args)
+            freed.set()
+        else:
+            release(*args)
+    monkeypatch.setattr(lab.store, "release", late_release)
+    ws.train(QUICK)
+    assert ending.wait(180)
+    second = ws.train(TrainConfig(epochs=50, batch_size=16))  # ...when the student starts the next
+    go_on.set()
+    assert freed.wait(30)
+    assert ws.jobs() == [second] and lab.store.claimed_by(ws.id) == lab.server_id
+    ws.stop()
+    _wait_idle(ws)
+    assert lab.store.claimed_by(ws.id) is None
 
 
 def test_a_sweep_runs_in_turn_keeps_the_chosen_model_and_stops_as_one(lab):

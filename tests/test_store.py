@@ -22,6 +22,8 @@ from mnist_model.store import (Store, StoreBusy, StoreError, StoreLimits, is_wor
 
 from conftest import ROOT
 
+HEAD = max(p.name[:4] for p in (ROOT / "mnist_model" / "migrations" / "versions").glob("0*.py"))  # the newest
+
 
 def make_run(name="Run 1", seed=0, acc=0.75, created_at=None) -> Run:
     """A small dense run (16 hidden units) with real arrays."""
@@ -209,7 +211,7 @@ def test_a_database_from_a_newer_app_is_left_untouched(tmp_path, newer, said):
     conn.commit()
     conn.close()
     digest = hashlib.sha256((tmp_path / store_module.DB_FILE).read_bytes()).hexdigest()
-    with pytest.raises(store_module.StoreNewer, match=f"store version {said}; this app knows versions up to 0002"):
+    with pytest.raises(store_module.StoreNewer, match=f"store version {said}; this app knows versions up to {HEAD}"):
         Store(tmp_path)
     served = open_server_store(tmp_path)
     assert served.temporary and "newer MNIST Live" in served.notices[0] and "temporary folder" in served.notices[0]
@@ -390,6 +392,19 @@ def test_forward_migrations_keep_the_data(tmp_path, database_url, monkeypatch):
     assert [r.name for r in newer.runs(ws)] == ["Run 1"]
 
 
+def test_the_migrations_build_the_schema_the_code_uses(tmp_path, database_url):
+    """Every table, column, key and index in schema.py is what the migrations made, on both engines."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    store = Store(tmp_path / "data", url=database_url)
+    try:
+        with store.db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), schema.metadata)
+        assert diff == [] and store.version == HEAD
+    finally:
+        store.close()
+
+
 _LEGACY_V1 = """
     CREATE TABLE workspaces (
         id TEXT PRIMARY KEY,
@@ -454,7 +469,7 @@ def test_a_store_from_before_alembic_upgrades_in_place(tmp_path, legacy_version)
     conn.execute(f"PRAGMA user_version={legacy_version}")
     conn.close()
     store = Store(tmp_path)
-    assert store.version == "0002" and store.settings("w" * 32).epochs == 7 and store.next_run_number("w" * 32) == 5
+    assert store.version == HEAD and store.settings("w" * 32).epochs == 7 and store.next_run_number("w" * 32) == 5
     store.classroom_ready = store.query("SELECT COUNT(*) FROM classes") == [(0,)]
     assert store.classroom_ready and store.counters("generation") == (0,)
     store.close()
