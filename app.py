@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from mnist_model.errors import MnistLiveError
-from mnist_model.store import StoreUnreachable
+from mnist_model.store import StoreError
 from pages import common
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
@@ -23,7 +23,7 @@ try:
     workspace.note_presence()
     status = common.sidebar(workspace, page.url_path)
     common.show_notices(workspace)
-except StoreUnreachable as exc:  # a shared database restarting, say: a message and a retry, never a traceback
+except StoreError as exc:  # a shared database restarting or refusing us: a message and a retry, never a traceback
     common.unavailable(exc)
     st.stop()
 try:

@@ -83,8 +83,19 @@ class StoreConflict(StoreError):
     """The write broke a rule the database keeps (one training per workspace, one nickname per look)."""
 
 
+_PASSWORDS: set[str] = set()  # the databases' passwords this process knows: never in a message, whatever said them
+
+
 def readable(exc: BaseException, what: str) -> StoreError:
     """A plain-words StoreError for a database or OS error; never the SQL, its values or a password."""
+    error = _readable(exc, what)
+    message = str(error)
+    for password in _PASSWORDS:
+        message = message.replace(password, "***")
+    return error if message == str(error) else type(error)(message)
+
+
+def _readable(exc: BaseException, what: str) -> StoreError:
     if isinstance(exc, sa_exc.IntegrityError):
         return StoreConflict(f"Could not {what}: it clashes with something saved meanwhile.")
     connection_lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
@@ -95,6 +106,15 @@ def readable(exc: BaseException, what: str) -> StoreError:
                                                      "terminating connection", "connection timeout", "no route",
                                                      "the database system is", "connection is closed")):
         return StoreUnreachable(f"Could not {what}: the database server does not answer. Try again in a moment.")
+    if "failed to resolve host" in text_ or "name or service not known" in text_:
+        return StoreUnreachable(f"Could not {what}: the database server's name in {DATABASE_URL_ENV} is not known "
+                                "on this network.")
+    if "password authentication failed" in text_ or "no password supplied" in text_:
+        return StoreError(f"Could not {what}: the database refused the user name or password in "
+                          f"{DATABASE_URL_ENV}.")
+    if "database" in text_ and "does not exist" in text_:
+        return StoreError(f"Could not {what}: the database named in {DATABASE_URL_ENV} does not exist on its "
+                          "server (create it first, empty).")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "full" in text_:
         return StoreFull(f"Could not {what}: the server's disk is full.")
     if "locked" in text_ or "busy" in text_:
@@ -122,6 +142,8 @@ class Database:
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
         self.url = url
+        if url.password:
+            _PASSWORDS.add(str(url.password))
         self.dialect = url.get_backend_name()  # "sqlite" or "postgresql"
         self.is_sqlite = self.dialect == "sqlite"
         try:
@@ -245,4 +267,4 @@ class Database:
         except StoreError:
             raise
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            raise readable(exc, "update the database") from None
+            raise readable(exc, "open the database") from None
