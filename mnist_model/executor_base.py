@@ -75,6 +75,11 @@ class QueueExecutor:
         with self._cond:
             return len(self._queue)
 
+    def adopt(self, job: TrainingJob, where: str) -> bool:
+        """Follow a job that a server that died started at where (its job.on_placed); False when it is not
+        there (a worker process dies with its server: only a cluster's trainings outlive it)."""
+        return False
+
     def warm(self) -> None:
         """Get every slot ready in the background, so the first job starts at once."""
         for slot in self._slots:

@@ -103,6 +103,7 @@ class TrainingJob:
         self._callbacks: dict[str, list] = defaultdict(list)
         self.ending: tuple[JobState, str, object] | None = None  # (state, message, result) during "end" callbacks
         self.stop_requested = False
+        self.where: str | None = None  # where another server can find it running if its own dies (on_placed)
 
     @property
     def config(self) -> TrainConfig:
@@ -159,6 +160,11 @@ class TrainingJob:
             self._started = self._started or time.time()
         if first:
             self._trigger("start")
+
+    def on_placed(self, where: str) -> None:
+        """It runs where it outlives its server (a detached Ray actor's name): other servers can take it over."""
+        self.where = where
+        self._trigger("placed")
 
     def on_batch(self, progress: BatchProgress) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from .classroom import Classroom
 from .errors import WorkspaceBusy
-from .jobs import Order, TrainingJob
+from .jobs import Order, TrainingJob, TrainTask
 from .runs import Run, runs_dir
 from .store import ORPHAN_GRACE_S, Store, StoreConflict, StoreError, is_workspace_id
 from .workspace import Workspace
@@ -43,7 +43,7 @@ class Lab:
         self.shared = not store.db.is_sqlite  # a server alone on its store (SQLite) knows every training's server
         if self.shared:
             store.server_seen(self.server_id)
-            self.interrupted_at_start = store.interrupt_dead_servers(SILENT_S, alive=self.server_id)
+            self.interrupted_at_start = self._take_over_dead_servers()
         else:
             self.interrupted_at_start = store.interrupt_unfinished()
         store.recover(grace_s=0 if store.lock else ORPHAN_GRACE_S)
@@ -69,9 +69,53 @@ class Lab:
         while not self._closed.wait(HEARTBEAT_S):
             try:
                 self.store.server_seen(self.server_id)
-                self.store.interrupt_dead_servers(SILENT_S, alive=self.server_id)
+                self._take_over_dead_servers()
             except StoreError as exc:  # the database restarting, say: the next beat tries again
                 log.warning("heartbeat: %s", exc)
+
+    def _take_over_dead_servers(self) -> int:
+        """Follow the trainings of servers that died which still run on the cluster (a Ray actor of their own);
+        interrupt the rest (Train again) and free their workspaces. Returns how many were interrupted."""
+        dead = self.store.dead_servers(SILENT_S, alive=self.server_id)
+        if not dead:
+            return 0
+        lost = sum(not self._adopt(job_id, workspace_id, server, where) for server in dead
+                   for job_id, workspace_id, where in self.store.running_elsewhere([server]))
+        count = self.store.interrupt_unfinished(dead)
+        self.store.forget_servers(dead)
+        return count + lost
+
+    def _adopt(self, job_id: str, workspace_id: str, dead: str, where: str) -> bool:
+        """Take over a dead server's training that still runs at where; False when it had to be interrupted
+        (it was not there)."""
+        if not self.store.take_over(job_id, workspace_id, dead, self.server_id):
+            return True  # another server took it
+        record = next((r for r in self.store.jobs(workspace_id, ("running",)) if r.job_id == job_id), None)
+        claim = self.store.claim_of(workspace_id)
+        token = claim[1] if claim else job_id
+        if record is None:
+            return True  # it ended meanwhile
+        job = TrainingJob(TrainTask(record.config), label=record.label, executor=self.executor, id=job_id,
+                          created_at=record.created_at)
+        job.where = where  # still there if this server dies too
+        with self._lock:
+            self._orders[job.id] = Order(job.task, record.label, record.kind, record.base_run_id)
+            self._owner[job.id], self._claim[job.id] = workspace_id, token
+            self._jobs[workspace_id], self._latest[workspace_id] = [job], job
+            self._submitted.add(job.id)
+        job.add_callback("start", self._on_start)
+        job.add_callback("end", self._on_end)
+        if self.executor.adopt(job, where):
+            log.info("took over training %s of workspace %s from server %s", job_id, workspace_id, dead)
+            return True
+        with self._lock:
+            self._jobs.pop(workspace_id, None), self._latest.pop(workspace_id, None)
+            for table in (self._orders, self._owner, self._claim):
+                table.pop(job.id, None)
+            self._submitted.discard(job.id)
+        self.store.set_job_state(job_id, "interrupted", "the server restarted while it was training")
+        self._release(workspace_id, token)
+        return False
 
     def close(self) -> None:
         """Stop the upkeep thread (the executor belongs to whoever made it)."""
@@ -109,6 +153,7 @@ class Lab:
             for job, order in zip(jobs, orders):
                 self._orders[job.id], self._owner[job.id], self._claim[job.id] = order, workspace_id, jobs[0].id
                 job.add_callback("start", self._on_start)
+                job.add_callback("placed", self._on_start)
                 job.add_callback("end", self._on_end)
             self._jobs[workspace_id] = list(jobs)  # held while the store is asked (a Stop meanwhile is heard)
         recorded = [(job.id, order.label, order.kind, order.task.config, order.base_run_id)
@@ -187,7 +232,7 @@ class Lab:
 
     def _on_start(self, job: TrainingJob) -> None:
         try:
-            self.store.set_job_state(job.id, "running")
+            self.store.set_job_state(job.id, "running", runs_at=job.where)
         except StoreError:
             pass  # Only a restart would need it; the training goes on.
 

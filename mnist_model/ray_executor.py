@@ -5,12 +5,18 @@ worker.run_task, the one training code path. The server drains the actor's progr
 times a second, stops a training through a second actor thread, and gets the result (weights, the .keras
 file, test predictions) through Ray's object store. Every blocking call has a timeout: a lost actor or node
 fails its job with a readable message, and the slot gets a fresh actor.
+
+On a cluster of its own (an address: several app servers share it) each actor is detached and named, so that a
+training outlives the server that started it: another server adopts it by name (adopt()) and keeps its run. An
+actor that nobody calls for ORPHAN_S while it is not training (its server died and nobody adopted it) exits.
 """
 from __future__ import annotations
 
 import collections
 import os
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import ray
@@ -28,6 +34,9 @@ RESULT_TIMEOUT_S = 120  # fetching the result (a few MB) once the training has e
 MISSED_DRAINS = 3  # drains in a row that time out before the actor counts as lost
 ACTOR_CONCURRENCY = 4  # threads per actor: the training, a drain, a stop, a ping
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps 127.0.0.1 and forms no cluster
+NAMESPACE = "mnist_live"  # where the servers of one deployment find each other's actors by name
+ORPHAN_S_ENV = "MNIST_LIVE_RAY_ORPHAN_S"  # a detached actor's silence before it exits (120 s by default)
+KEEPALIVE_S = 10  # how often a server tells its idle detached actors it is still there
 
 
 def cpus_per_slot() -> float:
@@ -42,7 +51,7 @@ def cpus_per_slot() -> float:
 class TrainingActor:
     """One training slot on the cluster: TensorFlow imported once, tasks run one at a time."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, orphan_s: float | None = None):
         os.environ.update(env)
         if hasattr(os, "nice"):
             os.nice(10)  # a node that also serves pages keeps them quick
@@ -55,13 +64,27 @@ class TrainingActor:
         self._lock = threading.Lock()
         self._messages: collections.deque = collections.deque()
         self._stop_for: str | None = None
+        self._running: str | None = None  # the job training now
+        self._history: list = []  # its epochs and latest snapshot so far, for a server that adopts it
+        self._finals: dict[str, tuple] = {}  # job id -> its last message, until a server has it
+        self._called = time.monotonic()
+        if orphan_s:
+            threading.Thread(target=self._exit_when_orphaned, args=(orphan_s,), daemon=True).start()
+
+    def _exit_when_orphaned(self, orphan_s: float) -> None:
+        while True:
+            time.sleep(min(5.0, orphan_s / 4))
+            if self._running is None and time.monotonic() - self._called > orphan_s:
+                os._exit(0)  # nobody will fetch a result or send a training: free the cluster's CPUs
 
     def where(self) -> str:
         """The id of the node this actor runs on."""
+        self._called = time.monotonic()
         return ray.get_runtime_context().get_node_id()
 
     def run(self, job_id: str, task) -> tuple:
-        """Train; progress goes to drain(), the last message (result or failure) is returned."""
+        """Train; progress goes to drain(), the last message (result or failure) is returned (and kept for
+        outcome() until forget())."""
         from .worker import run_task
         final = []
 
@@ -71,17 +94,59 @@ class TrainingActor:
             else:
                 with self._lock:
                     self._messages.append(message)
-        run_task(task, send, lambda: self._stop_for == job_id)
-        return final[-1] if final else ("failed", "the training ended without a result")
+                    if message[0] == "epoch":
+                        self._history.append(message)
+                    elif message[0] == "snapshot":
+                        self._history = [m for m in self._history if m[0] != "snapshot"] + [message]
+        self._called = time.monotonic()
+        with self._lock:
+            self._running, self._history = job_id, []
+        try:
+            run_task(task, send, lambda: self._stop_for == job_id)
+        finally:
+            with self._lock:
+                self._finals[job_id] = final[-1] if final else ("failed", "the training ended without a result")
+                self._running = None
+                self._called = time.monotonic()
+        return self._finals[job_id]
 
     def drain(self) -> list:
+        self._called = time.monotonic()
         with self._lock:
             out = list(self._messages)
             self._messages.clear()
         return out
 
+    def history(self, job_id: str) -> list | None:
+        """The running job's epochs and latest snapshot so far (drain() goes on from there); None when job_id is
+        not training here."""
+        self._called = time.monotonic()
+        with self._lock:
+            if self._running != job_id:
+                return None
+            self._messages.clear()
+            return list(self._history)
+
+    def outcome(self, job_id: str) -> tuple | None:
+        """("running",) while job_id trains here, its last message once it has ended (handed over once), else
+        None."""
+        self._called = time.monotonic()
+        with self._lock:
+            if self._running == job_id:
+                return ("running",)
+            return self._finals.pop(job_id, None)
+
+    def forget(self, job_id: str) -> None:
+        """Its server has the job's last message: drop the copy."""
+        with self._lock:
+            self._finals.pop(job_id, None)
+
     def stop(self, job_id: str) -> None:
+        self._called = time.monotonic()
         self._stop_for = job_id
+
+    def ping(self) -> None:
+        self._called = time.monotonic()
 
 
 class _RaySlot:
@@ -93,6 +158,7 @@ class _RaySlot:
         self._actor = None
         self._lock = threading.Lock()
         self.node: str | None = None
+        self.name: str | None = None  # a detached actor's name on the cluster
 
     def warm(self) -> None:
         self._ready_actor()
@@ -103,14 +169,18 @@ class _RaySlot:
             if self._actor is None:
                 self.executor.connect()
                 env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-                actor = TrainingActor.options(num_cpus=self.executor.cpus_per_slot,
-                                              scheduling_strategy="SPREAD").remote(env)
+                options = dict(num_cpus=self.executor.cpus_per_slot, scheduling_strategy="SPREAD")
+                name = None
+                if self.executor.detached:
+                    name = f"mnist-live-{self.executor.id}-{self.index}-{uuid.uuid4().hex[:6]}"
+                    options.update(name=name, namespace=NAMESPACE, lifetime="detached")
+                actor = TrainingActor.options(**options).remote(env, self.executor.orphan_s)
                 try:
                     self.node = ray.get(actor.where.remote(), timeout=START_TIMEOUT_S)
                 except Exception:
                     ray.kill(actor)
                     raise
-                self._actor = actor
+                self._actor, self.name = actor, name
             return self._actor
 
     def signal_stop(self, job: TrainingJob) -> None:
@@ -141,6 +211,8 @@ class _RaySlot:
                     job.on_failed(f"could not start training on the cluster: {_plain(exc)}")
                     return
         result = actor.run.remote(job.id, job.task)
+        if self.name:
+            job.on_placed(self.name)
         if job.stop_requested:
             self.signal_stop(job)
         missed = 0
@@ -159,6 +231,7 @@ class _RaySlot:
             if done:
                 try:
                     relay(job, ray.get(result, timeout=RESULT_TIMEOUT_S))
+                    actor.forget.remote(job.id)
                 except Exception as exc:  # noqa: BLE001
                     self._lost(job, f"the training actor died ({_plain(exc)})")
                 return
@@ -183,7 +256,77 @@ class RayExecutor(QueueExecutor):
         self._connect_lock = threading.Lock()
         self._connect_error: Exception | None = None
         self._owner: threading.Thread | None = None
+        self.detached = self.address is not None  # a cluster of its own: trainings outlive this server
+        self.id = uuid.uuid4().hex[:8]  # in its actors' names
+        self.orphan_s = float(os.environ.get(ORPHAN_S_ENV, 120)) if self.detached else None
+        self._adopted: dict[str, object] = {}  # job id -> the actor of a training taken over from another server
         super().__init__([_RaySlot(i, self) for i in range(slots)])
+        if self.detached:
+            threading.Thread(target=self._keep_actors, daemon=True, name="ray-keepalive").start()
+
+    def _keep_actors(self) -> None:
+        """Tell idle detached actors that their server is alive (else they exit after ORPHAN_S)."""
+        while not self._closed:
+            time.sleep(min(KEEPALIVE_S, self.orphan_s / 3))
+            for slot in self._slots:
+                actor = slot._actor
+                if actor is not None:
+                    try:
+                        actor.ping.remote()
+                    except Exception:  # noqa: BLE001  (a lost actor is replaced at its next job)
+                        pass
+
+    def adopt(self, job: TrainingJob, where: str) -> bool:
+        """Follow job, started by a server that has died, on the actor named where: its progress and end reach
+        job's hooks; False when that actor no longer runs it (or this executor has no cluster of its own)."""
+        if not self.detached:
+            return False
+        try:
+            self.connect()
+            actor = ray.get_actor(where, namespace=NAMESPACE)
+            history = ray.get(actor.history.remote(job.id), timeout=CALL_TIMEOUT_S)
+            ended = None if history is not None else ray.get(actor.outcome.remote(job.id), timeout=CALL_TIMEOUT_S)
+            if history is None and ended in (None, ("running",)):
+                return False
+        except Exception:  # noqa: BLE001  (no such actor, or it died)
+            return False
+        self._adopted[job.id] = actor
+        threading.Thread(target=self._follow, args=(job, actor, history or [], ended), daemon=True,
+                         name=f"ray-adopted-{job.id}").start()
+        return True
+
+    def _follow(self, job: TrainingJob, actor, history: list, ended: tuple | None) -> None:
+        """Relay an adopted training (ended: its last message, when it had ended before it was adopted)."""
+        job.on_started("on the cluster (taken over from a server that stopped)")
+        try:
+            for message in history:
+                relay(job, message)
+            while True:
+                final, ended = ended or ray.get(actor.outcome.remote(job.id), timeout=CALL_TIMEOUT_S), None
+                for message in ray.get(actor.drain.remote(), timeout=CALL_TIMEOUT_S):
+                    relay(job, message)
+                if final is None:
+                    job.on_failed("the training's result was lost on the cluster")
+                    return
+                if final != ("running",):
+                    relay(job, final)
+                    return
+                time.sleep(POLL_S)
+        except Exception as exc:  # noqa: BLE001  (the actor or its node died)
+            job.on_failed(f"the training actor died ({_plain(exc)})")
+        finally:
+            self._adopted.pop(job.id, None)
+            try:
+                ray.kill(actor, no_restart=True)  # its server is gone: the slot it served is no more
+            except Exception:  # noqa: BLE001
+                pass
+
+    def stop(self, job: TrainingJob) -> None:
+        actor = self._adopted.get(job.id)
+        if actor is not None:
+            actor.stop.remote(job.id)
+        else:
+            super().stop(job)
 
     def connect(self) -> None:
         """Join the cluster (or start a local one) once; later calls wait for that."""
@@ -202,7 +345,7 @@ class RayExecutor(QueueExecutor):
             if not ray.is_initialized():
                 if self.address:
                     ray.init(address=self.address, runtime_env=self.runtime_env, log_to_driver=False,
-                             configure_logging=False)
+                             configure_logging=False, namespace=NAMESPACE)
                 else:
                     # Loopback only: told that this machine forms no cluster, Ray keeps 127.0.0.1 as the node's
                     # address and binds its servers there (else it swaps in the machine's network address).

@@ -61,6 +61,7 @@ jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("server", Text),  # the app server that runs it (revision 0002)
+    Column("runs_at", Text),  # where another server finds it running if its own dies (a Ray actor's name; 0004)
     Index("jobs_by_workspace", "workspace_id", "created_at"),
 )
 

@@ -79,23 +79,49 @@ class TrainingStore:
         with self.transaction("note the server") as db:
             db.execute(delete(t.servers).where(t.servers.c.id == server))
 
+    def dead_servers(self, silent_s: float, alive: str | None = None) -> list[str]:
+        """Servers not seen for silent_s (never alive)."""
+        s_ = t.servers
+        return [r[0] for r in self.query(select(s_.c.id).where(s_.c.seen_at < time.time() - silent_s,
+                                                                 s_.c.id != (alive or "")))]
+
+    def forget_servers(self, servers: list[str]) -> None:
+        with self.transaction("forget a server") as db:
+            db.execute(delete(t.servers).where(t.servers.c.id.in_(servers)))
+
     def interrupt_dead_servers(self, silent_s: float, alive: str | None = None) -> int:
         """Trainings of servers not seen for silent_s (never alive's) become interrupted and free their
         workspaces; returns how many."""
-        s_ = t.servers
-        dead = [r[0] for r in self.query(select(s_.c.id).where(s_.c.seen_at < time.time() - silent_s,
-                                                                s_.c.id != (alive or "")))]
+        dead = self.dead_servers(silent_s, alive)
         if not dead:
             return 0
         count = self.interrupt_unfinished(dead)
-        with self.transaction("forget a server") as db:
-            db.execute(delete(s_).where(s_.c.id.in_(dead)))
+        self.forget_servers(dead)
         return count
 
-    def set_job_state(self, job_id: str, state: str, message: str = "") -> None:
+    def running_elsewhere(self, servers: list[str]) -> list[tuple[str, str, str]]:
+        """(job id, workspace id, where) of servers' running trainings that can outlive them."""
+        j = t.jobs
+        return [tuple(r) for r in self.query(select(j.c.job_id, j.c.workspace_id, j.c.runs_at)
+                                             .where(j.c.server.in_(servers), j.c.state == "running",
+                                                    j.c.runs_at.is_not(None)))]
+
+    def take_over(self, job_id: str, workspace_id: str, dead: str, server: str) -> bool:
+        """The dead server's running training (and its workspace's claim) become server's; False when another
+        server took it first."""
+        j, c = t.jobs, t.claims
+        with self.transaction("take over the training") as db:
+            moved = db.execute(update(j).where(j.c.job_id == job_id, j.c.server == dead, j.c.state == "running")
+                               .values(server=server, updated_at=time.time())).rowcount
+            if moved:
+                db.execute(update(c).where(c.c.workspace_id == workspace_id, c.c.server == dead).values(server=server))
+            return bool(moved)
+
+    def set_job_state(self, job_id: str, state: str, message: str = "", runs_at: str | None = None) -> None:
+        """runs_at: where another server can find it running (a detached Ray actor's name), if anywhere."""
         with self.transaction("update the training") as db:
             db.execute(update(t.jobs).where(t.jobs.c.job_id == job_id)
-                       .values(state=state, message=message, updated_at=time.time()))
+                       .values(state=state, message=message, updated_at=time.time(), runs_at=runs_at))
 
     def forget_job(self, job_id: str) -> None:
         """A training that ended (its run, if any, is kept) or an interrupted one dismissed."""

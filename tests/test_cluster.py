@@ -1,7 +1,8 @@
-"""A real two-node Ray cluster on this machine (`ray start --head` and `ray start --address`, token authentication
-on, loopback addresses only): a 2-slot RayExecutor trains 4 jobs, both nodes train, the queue keeps its order;
-then the worker node is killed mid-training: its job fails with a readable message, the next job trains on the
-node that is left, and every process of the cluster is gone afterwards."""
+"""A real Ray cluster on this machine (`ray start --head` and `ray start --address`, token authentication on,
+loopback addresses only): a 2-slot RayExecutor trains 4 jobs, both nodes train, the queue keeps its order; then
+the worker node is killed mid-training: its job fails with a readable message, the next job trains on the node
+that is left, and every process of the cluster is gone afterwards. And two app servers on one database submit to
+one cluster: when one dies (kill -9) mid-training, the other takes its training over and keeps its run."""
 import json
 import os
 import secrets
@@ -111,8 +112,55 @@ def _tear_down(marks: list[str]) -> None:
         time.sleep(3 if sig == signal.SIGTERM else 0.5)
 
 
-def test_two_nodes_train_four_jobs_in_order():
-    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 107 characters
+_APP_SERVER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+from mnist_model.config import TrainConfig
+from mnist_model.executors import RayExecutor
+from mnist_model.lab import Lab
+from mnist_model.store import Store
+def say(**what):
+    print(json.dumps(what), flush=True)
+lab = Lab(Store(sys.argv[4], url=sys.argv[2]), RayExecutor(slots=2 if sys.argv[5] == "A" else 1,
+                                                           address=sys.argv[1]))
+if sys.argv[5] == "A":  # a student's long training, then this server dies (the test kills it)
+    ws = lab.new_workspace()
+    job = ws.train(TrainConfig(epochs=50, batch_size=16, hidden_units=1024, hidden_layers=2))  # a minute or more
+    while len(job.snapshot().epochs) < 1 or job.where is None:
+        time.sleep(0.05)
+    say(workspace=ws.id, job=job.id, where=job.where)
+    time.sleep(600)
+else:  # B: trains a student of its own on the same cluster, then finds A's training and keeps it
+    mine = lab.new_workspace()
+    mine.train(TrainConfig(epochs=1, train_size=500)).wait(600)
+    say(own=[r.status for r in mine.runs()])
+    theirs = lab.workspace(sys.stdin.readline().strip())  # A has been killed
+    t0 = time.time()
+    while not theirs.jobs() and time.time() - t0 < 120:
+        time.sleep(0.1)
+    [job] = theirs.jobs()
+    adopted_at = len(job.snapshot().epochs)
+    while len(job.snapshot().epochs) <= adopted_at and time.time() - t0 < 300:
+        time.sleep(0.1)
+    went_on = len(job.snapshot().epochs) > adopted_at
+    theirs.stop()  # the student, now on B, clicks Stop
+    job.wait(120)
+    while theirs.jobs():
+        time.sleep(0.05)
+    import ray
+    orphans = lambda: [a for a in ray.util.list_named_actors(all_namespaces=True) if lab.executor.id not in str(a)]
+    while orphans() and time.time() - t0 < 300:  # A's idle actor, which nobody calls any more
+        time.sleep(0.5)
+    runs = theirs.runs()
+    say(job=job.id, adopted_after_s=round(time.time() - t0, 1), adopted_at=adopted_at, went_on=went_on,
+        runs=[(r.name, r.status, len(r.epochs)) for r in runs], model=theirs.model_run().run_id == runs[0].run_id,
+        left=[(r.state, r.message) for r in lab.store.jobs(theirs.id, ("queued", "running", "interrupted"))],
+        claimed=lab.store.claimed_by(theirs.id), orphans=orphans())
+"""
+
+
+def _start_cluster(temp: str, worker: bool, cpus: int = 2):
+    """`ray start --head` (and a worker node) with token authentication; returns (address, env, marks)."""
     port, dashboard = free_port(), free_port()
     head_ip, worker_ip = "127.0.0.2", "127.0.0.3"  # loopback addresses that Ray does not swap for the network's
     address = f"{head_ip}:{port}"
@@ -120,16 +168,69 @@ def test_two_nodes_train_four_jobs_in_order():
                RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # a local Ray's loopback-only switch: not for a cluster
     env.pop("RAY_ADDRESS", None)
-    marks = [temp, address]
+    head = subprocess.run([RAY, "start", "--head", f"--node-ip-address={head_ip}", f"--port={port}", f"--num-cpus={cpus}",
+                           f"--temp-dir={temp}", "--include-dashboard=false", f"--dashboard-port={dashboard}",
+                           "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
+    assert head.returncode == 0, head.stderr[-2000:]
+    if worker:
+        node = subprocess.run([RAY, "start", f"--address={address}", f"--node-ip-address={worker_ip}",
+                               "--num-cpus=1", "--disable-usage-stats"], env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert node.returncode == 0, node.stderr[-2000:]
+    return address, env
+
+
+def test_a_training_on_the_cluster_outlives_its_app_server(tmp_path, postgres):
+    """Server A dies (kill -9) while a student trains on the cluster; server B, on the same database and cluster,
+    takes the training over: it goes on, the student stops it from B, and the run lands in her workspace."""
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    marks = [temp]
+    servers = []
+    try:
+        address, env = _start_cluster(temp, worker=False, cpus=3)  # A's two slots and B's one
+        marks.append(address)
+        url = postgres.database()
+        env.update(MNIST_LIVE_SERVER_SILENT_S="4", MNIST_LIVE_RAY_ORPHAN_S="6")
+        for name in ("A", "B"):
+            servers.append(subprocess.Popen([sys.executable, "-c", _APP_SERVER, address, url, str(ROOT),
+                                             str(tmp_path / name), name], env=env, text=True, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=open(tmp_path / f"{name}.log", "w")))
+        a, b = servers
+        started = json.loads(_line(a))
+        assert started["where"].startswith("mnist-live-")
+        assert json.loads(_line(b))["own"] == ["finished"]  # both servers train on the one cluster
+        a.kill()  # kill -9: nothing of A's runs any more
+        a.wait(30)
+        b.stdin.write(started["workspace"] + "\n")
+        b.stdin.flush()
+        kept = json.loads(_line(b))
+        print("taken over:", kept)
+        assert kept["job"] == started["job"] and kept["went_on"], kept  # the same training, and it went on
+        [(name, status, epochs)] = kept["runs"]
+        assert (name, status) == ("Run 1", "stopped") and epochs > kept["adopted_at"] >= 1 and kept["model"]
+        assert kept["left"] == [] and kept["claimed"] is None  # nothing left running, the workspace is free
+        assert kept["orphans"] == []  # A's actors are gone: the adopted one, and its idle one by itself
+        assert b.wait(60) == 0
+        for name in ("A", "B"):
+            log = (tmp_path / f"{name}.log").read_text()
+            assert "Traceback" not in log and postgres.password not in log, log[-3000:]
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
+        _tear_down(marks)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert _processes_of(marks) == []
+
+
+def test_two_nodes_train_four_jobs_in_order():
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 107 characters
+    worker_ip = "127.0.0.3"
+    marks = [temp]
     driver = None
     try:
-        head = subprocess.run([RAY, "start", "--head", f"--node-ip-address={head_ip}", f"--port={port}", "--num-cpus=2",
-                               f"--temp-dir={temp}", "--include-dashboard=false", f"--dashboard-port={dashboard}",
-                               "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
-        assert head.returncode == 0, head.stderr[-2000:]
-        node = subprocess.run([RAY, "start", f"--address={address}", f"--node-ip-address={worker_ip}", "--num-cpus=1",
-                               "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=180)
-        assert node.returncode == 0, node.stderr[-2000:]
+        address, env = _start_cluster(temp, worker=True)
+        marks.append(address)
         stranger = subprocess.run([sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1])", address],
                                   env={k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"},
                                   capture_output=True, text=True, timeout=120)
