@@ -26,7 +26,9 @@ def missing() -> str | None:
 class Deployment:
     """servers app servers on database_url, and nginx in front; url is nginx's."""
 
-    def __init__(self, database_url: str, servers: int = 2, **env):
+    def __init__(self, database_url: str, servers: int = 2, pins: list[str] | None = None, **env):
+        """pins: the CPU list each server runs on (taskset), for load measurements."""
+        self.pins = pins or [None] * servers
         self.folder = Path(tempfile.mkdtemp(prefix="mnist-live-district-"))
         self.env = dict(env, MNIST_LIVE_DATABASE_URL=database_url,
                         STREAMLIT_SERVER_COOKIE_SECRET=secrets.token_hex(16))  # the same on every server
@@ -43,7 +45,7 @@ class Deployment:
         log = self.folder / f"server{i}.log"
         data = self.folder / f"data{i}"
         data.mkdir(exist_ok=True)
-        proc, url = appserver.start(log, MNIST_LIVE_DATA=str(data), **self.env)
+        proc, url = appserver.start(log, pin=self.pins[i], MNIST_LIVE_DATA=str(data), **self.env)
         if i < len(self.procs):
             self.procs[i], self.urls[i] = proc, url
         else:

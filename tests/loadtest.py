@@ -253,6 +253,9 @@ def main() -> int:
                         help="students speak Streamlit's websocket protocol instead of driving browsers")
     parser.add_argument("--students", type=int, default=20, help="protocol students (default 20)")
     parser.add_argument("--slots", type=int, default=1, help="the server's training slots (protocol mode)")
+    parser.add_argument("--servers", type=int, default=0,
+                        help="protocol mode: N app servers on a throw-away PostgreSQL behind nginx, one core each "
+                             "(default 0: one server on its SQLite store)")
     parser.add_argument("--seed", type=int, default=0, help="think times and digits (protocol mode)")
     parser.add_argument("--calibrate", action="store_true",
                         help="the protocol lesson by protocol clients and by Chromium pages, side by side")
@@ -265,7 +268,8 @@ def main() -> int:
         return 0 if figures["ok"] else 1
     if args.protocol:
         import protocol_load
-        figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=60 + 6 * args.students)
+        figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=60 + 6 * args.students,
+                                    servers=args.servers)
         print(json.dumps(figures) if args.json else report(figures))
         return 0 if figures["ok"] else 1
     sessions = args.sessions or (8 if args.short else 30) if args.classroom else args.sessions or 10

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import io
 import os
 import random
@@ -77,9 +78,9 @@ def _expected(store, workspace: str, rgba: np.ndarray, **pokes) -> str:
     return str(int(Predictor.for_run(run)(image[None])[0].argmax()))
 
 
-async def teacher_starts(url: str) -> tuple[Session, str]:
+async def teacher_starts(url: str, cookies: dict | None = None) -> tuple[Session, str]:
     """The teacher opens Class, starts a class and keeps the board open; returns the session and the join code."""
-    teacher = await Session.open(url)
+    teacher = await Session.open(url, cookies=cookies)
     await teacher.goto("class")
     await teacher.click("Start a class")
     await teacher.until(lambda s: any("5.5rem" in t for t in s.texts()), 60, "the join code")
@@ -96,14 +97,15 @@ def board_names(teacher: Session) -> set[str]:
 
 
 async def lesson(url: str, code: str, student: Student, digits, store, rng: random.Random,
-                 time_limit_s: float) -> None:
-    """One student's lesson; fills in the Student record, and its error when something went wrong."""
+                 time_limit_s: float, cookies: dict | None = None) -> None:
+    """One student's lesson; fills in the Student record, and its error when something went wrong. cookies: the
+    browser's (nginx's sticky one, in a district)."""
     async def think():
         await asyncio.sleep(rng.uniform(*THINK_S))
 
     s = None
     try:
-        s = await Session.open(url)
+        s = await Session.open(url, cookies=cookies)
         cookie = s.component_data("workspace_cookie") or {}
         student.workspace = cookie.get("id", "")
         await think()
@@ -143,6 +145,10 @@ async def lesson(url: str, code: str, student: Student, digits, store, rng: rand
             student.timings, student.polls, student.unfinished_runs = s.timings, s.polls, s.unfinished_runs
             student.polls_absorbed = s.polls_absorbed
             await s.close()
+
+
+def _sum(measure, pids: list[int]) -> float:
+    return sum(measure(pid) for pid in pids)
 
 
 def _cpu_s(pid: int) -> float:
@@ -191,9 +197,10 @@ def _free_workers(pid: int) -> None:
             pass
 
 
-async def class_of(url: str, server_pid: int, store, students: int, seed: int, time_limit_s: float,
-                   browsers: bool = False) -> dict:
-    """The lesson for `students` protocol students (or Chromium pages) and one teacher; returns the figures."""
+async def class_of(url: str, server_pids: list[int], store, students: int, seed: int, time_limit_s: float,
+                   browsers: bool = False, sticky: bool = False) -> dict:
+    """The lesson for `students` protocol students (or Chromium pages) and one teacher; returns the figures (the
+    servers' CPU and memory added up). sticky: each student brings nginx's sticky cookie of their own."""
     from mnist_model.data import load_dataset
     rng = random.Random(seed)
     test = load_dataset("mnist")
@@ -205,10 +212,12 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
         from walker import DIGITS
         playwright = await async_playwright().start()
         browser = await browser_lesson.launch(playwright)
-    teacher, code = await teacher_starts(url)
-    _free_workers(server_pid)
-    base_rss, cpu0, workers0, t0 = _rss_mb(server_pid), _cpu_s(server_pid), _workers_cpu_s(server_pid), \
-        time.perf_counter()
+    cookies = (lambda who: {"mnist_live_server": who}) if sticky else (lambda who: None)
+    teacher, code = await teacher_starts(url, cookies("teacher"))
+    for pid in server_pids:
+        _free_workers(pid)
+    base_rss, cpu0, workers0, t0 = _sum(_rss_mb, server_pids), _sum(_cpu_s, server_pids), \
+        _sum(_workers_cpu_s, server_pids), time.perf_counter()
     client0 = time.process_time()
     records = [Student(f"Student {i + 1}") for i in range(students)]
     seen: dict[str, float] = {}
@@ -231,10 +240,11 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
                 WATCH_S)))
         else:
             digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
-            tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, mine, time_limit_s)))
+            tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, mine, time_limit_s,
+                                                    cookies(f"student-{i}"))))
         await asyncio.sleep(rng.uniform(0, 0.2))  # they arrive within a few seconds of each other
     await asyncio.sleep(2)
-    idle_rss = _rss_mb(server_pid)  # every student connected, most still reading the first page
+    idle_rss = _sum(_rss_mb, server_pids)  # every student connected, most still reading the first page
     await asyncio.gather(*tasks)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and any(r.name not in seen for r in records if r.finished_at):
@@ -244,9 +254,9 @@ async def class_of(url: str, server_pid: int, store, students: int, seed: int, t
         await browser.close()
         await playwright.stop()
     minutes = (time.perf_counter() - t0) / 60
-    cpu, workers = _cpu_s(server_pid) - cpu0, _workers_cpu_s(server_pid) - workers0
+    cpu, workers = _sum(_cpu_s, server_pids) - cpu0, _sum(_workers_cpu_s, server_pids) - workers0
     client = time.process_time() - client0
-    peak_rss = _rss_mb(server_pid)
+    peak_rss = _sum(_rss_mb, server_pids)
     await teacher.close()
     timings = [t for r in records for _, t in r.timings]
     polls = [t for r in records for t in r.polls]
@@ -280,9 +290,11 @@ def _pct(values, q) -> float:
 
 
 def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0,
-        browsers: bool = False) -> dict:
+        browsers: bool = False, servers: int = 0) -> dict:
     """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors).
-    browsers: Chromium pages do the lesson instead of protocol clients (tests/browser_lesson.py)."""
+    browsers: Chromium pages do the lesson instead of protocol clients (tests/browser_lesson.py).
+    servers: that many app servers on a throw-away PostgreSQL behind nginx (deploy/nginx.conf), each on a core
+    of its own, students spread by nginx's sticky cookie (0: one server on its SQLite store, no nginx)."""
     import tempfile
 
     from loadtest import _is_error
@@ -290,29 +302,52 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
     tmp = Path(tempfile.mkdtemp(prefix="mnist-live-protocol-"))
     log_path, data = tmp / "server.log", tmp / "data"
     cores = sorted(os.sched_getaffinity(0))
-    server_cores = str(cores[server_core % len(cores)])
-    server, url = appserver.start(log_path, pin=server_cores, MNIST_LIVE_DATA=str(data),
-                                  MNIST_LIVE_TRAINING_SLOTS=str(slots))
-    client_cores = [c for c in cores if str(c) != server_cores] or cores
-    os.sched_setaffinity(0, client_cores)
-    store = None
+    pins = [str(cores[(server_core + i) % len(cores)]) for i in range(max(servers, 1))]
+    postgres = district = server = store = None
+    client_cores = [c for c in cores if str(c) not in pins] or cores
     try:
-        appserver.wait_ready(url)
-        store = Store(data)
-        figures = protocol.run(class_of(url, server.pid, store, students, seed, time_limit_s, browsers))
+        if servers:
+            import deployment
+            from postgres import Postgres
+            postgres = Postgres()
+            database_url = postgres.database()
+            district = deployment.Deployment(database_url, servers, pins=pins, MNIST_LIVE_TRAINING_SLOTS=str(slots))
+            url, pids, logs = district.url, [p.pid for p in district.procs], district.logs
+            store = Store(data, url=database_url)
+        else:
+            server, url = appserver.start(log_path, pin=pins[0], MNIST_LIVE_DATA=str(data),
+                                          MNIST_LIVE_TRAINING_SLOTS=str(slots))
+            pids, logs = [server.pid], [log_path]
+            appserver.wait_ready(url)
+            store = Store(data)
+        os.sched_setaffinity(0, client_cores)
+        figures = protocol.run(class_of(url, pids, store, students, seed, time_limit_s, browsers,
+                                        sticky=bool(servers)))
+        log_errors = [line for log in logs for line in log.read_text().splitlines() if _is_error(line)]
+        if district is not None:  # how nginx spread them
+            figures["students_per_server"] = sorted(collections.Counter(
+                district.server_of(f"student-{i}") for i in range(students)).values())
     finally:
+        os.sched_setaffinity(0, cores)
         if store is not None:
             store.close()
-        appserver.stop(server)
-        os.sched_setaffinity(0, cores)
-    log_errors = [line for line in log_path.read_text().splitlines() if _is_error(line)]
-    figures.update({"slots": slots, "server_core": server_cores, "log_errors": len(log_errors),
+        if server is not None:
+            appserver.stop(server)
+        if district is not None:
+            import shutil
+            for i, log in enumerate(district.logs):  # kept with the figures when something went wrong
+                shutil.copy(log, tmp / f"server{i}.log")
+            district.close()
+        if postgres is not None:
+            postgres.close()
+    figures.update({"slots": slots, "servers": max(servers, 1), "store": "postgresql" if servers else "sqlite",
+                    "server_cores": ",".join(pins), "log_errors": len(log_errors),
                     "clients": "chromium" if browsers else "protocol"})
     figures["ok"] = (figures["finished"] == students and figures["on_board"] == students and not figures["errors"]
                      and not figures["wrong_predictions"] and figures["predictions"] == 3 * students
                      and not log_errors)
     if not figures["ok"]:
-        figures["server_log"] = str(log_path)
+        figures["server_log"] = str(tmp)
         figures["first_log_errors"] = log_errors[:5]
     else:
         import shutil
