@@ -12,13 +12,18 @@ $(VENV)/.cluster: requirements-cluster.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-cluster.txt
 	touch $@
 
+# axe-core (npm), which the accessibility test injects into Chromium; pinned, in tests/node_modules.
+AXE := tests/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix tests axe-core@4.14.1
+
 .PHONY: setup run test bench
 setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py
 
-test: $(VENV)/.installed $(VENV)/.cluster
+test: $(VENV)/.installed $(VENV)/.cluster $(AXE)
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed $(VENV)/.cluster

@@ -146,7 +146,8 @@ def teacher_header(taught) -> None:
         if common.is_local(link):
             st.warning("This link uses this computer's own address, which phones cannot reach. Start the server "
                        "with `--server.address 0.0.0.0` and open the app by this computer's network address.")
-    right.image(common.qr_png(link, 10), caption="Scan to join", width=360)
+    right.image(common.qr_png(link, 10), caption="Scan to join", width=360,
+                alt=f"QR code of the link that joins class {taught.code}")
 
 
 def teacher_controls(ws, taught) -> None:

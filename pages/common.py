@@ -232,7 +232,8 @@ def workspace_panel(ws: Workspace) -> None:
             if is_local(link):
                 st.caption("This link uses this computer's own address: other devices need the server's network "
                            "address instead.")
-            st.image(qr_png(link, 4), caption="Scan to open this workspace", width=180)
+            st.image(qr_png(link, 4), caption="Scan to open this workspace", width=180,
+                     alt="QR code of the link to this workspace")
         if st.button("Start over", key="start_over", help="A fresh, empty workspace in this browser."):
             st.session_state["confirm_start_over"] = True
         if st.session_state.get("confirm_start_over"):

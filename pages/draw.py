@@ -162,7 +162,8 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
     source_text = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
-    st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}")
+    st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}",
+             alt=f"The 28 by 28 pixel image the network sees, from {source_text}")
     target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
     st.session_state["last_prediction"] = target  # what the drawing is, as drawn: the label "Keep it" offers
     poke_controls(names[target])
@@ -309,7 +310,8 @@ def teach_panel(ws, run) -> None:
     if ids:
         st.subheader("Your drawings")
         st.image(digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
-                 caption=f"Your {len(ids)} drawing{'s' * (len(ids) != 1)} and their labels")
+                 caption=f"Your {len(ids)} drawing{'s' * (len(ids) != 1)} and their labels",
+                 alt=f"Your {len(ids)} kept drawings, labelled " + ", ".join(str(x) for x in labels))
         drop = st.multiselect("Delete", range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
         if c1.button("Delete selected", disabled=not drop, width="stretch"):

@@ -74,14 +74,18 @@ def mistakes(run, ds) -> None:
     idx = np.flatnonzero((ds.y_test == t) & (pred == p))[:30]
     if len(idx):
         st.image(digit_mosaic(ds.x_test[idx], [f"{probs[i, p]:.0%}" for i in idx]),
-                 caption=f"{matrix[t, p]} test images: true {names[t]}, predicted {names[p]} (with confidence)")
+                 caption=f"{matrix[t, p]} test images: true {names[t]}, predicted {names[p]} (with confidence)",
+                 alt=f"{len(idx)} test images whose true label is {names[t]} and that the network called {names[p]}, "
+                     "with its confidence: " + ", ".join(f"{probs[i, p]:.0%}" for i in idx))
     else:
         st.caption("No test image falls in that cell.")
     st.subheader("The most confident mistakes")
     worst = confident_mistakes(probs, ds.y_test, k=20)
     st.image(digit_mosaic(ds.x_test[worst], [f"{names[ds.y_test[i]]}>{names[pred[i]]} {probs[i, pred[i]]:.0%}"
                                                     for i in worst]),
-             caption="true > predicted, confidence: the network was sure, and wrong")
+             caption="true > predicted, confidence: the network was sure, and wrong",
+             alt="The network's 20 most confident mistakes: " + "; ".join(
+                 f"a {names[ds.y_test[i]]} called {names[pred[i]]} at {probs[i, pred[i]]:.0%}" for i in worst))
 
 
 def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
@@ -109,7 +113,8 @@ def learned(ws, run, ds) -> None:
                     "(red: bright pixel wanted, blue: dark pixel wanted).")
         tiles = [np.pad(diverging(kernels[..., 0, k], 16), ((2, 2), (2, 2), (0, 0)), constant_values=255)
                  for k in range(kernels.shape[-1])]
-        st.image(np.vstack([np.hstack(tiles[i:i + 16]) for i in range(0, 32, 16)]))
+        st.image(np.vstack([np.hstack(tiles[i:i + 16]) for i in range(0, 32, 16)]),
+                 alt="The CNN's 32 first-layer 3 by 3 pattern detectors, red for bright pixels wanted, blue for dark")
         return
     w1 = run.weights[0]
     extras = run.extras
@@ -122,19 +127,24 @@ def learned(ws, run, ds) -> None:
         moved = w1[:, units] - extras["moved_initial"][:len(units)].astype(np.float32).T
         st.image(weight_sheet(moved, range(len(units))),
                  caption=f"The {len(units)} of {w1.shape[1]} hidden units whose weights moved most from their start: "
-                         "what training changed")
+                         "what training changed",
+                 alt=f"{len(units)} tiles of 28 by 28 pixels, one per hidden unit: red where training made a pixel "
+                     "push the unit to fire, blue where it holds it back")
         watch_it_learn(run)
     else:  # a run from before the snapshots: rank the units by how strongly they vote
         influence = np.linalg.norm(run.weights[2], axis=1)
         units = [int(u) for u in np.argsort(-influence)[:UNITS_SHOWN]]
         st.image(weight_sheet(_inked_only(w1, ds), units), caption=f"The {len(units)} most influential of "
-                 f"{w1.shape[1]} hidden units' weights (pixels no training image uses left white)")
+                 f"{w1.shape[1]} hidden units' weights (pixels no training image uses left white)",
+                 alt=f"{len(units)} tiles of 28 by 28 pixels, one per hidden unit: red pixels push the unit to fire, "
+                     "blue ones hold it back")
     shown = change if change is not None else _inked_only(w1, ds)
     what = "what training changed in its weights" if change is not None else "its weights"
     st.markdown("**One unit**")
     unit = st.number_input("Look at one unit", 0, w1.shape[1] - 1, int(units[0]))
     a, b = st.columns(2)
-    a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: {what}")
+    a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: {what}",
+            alt=f"Unit {unit}'s 28 by 28 weights ({what}): red pixels push it to fire, blue ones hold it back")
     layers = len(run.weights) // 2 - 1
     title = f"When unit {unit} fires, it votes for..." if layers == 1 else \
         f"Unit {unit}'s effect on each score"
@@ -157,9 +167,11 @@ def learned(ws, run, ds) -> None:
     act = common.predictor(run).hidden(drawing[None])[0]
     top = np.argsort(-act)[:8]
     c = st.columns([1, 4])
-    c[0].image(pixels_image(drawing, 4), caption="what the network saw")
-    c[1].image(weight_sheet(shown, top, columns=8),
-               caption="The 8 units your drawing made fire most: " + ", ".join(f"#{u} ({act[u]:.1f})" for u in top))
+    fired = ", ".join(f"#{u} ({act[u]:.1f})" for u in top)
+    c[0].image(pixels_image(drawing, 4), caption="what the network saw",
+               alt="Your last drawing, as the 28 by 28 image the network saw")
+    c[1].image(weight_sheet(shown, top, columns=8), caption="The 8 units your drawing made fire most: " + fired,
+               alt="The weights of the 8 units your drawing made fire most, with how strongly: " + fired)
 
 
 def _inked_only(w1: np.ndarray, ds) -> np.ndarray:
@@ -224,7 +236,8 @@ def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
                            if kept and epoch > kept else "")
     st.image(weight_sheet(frame.T, range(len(frame)), columns=16, tops=tops),
              caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
-                                    "each unit's weights") + " (red positive, blue negative)")
+                                    "each unit's weights") + " (red positive, blue negative)",
+             alt=f"{when}: {len(frame)} tiles of 28 by 28 pixels, one per hidden unit, red positive, blue negative")
     if len(at) > 6 and epoch >= 5:
         st.caption("The strokes form in the first epoch or two; what later epochs add is mostly fine speckle, the "
                    "network fitting single training images: memorising, the overfitting the test curve shows.")

@@ -65,8 +65,9 @@ def data_overview(ds) -> None:
             f"test_images.shape   {s['x_test']}\nlen(test_labels)    {len(ds.y_test)}", language="text")
     rng = np.random.default_rng(0)
     idx = rng.choice(len(ds.x_train), 20, replace=False)
-    st.image(digit_mosaic(ds.x_train[idx], [ds.class_names[int(ds.y_train[i])] for i in idx]),
-             caption="Twenty training images and their labels")
+    labels = [ds.class_names[int(ds.y_train[i])] for i in idx]
+    st.image(digit_mosaic(ds.x_train[idx], labels), caption="Twenty training images and their labels",
+             alt="Twenty training images, labelled " + ", ".join(labels))
     st.markdown("**How many training images of each label**")
     common.chart(st, ("labels", ds.title, len(ds.y_train)), lambda: label_chart(pd.DataFrame(
         {"label": [ds.class_names[i] for i in range(10)], "train images": np.bincount(ds.y_train, minlength=10)})))

@@ -327,7 +327,9 @@ def live_panel(waiting: bool = False) -> None:
         change = (snap.first_layer["weights"].astype("float32") - snap.first_layer_start.astype("float32")).T
         st.image(weight_sheet(change, range(change.shape[1]), columns=16),
                  caption=f"Epoch {snap.first_layer['epoch']}: how the 16 hidden units that moved most have changed "
-                         "since the start (red: this pixel now counts for the unit, blue: against it)")
+                         "since the start (red: this pixel now counts for the unit, blue: against it)",
+                 alt=f"Epoch {snap.first_layer['epoch']}: 16 tiles of 28 by 28 pixels, one per hidden unit, red where "
+                     "a pixel now counts for the unit, blue where it counts against it")
 
 
 def running_loss_chart(batch_losses) -> alt.Chart:

@@ -1,0 +1,103 @@
+"""Accessibility, checked by axe-core (WCAG 2.2 A and AA rules) in Chromium on every page in its main states:
+an empty workspace, during a training, with a run, after a drawing, every Explore tab, with a class, on a phone
+and in the dark colour scheme. No serious or critical violation anywhere."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import appserver
+from test_browser import CHROMIUM, _open, _prediction_after
+
+AXE = Path(os.environ.get("MNIST_LIVE_AXE_JS") or Path(__file__).with_name("node_modules") / "axe-core" / "axe.min.js")
+RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+# Known and left: the drawing component's own toolbar (streamlit-drawable-canvas 0.13, in its shadow DOM, where the
+# app's styles cannot reach) has 22.4 px icon buttons, under WCAG 2.2's 24 px target size. The app's own Clear
+# button does what its Reset does. Only exactly this is let through.
+KNOWN = [("target-size", "dc-icon-button")]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="Chromium is not installed (apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def axe_js() -> str:
+    if not AXE.exists():
+        why = f"axe-core is not installed at {AXE} (make test installs it from npm)"
+        if os.environ.get("MNIST_LIVE_REQUIRE_AXE"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return str(AXE)
+
+
+def violations(page, axe_js: str, where: str) -> list[str]:
+    """The page's serious and critical violations, one line each (the rule, where, and axe's reason)."""
+    time.sleep(1.0)  # let the last rerun's elements settle: axe reads the page as it is now
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.add_script_tag(path=axe_js)
+    found = page.evaluate("""async (tags) => {
+        const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
+        return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .flatMap(v => v.nodes.map(n => [v.id, v.impact + ' ' + v.id + ': ' + n.target.join(' ') + ' | ' +
+                                            ((n.any[0] || n.all[0] || {}).message || '') + ' | ' + n.html.slice(0, 100),
+                                            n.html]));
+    }""", RULES)
+    return [f"{where}: {line}" for rule, line, html in found
+            if not any(rule == known and mark in html for known, mark in KNOWN)]
+
+
+def _page(page, name: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    page.get_by_role("heading", level=1).first.wait_for(timeout=30000)
+
+
+def test_every_page_in_its_main_states_has_no_serious_violation(app_url, browser, axe_js):
+    found = []
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    _open(page, app_url, "Home", "?epochs=4&train_size=2000")
+    found += violations(page, axe_js, "Home, empty workspace")
+    for name in ("Draw", "Explore", "Class", "Train"):
+        _page(page, name)
+        found += violations(page, axe_js, f"{name}, empty workspace")
+
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_test_id("stProgress").first.wait_for(timeout=120000)
+    found += violations(page, axe_js, "Train, during a training")
+    page.get_by_role("heading", name="Run 1: finished").wait_for(timeout=240000)
+    found += violations(page, axe_js, "Train, with a run")
+
+    _page(page, "Draw")
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.wait_for(timeout=60000)
+    appserver.stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
+    _prediction_after(page, None)
+    found += violations(page, axe_js, "Draw, after a drawing")
+
+    _page(page, "Explore")
+    for tab in ("Mistakes", "What it learned", "Overfitting lab"):
+        page.get_by_role("tab", name=tab).click()
+        found += violations(page, axe_js, f"Explore, {tab}")
+
+    _page(page, "Class")
+    page.get_by_role("button", name="Start a class").click()
+    page.get_by_role("heading", name="Teacher controls").wait_for(timeout=30000)
+    found += violations(page, axe_js, "Class, a teacher's board")
+    context.close()
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True,
+                                has_touch=True)
+    page = phone.new_page()
+    page.goto(app_url + "/")
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    found += violations(page, axe_js, "Home, on a phone")
+    phone.close()
+
+    dark = browser.new_context(viewport={"width": 1280, "height": 1100}, color_scheme="dark")
+    page = dark.new_page()
+    _open(page, app_url, "Train")
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=30000)
+    found += violations(page, axe_js, "Train, dark colour scheme")
+    dark.close()
+    assert found == [], "\n".join(found)
