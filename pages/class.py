@@ -67,7 +67,9 @@ def board_view(class_id: str, version: tuple) -> dict:
         tooltip=["nickname", "settings", "gap (points)"]).properties(
         title="The gap against the epochs trained", height=300)
     return {"runs": len(entries), "rows": pa.Table.from_pandas(rows, preserve_index=False),
-            "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap)}
+            "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap),
+            "numbers": {"scatter": points[["nickname", "train accuracy", "test accuracy", "gap (points)"]],
+                        "heat": worked, "gap": points[["nickname", "epochs trained", "gap (points)"]]}}
 
 
 def presence(class_id: str) -> dict:
@@ -109,9 +111,9 @@ def board(class_id: str, show_presence: bool = True) -> None:
     st.caption("Below the dashed line: the network does better on its training images than on new ones "
                "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
     a, b = st.columns(2)
-    a.vega_lite_chart(spec=view["scatter"], width="stretch")
-    b.vega_lite_chart(spec=view["heat"], width="stretch")
-    st.vega_lite_chart(spec=view["gap"], width="stretch")
+    for where, name in ((a, "scatter"), (b, "heat"), (st, "gap")):
+        where.vega_lite_chart(spec=view[name], width="stretch")
+        common.numbers(where, view["numbers"][name], common.chart_title(view[name]))
 
 
 # ---------------------------------------------------------------- teacher

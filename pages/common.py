@@ -28,7 +28,10 @@ THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, 
 RETRY_S = 3  # how often a page tries the store again while it cannot be reached
 TEXT = {
     "nothing_lost": "Nothing you saved is lost: this page tries again by itself every few seconds.",
+    "numbers": "The numbers:",
+    "this_chart": "this chart",
 }
+NUMBERS_ROWS = 60  # the most rows a chart's table shows (a 50-epoch curve's fit)
 
 
 # ---------------------------------------------------------------- routing
@@ -459,15 +462,43 @@ def arrow_spec(chart: alt.TopLevelMixin) -> dict:
     return spec
 
 
+def chart_title(spec: dict) -> str:
+    """A Vega-Lite spec's title as plain text."""
+    title = spec.get("title") or next((layer.get("title") for layer in spec.get("layer", []) if layer.get("title")),
+                                      None)
+    title = title.get("text") if isinstance(title, dict) else title
+    return (" ".join(title) if isinstance(title, list) else title) or TEXT["this_chart"]
+
+
 @st.cache_resource(max_entries=512, show_spinner=False)
-def _chart_spec(key: tuple, _build) -> dict:
-    return arrow_spec(_build())
+def _chart_spec(key: tuple, _build) -> tuple[dict, pd.DataFrame | None, str]:
+    spec = _build().to_dict()
+    frames = [pd.DataFrame(values) for values in spec.get("datasets", {}).values()]
+    table = max(frames, key=len) if frames else None  # the chart's data; smaller ones are its marks (a rule...)
+    spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(values))
+                        for name, values in spec.get("datasets", {}).items()}
+    return spec, table, chart_title(spec)
 
 
 def chart(where, key: tuple, build) -> None:
     """Draw the Altair chart that build() makes, built once per key for the whole server (Altair's validation and
-    the data's conversion were three quarters of a Train page's cost): key must name all that the chart shows."""
-    where.vega_lite_chart(spec=_chart_spec(key, build), width="stretch")
+    the data's conversion were three quarters of a Train page's cost): key must name all that the chart shows.
+    Its numbers follow it as a table (numbers())."""
+    spec, table, title = _chart_spec(key, build)
+    where.vega_lite_chart(spec=spec, width="stretch")
+    numbers(where, table, title)
+
+
+def numbers(where, frame: pd.DataFrame | None, title: str) -> None:
+    """A chart's text alternative: its data as a table behind an expander under it (a screen reader reads it out;
+    anyone gets the exact figures)."""
+    if frame is None or not len(frame):
+        return
+    shown = frame.head(NUMBERS_ROWS).copy()
+    for column in shown.select_dtypes("float").columns:
+        shown[column] = shown[column].round(4)
+    with where.expander(f"{TEXT['numbers']} {title}", icon=":material/table:"):
+        st.table(shown.set_index(shown.columns[0]))
 
 
 def _freeze_import_time_objects() -> None:

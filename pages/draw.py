@@ -175,6 +175,7 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
                    f"({probs[second]:.0%}).")
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})
     st.vega_lite_chart(frame, spec=_probability_bars(), width="stretch")
+    common.numbers(st, frame.drop(columns="winner"), "The probability of each label")
     st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
     return drawn, target
 
@@ -273,6 +274,7 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
     found = robustness(networks, drawn, target)
     for chart in common.robustness_charts(found, names[target]):
         st.altair_chart(chart, width="stretch")
+        common.numbers(st, chart.data, str(chart.title))
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
                                              "to see one that cares less where the digit is."))
 

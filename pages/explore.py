@@ -61,6 +61,9 @@ def mistakes(run, ds) -> None:
     left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
                                                           height=380), width="stretch", on_select="rerun",
                                 key=chart_key)
+    common.numbers(left, pd.DataFrame(matrix, index=pd.Index(names, name="true label"),
+                                      columns=[f"called {n}" for n in names]).reset_index(),
+                   "Confusion matrix (test set)")
     common.chart(right, ("accuracy per label", run.run_id), lambda: alt.Chart(pd.DataFrame(
         {"label": names, "accuracy": per_class_accuracy(matrix)})).mark_bar().encode(
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
@@ -316,6 +319,8 @@ def overfitting_lab(ws, ds) -> None:
             tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
             title=f"Final accuracy against {SWEEPS[knob][1]}: {LAB_NETWORKS[arch]}, {LAB_DATA[data]}", height=320),
             width="stretch")
+        common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": SWEEPS[knob][1]}),
+                       f"Final accuracy against {SWEEPS[knob][1]}")
         if any(r.test_accuracy > r.train_accuracy for r in latest.values()):
             st.caption("Where test lies above train: the training figure is averaged over the last epoch, while the "
                        "network was still learning, and dropout (the CNN always has some) switches units off only "

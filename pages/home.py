@@ -68,7 +68,6 @@ def data_overview(ds) -> None:
     labels = [ds.class_names[int(ds.y_train[i])] for i in idx]
     st.image(digit_mosaic(ds.x_train[idx], labels), caption="Twenty training images and their labels",
              alt="Twenty training images, labelled " + ", ".join(labels))
-    st.markdown("**How many training images of each label**")
     common.chart(st, ("labels", ds.title, len(ds.y_train)), lambda: label_chart(pd.DataFrame(
         {"label": [ds.class_names[i] for i in range(10)], "train images": np.bincount(ds.y_train, minlength=10)})))
 
@@ -78,7 +77,7 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
     return alt.Chart(counts).mark_bar().encode(
         y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13)),
         x=alt.X("train images:Q", title="training images"),
-        tooltip=["label", "train images"]).properties(height=300)
+        tooltip=["label", "train images"]).properties(title="Training images of each label", height=300)
 
 
 common.through_the_app()

@@ -319,10 +319,13 @@ def live_panel(waiting: bool = False) -> None:
     frame = common.history_frame(snap.epochs)
     if snap.epochs:
         a, b = st.columns(2)
-        a.altair_chart(common.curve_chart(frame, "loss", job.config.epochs), width="stretch")
-        b.altair_chart(common.curve_chart(frame, "accuracy", job.config.epochs), width="stretch")
+        for where, metric in ((a, "loss"), (b, "accuracy")):
+            where.altair_chart(common.curve_chart(frame, metric, job.config.epochs), width="stretch")
+            common.numbers(where, frame[frame["metric"] == metric].drop(columns="metric"),
+                           f"{metric.capitalize()} per epoch")
     if snap.batch_losses:
         st.altair_chart(running_loss_chart(snap.batch_losses), width="stretch")
+        common.numbers(st, pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"]), "Running loss")
     if snap.first_layer is not None and snap.first_layer_start is not None:
         change = (snap.first_layer["weights"].astype("float32") - snap.first_layer_start.astype("float32")).T
         st.image(weight_sheet(change, range(change.shape[1]), columns=16),

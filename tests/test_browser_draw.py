@@ -106,16 +106,16 @@ def test_poke_there_and_back_keeps_the_panel_open(app_url, page):
 
 def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     canvas = _fresh_draw_page(page, app_url)
-    keep = page.get_by_role("button", name="Keep it")
+    keep = page.get_by_role("button", name="Keep it", exact=True)
     assert keep.is_disabled()  # a blank canvas has nothing to keep
     appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     _answer(page)
     keep.click()
     page.get_by_text("Your 1 drawing and their labels").wait_for(timeout=20000)
-    assert page.get_by_role("button", name="Kept").is_disabled()  # the same drawing again: no
+    assert page.get_by_role("button", name="Kept", exact=True).is_disabled()  # the same drawing again: no
     appserver.clear_canvas(page)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
-    assert page.get_by_role("button", name="Keep it").is_disabled()  # cleared: nothing to keep
+    assert page.get_by_role("button", name="Keep it", exact=True).is_disabled()  # cleared: nothing to keep
     assert page.get_by_text("Your 1 drawing and their labels").count()
 
 

@@ -129,6 +129,11 @@ def test_every_page_renders_every_kind_of_run(kind, workspaces):
                 assert any("test images right" in c.value for c in at.caption), (kind, [c.value for c in at.caption])
         if path == "pages/train.py" and kind == "interrupted":
             assert any("was interrupted" in w.value for w in at.warning)
+        charts = at.get("vega_lite_chart")  # every chart has its numbers in a table below it, in words
+        numbers = [e for e in at.expander if e.label.startswith("The numbers:")]
+        assert len(numbers) == len(charts), (kind, path, len(charts), [e.label for e in numbers])
+        assert all(len(e.table) == 1 and len(e.table[0].value) for e in numbers), (kind, path)
+        assert not [e.label for e in numbers if e.label.endswith("this chart")], (kind, path)  # each says which
 
 
 @pytest.mark.parametrize("path", PAGES)
