@@ -147,6 +147,8 @@ else:  # B: trains a student of its own on the same cluster, then finds A's trai
     job.wait(120)
     while theirs.jobs():
         time.sleep(0.05)
+    while lab.store.claimed_by(theirs.id) and time.time() - t0 < 330:  # freed just after the job left the list
+        time.sleep(0.05)
     import ray
     orphans = lambda: [a for a in ray.util.list_named_actors(all_namespaces=True) if lab.executor.id not in str(a)]
     while orphans() and time.time() - t0 < 300:  # A's idle actor, which nobody calls any more
