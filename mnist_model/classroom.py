@@ -389,9 +389,13 @@ class Classroom:
         return [_entry(r) for r in rows]
 
     def my_entries(self, workspace_id: str) -> list[BoardEntry]:
-        """A student's own runs on the board, hidden ones too, newest first."""
+        """A student's own runs on the board of the class they are in now (hidden ones too), newest first."""
+        member = self.membership(workspace_id)
+        if member is None:
+            return []
         b = t.board
-        rows = self.store.query(select(*_BOARD_COLUMNS).where(b.c.workspace_id == workspace_id)
+        rows = self.store.query(select(*_BOARD_COLUMNS).where(b.c.workspace_id == workspace_id,
+                                                              b.c.class_id == member.class_id)
                                 .order_by(b.c.posted_at.desc()))
         return [_entry(r) for r in rows]
 

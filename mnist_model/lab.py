@@ -20,6 +20,7 @@ UPKEEP_EVERY_S = 3600  # how often a running server prunes unused workspaces and
 SILENT_S = float(os.environ.get("MNIST_LIVE_SERVER_SILENT_S") or 60)  # a server unheard of this long has died:
 # its trainings are interrupted and its workspaces free (shared database only)
 HEARTBEAT_S = SILENT_S / 6  # how often a server on a shared database says it is alive
+SAVE_RETRY_S = 5  # how often runs the store could not take (a database restarting) are offered to it again
 
 
 class Lab:
@@ -35,6 +36,10 @@ class Lab:
         self._submitted: set[str] = set()  # job ids handed to the executor
         self._latest: dict[str, TrainingJob] = {}  # workspace -> its latest training (for the last message)
         self._unsaved: dict[str, list[Run]] = {}  # runs the store could not keep (a full disk, say)
+        self._unposted: list[tuple[str, Run]] = []  # runs the board could not take yet (the database away)
+        self._later: list[Callable[[], None]] = []  # store clean-ups that failed (a training's end), tried again
+        self._model_wanted: set[str] = set()  # unsaved runs that become the model once kept, if still the newest
+        self._saving_later = False  # a thread offers them to the store again (SAVE_RETRY_S)
         self._messages: dict[str, list[str]] = {}  # notices that could not go to the store
         self.scratch: dict[str, dict] = {}  # workspace -> things of the moment (the last drawing)
         self.classroom = Classroom(store)
@@ -106,14 +111,14 @@ class Lab:
         job.add_callback("start", self._on_start)
         job.add_callback("end", self._on_end)
         if self.executor.adopt(job, where):
-            log.info("took over training %s of workspace %s from server %s", job_id, workspace_id, dead)
+            log.info("took over training %s of workspace %s... from server %s", job_id, workspace_id[:6], dead)
             return True
         with self._lock:
             self._jobs.pop(workspace_id, None), self._latest.pop(workspace_id, None)
             for table in (self._orders, self._owner, self._claim):
                 table.pop(job.id, None)
             self._submitted.discard(job.id)
-        self.store.set_job_state(job_id, "interrupted", "the server restarted while it was training")
+        self.store.set_job_state(job_id, "interrupted", "the server it ran on stopped while it was training")
         self._release(workspace_id, token)
         return False
 
@@ -245,8 +250,8 @@ class Lab:
             self._keep(workspace_id, result, job.label, order)
         try:
             self.store.forget_job(job.id)
-        except StoreError:
-            pass
+        except StoreError:  # else other servers would go on showing it as running
+            self._retry_later(lambda job_id=job.id: self.store.forget_job(job_id))
         with self._lock:
             waiting = self._jobs.get(workspace_id, [])
             if job in waiting:
@@ -266,26 +271,87 @@ class Lab:
     def _release(self, workspace_id: str, claim: str | None) -> None:
         try:
             self.store.release(workspace_id, claim)
-        except StoreError:  # a server that stays up keeps its claim until then; one that dies frees it
-            log.warning("could not free workspace %s's training claim", workspace_id)
+        except StoreError:  # freed when the database is back (or by another server, if this one dies)
+            log.warning("could not free workspace %s...'s training claim yet", workspace_id[:6])  # ids are keys
+            self._retry_later(lambda: self.store.release(workspace_id, claim))
 
     def _keep(self, workspace_id: str, run: Run, label: str, order: Order | None) -> None:
         run.name = label
         run.base_run_id = order.base_run_id if order else None
+        becomes_model = order is None or order.kind != "sweep"  # A sweep's runs never replace the model in use.
         try:
             self.store.add_run(workspace_id, run)
-            if order is None or order.kind != "sweep":  # A sweep's runs never replace the model in use.
+            if becomes_model:
                 self.store.set_model_run_id(workspace_id, run.run_id)
         except StoreError as exc:
             with self._lock:
                 self._unsaved.setdefault(workspace_id, []).append(run)
-            self._note(workspace_id, f"{exc} {label} is kept in the server's memory until it stops: download "
-                                     "the model to keep it.")
+                if becomes_model:
+                    self._model_wanted.add(run.run_id)
+            self._note(workspace_id, f"{exc} {label} is kept in the server's memory and saved as soon as the "
+                                     "database takes it (download the model to be sure).")
+            self._save_later()
+        self._tell_listeners(workspace_id, run)
+
+    def _tell_listeners(self, workspace_id: str, run: Run) -> None:
         for listener in self.run_listeners:
             try:
                 listener(workspace_id, run)
+            except StoreError as exc:  # the database away: the board gets it when it is back
+                log.warning("the class board will get a run later: %s", exc)
+                with self._lock:
+                    self._unposted.append((workspace_id, run))
+                self._save_later()
             except Exception:  # A listener (the class board) must never lose the run.
                 log.exception("run listener failed")
+
+    def _retry_later(self, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._later.append(action)
+        self._save_later()
+
+    def _save_later(self) -> None:
+        with self._lock:
+            if self._saving_later:
+                return
+            self._saving_later = True
+        threading.Thread(target=self._offer_again, daemon=True, name="mnist-live-save-later").start()
+
+    def _offer_again(self) -> None:
+        """Every SAVE_RETRY_S, the runs the store or the board could not take, until all are in."""
+        while not self._closed.wait(SAVE_RETRY_S):
+            with self._lock:
+                unsaved = [(ws, run) for ws, runs in self._unsaved.items() for run in runs]
+                unposted, self._unposted = self._unposted, []
+                later, self._later = self._later, []
+            for action in later:
+                try:
+                    action()
+                except StoreError:
+                    with self._lock:
+                        self._later.append(action)
+            for workspace_id, run in unsaved:
+                try:
+                    self.store.add_run(workspace_id, run)
+                    model = self.store.model_run_id(workspace_id)
+                    current = self.store.run(model, workspace_id) if model else None
+                    if run.run_id in self._model_wanted and (current is None or current.created_at < run.created_at):
+                        self.store.set_model_run_id(workspace_id, run.run_id)
+                except StoreError:
+                    break  # still away: the next round
+                with self._lock:
+                    self._unsaved[workspace_id].remove(run)
+                    if not self._unsaved[workspace_id]:
+                        del self._unsaved[workspace_id]
+                    self._model_wanted.discard(run.run_id)
+                self._note(workspace_id, f"{run.name} is saved now.")
+                unposted.append((workspace_id, run))
+            for workspace_id, run in unposted:
+                self._tell_listeners(workspace_id, run)
+            with self._lock:
+                if not self._unsaved and not self._unposted and not self._later:
+                    self._saving_later = False
+                    return
 
     def unsaved_runs(self, workspace_id: str) -> list[Run]:
         with self._lock:

@@ -220,6 +220,13 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
                              .returning(w.c.run_counter)).first()
         return row[0] if row else 1
 
+    def give_back_run_number(self, workspace_id: str, number: int) -> None:
+        """Number the next run `number` again, unless another was numbered since."""
+        w = t.workspaces
+        with self.transaction("number the run") as db:
+            db.execute(update(w).where(w.c.id == workspace_id, w.c.run_counter == number)
+                       .values(run_counter=number - 1))
+
     # ------------------------------------------------------------ drawings
 
     def add_drawings(self, workspace_id: str, images: np.ndarray, labels: np.ndarray) -> None:

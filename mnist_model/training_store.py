@@ -132,8 +132,9 @@ class TrainingStore:
         """Trainings still queued or running that belonged to a server that died: every one (a server alone on
         its store, at start) or those of servers; their workspaces are free again."""
         j, c = t.jobs, t.claims
-        restarted = {"running": "the server restarted while it was training",
-                     "queued": "the server restarted while it was waiting for a training slot"}
+        server = "the server it ran on stopped" if servers else "the server restarted"
+        restarted = {"running": f"{server} while it was training",
+                     "queued": f"{server} while it was waiting for a training slot"}
         with self.transaction("mark interrupted trainings") as db:
             count = sum(db.execute(update(j).where(j.c.state == state, *([j.c.server.in_(servers)] if servers else []))
                                    .values(state="interrupted", message=message, updated_at=time.time())).rowcount

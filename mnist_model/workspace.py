@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .config import TrainConfig
-from .errors import InputError
+from .errors import InputError, WorkspaceBusy
 from .jobs import Order, TrainingJob, TrainTask
 from .runs import Run
 from .store import JobRecord, StoreError
@@ -112,8 +112,13 @@ class Workspace:
 
     def start(self, task: TrainTask, label: str | None = None, kind: str = "train",
               base_run_id: str | None = None) -> TrainingJob:
-        label = label or f"Run {self.store.next_run_number(self.id)}"
-        return self.lab.submit(self.id, [Order(task, label, kind, base_run_id)])[0]
+        number = None if label else self.store.next_run_number(self.id)
+        try:
+            return self.lab.submit(self.id, [Order(task, label or f"Run {number}", kind, base_run_id)])[0]
+        except WorkspaceBusy:
+            if number is not None:  # a refused Train leaves no gap in the runs' numbers
+                self.store.give_back_run_number(self.id, number)
+            raise
 
     def sweep(self, configs: list[TrainConfig], labels: list[str]) -> list[TrainingJob]:
         """Several trainings, one after the other (one slot at a time); their runs keep the chosen model."""

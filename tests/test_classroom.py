@@ -137,6 +137,11 @@ def test_the_board_holds_settings_and_metrics_only_best_first(room):
     room.hide(ann, board[1].run_id)  # not hers: nothing happens
     assert [e.nickname for e in room.board(taught.id)] == ["Teacher", "Ann"]
     assert [e.hidden for e in room.my_entries(bob)] == [True]
+    later = room.start_class(room.store.create_workspace())
+    room.leave(bob)
+    room.join(bob, later.code, "Bob", "s")
+    assert room.my_entries(bob) == []  # "your runs on the board": this class's board, not the last one's
+    assert room.post(bob, _run(0.9, seed=4)) and [e.test_accuracy for e in room.my_entries(bob)] == [0.9]
 
 
 def test_only_the_teacher_controls_the_class(room):

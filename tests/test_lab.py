@@ -71,6 +71,8 @@ def test_one_training_at_a_time_per_workspace_but_others_may_queue(lab):
     long = ws.train(TrainConfig(epochs=50, batch_size=16))
     with pytest.raises(WorkspaceBusy, match="already have a training"):
         ws.train(QUICK)
+    assert lab.store.next_run_number(ws.id) == 2  # the refused Train took no number: the next run is Run 2
+    lab.store.give_back_run_number(ws.id, 2)
     deadline = time.time() + 60  # the slot takes it (a job submitted before that would queue behind it, 2nd)
     while long.state == JobState.QUEUED and time.time() < deadline:
         time.sleep(0.05)
@@ -138,6 +140,40 @@ def test_a_store_that_cannot_save_keeps_the_run_in_memory_and_says_why(lab, monk
     assert [r.name for r in ws.runs()] == ["Run 1"] and ws.runs()[0].weights[0].shape == (784, 512)
     notes = ws.notices()
     assert len(notes) == 1 and "disk is full" in notes[0] and "download" in notes[0]
+
+
+def test_a_run_that_ends_while_the_database_is_away_is_saved_and_posted_when_it_is_back(lab, monkeypatch):
+    """PostgreSQL restarting as a training ends: the run waits in the server's memory (on the student's pages
+    meanwhile), then lands in the store, becomes the model and reaches the class board by itself."""
+    from mnist_model.store import StoreUnreachable
+    monkeypatch.setattr("mnist_model.lab.SAVE_RETRY_S", 0.2)
+    teacher, ws = lab.new_workspace(), lab.new_workspace()
+    taught = lab.classroom.start_class(teacher.id)
+    lab.classroom.join(ws.id, taught.code, "Ada", "s")
+    away = threading.Event()
+    away.set()
+    for name in ("add_run", "transaction"):
+        real = getattr(lab.store, name)
+
+        def failing(*args, _real=real, **kwargs):
+            if away.is_set() and threading.current_thread() is not threading.main_thread():
+                raise StoreUnreachable("Could not save: the database server does not answer.")
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(lab.store, name, failing)
+    ws.train(QUICK)
+    _wait_idle(ws)
+    assert [r.name for r in ws.runs()] == ["Run 1"] and lab.store.runs(ws.id) == []  # in memory only
+    assert lab.classroom.board(taught.id) == []
+    away.clear()  # the database is back
+    deadline = time.time() + 30
+    while (not lab.classroom.board(taught.id) or lab.unsaved_runs(ws.id)) and time.time() < deadline:
+        time.sleep(0.05)
+    [run] = lab.store.runs(ws.id)
+    assert run.name == "Run 1" and lab.unsaved_runs(ws.id) == [] and ws.model_run().run_id == run.run_id
+    assert [e.nickname for e in lab.classroom.board(taught.id)] == ["Ada"]
+    assert any("Run 1 is saved now" in text for text in ws.notices())
+    assert _claim_after_idle(lab.store, ws.id) is None  # its claim, which could not be freed then, is free now
+    assert lab.store.jobs(ws.id, ("queued", "running", "interrupted")) == []  # nobody is told it still runs
 
 
 def test_after_a_restart_interrupted_trainings_can_train_again(tmp_path, executor):
