@@ -79,8 +79,7 @@ def test_the_running_loss_chart_and_the_label_chart_keep_their_height(app_url, p
     page.get_by_role("button", name="Stop training").click()
     page.get_by_text("Test accuracy", exact=True).wait_for(timeout=60000)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Home").click()
-    page.get_by_text("How many training images of each label").wait_for(timeout=30000)
-    labels = page.get_by_test_id("stVegaLiteChart").filter(has_text="training images").first
+    labels = _chart(page, "Training images of each label")
     labels.wait_for(timeout=30000)
     assert _plot_height(labels) >= 100 and "Ankle boot" in " ".join(_y_labels(labels)), (
         _y_labels(labels), page.get_by_test_id("stSidebar").inner_text(), page.evaluate("document.cookie"))
