@@ -335,7 +335,9 @@ class Lab:
                     self.store.add_run(workspace_id, run)
                     model = self.store.model_run_id(workspace_id)
                     current = self.store.run(model, workspace_id) if model else None
-                    if run.run_id in self._model_wanted and (current is None or current.created_at < run.created_at):
+                    with self._lock:
+                        wanted = run.run_id in self._model_wanted
+                    if wanted and (current is None or current.created_at < run.created_at):
                         self.store.set_model_run_id(workspace_id, run.run_id)
                 except StoreError:
                     break  # still away: the next round

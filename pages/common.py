@@ -456,7 +456,11 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
 def arrow_spec(chart: alt.TopLevelMixin) -> dict:
     """The chart as a Vega-Lite spec whose datasets are Arrow already (as st.altair_chart sends them): a cached
     spec is then drawn again without converting its data each time (most of a board tick's cost)."""
-    spec = chart.to_dict()
+    return _in_arrow(chart.to_dict())
+
+
+def _in_arrow(spec: dict) -> dict:
+    """spec with its datasets converted to Arrow (as st.altair_chart sends them)."""
     spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(values))
                         for name, values in spec.get("datasets", {}).items()}
     return spec
@@ -475,9 +479,7 @@ def _chart_spec(key: tuple, _build) -> tuple[dict, pd.DataFrame | None, str]:
     spec = _build().to_dict()
     frames = [pd.DataFrame(values) for values in spec.get("datasets", {}).values()]
     table = max(frames, key=len) if frames else None  # the chart's data; smaller ones are its marks (a rule...)
-    spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(pd.DataFrame(values))
-                        for name, values in spec.get("datasets", {}).items()}
-    return spec, table, chart_title(spec)
+    return _in_arrow(spec), table, chart_title(spec)
 
 
 def chart(where, key: tuple, build) -> None:

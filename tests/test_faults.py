@@ -114,12 +114,14 @@ def test_hanging_download_falls_back_within_seconds(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "KERAS_CACHE", tmp_path)
     monkeypatch.setattr(data, "KERAS_URL", f"http://127.0.0.1:{server.getsockname()[1]}/")
     monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 1.0)
-    t0 = time.perf_counter()
-    ds = data.load_dataset("mnist")
-    elapsed = time.perf_counter() - t0
+    loaded = {}
+    loading = threading.Thread(target=lambda: loaded.update(ds=data.load_dataset("mnist")), daemon=True)
+    loading.start()
+    loading.join(300)  # a guard against a hang, not a speed target: the 1 s timeout must have fired long before
     server.close()
-    assert elapsed < 60 and not ds.is_full  # the 1 s timeout fired: never a hang (generous for a loaded machine)
-    assert any("timed out" in n for n in ds.notes), ds.notes
+    assert not loading.is_alive(), "the download hung"
+    ds = loaded["ds"]
+    assert not ds.is_full and any("timed out" in n for n in ds.notes), ds.notes  # the timeout fired: the sample
     assert not list(tmp_path.iterdir())  # no half-downloaded file left behind
 
 
