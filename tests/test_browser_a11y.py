@@ -56,7 +56,7 @@ def test_every_page_in_its_main_states_has_no_serious_violation(app_url, browser
     found = []
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     page = context.new_page()
-    _open(page, app_url, "Home", "?epochs=4&train_size=2000")
+    _open(page, app_url, "Home", "?epochs=40&batch_size=16&train_size=2000")  # long enough to look at it running
     found += violations(page, axe_js, "Home, empty workspace")
     for name in ("Draw", "Explore", "Class", "Train"):
         _page(page, name)
@@ -65,7 +65,8 @@ def test_every_page_in_its_main_states_has_no_serious_violation(app_url, browser
     page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_test_id("stProgress").first.wait_for(timeout=120000)
     found += violations(page, axe_js, "Train, during a training")
-    page.get_by_role("heading", name="Run 1: finished").wait_for(timeout=240000)
+    page.get_by_role("button", name="Stop training").click()
+    page.get_by_role("heading", name="Run 1: stopped").wait_for(timeout=120000)
     found += violations(page, axe_js, "Train, with a run")
 
     _page(page, "Draw")
