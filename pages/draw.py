@@ -107,6 +107,22 @@ def upload_image(thing: str):
         return None, file.file_id
 
 
+def test_image(dataset: str):
+    """A test-set image picked by its number: the way to ask for a prediction from the keyboard alone.
+    Returns ((28, 28) float32 in [0, 1], its number) or (None, None)."""
+    try:
+        data = common.dataset(dataset)
+    except MnistLiveError:
+        return None, None
+    last = len(data.x_test) - 1
+    number = st.number_input(f"Or pick a test image by its number (0 to {last:,}), then press Enter", 0, last,
+                             value=None, step=1, placeholder="a number",
+                             key=f"test_image_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
+    if number is None:
+        return None, None
+    return (data.x_test[int(number)] / 255.0).astype(np.float32), int(number)
+
+
 def _as_mnist(rgba: np.ndarray):
     """canvas_to_mnist once per picture: a rerun asks twice for the same one (what changed last, then the answer)."""
     digest = hashlib.md5(rgba.tobytes()).hexdigest()
@@ -116,32 +132,38 @@ def _as_mnist(rgba: np.ndarray):
     return held[1]
 
 
-def latest_input(drawing, uploaded, upload_id):
-    """The input that changed last wins: ("drawing" or "photo", RGBA or None)."""
+def latest_input(drawing, uploaded, upload_id, picked=None, picked_number=None):
+    """The input that changed last wins: ("drawing" or "photo", RGBA or None) or ("test", (28, 28) image)."""
     s = st.session_state
     drawn = hashlib.md5(drawing.tobytes()).hexdigest() if drawing is not None else None
     if upload_id is not None and upload_id != s.get("seen_upload"):
         s["latest_input"] = "photo"
+    elif picked_number is not None and picked_number != s.get("seen_test_image"):
+        s["latest_input"] = "test"
     elif drawn != s.get("seen_drawing") and drawing is not None and _as_mnist(drawing) is not None:
         s["latest_input"] = "drawing"
-    s["seen_upload"], s["seen_drawing"] = upload_id, drawn
+    s["seen_upload"], s["seen_drawing"], s["seen_test_image"] = upload_id, drawn, picked_number
     if s.get("latest_input") == "photo" and uploaded is not None:
         return "photo", uploaded
+    if s.get("latest_input") == "test" and picked is not None:
+        return "test", picked
     return "drawing", drawing
 
 
-def show_prediction(ws, run, rgba, source: str, answer_slot):
+def show_prediction(ws, run, picture, source: str, answer_slot):
     """Prediction (in answer_slot, right above the canvas), probabilities and the 28x28 image it sees; returns
-    (the drawing as drawn (28, 28), its predicted class) or None when there is nothing to read."""
+    (the drawing as drawn (28, 28), its predicted class) or None when there is nothing to read.
+    picture: RGBA (H, W, 4) uint8 from the canvas or a photo, or a test image (28, 28) in [0, 1]."""
     names = class_names(run.config.dataset)
     t0 = time.perf_counter()
     try:
-        image = _as_mnist(rgba) if rgba is not None else None
+        image = picture if source == "test" else _as_mnist(picture) if picture is not None else None
     except MnistLiveError as exc:
         st.error(f"That drawing can't be read: {exc}")
         return
     if image is None:
-        st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it.")
+        st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it, or "
+                "pick a test image by its number under the square.")
         return
     drawn = image
     image = poke(image, **poke_settings())
@@ -161,7 +183,8 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     if others:
         st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
                    "wherever it lands; the dense network ties each weight to one pixel position.")
-    source_text = "the uploaded photo (draw on the canvas to switch back)" if source == "photo" else "your drawing"
+    source_text = ("the uploaded photo (draw on the canvas to switch back)" if source == "photo" else
+                   _test_image_text(run, names) if source == "test" else "your drawing")
     st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}",
              alt=f"The 28 by 28 pixel image the network sees, from {source_text}")
     target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
@@ -178,6 +201,12 @@ def show_prediction(ws, run, rgba, source: str, answer_slot):
     common.numbers(st, frame.drop(columns="winner"), "The probability of each label")
     st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
     return drawn, target
+
+
+def _test_image_text(run, names) -> str:
+    number = st.session_state.get("seen_test_image")
+    label = names[int(common.dataset(run.config.dataset).y_test[number])]
+    return f"test image {number}, which the test set labels {label} (draw on the canvas to switch back)"
 
 
 @st.cache_resource(show_spinner=False)
@@ -371,17 +400,18 @@ def drawing_panel(ws, run) -> None:
         show_answers(answer_slot, run, others, [(PLACEHOLDER, "draw to see")] * (1 + len(others)))
         drawing = canvas_image()
         uploaded, upload_id = upload_image(thing)
+        picked, picked_number = test_image(run.config.dataset)
     with right:
-        source, rgba = latest_input(drawing, uploaded, upload_id)
-        read = show_prediction(ws, run, rgba, source, answer_slot)
+        source, picture = latest_input(drawing, uploaded, upload_id, picked, picked_number)
+        read = show_prediction(ws, run, picture, source, answer_slot)
     if read is not None and st.session_state.get("robust_open"):  # under the canvas, beside the poke sliders
         with left.container(border=True):
             robustness_panel(ws, run, *read, class_names(run.config.dataset))
             if st.button("Hide the robustness curves"):
                 st.session_state["robust_open"] = False
                 st.rerun(scope="fragment")
-    if run.config.dataset == "mnist":
-        keep_drawing_controls(ws, read[0] if read is not None else None)
+    if run.config.dataset == "mnist":  # a test image is not the student's handwriting: nothing to keep
+        keep_drawing_controls(ws, read[0] if read is not None and source != "test" else None)
 
 
 common.through_the_app()

@@ -2,10 +2,12 @@
 an empty workspace, during a training, with a run, after a drawing, every Explore tab, with a class, on a phone
 and in the dark colour scheme. No serious or critical violation anywhere."""
 import os
+import re
 import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 import appserver
 from test_browser import CHROMIUM, _open, _prediction_after
@@ -102,3 +104,107 @@ def test_every_page_in_its_main_states_has_no_serious_violation(app_url, browser
     found += violations(page, axe_js, "Train, dark colour scheme")
     dark.close()
     assert found == [], "\n".join(found)
+
+
+# ---------------------------------------------------------------- keyboard only
+
+_FOCUSED = """() => { let e = document.activeElement;
+    while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;
+    if (!e || e === document.body) return '';
+    let name = e.getAttribute('aria-label');
+    if (!name) {  // its text as a screen reader reads it: hidden icons left out
+        const copy = e.cloneNode(true);
+        copy.querySelectorAll('[aria-hidden=true]').forEach(x => x.remove());
+        name = copy.textContent;
+    }
+    const implicit = e.tagName === 'INPUT' ? ({number: 'spinbutton', range: 'slider', checkbox: 'checkbox'}[e.type]
+                                               || 'textbox') : e.tagName.toLowerCase();
+    return (e.getAttribute('role') || implicit) + '|' + name.replace(/\\s+/g, ' ').trim(); }"""
+
+
+def tab_to(page, role: str, name: str, limit: int = 200, prefix: bool = False) -> None:
+    """Press Tab until the focused element has this role (or tag) and accessible name (a select box's reads
+    "Selected <value>. <name>"; prefix: the name starts so), as a keyboard user would."""
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(_FOCUSED)
+        seen.append(focused)
+        kind, _, label = focused.partition("|")
+        if kind == role and (label == name or label.endswith(". " + name) or prefix and label.startswith(name)):
+            return
+    raise AssertionError(f"Tab never reached {role} {name!r}; it went through: {seen}")
+
+
+def _go(page, name: str) -> None:
+    """Open a page from the sidebar with the keyboard."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    tab_to(page, "a", name)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", level=1).first.wait_for(timeout=30000)
+
+
+def test_a_student_does_the_lesson_with_the_keyboard_alone(app_url, browser):
+    """Train, stop, train again, choose the first run, get a prediction and poke it, explore, join a class: Tab,
+    Enter, arrows and typing only (the teacher starts the class with a mouse)."""
+    teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    _open(teacher, app_url, "Class")
+    teacher.get_by_role("button", name="Start a class").click()
+    big = teacher.locator("div[style*='5.5rem']")
+    big.wait_for(timeout=30000)
+    code = big.inner_text().strip()
+
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    page.goto(app_url + "/?epochs=40&batch_size=16&train_size=2000")
+    page.get_by_text("Lesson plan").wait_for(timeout=60000)
+    _go(page, "Train")
+    for run in (1, 2):
+        tab_to(page, "button", "Train")
+        page.keyboard.press("Enter")
+        page.get_by_test_id("stProgress").first.wait_for(timeout=120000)
+        tab_to(page, "button", "Stop training")
+        page.keyboard.press("Enter")
+        page.get_by_role("heading", name=f"Run {run}: stopped").wait_for(timeout=120000)
+
+    tab_to(page, "combobox", "Model for the Draw and Explore pages")
+    page.keyboard.press("ArrowDown")  # opens the list at the model in use, Run 2
+    page.get_by_role("listbox").wait_for(timeout=10000)
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("stSidebar").get_by_text("Model: Run 1").wait_for(timeout=30000)
+
+    _go(page, "Draw")
+    tab_to(page, "spinbutton", "Or pick a test image by its number", prefix=True)
+    page.keyboard.type("0")
+    page.keyboard.press("Enter")
+    page.get_by_text(re.compile(r"test image 0, which the test set labels \d")).wait_for(timeout=30000)
+    prediction = page.get_by_test_id("stMetric").filter(has_text="Prediction")
+    assert prediction.get_by_test_id("stMetricValue").inner_text().strip() in list("0123456789")
+    seen = page.get_by_role("img", name=re.compile("The 28 by 28 pixel image the network sees"))
+    before = seen.get_attribute("src")
+    tab_to(page, "summary", "Poke your drawing")
+    page.keyboard.press("Enter")
+    tab_to(page, "slider", "Move sideways (px)")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("slider", name="Move sideways (px)")).to_have_value("2")
+    page.wait_for_function("([e, before]) => e.src !== before", arg=[seen.element_handle(), before],
+                           timeout=30000)  # moved 2 px: the picture it reads changed
+
+    _go(page, "Explore")
+    tab_to(page, "tab", "Mistakes")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.get_by_role("tab", name="What it learned", selected=True).wait_for(timeout=30000)
+
+    _go(page, "Class")
+    tab_to(page, "textbox", "Class code")
+    page.keyboard.type(code)
+    tab_to(page, "textbox", "Nickname")
+    page.keyboard.type("Keys")
+    page.keyboard.press("Enter")  # submits the join form
+    page.get_by_text("You are in as: Keys").wait_for(timeout=30000)
+    teacher.get_by_test_id("stMetric").filter(has_text="Students joined").get_by_text("1", exact=True).wait_for(
+        timeout=30000)  # on the teacher's board
+    page.context.close()
+    teacher.context.close()

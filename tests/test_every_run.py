@@ -100,7 +100,8 @@ def workspaces(tmp_path_factory):
     lab.store.import_workspace(zipped)
     assert lab.workspace(other).runs()
     made["imported"] = other
-    return made
+    yield made
+    owner.publish(owner.model_run().run_id, published=False)  # later tests expect a server with no shared model
 
 
 def _errors(at) -> list[str]:

@@ -1,4 +1,6 @@
-"""The classroom load test (tests/loadtest.py) in its short modes: correctness is asserted, times are reported."""
+"""The classroom load test (tests/loadtest.py) in its short class mode: correctness is asserted, times are reported.
+
+Its sessions-only mode (no teacher, no board) is the same scenario less the board: the class mode covers it."""
 import os
 import subprocess
 import sys
@@ -23,13 +25,8 @@ def _load_test(capsys, *args) -> dict:
     return dict((line[:36].strip(), line[36:].strip()) for line in report.splitlines() if line.strip())
 
 
-def test_six_sessions_three_training_while_three_draw(capsys):
-    figures = _load_test(capsys, "--sessions", "6", "--trainers", "3")  # the class test below runs more at once
-    assert figures["trainings finished"] == "3" and figures["finished in the order asked"] == "True"
-    assert figures["errors"] == "0" and int(figures["predictions"]) >= 3
-
-
 def test_a_class_with_the_board_open_while_students_train_and_draw(capsys):
     figures = _load_test(capsys, "--class")
     assert figures["trainings finished"] == "4" and figures["finished in the order asked"] == "True"
     assert figures["board updated for every run"] == "True" and figures["errors"] == "0"
+    assert int(figures["predictions"]) >= 4  # every drawing student got answers while the trainings ran

@@ -1,6 +1,5 @@
 """NoveltyCheck on real data: scribbles drawn on the canvas are flagged, real digits redrawn as strokes are not."""
 import dataclasses
-import time
 
 import numpy as np
 import pytest
@@ -43,18 +42,12 @@ def test_the_verdict_says_how_far_and_why(figures, sample):
         check(np.zeros((28, 27), np.float32))
 
 
-def test_fit_on_60000_images_is_quick_and_a_call_takes_under_a_millisecond(figures):
+def test_fit_on_60000_images_gives_the_same_answers_one_image_or_many(figures):
+    """Fits on a full-size training set; one image at a time and a batch agree (their speed: mnist_model bench)."""
     x = np.tile(load_dataset("mnist").x_train, (15, 1, 1))[:60000]
-    t0 = time.perf_counter()
     check = NoveltyCheck.fit(x)
-    assert time.perf_counter() - t0 < 2.0
-    image = figures["_scribbles"][1]
-    times = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        check(image)
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 1e-3, np.median(times)  # measured 0.25 ms
+    images = np.stack(figures["_scribbles"][:20])
+    assert [check(image).score for image in images] == pytest.approx(check.score(images).tolist(), rel=1e-5)
 
 
 def test_fashion_garments_are_familiar_and_scribbles_are_not(figures):

@@ -1,4 +1,4 @@
-"""The model-based random walker's short mode: three seeded walks of 25 real user actions each in Chromium, every
+"""The model-based random walker's short mode: three seeded walks of 20 real user actions each in Chromium, every
 invariant checked after every action (tests/walker.py; its long mode: python tests/walker.py --seeds 100
 --actions 40). A failure is shrunk by replay and reported with its seed, the shortest failing action list and the
 command that replays it.
@@ -14,7 +14,7 @@ import pytest
 import walker
 
 SEEDS = (0, 1, 2)
-ACTIONS = 25
+ACTIONS = 20
 SHRINK_BUDGET_S = 300  # a failing walk is shrunk for at most this long
 
 _WALK = r"""
