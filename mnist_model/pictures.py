@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import palette
+
 MOSAIC_FONT_PX = 16  # labels under digit images: readable from the back of a room
 
 
@@ -39,11 +41,10 @@ def pixels_image(img: np.ndarray, scale: int = 8, grid: bool = False) -> np.ndar
 def diverging(weights: np.ndarray, scale: int = 3, top: float | None = None) -> np.ndarray:
     """(h, w) weights -> (h*scale, w*scale, 3) RGB image: red positive, blue negative, white zero; full colour at
     top (default: the largest magnitude in weights)."""
-    w = np.clip(weights / (top or np.abs(weights).max() or 1), -1, 1)
-    rgb = np.ones(w.shape + (3,), np.float32)
-    rgb[..., 1] -= np.abs(w)
-    rgb[..., 0] -= np.clip(-w, 0, 1)
-    rgb[..., 2] -= np.clip(w, 0, 1)
+    w = np.clip(weights / (top or np.abs(weights).max() or 1), -1, 1)[..., None]
+    up, down = (np.array([int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)], np.float32)
+                for c in (palette.WEIGHT_UP, palette.WEIGHT_DOWN))
+    rgb = 1 + np.clip(w, 0, 1) * (up - 1) + np.clip(-w, 0, 1) * (down - 1)  # white at 0, full colour at +-top
     return np.kron((rgb * 255).astype(np.uint8), np.ones((scale, scale, 1), np.uint8))
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
+from mnist_model import palette
 from mnist_model.classroom import PRESENT_S, TEACHER_LABEL, what_worked
 from mnist_model.errors import MnistLiveError
 from mnist_model.jobs import JobState
@@ -46,7 +47,7 @@ def board_view(class_id: str, version: tuple) -> dict:
         y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%")))
         + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
         x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
-            range=["#f0a030", "#b30000"]), legend=alt.Legend(format=".1f", title="gap (points)")),  # small gaps too
+            range=[palette.GAP_SMALL, palette.GAP_LARGE]), legend=alt.Legend(format=".1f", title="gap (points)")),  # small gaps too
         tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
                  alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
         title="Train vs test accuracy", height=340)

@@ -14,6 +14,7 @@ from streamlit import dataframe_util
 from mnist_model.config import TrainConfig, from_query
 from mnist_model.data import Dataset, load_dataset
 from mnist_model.errors import MnistLiveError
+from mnist_model import palette
 from mnist_model.lab import Lab
 from mnist_model.runs import Run
 from mnist_model.workspace import Workspace
@@ -404,52 +405,68 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
     return frame
 
 
-ROBUST_COLOURS = ("#1f77b4", "#ff7f0e")  # the first network (the model in use), the other
+ROBUST_COLOURS = (palette.FIRST_NETWORK, palette.OTHER_NETWORK)  # the first network (the model in use), the other
+ROBUST_SHAPES = ("circle", "square")
+TRAIN_TEST = ["train", "test"]
+TRAIN_TEST_KEY = "train: solid line, dots  ·  test: dashed line, triangles"  # Streamlit's Vega drops these legends
+
+
+def train_test_marks(colour: bool = True) -> dict:
+    """Encodings that tell train from test by colour, dash and point shape (never by colour alone)."""
+    marks = {"strokeDash": alt.StrokeDash("data:N", sort=TRAIN_TEST, legend=None),
+             "shape": alt.Shape("data:N", sort=TRAIN_TEST, legend=None,
+                                scale=alt.Scale(domain=TRAIN_TEST, range=["circle", "triangle-up"]))}
+    if colour:
+        marks["color"] = alt.Color("data:N", title="data", scale=alt.Scale(domain=TRAIN_TEST,
+                                                                           range=[palette.TRAIN, palette.TEST]))
+    return marks
 
 
 def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
-    """The drawn class's probability against sideways shift and against turn, one coloured line per network
-    (found: a poke.Robustness); 300 high, so Streamlit leaves the plot about 180 px."""
+    """The drawn class's probability against sideways shift and against turn, one line per network, told apart
+    by colour and point shape (found: a poke.Robustness); 300 high, so Streamlit leaves the plot about 180 px."""
     names = list(found.by_shift)
     colour = alt.Color("network:N", title=None, scale=alt.Scale(domain=names, range=list(ROBUST_COLOURS[:len(names)])))
+    shape = alt.Shape("network:N", title=None, scale=alt.Scale(domain=names, range=list(ROBUST_SHAPES[:len(names)])))
     y = alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=None)
     shifts = pd.DataFrame([{"network": n, "shift": s, "probability": float(p)} for n in names
                            for s, p in zip(found.shifts, found.by_shift[n])])
     turns = pd.DataFrame([{"network": n, "turn": a, "probability": float(p)} for n in names
                           for a, p in zip(found.angles, found.by_angle[n])])
     return (alt.Chart(shifts).mark_line(point=True).encode(
-                x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour).properties(
+                x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour, shape=shape).properties(
                 title=f"Moved sideways: the probability of {label}", height=300),
             alt.Chart(turns).mark_line(point=True).encode(
-                x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour).properties(
+                x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour, shape=shape).properties(
                 title=f"Turned: the probability of {label}", height=300))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
                 best_epoch: int | None = None) -> alt.Chart:
-    """Loss or accuracy per epoch, train and test as two labelled series (and runs as colours); best_epoch: a marker
-    where early stopping kept the weights."""
+    """Loss or accuracy per epoch, train and test told apart by dash and point shape (and by colour, or runs by
+    colour and a name at each line's end); best_epoch: a marker where early stopping kept the weights."""
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
-    colour = alt.Color("run:N", scale=alt.Scale(scheme="category10")) if by_run else alt.Color(
-        "data:N", title="data", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"]))
+    x = alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
+    y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False))
+    marks = train_test_marks(colour=not by_run)
+    if by_run:
+        marks["color"] = alt.Color("run:N", scale=alt.Scale(scheme="category10"))
     chart = alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-        color=colour, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []))
-    if by_run:  # Streamlit's Vega drops legends of shape and dash here: the subtitle names them instead.
-        chart = chart.encode(
-            strokeDash=alt.StrokeDash("data:N", sort=["train", "test"], legend=None),
-            shape=alt.Shape("data:N", sort=["train", "test"], legend=None,
-                            scale=alt.Scale(domain=["train", "test"], range=["circle", "triangle-up"])))
+        x=x, y=y, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []),
+        **marks)
+    if by_run and len(data):  # each run named at the end of its test line: colour is not the only key
+        ends = data[data["data"] == "test"].sort_values("epoch").groupby("run", sort=False).tail(1)
+        chart = chart + alt.Chart(ends).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(
+            x=x, y=y, text="run:N", color=marks["color"])
     if best_epoch:
         kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
-        rule = alt.Chart(kept).mark_rule(color="#2ca02c", strokeWidth=2, strokeDash=[6, 3]).encode(x="epoch:Q")
-        note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color="#2ca02c", fontWeight="bold").encode(
-            x="epoch:Q", y=alt.value(0), text="label:N")
+        rule = alt.Chart(kept).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
+            x="epoch:Q")
+        note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
+                                         fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    title = alt.TitleParams(f"{metric.capitalize()} per epoch",
-                            subtitle=["train: solid line, dots  ·  test: dashed line, triangles"] if by_run else [])
+    title = alt.TitleParams(f"{metric.capitalize()} per epoch", subtitle=[TRAIN_TEST_KEY])
     return chart.properties(title=title, height=260)
 
 

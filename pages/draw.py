@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mnist_model import palette
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
@@ -217,7 +218,7 @@ def _probability_bars() -> dict:
                           "winner": pd.Series(dtype=bool)})
     spec = alt.Chart(empty).mark_bar().encode(
         x=alt.X("label:N", sort=None, title=None), y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
-        color=alt.condition("datum.winner", alt.value("#e4572e"), alt.value("#9aa5b1")),
+        color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200).to_dict()
     spec.pop("data", None)
     spec.pop("datasets", None)

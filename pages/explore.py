@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mnist_model import palette
 from mnist_model.insights import (SWEEPS, confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan,
                                   sweep_value)
 from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_sheet
@@ -52,7 +53,7 @@ def mistakes(run, ds) -> None:
                                    y=alt.Y("true:N", sort=names, title="true label"))
     heat = base.mark_rect(cursor="pointer").encode(
         color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
-        stroke=alt.condition(shown, alt.value("#e4572e"), alt.value(None)), strokeWidth=alt.value(3),
+        stroke=alt.condition(shown, alt.value(palette.WINNER), alt.value(None)), strokeWidth=alt.value(3),
         tooltip=["true", "predicted", "count"]).add_params(cell)
     text = base.mark_text(fontSize=11).encode(
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
@@ -157,7 +158,7 @@ def learned(ws, run, ds) -> None:
                              "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
     common.chart(b, ("votes", run.run_id, unit), lambda: alt.Chart(votes()).mark_bar().encode(
         x=alt.X("label:N", sort=None), y=alt.Y("weight:Q", title="vote" if layers == 1 else "score change"),
-        color=alt.condition("datum.weight > 0", alt.value("#d62728"), alt.value("#1f77b4"))).properties(
+        color=alt.condition("datum.weight > 0", alt.value(palette.VOTE_FOR), alt.value(palette.VOTE_AGAINST))).properties(
         title=title, height=240))
     if layers > 1:
         b.caption(f"Through {layers - 1} more hidden layer{'s' * (layers > 2)}, so measured: on {VOTE_IMAGES} test "
@@ -315,9 +316,9 @@ def overfitting_lab(ws, ds) -> None:
                       type="log" if knob in ("train_size", "hidden_units") else "linear", nice=False)))
         st.altair_chart(alt.Chart(frame).mark_line(point=True).encode(
             x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
-            color=alt.Color("data:N", scale=alt.Scale(domain=["train", "test"], range=["#1f77b4", "#ff7f0e"])),
-            tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
-            title=f"Final accuracy against {SWEEPS[knob][1]}: {LAB_NETWORKS[arch]}, {LAB_DATA[data]}", height=320),
+            tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")], **common.train_test_marks()
+        ).properties(title=alt.TitleParams(f"Final accuracy against {SWEEPS[knob][1]}: {LAB_NETWORKS[arch]}, "
+                                           f"{LAB_DATA[data]}", subtitle=[common.TRAIN_TEST_KEY]), height=320),
             width="stretch")
         common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": SWEEPS[knob][1]}),
                        f"Final accuracy against {SWEEPS[knob][1]}")

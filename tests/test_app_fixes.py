@@ -99,9 +99,10 @@ def test_the_overlay_says_which_line_is_train_and_which_is_test():
     from pages.common import curve_chart, history_frame
     frame = pd.concat([history_frame([EpochMetrics(1, 1, 0.5, 1, 0.5, 1)], "Run 1")])
     spec = curve_chart(frame, "loss", by_run=True).to_dict()
-    assert spec["encoding"]["shape"]["scale"]["range"] == ["circle", "triangle-up"]
+    lines = spec["layer"][0]  # the second layer names each run at its line's end
+    assert lines["encoding"]["shape"]["scale"]["range"] == ["circle", "triangle-up"]
     # Streamlit's Vega shows no legend for shape or dash (seen in Chromium): the subtitle says which is which.
-    assert spec["encoding"]["strokeDash"]["legend"] is None and spec["encoding"]["shape"]["legend"] is None
+    assert lines["encoding"]["strokeDash"]["legend"] is None and lines["encoding"]["shape"]["legend"] is None
     assert spec["title"]["subtitle"] == ["train: solid line, dots  ·  test: dashed line, triangles"]
 
 
