@@ -163,29 +163,44 @@ def teacher_controls(ws, taught) -> None:
                 st.rerun()
         return
     cfg = ws.settings() or common.config()
+    done = st.session_state.get(TEACHER_DONE)
+    if done:  # what the last control did, until the next one: a toast alone is easily missed on a projector
+        st.success(done, icon=":material/check_circle:")
     a, b, c, d = st.columns(4)
     with a:
         st.caption(f"Your Train settings: {cfg.describe()}")
         if st.button("Suggest these settings", width="stretch"):
             with common.plain_errors():
                 ws.suggest_settings(cfg)
-                st.toast("Sent to every student's Train page")
+                _done(f"Suggested to every student's Train page at {time.strftime('%H:%M')}: {cfg.describe()}.")
     with b.popover("Remove a nickname", width="stretch"):
         names = [n for n, _, _ in common.lab().classroom.members(taught.id)]
         name = st.selectbox("Student", names, index=None, placeholder="choose...")
         if st.button("Remove them and their runs", disabled=name is None):
             with common.plain_errors():
-                ws.remove_student(name)
-                st.rerun()
+                removed = ws.remove_student(name)
+                _done(f"Removed {name} and their runs from the board." if removed else
+                      f"{name} had already left the class.")
     confirmed(c, "Clear the board", "Removes every run from the board (students keep their runs).",
-              "Yes, clear the board", ws.clear_board)
+              "Yes, clear the board", lambda: _done(f"Cleared the board ({ws.clear_board()} runs).", rerun=False))
     confirmed(d, "End the class", "Joining stops; the board stays readable for you.", "Yes, end the class",
-              ws.end_class)
+              lambda: (ws.end_class(), st.session_state.pop(TEACHER_DONE, None)))
+
+
+TEACHER_DONE = "teacher_done"  # session state: the sentence saying what the teacher's last control did
+
+
+def _done(sentence: str, rerun: bool = True) -> None:
+    st.session_state[TEACHER_DONE] = sentence
+    if rerun:
+        st.rerun()
 
 
 def teacher_view(ws, taught) -> None:
     teacher_header(taught)
-    common.fragment(board, run_every=None if taught.ended else BOARD_POLL_S)(taught.id)
+    # An ended class's board no longer ticks: who is here or training would stay as it was at the end, so it is
+    # not shown.
+    common.fragment(board, run_every=None if taught.ended else BOARD_POLL_S)(taught.id, not taught.ended)
     teacher_controls(ws, taught)
 
 
@@ -214,7 +229,16 @@ def student_view(ws, member) -> None:
         st.caption("Your finished and stopped runs are posted to the board by themselves (settings and figures "
                    "only; your model and drawings stay yours).")
     if st.toggle("Show the class board", value=True, key="show_board"):
-        common.fragment(board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(member.class_id, False)
+        common.fragment(student_board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(ws, member.class_id)
+
+
+def student_board(ws, class_id: str) -> None:
+    """The board as a student sees it; when the teacher has removed her (or she left from another tab), the whole
+    page follows at the next tick."""
+    member = ws.membership()
+    if member is None or member.class_id != class_id:
+        st.rerun(scope="app")
+    board(class_id, show_presence=False)
 
 
 def code_from_link() -> str:

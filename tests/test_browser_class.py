@@ -79,5 +79,12 @@ def test_a_class_of_three_on_one_board(app_url, browser):
     teacher.get_by_role("button", name="Clear the board").click()
     teacher.get_by_role("button", name="Yes, clear the board").click()
     teacher.get_by_text("No runs on the board yet").wait_for(timeout=30000)
+    teacher.get_by_text(re.compile(r"^Cleared the board \(\d+ runs\)\.$")).wait_for(timeout=30000)
+    teacher.get_by_role("button", name="Remove a nickname").click()
+    teacher.get_by_role("combobox", name=re.compile("Student")).click()
+    teacher.get_by_role("option", name="Ada").click()
+    teacher.get_by_role("button", name="Remove them and their runs").click()
+    teacher.get_by_text("Removed Ada and their runs from the board.").wait_for(timeout=30000)
+    student.get_by_text("Join a class").wait_for(timeout=30000)  # her open page follows by itself
     for page in [teacher, *students]:
         page.context.close()

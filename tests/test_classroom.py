@@ -358,3 +358,39 @@ def test_an_ended_class_stops_inviting_and_offers_a_new_one():
     assert any(s.value == f"Class {code} has ended" for s in teacher.subheader)
     assert any(b.label == "Start a new class" for b in teacher.button)
     assert not any(b.label in ("Suggest these settings", "Yes, end the class") for b in teacher.button)
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_the_teacher_sees_what_each_control_did_and_an_ended_board_drops_the_live_counters():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    code = _code(teacher)
+    student = _join(_class_page(), code, "Ada")
+    teacher.run()
+    _button(teacher, "Suggest these settings").click().run()
+    assert any(s.value.startswith("Suggested to every student's Train page at ") for s in teacher.success)
+    ws = student.session_state["workspace"]
+    ws.train(TrainConfig(epochs=30, batch_size=16, train_size=2000))  # still training when the class ends
+    teacher.run()
+    assert _metrics(teacher)["Training"] in ("1", 1) or _metrics(teacher)["Waiting"] in ("1", 1)
+    teacher.session_state["workspace"].end_class()
+    teacher.run()
+    ws.stop()
+    assert "Training" not in _metrics(teacher) and "Here now" not in _metrics(teacher)  # it would stay "1" forever
+    assert not teacher.success  # the last control's sentence went with the class
+    assert not teacher.exception
+
+
+def test_removing_a_student_says_so_to_the_teacher():
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    student = _join(_class_page(), _code(teacher), "Grace")
+    assert any(t.value == "You are in as: Grace" for t in student.text)
+    teacher.run()
+    next(s for s in teacher.selectbox if s.label == "Student").set_value("Grace").run()
+    _button(teacher, "Remove them and their runs").click().run()
+    assert any(s.value == "Removed Grace and their runs from the board." for s in teacher.success)
+    assert student.session_state["workspace"].membership() is None

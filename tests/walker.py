@@ -856,6 +856,19 @@ def _gen_upload(rng, walk):
     return {"good": rng.random() < 0.6, "digit": rng.choice(sorted(PHOTO_DIGITS))}
 
 
+def _test_image(walk, p):
+    """Type a test image's number into the Draw page's box and press Enter (the keyboard's way to a prediction)."""
+    walk.ensure("Draw")
+    box = walk.page.get_by_role("spinbutton", name=re.compile("pick a test image"))
+    if not box.count():
+        return
+    box.fill(str(p["number"]))
+    box.press("Enter")
+    walk.page.get_by_text(f"from test image {p['number']},").wait_for(timeout=WAIT)
+    walk.photo, walk.drawn_digit = False, None
+    walk.settle()
+
+
 def _poke(walk, p):
     walk.ensure("Draw")
     page = walk.page
@@ -1060,6 +1073,7 @@ ACTIONS = {
     "draw": Action(6, _has_canvas, _gen_draw, _draw),
     "clear": Action(3, _has_canvas, _none, _clear),
     "upload": Action(2, _has_canvas, _gen_upload, _upload),
+    "test_image": Action(2, _has_canvas, lambda rng, w: {"number": rng.randint(0, 999)}, _test_image),
     "poke": Action(2, _has_canvas, _gen_poke, _poke),
     "keep": Action(2, _has_canvas, _none, _keep),
     "explore": Action(2, _explore_ok, _gen_explore, _explore),
