@@ -1,7 +1,7 @@
 """Load test: a classroom on one server. Sessions in real browser contexts; some train, the rest draw.
 
 python tests/loadtest.py [--sessions 10] [--trainers 5] [--short]
-python tests/loadtest.py --class [--short]     # a teacher with the board open, 30 students join (8 with --short)
+python tests/loadtest.py --class [--short]     # a teacher with the board open, 30 students join (6 with --short)
 python tests/loadtest.py --protocol --students 100 [--slots 1] [--json]   # no browsers: see tests/protocol_load.py
 
 Starts its own server on a free loopback port, trains and shares one model for the drawers first, then:
@@ -272,8 +272,8 @@ def main() -> int:
                                     servers=args.servers)
         print(json.dumps(figures) if args.json else report(figures))
         return 0 if figures["ok"] else 1
-    sessions = args.sessions or (8 if args.short else 30) if args.classroom else args.sessions or 10
-    trainers = args.trainers or (4 if args.short else 10) if args.classroom else args.trainers or 5
+    sessions = args.sessions or (6 if args.short else 30) if args.classroom else args.sessions or 10
+    trainers = args.trainers or (3 if args.short else 10) if args.classroom else args.trainers or 5
     figures = run(sessions, min(trainers, sessions), args.short, classroom=args.classroom,
                   time_limit_s=900 if args.classroom and not args.short else 600)
     print(report(figures))

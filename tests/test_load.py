@@ -27,6 +27,6 @@ def _load_test(capsys, *args) -> dict:
 
 def test_a_class_with_the_board_open_while_students_train_and_draw(capsys):
     figures = _load_test(capsys, "--class")
-    assert figures["trainings finished"] == "4" and figures["finished in the order asked"] == "True"
+    assert figures["trainings finished"] == "3" and figures["finished in the order asked"] == "True"
     assert figures["board updated for every run"] == "True" and figures["errors"] == "0"
-    assert int(figures["predictions"]) >= 4  # every drawing student got answers while the trainings ran
+    assert int(figures["predictions"]) >= 3  # every drawing student got answers while the trainings ran
