@@ -689,10 +689,17 @@ def _train_twice(walk, p):
         while not walk.jobs() and time.time() < deadline:
             time.sleep(0.1)
         again = second.get_by_role("button", name="Train", exact=True)
-        if not walk.jobs() or again.is_disabled():
+        running = walk.jobs()
+        if not running or again.is_disabled():
             return  # it ended already, or the second tab saw it start: nothing to refuse
+        first = running[0].job_id
         again.click()
-        second.get_by_text("You already have a training running").wait_for(timeout=WAIT)
+        refused = second.get_by_text("You already have a training running")
+        ended = lambda: first not in [j.job_id for j in walk.jobs()]  # noqa: E731
+        # Refused while the first runs; once the first has ended (small trainings take a second), the click may
+        # have reached the server after it: a training of its own. Never two at once (checked below and after
+        # every action).
+        check(_until(lambda: refused.count() or ended()), "a second tab's Train was neither refused nor taken")
         walk.check_errors(second)
         check(len(walk.jobs()) <= 1, f"two trainings in one workspace: {walk.jobs()}")
     finally:
