@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 import appserver
 from test_browser import CHROMIUM, _open, _prediction_after
+from test_browser_class import start_class
 
 AXE = Path(os.environ.get("MNIST_LIVE_AXE_JS") or Path(__file__).with_name("node_modules") / "axe-core" / "axe.min.js")
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -147,12 +148,7 @@ def _go(page, name: str) -> None:
 def test_a_student_does_the_lesson_with_the_keyboard_alone(app_url, browser):
     """Train, stop, train again, choose the first run, get a prediction and poke it, explore, join a class: Tab,
     Enter, arrows and typing only (the teacher starts the class with a mouse)."""
-    teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    _open(teacher, app_url, "Class")
-    teacher.get_by_role("button", name="Start a class").click()
-    big = teacher.locator("div[style*='5.5rem']")
-    big.wait_for(timeout=30000)
-    code = big.inner_text().strip()
+    teacher, code = start_class(browser, app_url)
 
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     page.goto(app_url + "/?epochs=40&batch_size=16&train_size=2000")

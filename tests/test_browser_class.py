@@ -23,13 +23,18 @@ def _board_text(page) -> str:
     return grid.first.locator("table").first.text_content(timeout=5000) or ""
 
 
-def test_a_class_of_three_on_one_board(app_url, browser):
+def start_class(browser, app_url):
+    """A teacher's page that has started a class, and the class's join code (as the board shows it)."""
     teacher = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     _open(teacher, app_url, "Class")
     teacher.get_by_role("button", name="Start a class").click()
     big = teacher.locator("div[style*='5.5rem']")
     big.wait_for(timeout=30000)
-    code = big.inner_text().strip()
+    return teacher, big.inner_text().strip()
+
+
+def test_a_class_of_three_on_one_board(app_url, browser):
+    teacher, code = start_class(browser, app_url)
     assert teacher.get_by_text("Scan to join").count()
     students, delays = [], []
     for i, name in enumerate(["Ada", "Grace", "Alan"]):
