@@ -73,7 +73,10 @@ class Workspace:
         self.store.set_published(self.id, run_id, published)
 
     def delete_run(self, run_id: str) -> None:
+        """Delete a run; when it was the chosen model, Draw and Explore go back to the latest run."""
         self.store.delete_run(self.id, run_id)
+        if self.store.model_run_id(self.id) == run_id:
+            self.store.set_model_run_id(self.id, None)
 
     # ------------------------------------------------------------ settings
 

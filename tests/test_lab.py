@@ -123,6 +123,14 @@ def test_a_sweep_runs_in_turn_keeps_the_chosen_model_and_stops_as_one(lab):
     _wait_idle(ws)
     assert [r.name for r in ws.runs()] == ["Run 1", "Sweep 200", "Sweep 300", "Sweep 400"]
     assert ws.model_run().run_id == chosen
+    # Deleting the chosen model: Draw goes back to the latest run, and the store no longer names the deleted one
+    ws.choose_model(ws.runs()[1].run_id)
+    ws.delete_run(ws.runs()[1].run_id)
+    assert ws.store.model_run_id(ws.id) is None and ws.model_run().name == "Sweep 400"
+    ws.delete_run(ws.runs()[0].run_id)  # another run than the chosen one: the choice stays
+    ws.choose_model(ws.runs()[0].run_id)
+    ws.delete_run(ws.runs()[1].run_id)
+    assert ws.model_run().name == "Sweep 300" == ws.run(ws.store.model_run_id(ws.id)).name
     jobs = ws.sweep(configs, ["Sweep A", "Sweep B", "Sweep C"])
     ws.stop()
     _wait_idle(ws, 30)

@@ -714,8 +714,10 @@ def _choose_model(walk, p):
     run = runs[p["index"] % len(runs)]
     option = page.get_by_role("option", name=run.label, exact=True)
     appserver.choose(page, box, option)
-    check(_until(lambda: walk.store.model_run_id(walk.ws) == run.run_id),
-          f"chose {run.name}, but the workspace uses {walk.store.model_run_id(walk.ws)}")
+    # The model in use, not the stored choice: after a Delete of the chosen run, the only run left is already the
+    # model in use, and picking it again changes nothing
+    check(_until(lambda: getattr(walk.model_run(), "run_id", None) == run.run_id),
+          f"chose {run.name}, but the workspace uses {getattr(walk.model_run(), 'name', None)}")
     walk.settle()
 
 
