@@ -15,16 +15,19 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .i18n import _
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",  # English: translated where shown
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+_MARKED = (_("T-shirt/top"), _("Trouser"), _("Pullover"), _("Dress"), _("Coat"), _("Sandal"), _("Shirt"),
+           _("Sneaker"), _("Bag"), _("Ankle boot"))  # for Babel's extraction (English at import)
 DATASETS = ("mnist", "fashion")
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
-    """The ten label names of a dataset ("mnist" or "fashion")."""
-    return FASHION_CLASSES if dataset == "fashion" else MNIST_CLASSES
+    """The ten label names of a dataset ("mnist" or "fashion"), in the current language."""
+    return tuple(_(name) for name in FASHION_CLASSES) if dataset == "fashion" else MNIST_CLASSES
 
 KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -54,14 +57,18 @@ class Dataset:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The ten label names, in the current language."""
         return class_names(self.name)
 
     @property
     def title(self) -> str:
-        """Short human label: 'MNIST (full)', 'MNIST (offline sample of 5,000)', ..."""
+        """Short human label, in the current language: 'MNIST (full)', 'MNIST (offline sample of 5,000 digits)'."""
+        from .i18n import number
         base = "Fashion-MNIST" if self.name == "fashion" else "MNIST"
-        n = len(self.x_train) + len(self.x_test)
-        return f"{base} (full)" if self.is_full else f"{base} (offline sample of {n:,} digits)"
+        if self.is_full:
+            return _("{dataset} (full)").format(dataset=base)
+        return _("{dataset} (offline sample of {n} digits)").format(
+            dataset=base, n=number(len(self.x_train) + len(self.x_test)))
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """The shapes as the notebook prints them."""

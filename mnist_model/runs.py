@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .errors import ModelFileError
+from .i18n import _, percent
 from .predict import check_weights
 from .records import EpochMetrics
 
@@ -144,7 +145,7 @@ class Run:
     @property
     def label(self) -> str:
         """'Run 3 · 97.8% test · 5 epochs, batch 128, ...'"""
-        acc = f"{self.test_accuracy:.1%} test" if self.final else "no epoch"
+        acc = _("{accuracy} test").format(accuracy=percent(self.test_accuracy, 1)) if self.final else _("no epoch")
         return f"{self.name or self.run_id} · {acc} · {self.config.describe(epochs_run=self.epochs_run)}"
 
     def metrics_csv(self) -> str:
