@@ -177,6 +177,7 @@ def from_query(params: Mapping[str, object]) -> tuple[TrainConfig, list[str]]:
     return replace(TrainConfig(), **values), notices
 
 
+_PRESET_NAMES = (_("The notebook"), _("Overfit on purpose"), _("Quick look"), _("Fix the overfitting"))  # catalog
 PRESETS = {  # name -> config; the Train page offers these as one-click setups
     "The notebook": TrainConfig(),
     "Overfit on purpose": TrainConfig(epochs=40, batch_size=32, train_size=500),

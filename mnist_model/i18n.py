@@ -99,6 +99,11 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 _ = gettext
 
 
+def N_(message: str) -> str:
+    """Mark a module-level text for the catalog without translating it now (it is translated where shown)."""
+    return message
+
+
 def number(value: float, decimals: int = 0) -> str:
     """A number as the current language writes it (1,234.5 / 1.234,5 / 1 234,5)."""
     from babel.numbers import format_decimal

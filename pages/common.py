@@ -347,6 +347,11 @@ def config() -> TrainConfig:
     return workspace().settings() or TrainConfig()
 
 
+def draw_title(dataset_name: str) -> str:
+    """The Draw page's title (and its link's label) for a dataset, as one sentence to translate."""
+    return {"fashion": _("Draw a piece of clothing")}.get(dataset_name, _("Draw a digit"))
+
+
 def load_or_explain(name: str) -> Dataset | None:
     """The named dataset, or None with the reason shown on the page."""
     try:
@@ -395,11 +400,11 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     run = ws.model_run()
     if run is not None:
         st.caption(f"**Data:** {run.dataset}")
-        st.caption(_("**Model:** {model}").format(model=run_label(run)))
+        st.caption(_("**Model:** {model}").format(model=run.label))
     else:
         cfg = config()
         try:
-            st.caption(_("**Data:** {data}").format(data=dataset_title(dataset(cfg.dataset))))
+            st.caption(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
         except MnistLiveError:
             st.caption(_("**Data:** {data} (not available)").format(data=cfg.dataset))
         st.caption(_("**Model:** none yet - train one"))
@@ -412,7 +417,7 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     jobs = ws.jobs()
     for job in jobs[:1]:
         snap = job.snapshot()
-        label = job_label(job.label)
+        label = job.label
         if followed:
             st.caption(_("**Training:** {label} (its progress is on this page)").format(label=label))
         elif snap.state.value == "running" and snap.batch:

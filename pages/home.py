@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_model.i18n import _, number
+from mnist_model.i18n import _
 from mnist_model.pictures import digit_mosaic
 from pages import common
 
@@ -56,7 +56,7 @@ def lesson_plan(dataset: str) -> None:
 
 def data_overview(ds) -> None:
     st.subheader(_("The data"))
-    st.caption(_("{title} · source: {source}").format(title=common.dataset_title(ds), source=_(ds.source)))
+    st.caption(_("{title} · source: {source}").format(title=ds.title, source=ds.source))
     if not ds.is_full:
         st.info(_("The full 60,000-image MNIST could not be downloaded, so the app uses an offline sample of "
                   "5,000 real MNIST digits (4,000 to train, 1,000 to test). Everything works the same, with "
@@ -86,8 +86,8 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
 
 common.through_the_app()
 dataset_name = common.config().dataset
-story(common.THING[dataset_name])
-lesson_plan(common.THING[dataset_name])
+story(dataset_name)
+lesson_plan(dataset_name)
 ds = common.load_or_explain(dataset_name)
 if ds is not None:
     data_overview(ds)
