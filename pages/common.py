@@ -15,7 +15,7 @@ from mnist_model.config import TrainConfig, from_query
 from mnist_model.data import Dataset, load_dataset
 from mnist_model.errors import MnistLiveError
 from mnist_model import i18n, palette
-from mnist_model.i18n import _
+from mnist_model.i18n import N_, _
 from mnist_model.lab import Lab
 from mnist_model.runs import Run
 from mnist_model.workspace import Workspace
@@ -357,7 +357,7 @@ def load_or_explain(name: str) -> Dataset | None:
     try:
         return dataset(name)
     except MnistLiveError as exc:
-        st.error(f"The {name} dataset is not available: {exc}")
+        st.error(_("The {dataset} dataset is not available: {why}").format(dataset=name, why=exc))
         return None
 
 
@@ -452,7 +452,7 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
 ROBUST_COLOURS = (palette.FIRST_NETWORK, palette.OTHER_NETWORK)  # the first network (the model in use), the other
 ROBUST_SHAPES = ("circle", "square")
 TRAIN_TEST = ["train", "test"]
-TRAIN_TEST_KEY = "train: solid line, dots  ·  test: dashed line, triangles"  # Streamlit's Vega drops these legends
+TRAIN_TEST_KEY = N_("train: solid line, dots  ·  test: dashed line, triangles")  # Vega drops those legends
 
 
 def train_test_marks(colour: bool = True) -> dict:
@@ -461,7 +461,7 @@ def train_test_marks(colour: bool = True) -> dict:
              "shape": alt.Shape("data:N", sort=TRAIN_TEST, legend=None,
                                 scale=alt.Scale(domain=TRAIN_TEST, range=["circle", "triangle-up"]))}
     if colour:
-        marks["color"] = alt.Color("data:N", title="data", scale=alt.Scale(domain=TRAIN_TEST,
+        marks["color"] = alt.Color("data:N", title=_("data"), scale=alt.Scale(domain=TRAIN_TEST,
                                                                            range=[palette.TRAIN, palette.TEST]))
     return marks
 
@@ -478,11 +478,11 @@ def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
     turns = pd.DataFrame([{"network": n, "turn": a, "probability": float(p)} for n in names
                           for a, p in zip(found.angles, found.by_angle[n])])
     return (alt.Chart(shifts).mark_line(point=True).encode(
-                x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour, shape=shape).properties(
-                title=f"Moved sideways: the probability of {label}", height=300),
+                x=alt.X("shift:Q", title=_("moved sideways (pixels)")), y=y, color=colour, shape=shape).properties(
+                title=_("Moved sideways: the probability of {label}").format(label=label), height=300),
             alt.Chart(turns).mark_line(point=True).encode(
-                x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour, shape=shape).properties(
-                title=f"Turned: the probability of {label}", height=300))
+                x=alt.X("turn:Q", title=_("turned (degrees)")), y=y, color=colour, shape=shape).properties(
+                title=_("Turned: the probability of {label}").format(label=label), height=300))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
@@ -491,8 +491,8 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     colour and a name at each line's end); best_epoch: a marker where early stopping kept the weights."""
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
-    x = alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
-    y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False))
+    x = alt.X("epoch:Q", title=_("epoch"), scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
+    y = alt.Y("value:Q", title={"loss": _("loss"), "accuracy": _("accuracy")}[metric], scale=alt.Scale(zero=False))
     marks = train_test_marks(colour=not by_run)
     if by_run:
         marks["color"] = alt.Color("run:N", scale=alt.Scale(scheme="category10"))
@@ -504,13 +504,14 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
         chart = chart + alt.Chart(ends).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(
             x=x, y=y, text="run:N", color=marks["color"])
     if best_epoch:
-        kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
+        kept = pd.DataFrame({"epoch": [best_epoch], "label": [_("kept: epoch {epoch}").format(epoch=best_epoch)]})
         rule = alt.Chart(kept).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
             x="epoch:Q")
         note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
                                          fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    title = alt.TitleParams(f"{metric.capitalize()} per epoch", subtitle=[TRAIN_TEST_KEY])
+    title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
+                            subtitle=[_(TRAIN_TEST_KEY)])
     return chart.properties(title=title, height=260)
 
 

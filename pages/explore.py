@@ -349,7 +349,7 @@ def overfitting_lab(ws, ds) -> None:
                               title=_("accuracy")),
             tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")], **common.train_test_marks()
         ).properties(title=alt.TitleParams(_("Final accuracy against {knob}: {network}, {data}").format(
-            knob=knob_name, network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data])), subtitle=[common.TRAIN_TEST_KEY]),
+            knob=knob_name, network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data])), subtitle=[_(common.TRAIN_TEST_KEY)]),
             height=320), width="stretch")
         common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": knob_name}),
                        _("Final accuracy against {knob}").format(knob=knob_name))
