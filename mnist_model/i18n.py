@@ -105,17 +105,25 @@ def N_(message: str) -> str:
 
 
 def number(value: float, decimals: int = 0) -> str:
-    """A number as the current language writes it (1,234.5 / 1.234,5 / 1 234,5)."""
-    from babel.numbers import format_decimal
-    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return format_decimal(value, format=pattern, locale=_babel_locale())
+    """A number as the current language writes it (1,234.5 / 1.234,5 / 1 234,5), rounded as Python rounds (the
+    figures quoted in sentences must be the figures the page shows)."""
+    text = f"{value:,.{decimals}f}"
+    locale = _babel_locale()
+    if locale == DEFAULT:
+        return text
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+    return text.replace(",", "\0").replace(".", get_decimal_symbol(locale)).replace("\0", get_group_symbol(locale))
 
 
 def percent(value: float, decimals: int = 0) -> str:
     """A fraction (0.873) as a percentage the way the current language writes it (87.3% / 87,3 %)."""
+    locale = _babel_locale()
+    shown = number(value * 100, decimals)
+    if locale == DEFAULT:
+        return shown + "%"
     from babel.numbers import format_percent
-    pattern = "#,##0" + ("." + "0" * decimals if decimals else "") + "%"
-    return format_percent(value, format=pattern, locale=_babel_locale())
+    before, _zero, after = format_percent(0, locale=locale).partition("0")
+    return before + shown + after
 
 
 def _babel_locale() -> str:
