@@ -57,7 +57,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> "TrainConfig":
         """Build from a dict (saved runs); unknown keys are ignored, bad values clamped."""
-        config, _ = from_query({k: str(v) for k, v in data.items()})
+        config, notices = from_query({k: str(v) for k, v in data.items()})
         return config
 
     def describe(self, epochs_run: int | None = None) -> str:

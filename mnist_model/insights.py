@@ -189,7 +189,7 @@ SWEEPS = {  # knob -> (values, how the page names it); the lab trains one run pe
 
 def sweep_plan(base: TrainConfig, n_train: int, knob: str = "train_size") -> list[tuple[TrainConfig, str]]:
     """(config, run name) for a sweep of one knob; training-set sizes below n_train, then all of them."""
-    values, _ = SWEEPS[knob]
+    values = SWEEPS[knob][0]
     if knob == "train_size":
         sizes = [s for s in values if 0 < s < n_train] + [0]
         return [(replace(base, train_size=s), f"Sweep {'all' if not s else s}") for s in sizes]

@@ -22,6 +22,7 @@ CANVAS_PX = 280  # 10x MNIST's 28 px; fits a phone screen
 UNSURE = 0.6  # below this top probability the page says the network is unsure
 QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
 NETWORK_NAMES = {"dense": N_("Dense network"), "cnn": N_("CNN")}  # translated where shown
+ROBUST_NAMES = {"dense": N_("dense network"), "cnn": N_("CNN")}  # inside a sentence
 PLACEHOLDER = "–"  # the Prediction metric before the first stroke
 TOOLBAR_GAP_PX = 36  # room above the canvas for its hover toolbar (it covered the first network's "99% sure")
 POKE_DEFAULTS = {"dx": 0, "dy": 0, "angle": 0, "scale": 1.0, "stroke": 0}  # a drawing as drawn
@@ -315,7 +316,7 @@ def _reset_poke() -> None:
 
 def robustness_panel(ws, run, drawn, target: int, names) -> None:
     """The drawn class's probability against sideways shift and turn, for the dense network and the CNN."""
-    networks = {_(NETWORK_NAMES[r.architecture]): common.predictor(r)
+    networks = {_(ROBUST_NAMES[r.architecture]): common.predictor(r)
                 for r in [run, *_other_networks(ws, run)]}
     found = robustness(networks, drawn, target)
     for chart in common.robustness_charts(found, names[target]):

@@ -80,11 +80,28 @@ def test_every_page_in_the_pseudo_language_shows_only_catalog_text(trained_works
     at.run()
     texts = _texts(at)
     texts += _page(at, "pages/train.py")
+    ws = at.session_state["workspace"]
+    ws.train(TrainConfig(epochs=30, batch_size=16, train_size=2000))  # a training under way, its progress shown
+    deadline = time.time() + 120
+    while not (ws.jobs() and ws.jobs()[0].snapshot().batch) and time.time() < deadline:
+        time.sleep(0.1)
+    at.run()
+    texts += _texts(at)
+    ws.stop()
+    while ws.jobs() and time.time() < deadline:
+        time.sleep(0.1)
     texts += _page(at, "pages/draw.py")
     at.number_input(key="test_image_0").set_value(3).run()
     texts += _texts(at)
+    robust = i18n.pseudo("How robust is the answer {label}?").split("{")[0]
+    next(b for b in at.button if b.label.startswith(robust)).click().run()  # the robustness curves
+    texts += _texts(at)
     texts += _page(at, "pages/explore.py")
     texts += _page(at, "pages/class.py")
+    at.text_input(key="join_code").input("ZZZZZ2")  # a wrong code: the refusal is said in the language too
+    next(t for t in at.text_input if t.key != "join_code").input("Ada")
+    next(b for b in at.button if b.label == i18n.pseudo("Join")).click().run()
+    texts += _texts(at)
     next(b for b in at.button if b.label == i18n.pseudo("Start a class")).click().run()
     texts += _texts(at)
     i18n.use("en")
