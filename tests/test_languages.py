@@ -166,3 +166,25 @@ def test_numbers_are_written_each_language_s_way():
     assert written["en"] == ("12,345.7", "90.1%")  # rounded as Python rounds: "{:.1%}".format(0.9015)
     assert written["de"] == ("12.345,7", "90,1\xa0%") and written["es"][0] == "12.345,7"
     assert written["fr"][0].replace("\u202f", " ") == "12 345,7"
+
+
+@pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != "en"])
+def test_every_page_renders_in_every_language(trained_workspace, language):
+    i18n.use(language)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["language"] = language
+        at.query_params["workspace"] = trained_workspace
+        at.run()
+        for path in ("pages/train.py", "pages/draw.py", "pages/explore.py", "pages/class.py"):
+            _page(at, path)
+            if path == "pages/train.py":
+                assert any(t.value == i18n.gettext("Train the network") != "Train the network" for t in at.title)
+            if path == "pages/draw.py":
+                at.number_input(key="test_image_0").set_value(5).run()
+                assert not at.exception
+                captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+                assert any(i18n.gettext("What the network sees (28x28), from {source}").split("{")[0] in c
+                           for c in captions), captions
+    finally:
+        i18n.use("en")
