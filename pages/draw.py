@@ -12,7 +12,7 @@ from mnist_model import palette
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
-from mnist_model.i18n import N_, _, ngettext, percent
+from mnist_model.i18n import N_, _, current, ngettext, percent
 from mnist_model.pictures import digit_mosaic, pixels_image
 from mnist_model.poke import poke, robustness
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
@@ -210,7 +210,7 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
             first=names[top], first_percent=percent(probs[top]), second=names[second],
             second_percent=percent(probs[second])))
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})
-    st.vega_lite_chart(frame, spec=_probability_bars(), width="stretch")
+    st.vega_lite_chart(frame, spec=_probability_bars(current()), width="stretch")
     common.numbers(st, frame.drop(columns="winner"), _("The probability of each label"))
     st.caption(_("Preprocessing + prediction: {ms} ms").format(ms=f"{elapsed_ms:.2f}"))
     return drawn, target
@@ -224,13 +224,14 @@ def _test_image_text(run, names) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def _probability_bars() -> dict:
-    """The probability bars as a Vega-Lite spec without data, built once: Altair building it anew for every stroke
-    was half of a stroke's server time."""
+def _probability_bars(language: str) -> dict:
+    """The probability bars as a Vega-Lite spec without data, built once per language: Altair building it anew for
+    every stroke was half of a stroke's server time."""
     empty = pd.DataFrame({"label": pd.Series(dtype=str), "probability": pd.Series(dtype=float),
                           "winner": pd.Series(dtype=bool)})
     spec = alt.Chart(empty).mark_bar().encode(
-        x=alt.X("label:N", sort=None, title=None), y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("label:N", sort=None, title=None),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title=_("probability")),
         color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200).to_dict()
     spec.pop("data", None)
