@@ -4,26 +4,33 @@ from pathlib import Path
 import streamlit as st
 
 from mnist_model.errors import MnistLiveError
+from mnist_model.i18n import _
 from mnist_model.store import StoreError
 from pages import common
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                    layout="wide")
-page = st.navigation([
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/show_chart:"),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/search:"),
-    st.Page("pages/class.py", title="Class", icon=":material/groups:", url_path="class"),
-])
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming
-    workspace = common.workspace()
+    workspace, unreachable = common.workspace(), None
+except StoreError as exc:  # a shared database restarting or refusing us: a message and a retry, never a traceback
+    workspace, unreachable = None, exc
+common.choose_language(workspace)
+page = st.navigation([
+    st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+    st.Page("pages/train.py", title=_("Train"), icon=":material/show_chart:"),
+    st.Page("pages/draw.py", title=_("Draw"), icon=":material/draw:"),
+    st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:"),
+    st.Page("pages/class.py", title=_("Class"), icon=":material/groups:", url_path="class"),
+])
+try:
+    if unreachable is not None:
+        raise unreachable
     common.remember_link_settings()
     workspace.note_presence()
     status = common.sidebar(workspace, page.url_path)
     common.show_notices(workspace)
-except StoreError as exc:  # a shared database restarting or refusing us: a message and a retry, never a traceback
+except StoreError as exc:
     common.unavailable(exc)
     st.stop()
 try:

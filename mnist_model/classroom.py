@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, func, select, update
 from . import schema as t
 from .config import TrainConfig
 from .errors import InputError
+from .i18n import _, ngettext
 from .runs import Run
 from .store import Store, StoreConflict
 
@@ -63,11 +64,11 @@ def check_nickname(text: str) -> str:
     """The nickname trimmed, or InputError: 1-20 printable characters, no line breaks or controls."""
     nickname = " ".join(str(text).split())
     if not nickname:
-        raise InputError("Choose a nickname (1 to 20 characters).")
+        raise InputError(_("Choose a nickname (1 to 20 characters)."))
     if len(nickname) > NICKNAME_MAX:
-        raise InputError(f"A nickname has at most {NICKNAME_MAX} characters.")
+        raise InputError(_("A nickname has at most {n} characters.").format(n=NICKNAME_MAX))
     if any(unicodedata.category(c)[0] == "C" for c in nickname):
-        raise InputError("A nickname cannot contain control characters.")
+        raise InputError(_("A nickname cannot contain control characters."))
     return nickname
 
 
@@ -116,9 +117,9 @@ class AttemptLimiter:
         mine, everyone = self._recent(session, now)
         if len(mine) >= self.per_session:
             wait = int(mine[0] + self.window_s - now) + 1
-            raise JoinRefused(f"Too many wrong codes from here: try again in {_minutes(wait)}.")
+            raise JoinRefused(_("Too many wrong codes from here: try again in {wait}.").format(wait=_minutes(wait)))
         if everyone >= self.server_per_minute:
-            raise JoinRefused("Too many wrong codes on this server just now: try again in a minute.")
+            raise JoinRefused(_("Too many wrong codes on this server just now: try again in a minute."))
 
     def failed(self, session: str) -> None:
         now = self._clock()
@@ -142,7 +143,9 @@ class AttemptLimiter:
         return times
 
 def _minutes(seconds: int) -> str:
-    return f"{seconds} seconds" if seconds < 90 else f"{round(seconds / 60)} minutes"
+    if seconds < 90:
+        return ngettext("{n} second", "{n} seconds", seconds).format(n=seconds)
+    return ngettext("{n} minute", "{n} minutes", round(seconds / 60)).format(n=round(seconds / 60))
 
 
 # ---------------------------------------------------------------- what pages get
@@ -233,7 +236,7 @@ class Classroom:
         class_id, key, now = secrets.token_urlsafe(12), secrets.token_urlsafe(KEY_BYTES), time.time()
         c = t.classes
         with self.store.transaction("start the class") as db:
-            for _ in range(20):
+            for attempt in range(20):
                 code = new_join_code()
                 if not db.execute(select(1).where(c.c.code == code, c.c.ended_at.is_(None))).first():
                     break
@@ -304,16 +307,16 @@ class Classroom:
                                 ) if len(code) == CODE_LENGTH else []
         if not rows:
             self.limiter.failed(session)
-            raise JoinRefused("No class has that code (or it has ended): check the code on the board.")
+            raise JoinRefused(_("No class has that code (or it has ended): check the code on the board."))
         class_id, teacher = rows[0]
         if teacher == workspace_id:
-            raise JoinRefused("You teach this class: your own runs are on its board as Teacher.")
+            raise JoinRefused(_("You teach this class: your own runs are on its board as Teacher."))
         shape = skeleton(nickname)
         if looks_like_teacher(nickname) or not shape:
-            raise JoinRefused("That nickname is too close to the teacher's label: choose another.")
+            raise JoinRefused(_("That nickname is too close to the teacher's label: choose another."))
         now = time.time()
-        taken = JoinRefused("Someone in this class already has that nickname (or one that looks like it): choose "
-                            "another.")
+        taken = JoinRefused(_("Someone in this class already has that nickname (or one that looks like it): choose "
+                              "another."))
         try:
             with self.store.transaction("join the class") as db:
                 other = db.execute(select(m.c.workspace_id).where(m.c.class_id == class_id, m.c.skeleton == shape)

@@ -5,6 +5,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Mapping
 
+from .i18n import _, ngettext, number
+
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ARCHITECTURES = ("dense", "cnn")
 DATASET_NAMES = ("mnist", "fashion")
@@ -55,7 +57,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> "TrainConfig":
         """Build from a dict (saved runs); unknown keys are ignored, bad values clamped."""
-        config, _ = from_query({k: str(v) for k, v in data.items()})
+        config, notices = from_query({k: str(v) for k, v in data.items()})
         return config
 
     def describe(self, epochs_run: int | None = None) -> str:
@@ -63,29 +65,39 @@ class TrainConfig:
 
         epochs_run: epochs a stopped run actually trained ('3 of 50 epochs').
         """
-        size = "all examples" if not self.train_size else f"{self.train_size:,} examples"
-        net = (f"{self.hidden_layers} x " if self.hidden_layers > 1 else "") + f"{self.hidden_units} hidden" \
-            if self.architecture == "dense" else "CNN"
-        knobs = "".join([f", dropout {self.dropout:g}" if self.dropout else "", f", L2 {self.l2:g}" if self.l2 else "",
-                         f", early stop {self.patience}" if self.patience else ""])
-        return f"{epochs_text(self.epochs, epochs_run)}, batch {self.batch_size}, {size}, " \
-               f"{self.optimizer} lr {self.learning_rate:g}, {net}{knobs}"
+        size = _("all examples") if not self.train_size else _("{n} examples").format(n=number(self.train_size))
+        if self.architecture != "dense":
+            net = "CNN"
+        elif self.hidden_layers > 1:
+            net = _("{layers} x {units} hidden").format(layers=self.hidden_layers, units=self.hidden_units)
+        else:
+            net = _("{units} hidden").format(units=self.hidden_units)
+        parts = [epochs_text(self.epochs, epochs_run), _("batch {size}").format(size=self.batch_size), size,
+                 _("{optimizer} lr {rate}").format(optimizer=self.optimizer, rate=f"{self.learning_rate:g}"), net,
+                 _("dropout {rate}").format(rate=f"{self.dropout:g}") if self.dropout else "",
+                 _("L2 {penalty}").format(penalty=f"{self.l2:g}") if self.l2 else "",
+                 _("early stop {patience}").format(patience=self.patience) if self.patience else ""]
+        return ", ".join(p for p in parts if p)
 
     def brief(self, epochs_run: int | None = None) -> str:
         """Epochs and batch, then only what differs from the notebook: '40 epochs, batch 32, 500 examples, dropout
         0.3, early stop 3' (short enough for a leaderboard column)."""
         d = TrainConfig()
-        parts = [epochs_text(self.epochs, epochs_run), f"batch {self.batch_size}",
-                 f"{self.train_size:,} examples" if self.train_size else "",
+        dense = self.architecture == "dense"
+        parts = [epochs_text(self.epochs, epochs_run), _("batch {size}").format(size=self.batch_size),
+                 _("{n} examples").format(n=number(self.train_size)) if self.train_size else "",
                  "CNN" if self.architecture == "cnn" else "",
-                 f"{self.hidden_layers} layers" if self.architecture == "dense" and self.hidden_layers > 1 else "",
-                 f"{self.hidden_units} hidden" if self.architecture == "dense" and self.hidden_units != d.hidden_units
+                 _("{layers} layers").format(layers=self.hidden_layers) if dense and self.hidden_layers > 1 else "",
+                 _("{units} hidden").format(units=self.hidden_units) if dense and self.hidden_units != d.hidden_units
                  else "",
                  self.optimizer if self.optimizer != d.optimizer else "",
-                 f"lr {self.learning_rate:g}" if self.learning_rate != d.learning_rate else "",
-                 f"dropout {self.dropout:g}" if self.dropout else "", f"L2 {self.l2:g}" if self.l2 else "",
-                 f"early stop {self.patience}" if self.patience else "",
-                 "Fashion" if self.dataset == "fashion" else "", f"seed {self.seed}" if self.seed else ""]
+                 _("lr {rate}").format(rate=f"{self.learning_rate:g}") if self.learning_rate != d.learning_rate
+                 else "",
+                 _("dropout {rate}").format(rate=f"{self.dropout:g}") if self.dropout else "",
+                 _("L2 {penalty}").format(penalty=f"{self.l2:g}") if self.l2 else "",
+                 _("early stop {patience}").format(patience=self.patience) if self.patience else "",
+                 "Fashion" if self.dataset == "fashion" else "",
+                 _("seed {seed}").format(seed=self.seed) if self.seed else ""]
         return ", ".join(p for p in parts if p)
 
     def differences(self, other: "TrainConfig") -> list[str]:
@@ -96,8 +108,9 @@ class TrainConfig:
 def epochs_text(planned: int, run: int | None = None) -> str:
     """'1 epoch', '5 epochs', or '3 of 50 epochs' for a run cut short."""
     if run is not None and run != planned:
-        return f"{run} of {planned} epochs"
-    return f"{planned} epoch{'s' * (planned != 1)}"
+        return ngettext("{run} of {planned} epoch", "{run} of {planned} epochs", planned).format(run=run,
+                                                                                                planned=planned)
+    return ngettext("{n} epoch", "{n} epochs", planned).format(n=planned)
 
 
 def _format(value) -> str:
@@ -108,17 +121,18 @@ def _parse_number(name: str, raw: str, kind: type, notices: list[str]):
     try:
         value = float(raw)
     except ValueError:
-        notices.append(f"Ignored {name}={raw!r}: not a number.")
+        notices.append(_("Ignored {name}={raw}: not a number.").format(name=name, raw=repr(raw)))
         return None
     if not math.isfinite(value):
-        notices.append(f"Ignored {name}={raw!r}: not a finite number.")
+        notices.append(_("Ignored {name}={raw}: not a finite number.").format(name=name, raw=repr(raw)))
         return None
     lo, hi = LIMITS[name]
     clamped = min(max(value, lo), hi)
     if kind is int:
         clamped = int(round(clamped))
     if clamped != value:
-        notices.append(f"{name}={raw} is outside {_format(lo)}-{_format(hi)}: using {_format(clamped)}.")
+        notices.append(_("{name}={raw} is outside {low}-{high}: using {value}.").format(
+            name=name, raw=raw, low=_format(lo), high=_format(hi), value=_format(clamped)))
     return clamped
 
 
@@ -137,31 +151,33 @@ def from_query(params: Mapping[str, object]) -> tuple[TrainConfig, list[str]]:
             raw = raw[-1] if raw else ""
         raw = str(raw).strip()[:100]
         if name not in known:
-            notices.append(f"Ignored unknown setting {name!r}.")
+            notices.append(_("Ignored unknown setting {name}.").format(name=repr(name)))
             continue
         if name in choices:
             if raw.lower() in choices[name]:
                 values[name] = raw.lower()
             else:
-                notices.append(f"Ignored {name}={raw!r}: choose one of {', '.join(choices[name])}.")
+                notices.append(_("Ignored {name}={raw}: choose one of {choices}.").format(
+                    name=name, raw=repr(raw), choices=", ".join(choices[name])))
             continue
         kind = float if name in ("learning_rate", "dropout", "l2") else int
         value = _parse_number(name, raw, kind, notices)
         if value is None:
             continue
         if name == "l2" and 0 < value < MIN_L2:
-            notices.append(f"l2={raw} is below {MIN_L2:g}: using {MIN_L2:g}.")
+            notices.append(_("l2={raw} is below {least}: using {least}.").format(raw=raw, least=f"{MIN_L2:g}"))
             value = MIN_L2
         if name == "batch_size" and value not in BATCH_SIZES:
             value = _nearest_batch_size(value)
-            notices.append(f"batch_size={raw} is not a power of two: using {value}.")
+            notices.append(_("batch_size={raw} is not a power of two: using {value}.").format(raw=raw, value=value))
         if name == "train_size" and 0 < value < MIN_TRAIN_SIZE:
-            notices.append(f"train_size={raw} is too small: using {MIN_TRAIN_SIZE}.")
+            notices.append(_("train_size={raw} is too small: using {least}.").format(raw=raw, least=MIN_TRAIN_SIZE))
             value = MIN_TRAIN_SIZE
         values[name] = value
     return replace(TrainConfig(), **values), notices
 
 
+_PRESET_NAMES = (_("The notebook"), _("Overfit on purpose"), _("Quick look"), _("Fix the overfitting"))  # catalog
 PRESETS = {  # name -> config; the Train page offers these as one-click setups
     "The notebook": TrainConfig(),
     "Overfit on purpose": TrainConfig(epochs=40, batch_size=32, train_size=500),

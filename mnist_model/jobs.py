@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Callable
 
 from .config import TrainConfig
+from .i18n import N_, _
 from .records import BatchProgress, EpochMetrics
 
 BATCH_HISTORY = 400  # running-loss points kept for the within-epoch chart
@@ -94,7 +95,7 @@ class TrainingJob:
         self._batch: BatchProgress | None = None
         self._batch_losses: list[tuple[float, float]] = []
         self._batch_reports, self._batch_stride = 0, 1  # the running-loss chart keeps every stride-th report
-        self._message = "waiting for a training slot"
+        self._message: str | tuple[str, dict] = N_("waiting for a training slot")  # translated in snapshot()
         self._started: float | None = None
         self._ended: float | None = None
         self._result = None
@@ -142,7 +143,7 @@ class TrainingJob:
             if self._state == JobState.QUEUED and self.executor is not None:
                 position = self.executor.queue_position(self)
             return JobSnapshot(self._state, tuple(self._epochs), self._batch, tuple(self._batch_losses),
-                               position, self._message, elapsed, self._eta(elapsed), self._result,
+                               position, _said(self._message), elapsed, self._eta(elapsed), self._result,
                                self._snapshot, self._initial)
 
     def _eta(self, elapsed: float) -> float | None:
@@ -153,7 +154,7 @@ class TrainingJob:
         return max(0.0, b.elapsed_s / max(done, 1e-9) * (b.epochs - done))
 
     # ------------------------------------------------------------ executor hooks
-    def on_started(self, message: str = "loading data and building the network") -> None:
+    def on_started(self, message: str = N_("loading data and building the network")) -> None:
         with self._lock:
             first = self._state == JobState.QUEUED
             self._state, self._message = JobState.RUNNING, message
@@ -169,7 +170,8 @@ class TrainingJob:
     def on_batch(self, progress: BatchProgress) -> None:
         with self._lock:
             self._batch = progress
-            self._message = f"epoch {progress.epoch}/{progress.epochs}, batch {progress.batch}/{progress.batches}"
+            self._message = (N_("epoch {epoch}/{epochs}, batch {batch}/{batches}"), dict(
+                epoch=progress.epoch, epochs=progress.epochs, batch=progress.batch, batches=progress.batches))
             self._batch_reports += 1
             if self._batch_reports % self._batch_stride == 0:  # evenly spaced over the whole run, never cut
                 self._batch_losses.append((progress.epoch - 1 + progress.batch / max(progress.batches, 1),
@@ -216,3 +218,12 @@ class TrainingJob:
                 callback(self)
             except Exception:  # A listener's failure must never break the executor's slot.
                 logging.getLogger(__name__).exception("job %s: %s callback failed", self.id, onevent)
+
+
+def _said(message) -> str:
+    """A job's message in the language of the page that asks (it was set in another thread): a catalog text, a
+    (template, values) pair, or the words of an error as they came."""
+    if isinstance(message, tuple):
+        template, values = message
+        return _(template).format(**values)
+    return _(message)

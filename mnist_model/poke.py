@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .i18n import _
+
 CENTRE = 14.0  # MNIST digits are centred here (their centre of mass)
 SHIFTS = tuple(range(-8, 9))  # pixels, for the robustness curve
 ANGLES = tuple(range(-30, 31, 5))  # degrees: the Turn slider's range
@@ -64,24 +66,31 @@ class Robustness:
         return values[lo], values[hi]
 
     def sentence(self, label: str) -> str:
-        """What the curves show, in one sentence."""
+        """What the curves show, one whole sentence per network."""
         parts = []
         for name in self.by_shift:
             shift, turn = self.sure_range(name, "shift"), self.sure_range(name, "angle")
+            turned = turn is not None and turn != (0, 0)
             if shift is None:
-                parts.append(f"the {name} is never more than 50% sure of {label}, not even unmoved")
+                text = _("The {network} is never more than 50% sure of {label}, not even unmoved.")
+            elif shift == (0, 0):
+                text = _("The {network} is more than 50% sure of {label} only where it is and turned from {turn_low} "
+                         "to {turn_high}°.") if turned else \
+                    _("The {network} is more than 50% sure of {label} only where it is.")
             else:
-                moved = "only where it is" if shift == (0, 0) else f"moved {_span(shift, ' pixels')} sideways"
-                turned = f" and turned {_span(turn, '°')}" if turn and turn != (0, 0) else ""
-                parts.append(f"the {name} is more than 50% sure of {label} {moved}{turned}")
-        text = "; ".join(parts)
-        return text[0].upper() + text[1:] + "."
+                text = _("The {network} is more than 50% sure of {label} moved from {low} to {high} pixels sideways "
+                         "and turned from {turn_low} to {turn_high}°.") if turned else \
+                    _("The {network} is more than 50% sure of {label} moved from {low} to {high} pixels sideways.")
+            low, high = shift or (0, 0)
+            turn_low, turn_high = turn or (0, 0)
+            parts.append(text.format(network=name, label=label, low=_signed(low), high=_signed(high),
+                                     turn_low=_signed(turn_low), turn_high=_signed(turn_high)))
+        return " ".join(parts)
 
 
-def _span(low_high: tuple[int, int], unit: str) -> str:
-    """'from −3 to 4 pixels' (a true minus sign, no '+0')."""
-    low, high = low_high
-    return f"from {low} to {high}{unit}".replace("-", "−")
+def _signed(value: int) -> str:
+    """−3 with a true minus sign, no '+0'."""
+    return str(value).replace("-", "−")
 
 
 def robustness(networks: dict, image: np.ndarray, target: int) -> Robustness:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .errors import ModelFileError
+from .i18n import _, number, percent
 from .predict import check_weights
 from .records import EpochMetrics
 
@@ -144,7 +145,7 @@ class Run:
     @property
     def label(self) -> str:
         """'Run 3 · 97.8% test · 5 epochs, batch 128, ...'"""
-        acc = f"{self.test_accuracy:.1%} test" if self.final else "no epoch"
+        acc = _("{accuracy} test").format(accuracy=percent(self.test_accuracy, 1)) if self.final else _("no epoch")
         return f"{self.name or self.run_id} · {acc} · {self.config.describe(epochs_run=self.epochs_run)}"
 
     def metrics_csv(self) -> str:
@@ -160,9 +161,10 @@ class Run:
     def summary(self) -> dict:
         """One row of a runs table; every column keeps one type."""
         c = self.config
-        return {"run": self.name or self.run_id, "status": self.status, "data": DATA_SHORT.get(c.dataset, c.dataset),
+        status = {"finished": _("finished"), "stopped": _("stopped")}.get(self.status, self.status)
+        return {"run": self.name or self.run_id, "status": status, "data": DATA_SHORT.get(c.dataset, c.dataset),
                 "model": c.architecture, "epochs": self.epochs_run, "batch": c.batch_size,
-                "examples": f"{c.train_size:,}" if c.train_size else "all", "optimizer": c.optimizer,
+                "examples": number(c.train_size) if c.train_size else _("all"), "optimizer": c.optimizer,
                 "lr": c.learning_rate, "train acc": round(self.train_accuracy, 4),
                 "test acc": round(self.test_accuracy, 4), "seconds": round(self.duration_s, 1)}
 

@@ -24,6 +24,7 @@ workspaces = Table(
     Column("settings", Text),  # the last Train settings (JSON)
     Column("model_run_id", Text),  # the model Draw and Explore use
     Column("run_counter", Integer, nullable=False, server_default="0"),  # numbers "Run 1", "Run 2", ...
+    Column("language", Text),  # chosen in the sidebar, else the browser's (revision 0005)
 )
 
 runs = Table(

@@ -206,6 +206,13 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
     def save_settings(self, workspace_id: str, config: TrainConfig) -> None:
         self._set_workspace("save the settings", workspace_id, settings=json.dumps(config.to_dict()))
 
+    def language(self, workspace_id: str) -> str | None:
+        """The language chosen for the workspace, or None (the browser's then)."""
+        return self._workspace_field(t.workspaces.c.language, workspace_id)
+
+    def save_language(self, workspace_id: str, language: str) -> None:
+        self._set_workspace("remember the language", workspace_id, language=language)
+
     def model_run_id(self, workspace_id: str) -> str | None:
         return self._workspace_field(t.workspaces.c.model_run_id, workspace_id)
 

@@ -80,6 +80,15 @@ class Workspace:
 
     # ------------------------------------------------------------ settings
 
+    @property
+    def language(self) -> str | None:
+        """The language chosen for this workspace (a code of i18n.LANGUAGES), or None for the browser's."""
+        return self.store.language(self.id)
+
+    @language.setter
+    def language(self, code: str) -> None:
+        self.store.save_language(self.id, code)
+
     def settings(self) -> TrainConfig | None:
         """The last Train settings, or None for a new workspace."""
         return self.store.settings(self.id)

@@ -35,7 +35,7 @@ class WorkspaceTransfer:
         settings = self.settings(workspace_id)
         manifest = {"format": EXPORT_FORMAT, "workspace_id": workspace_id,
                     "settings": settings.to_dict() if settings else None,
-                    "model_run_id": self.model_run_id(workspace_id),
+                    "model_run_id": self.model_run_id(workspace_id), "language": self.language(workspace_id),
                     "runs": [{"run_id": r.run_id, "pinned": r.pinned, "published": r.published} for r in runs]}
         path = Path(path)
         with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +96,8 @@ class WorkspaceTransfer:
             added += 1
         if manifest.get("settings"):
             self.save_settings(workspace_id, TrainConfig.from_dict(manifest["settings"]))
+        if isinstance(manifest.get("language"), str):
+            self.save_language(workspace_id, manifest["language"][:8])
         if manifest.get("model_run_id") and self.run(manifest["model_run_id"], workspace_id):
             self.set_model_run_id(workspace_id, manifest["model_run_id"])
         drawn = 0

@@ -9,6 +9,7 @@ import streamlit as st
 from mnist_model import palette
 from mnist_model.classroom import PRESENT_S, TEACHER_LABEL, what_worked
 from mnist_model.errors import MnistLiveError
+from mnist_model.i18n import _, current, percent
 from mnist_model.jobs import JobState
 from pages import common
 
@@ -18,18 +19,20 @@ STUDENT_BOARD_POLL_S = 2.0  # a student's copy: each tick costs the server a few
 
 # ---------------------------------------------------------------- the board (teacher and students)
 
-BOARD_COLUMNS = {  # every column but settings fits beside the sidebar at 1280 px (about 810 px)
-    "nickname": st.column_config.TextColumn(width=120), "test acc": st.column_config.NumberColumn(
-        width=64, format="%.1f%%"), "train acc": st.column_config.NumberColumn(width=68, format="%.1f%%"),
-    "gap (points)": st.column_config.NumberColumn(width=86, format="%.1f"),
-    "epochs": st.column_config.NumberColumn(width=56), "time": st.column_config.TextColumn(width=52),
-    "settings": st.column_config.TextColumn(width=340)}
+def board_columns() -> dict:
+    """The leaderboard's columns: every one but settings fits beside the sidebar at 1280 px (about 810 px)."""
+    text, num = st.column_config.TextColumn, st.column_config.NumberColumn
+    return {"nickname": text(_("nickname"), width=120), "test acc": num(_("test acc"), width=64, format="%.1f%%"),
+            "train acc": num(_("train acc"), width=68, format="%.1f%%"),
+            "gap (points)": num(_("gap (points)"), width=86, format="%.1f"),
+            "epochs": num(_("epochs"), width=56), "time": text(_("time"), width=52),
+            "settings": text(_("settings"), width=340)}
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def board_view(class_id: str, version: tuple) -> dict:
-    """The board at one version, shared by everyone who looks at it (read-only): the rows and the chart specs,
-    their data already in Arrow, so that every viewer's tick only sends them."""
+def board_view(class_id: str, version: tuple, language: str) -> dict:
+    """The board at one version in one language, shared by everyone who looks at it (read-only): the rows and the
+    chart specs, their data already in Arrow, so that every viewer's tick only sends them."""
     entries = common.lab().classroom.board(class_id)
     if not entries:
         return {"runs": 0}
@@ -43,30 +46,30 @@ def board_view(class_id: str, version: tuple) -> dict:
     diagonal = pd.DataFrame({"train accuracy": [low, 1.0], "test accuracy": [low, 1.0]})
     axis = alt.Scale(domain=[low, 1.005], nice=False)  # room for the dots at 100%, and never past it
     scatter = (alt.Chart(diagonal).mark_line(strokeDash=[4, 4], color="#888").encode(
-        x=alt.X("train accuracy:Q", scale=axis, axis=alt.Axis(format="%")),
-        y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%")))
+        x=alt.X("train accuracy:Q", scale=axis, axis=alt.Axis(format="%"), title=_("train accuracy")),
+        y=alt.Y("test accuracy:Q", scale=axis, axis=alt.Axis(format="%"), title=_("test accuracy")))
         + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
         x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
-            range=[palette.GAP_SMALL, palette.GAP_LARGE]), legend=alt.Legend(format=".1f", title="gap (points)")),  # small gaps too
+            range=[palette.GAP_SMALL, palette.GAP_LARGE]), legend=alt.Legend(format=".1f", title=_("gap (points)"))),
         tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
                  alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
-        title="Train vs test accuracy", height=340)
+        title=_("Train vs test accuracy"), height=340)
     worked = pd.DataFrame(what_worked(entries))
-    base = alt.Chart(worked).encode(x=alt.X("batch size:O"), y=alt.Y("epochs:O", sort="descending",
-                                                                     title="epochs set"))
+    base = alt.Chart(worked).encode(x=alt.X("batch size:O", title=_("batch size")),
+                                    y=alt.Y("epochs:O", sort="descending", title=_("epochs set")))
     heat = (base.mark_rect().encode(color=alt.Color("mean test acc:Q", scale=alt.Scale(scheme="greens"),
                                                     legend=alt.Legend(format=".1%")),
                                     tooltip=["epochs", "batch size", "runs",
                                              alt.Tooltip("mean test acc:Q", format=".1%"),
                                              alt.Tooltip("mean gap (points):Q", format=".1f")])
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
-        title="What worked: mean test accuracy", height=300)
+        title=_("What worked: mean test accuracy"), height=300)
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
-        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1, format="d"),
+        x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1, format="d"), title=_("epochs trained"),
                 scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
-        y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10)),
+        y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10), title=_("gap (points)")),
         tooltip=["nickname", "settings", "gap (points)"]).properties(
-        title="The gap against the epochs trained", height=300)
+        title=_("The gap against the epochs trained"), height=300)
     return {"runs": len(entries), "rows": pa.Table.from_pandas(rows, preserve_index=False),
             "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap),
             "numbers": {"scatter": points[["nickname", "train accuracy", "test accuracy", "gap (points)"]],
@@ -92,25 +95,26 @@ def presence(class_id: str) -> dict:
 
 def board(class_id: str, show_presence: bool = True) -> None:
     """The live board: who is here, the leaderboard, the scatter, what worked."""
-    view = board_view(class_id, common.lab().classroom.board_version(class_id))
+    view = board_view(class_id, common.lab().classroom.board_version(class_id), current())
     if show_presence:
         who = presence(class_id)
         c = st.columns(5)
-        c[0].metric("Students joined", len(who["joined"]))
-        c[1].metric("Here now", len(who["here"]))
-        c[2].metric("Training", len(who["training"]))
-        c[3].metric("Waiting", len(who["waiting"]))
-        c[4].metric("Runs on the board", view["runs"])
+        c[0].metric(_("Students joined"), len(who["joined"]))
+        c[1].metric(_("Here now"), len(who["here"]))
+        c[2].metric(_("Training"), len(who["training"]))
+        c[3].metric(_("Waiting"), len(who["waiting"]))
+        c[4].metric(_("Runs on the board"), view["runs"])
         if who["training"] or who["waiting"]:
-            st.text("Training: " + (", ".join(who["training"]) or "nobody") + "\nWaiting: " +
-                    (", ".join(who["waiting"]) or "nobody"))
+            st.text(_("Training: {training}\nWaiting: {waiting}").format(
+                training=", ".join(who["training"]) or _("nobody"), waiting=", ".join(who["waiting"]) or _("nobody")))
     if not view["runs"]:
-        st.info("No runs on the board yet: every run a student finishes or stops appears here by itself.")
+        st.info(_("No runs on the board yet: every run a student finishes or stops appears here by itself."))
         return
     st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (view["runs"] + 1), 420),
-                 column_config=BOARD_COLUMNS)
-    st.caption("Below the dashed line: the network does better on its training images than on new ones "
-               "(overfitting). The same settings and seed give the same run: vary the seed to see chance at work.")
+                 column_config=board_columns())
+    st.caption(_("Below the dashed line: the network does better on its training images than on new ones "
+                 "(overfitting). The same settings and seed give the same run: vary the seed to see chance at "
+                 "work."))
     a, b = st.columns(2)
     for where, name in ((a, "scatter"), (b, "heat"), (st, "gap")):
         where.vega_lite_chart(spec=view[name], width="stretch")
@@ -136,28 +140,28 @@ def join_link(code: str) -> str:
 def teacher_header(taught) -> None:
     """The code, the link and a QR code big enough for the back of the room."""
     if taught.ended:
-        st.subheader(f"Class {taught.code} has ended")
-        st.caption("Nobody can join any more and new runs are no longer posted; the board below stays readable.")
+        st.subheader(_("Class {code} has ended").format(code=taught.code))
+        st.caption(_("Nobody can join any more and new runs are no longer posted; the board below stays readable."))
         return
     link = join_link(taught.code)
     left, right = st.columns([3, 2], vertical_alignment="center")
     with left:
-        st.markdown("Join at the Class page with the code")
+        st.markdown(_("Join at the Class page with the code"))
         st.markdown(f"<div style='font-size:5.5rem;font-weight:700;letter-spacing:0.4rem;line-height:1.1'>"
                     f"{taught.code}</div>", unsafe_allow_html=True)  # the code is ours: six safe letters
         st.code(link, language=None, wrap_lines=True)
         if common.is_local(link):
-            st.warning("This link uses this computer's own address, which phones cannot reach. Start the server "
-                       "with `--server.address 0.0.0.0` and open the app by this computer's network address.")
-    right.image(common.qr_png(link, 10), caption="Scan to join", width=360,
-                alt=f"QR code of the link that joins class {taught.code}")
+            st.warning(_("This link uses this computer's own address, which phones cannot reach. Start the server "
+                         "with `--server.address 0.0.0.0` and open the app by this computer's network address."))
+    right.image(common.qr_png(link, 10), caption=_("Scan to join"), width=360,
+                alt=_("QR code of the link that joins class {code}").format(code=taught.code))
 
 
 def teacher_controls(ws, taught) -> None:
     """Suggest settings, moderate, clear the board, end the class."""
-    st.subheader("Teacher controls")
+    st.subheader(_("Teacher controls"))
     if taught.ended:
-        if st.button("Start a new class", type="primary"):
+        if st.button(_("Start a new class"), type="primary"):
             with common.plain_errors():
                 ws.start_class()
                 st.rerun()
@@ -168,22 +172,24 @@ def teacher_controls(ws, taught) -> None:
         st.success(done, icon=":material/check_circle:")
     a, b, c, d = st.columns(4)
     with a:
-        st.caption(f"Your Train settings: {cfg.describe()}")
-        if st.button("Suggest these settings", width="stretch"):
+        st.caption(_("Your Train settings: {settings}").format(settings=cfg.describe()))
+        if st.button(_("Suggest these settings"), width="stretch"):
             with common.plain_errors():
                 ws.suggest_settings(cfg)
-                _done(f"Suggested to every student's Train page at {time.strftime('%H:%M')}: {cfg.describe()}.")
-    with b.popover("Remove a nickname", width="stretch"):
-        names = [n for n, _, _ in common.lab().classroom.members(taught.id)]
-        name = st.selectbox("Student", names, index=None, placeholder="choose...")
-        if st.button("Remove them and their runs", disabled=name is None):
+                _done(_("Suggested to every student's Train page at {time}: {settings}.").format(
+                    time=time.strftime("%H:%M"), settings=cfg.describe()))
+    with b.popover(_("Remove a nickname"), width="stretch"):
+        names = [member[0] for member in common.lab().classroom.members(taught.id)]
+        name = st.selectbox(_("Student"), names, index=None, placeholder=_("choose..."))
+        if st.button(_("Remove them and their runs"), disabled=name is None):
             with common.plain_errors():
                 removed = ws.remove_student(name)
-                _done(f"Removed {name} and their runs from the board." if removed else
-                      f"{name} had already left the class.")
-    confirmed(c, "Clear the board", "Removes every run from the board (students keep their runs).",
-              "Yes, clear the board", lambda: _done(f"Cleared the board ({ws.clear_board()} runs).", rerun=False))
-    confirmed(d, "End the class", "Joining stops; the board stays readable for you.", "Yes, end the class",
+                _done((_("Removed {name} and their runs from the board.") if removed else
+                       _("{name} had already left the class.")).format(name=name))
+    confirmed(c, _("Clear the board"), _("Removes every run from the board (students keep their runs)."),
+              _("Yes, clear the board"), lambda: _done(_("Cleared the board ({n} runs).").format(n=ws.clear_board()),
+                                                       rerun=False))
+    confirmed(d, _("End the class"), _("Joining stops; the board stays readable for you."), _("Yes, end the class"),
               lambda: (ws.end_class(), st.session_state.pop(TEACHER_DONE, None)))
 
 
@@ -207,28 +213,29 @@ def teacher_view(ws, taught) -> None:
 # ---------------------------------------------------------------- students
 
 def student_view(ws, member) -> None:
-    st.subheader(f"Class {member.code}")
-    st.text(f"You are in as: {member.nickname}")
+    st.subheader(_("Class {code}").format(code=member.code))
+    st.text(_("You are in as: {nickname}").format(nickname=member.nickname))
     if member.ended:
-        st.info("This class has ended: your new runs are no longer posted to its board.")
-    if st.button("Leave the class"):
+        st.info(_("This class has ended: your new runs are no longer posted to its board."))
+    if st.button(_("Leave the class")):
         with common.plain_errors():
             ws.leave_class()
             st.rerun()
     mine = ws.board_entries()
     if mine:
-        with st.expander(f"Your runs on the board ({len(mine)})"):
+        with st.expander(_("Your runs on the board ({n})").format(n=len(mine))):
             for entry in mine:
-                shown = st.checkbox(f"{entry.test_accuracy:.1%} test · {entry.settings()}", value=not entry.hidden,
-                                    key=f"show_{entry.run_id}", help="Untick to hide this run from the board.")
+                shown = st.checkbox(_("{accuracy} test · {settings}").format(
+                    accuracy=percent(entry.test_accuracy, 1), settings=entry.settings()), value=not entry.hidden,
+                    key=f"show_{entry.run_id}", help=_("Untick to hide this run from the board."))
                 if shown == entry.hidden:
                     with common.plain_errors():
                         ws.hide_on_board(entry.run_id, not shown)
                         st.rerun()
     else:
-        st.caption("Your finished and stopped runs are posted to the board by themselves (settings and figures "
-                   "only; your model and drawings stay yours).")
-    if st.toggle("Show the class board", value=True, key="show_board"):
+        st.caption(_("Your finished and stopped runs are posted to the board by themselves (settings and figures "
+                     "only; your model and drawings stay yours)."))
+    if st.toggle(_("Show the class board"), value=True, key="show_board"):
         common.fragment(student_board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(ws, member.class_id)
 
 
@@ -253,10 +260,11 @@ def code_from_link() -> str:
 def join_or_start(ws) -> None:
     left, right = st.columns(2)
     with left.form("join", border=True):  # typing reruns nothing: the code and the nickname go with Join
-        st.subheader("Join a class")
-        code = st.text_input("Class code", key=code_from_link(), max_chars=12, placeholder="e.g. KPT4WM")
-        nickname = st.text_input("Nickname", max_chars=40, help="1 to 20 characters; others in the class see it.")
-        if st.form_submit_button("Join", type="primary"):
+        st.subheader(_("Join a class"))
+        code = st.text_input(_("Class code"), key=code_from_link(), max_chars=12, placeholder=_("e.g. KPT4WM"))
+        nickname = st.text_input(_("Nickname"), max_chars=40, help=_("1 to 20 characters; others in the class see "
+                                                                      "it."))
+        if st.form_submit_button(_("Join"), type="primary"):
             try:
                 ws.join_class(code, nickname, session=ws.id)
                 st.query_params.pop(common.JOIN_PARAM, None)
@@ -264,17 +272,17 @@ def join_or_start(ws) -> None:
             except MnistLiveError as exc:
                 st.error(str(exc))
     with right.container(border=True):
-        st.subheader("Start a class")
-        st.caption("For the teacher: you get a join code and a live board of everyone's runs. Your own runs "
-                   f"appear on it as {TEACHER_LABEL}.")
-        if st.button("Start a class"):
+        st.subheader(_("Start a class"))
+        st.caption(_("For the teacher: you get a join code and a live board of everyone's runs. Your own runs "
+                     "appear on it as {teacher}.").format(teacher=TEACHER_LABEL))
+        if st.button(_("Start a class")):
             with common.plain_errors():
                 ws.start_class()
                 st.rerun()
 
 
 common.through_the_app()
-st.title("Class")
+st.title(_("Class"))
 workspace = common.workspace()
 taught, member = workspace.teaching(), workspace.membership()
 if taught is not None and (member is None or not taught.ended):

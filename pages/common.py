@@ -12,9 +12,10 @@ import streamlit as st
 from streamlit import dataframe_util
 
 from mnist_model.config import TrainConfig, from_query
-from mnist_model.data import Dataset, load_dataset
+from mnist_model.data import Dataset, load_dataset, translated_title
 from mnist_model.errors import MnistLiveError
-from mnist_model import palette
+from mnist_model import i18n, palette
+from mnist_model.i18n import N_, _
 from mnist_model.lab import Lab
 from mnist_model.runs import Run
 from mnist_model.workspace import Workspace
@@ -25,13 +26,7 @@ JOIN_PARAM = "join"  # the class join link's code
 APP_PARAMS = (WORKSPACE_PARAM, JOIN_PARAM)  # query parameters that are not Train settings
 COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
 PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
-THING = {"mnist": "a digit", "fashion": "a piece of clothing"}  # what to draw, by dataset
 RETRY_S = 3  # how often a page tries the store again while it cannot be reached
-TEXT = {
-    "nothing_lost": "Nothing you saved is lost: this page tries again by itself every few seconds.",
-    "numbers": "The numbers:",
-    "this_chart": "this chart",
-}
 NUMBERS_ROWS = 60  # the most rows a chart's table shows (a 50-epoch curve's fit)
 
 
@@ -112,15 +107,15 @@ def _find_workspace() -> tuple[Workspace | None, str]:
     if linked is not None:
         del st.query_params[WORKSPACE_PARAM]
         found = lab().workspace(linked)
-        return (found, "Opened the workspace from your link.") if found else (
-            None, "That workspace link is not valid any more (or the workspace was removed after long disuse): "
-                  "this is a fresh workspace.")
+        return (found, _("Opened the workspace from your link.")) if found else (
+            None, _("That workspace link is not valid any more (or the workspace was removed after long disuse): "
+                    "this is a fresh workspace."))
     remembered = st.context.cookies.get(WORKSPACE_COOKIE)
     if remembered:
         found = lab().workspace(remembered)
         return (found, "") if found else (
-            None, "Your earlier workspace is not on this server any more (unused for a long time?): this is a "
-                  "fresh one.")
+            None, _("Your earlier workspace is not on this server any more (unused for a long time?): this is a "
+                    "fresh one."))
     return None, ""
 
 
@@ -163,8 +158,8 @@ def remember_workspace(ws: Workspace) -> None:
                                  height=0, on_kept_change=lambda: None)
     if getattr(result, "kept", None) == "blocked" and not cookies_blocked():
         st.session_state["cookie_kept"] = "blocked"
-        st.warning("This browser does not keep cookies, so your work here will not survive a reload or a closed "
-                   "tab. It stays while this tab is open; download models you want to keep.")
+        st.warning(_("This browser does not keep cookies, so your work here will not survive a reload or a closed "
+                     "tab. It stays while this tab is open; download models you want to keep."))
 
 
 _PHONE_NAV_JS = """
@@ -220,35 +215,69 @@ def qr_png(text: str, scale: int = 6) -> bytes:
     return out.getvalue()
 
 
+LANGUAGE_KEY = "language"  # session state: the language this session's pages speak
+
+
+def choose_language(ws: Workspace | None) -> str:
+    """Use the workspace's chosen language, else the browser's (st.context.locale); returns its code."""
+    code = st.session_state.get(LANGUAGE_KEY)
+    if code is None:
+        try:
+            chosen = ws.language if ws is not None else None
+        except MnistLiveError:  # the store is away: the browser's language until it is back
+            chosen = None
+        code = chosen if chosen in i18n.LANGUAGES or chosen == i18n.PSEUDO else i18n.from_browser(st.context.locale)
+        st.session_state[LANGUAGE_KEY] = code
+    return i18n.use(code)
+
+
+def language_switch(ws: Workspace) -> None:
+    """The sidebar's language menu, each language in its own name; the choice is kept in the workspace."""
+    codes = list(i18n.LANGUAGES)
+    current = i18n.current()
+    if current not in codes:  # the test language: shown, never offered
+        codes.append(current)
+    picked = st.selectbox(_(":material/translate: Language"), codes, index=codes.index(current),
+                          format_func=lambda c: i18n.LANGUAGES.get(c, c), key=f"language_{current}")
+    if picked != current:
+        with plain_errors():
+            ws.language = picked
+        st.session_state[LANGUAGE_KEY] = picked
+        st.rerun()
+
+
 def workspace_panel(ws: Workspace) -> None:
     """The sidebar's workspace controls: where work is kept, another device, start over."""
-    with st.expander("Your workspace"):
-        store = ws.store
-        where = "in a temporary folder (lost when the server stops)" if store.temporary else "on this server"
-        remembered = not cookies_blocked()
-        st.caption(f"Your runs and drawings are kept {where}"
-                   + (", and this browser remembers them." if remembered else "; this browser cannot remember "
-                      "them (no cookies)."))
-        if st.toggle("Use on another device", key="show_device_link"):
+    with st.expander(_("Your workspace")):
+        temporary, remembered = ws.store.temporary, not cookies_blocked()
+        st.caption({(False, True): _("Your runs and drawings are kept on this server, and this browser remembers "
+                                     "them."),
+                    (False, False): _("Your runs and drawings are kept on this server; this browser cannot "
+                                      "remember them (no cookies)."),
+                    (True, True): _("Your runs and drawings are kept in a temporary folder (lost when the server "
+                                    "stops), and this browser remembers them."),
+                    (True, False): _("Your runs and drawings are kept in a temporary folder (lost when the server "
+                                     "stops); this browser cannot remember them (no cookies).")}[temporary, remembered])
+        if st.toggle(_("Use on another device"), key="show_device_link"):
             link = device_link(ws)
-            st.warning("Whoever has this link sees and changes this work.", icon=":material/key:")
+            st.warning(_("Whoever has this link sees and changes this work."), icon=":material/key:")
             st.code(link, language=None, wrap_lines=True)
             if is_local(link):
-                st.caption("This link uses this computer's own address: other devices need the server's network "
-                           "address instead.")
-            st.image(qr_png(link, 4), caption="Scan to open this workspace", width=180,
-                     alt="QR code of the link to this workspace")
-        if st.button("Start over", key="start_over", help="A fresh, empty workspace in this browser."):
+                st.caption(_("This link uses this computer's own address: other devices need the server's network "
+                             "address instead."))
+            st.image(qr_png(link, 4), caption=_("Scan to open this workspace"), width=180,
+                     alt=_("QR code of the link to this workspace"))
+        if st.button(_("Start over"), key="start_over", help=_("A fresh, empty workspace in this browser.")):
             st.session_state["confirm_start_over"] = True
         if st.session_state.get("confirm_start_over"):
-            st.caption("Your current runs stay on the server, but this browser will open the new, empty "
-                       "workspace from now on (keep the device link to come back).")
+            st.caption(_("Your current runs stay on the server, but this browser will open the new, empty "
+                         "workspace from now on (keep the device link to come back)."))
             a, b = st.columns(2)
-            if a.button("Yes, start over", type="primary", key="start_over_yes"):
+            if a.button(_("Yes, start over"), type="primary", key="start_over_yes"):
                 st.session_state.pop("confirm_start_over")
                 start_over()
                 st.rerun()
-            if b.button("Cancel", key="start_over_no"):
+            if b.button(_("Cancel"), key="start_over_no"):
                 st.session_state.pop("confirm_start_over")
                 st.rerun()
 
@@ -259,7 +288,7 @@ def show_notices(ws: Workspace) -> None:
         st.warning(notice, icon=":material/warning:")
     news = st.session_state.pop("workspace_news", "")
     if news:
-        st.info(news)
+        st.info(_(news))  # said before the page knew its language: in English, translated here
     for notice in ws.notices():
         st.info(notice)
 
@@ -269,6 +298,7 @@ def fragment(func, run_every=None):
     message in its place, and it tries again at its next tick."""
     @functools.wraps(func)  # the same module and name: Streamlit's fragment id stays the function's
     def plainly(*args, **kwargs):
+        i18n.use(st.session_state.get(LANGUAGE_KEY))  # a fragment's rerun does not pass through app.py
         with plain_errors():
             return func(*args, **kwargs)
     return st.fragment(plainly, run_every=run_every)
@@ -276,7 +306,8 @@ def fragment(func, run_every=None):
 
 def unavailable(exc: MnistLiveError) -> None:
     """The page in place of a page when the store cannot be reached: what happened, and a retry every few seconds."""
-    st.error(f"{exc} {TEXT['nothing_lost']}", icon=":material/cloud_off:")
+    st.error(_("{problem} Nothing you saved is lost: this page tries again by itself every few seconds.").format(
+        problem=exc), icon=":material/cloud_off:")
     st.fragment(_retry, run_every=RETRY_S)()
 
 
@@ -316,12 +347,17 @@ def config() -> TrainConfig:
     return workspace().settings() or TrainConfig()
 
 
+def draw_title(dataset_name: str) -> str:
+    """The Draw page's title (and its link's label) for a dataset, as one sentence to translate."""
+    return {"fashion": _("Draw a piece of clothing")}.get(dataset_name, _("Draw a digit"))
+
+
 def load_or_explain(name: str) -> Dataset | None:
     """The named dataset, or None with the reason shown on the page."""
     try:
         return dataset(name)
     except MnistLiveError as exc:
-        st.error(f"The {name} dataset is not available: {exc}")
+        st.error(_("The {dataset} dataset is not available: {why}").format(dataset=name, why=exc))
         return None
 
 
@@ -331,6 +367,7 @@ def sidebar(ws: Workspace, page_name: str = ""):
     with st.sidebar:
         slot = st.empty()
         workspace_panel(ws)
+        language_switch(ws)
         remember_workspace(ws)
         close_sidebar_after_navigation(page_name)
     st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
@@ -362,30 +399,37 @@ def sidebar_status(ws: Workspace, slot) -> None:
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     run = ws.model_run()
     if run is not None:
-        st.caption(f"**Data:** {run.dataset}")
-        st.caption(f"**Model:** {run.label}")
+        st.caption(_("**Data:** {data}").format(data=translated_title(run.dataset)))
+        st.caption(_("**Model:** {model}").format(model=run.label))
     else:
         cfg = config()
         try:
-            st.caption(f"**Data:** {dataset(cfg.dataset).title}")
+            st.caption(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
         except MnistLiveError:
-            st.caption(f"**Data:** {cfg.dataset} (not available)")
-        st.caption("**Model:** none yet - train one")
+            st.caption(_("**Data:** {data} (not available)").format(data=cfg.dataset))
+        st.caption(_("**Model:** none yet - train one"))
     member = ws.membership()
     if member is not None:
-        st.caption(f"**Class:** {member.code}" + (" (ended)" if member.ended else ""))
+        st.caption((_("**Class:** {code} (ended)") if member.ended else _("**Class:** {code}")).format(
+            code=member.code))
     elif (taught := ws.teaching()) is not None and not taught.ended:
-        st.caption(f"**Class:** {taught.code} (you teach it)")
+        st.caption(_("**Class:** {code} (you teach it)").format(code=taught.code))
     jobs = ws.jobs()
     for job in jobs[:1]:
         snap = job.snapshot()
+        label = job.label
         if followed:
-            st.caption(f"**Training:** {job.label} (its progress is on this page)")
+            st.caption(_("**Training:** {label} (its progress is on this page)").format(label=label))
         elif snap.state.value == "running" and snap.batch:
-            st.caption(f"**Training:** {job.label}, epoch {snap.batch.epoch}/{snap.batch.epochs}")
+            st.caption(_("**Training:** {label}, epoch {epoch}/{epochs}").format(
+                label=label, epoch=snap.batch.epoch, epochs=snap.batch.epochs))
+        elif snap.queue_position:
+            st.caption(_("**Training:** {label} queued (queue position {position})").format(
+                label=label, position=snap.queue_position))
+        elif snap.state.value == "queued":
+            st.caption(_("**Training:** {label} queued").format(label=label))
         else:
-            where = f" (queue position {snap.queue_position})" if snap.queue_position else ""
-            st.caption(f"**Training:** {job.label} {snap.state.value}{where}")
+            st.caption(_("**Training:** {label} running").format(label=label))
     if was_busy and not jobs:
         st.rerun()  # it ended: the whole page, whose fragments (and this one) then stop ticking
 
@@ -408,7 +452,7 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
 ROBUST_COLOURS = (palette.FIRST_NETWORK, palette.OTHER_NETWORK)  # the first network (the model in use), the other
 ROBUST_SHAPES = ("circle", "square")
 TRAIN_TEST = ["train", "test"]
-TRAIN_TEST_KEY = "train: solid line, dots  ·  test: dashed line, triangles"  # Streamlit's Vega drops these legends
+TRAIN_TEST_KEY = N_("train: solid line, dots  ·  test: dashed line, triangles")  # Vega drops those legends
 
 
 def train_test_marks(colour: bool = True) -> dict:
@@ -417,7 +461,7 @@ def train_test_marks(colour: bool = True) -> dict:
              "shape": alt.Shape("data:N", sort=TRAIN_TEST, legend=None,
                                 scale=alt.Scale(domain=TRAIN_TEST, range=["circle", "triangle-up"]))}
     if colour:
-        marks["color"] = alt.Color("data:N", title="data", scale=alt.Scale(domain=TRAIN_TEST,
+        marks["color"] = alt.Color("data:N", title=_("data"), scale=alt.Scale(domain=TRAIN_TEST,
                                                                            range=[palette.TRAIN, palette.TEST]))
     return marks
 
@@ -434,11 +478,11 @@ def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
     turns = pd.DataFrame([{"network": n, "turn": a, "probability": float(p)} for n in names
                           for a, p in zip(found.angles, found.by_angle[n])])
     return (alt.Chart(shifts).mark_line(point=True).encode(
-                x=alt.X("shift:Q", title="moved sideways (pixels)"), y=y, color=colour, shape=shape).properties(
-                title=f"Moved sideways: the probability of {label}", height=300),
+                x=alt.X("shift:Q", title=_("moved sideways (pixels)")), y=y, color=colour, shape=shape).properties(
+                title=_("Moved sideways: the probability of {label}").format(label=label), height=300),
             alt.Chart(turns).mark_line(point=True).encode(
-                x=alt.X("turn:Q", title="turned (degrees)"), y=y, color=colour, shape=shape).properties(
-                title=f"Turned: the probability of {label}", height=300))
+                x=alt.X("turn:Q", title=_("turned (degrees)")), y=y, color=colour, shape=shape).properties(
+                title=_("Turned: the probability of {label}").format(label=label), height=300))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
@@ -447,8 +491,8 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     colour and a name at each line's end); best_epoch: a marker where early stopping kept the weights."""
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
-    x = alt.X("epoch:Q", title="epoch", scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
-    y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False))
+    x = alt.X("epoch:Q", title=_("epoch"), scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
+    y = alt.Y("value:Q", title={"loss": _("loss"), "accuracy": _("accuracy")}[metric], scale=alt.Scale(zero=False))
     marks = train_test_marks(colour=not by_run)
     if by_run:
         marks["color"] = alt.Color("run:N", scale=alt.Scale(scheme="category10"))
@@ -460,13 +504,14 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
         chart = chart + alt.Chart(ends).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(
             x=x, y=y, text="run:N", color=marks["color"])
     if best_epoch:
-        kept = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
+        kept = pd.DataFrame({"epoch": [best_epoch], "label": [_("kept: epoch {epoch}").format(epoch=best_epoch)]})
         rule = alt.Chart(kept).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
             x="epoch:Q")
         note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
                                          fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    title = alt.TitleParams(f"{metric.capitalize()} per epoch", subtitle=[TRAIN_TEST_KEY])
+    title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
+                            subtitle=[_(TRAIN_TEST_KEY)])
     return chart.properties(title=title, height=260)
 
 
@@ -488,7 +533,7 @@ def chart_title(spec: dict) -> str:
     title = spec.get("title") or next((layer.get("title") for layer in spec.get("layer", []) if layer.get("title")),
                                       None)
     title = title.get("text") if isinstance(title, dict) else title
-    return (" ".join(title) if isinstance(title, list) else title) or TEXT["this_chart"]
+    return (" ".join(title) if isinstance(title, list) else title) or _("this chart")
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -503,7 +548,7 @@ def chart(where, key: tuple, build) -> None:
     """Draw the Altair chart that build() makes, built once per key for the whole server (Altair's validation and
     the data's conversion were three quarters of a Train page's cost): key must name all that the chart shows.
     Its numbers follow it as a table (numbers())."""
-    spec, table, title = _chart_spec(key, build)
+    spec, table, title = _chart_spec((i18n.current(), *key), build)
     where.vega_lite_chart(spec=spec, width="stretch")
     numbers(where, table, title)
 
@@ -516,7 +561,7 @@ def numbers(where, frame: pd.DataFrame | None, title: str) -> None:
     shown = frame.head(NUMBERS_ROWS).copy()
     for column in shown.select_dtypes("float").columns:
         shown[column] = shown[column].round(4)
-    with where.expander(f"{TEXT['numbers']} {title}", icon=":material/table:"):
+    with where.expander(_("The numbers: {title}").format(title=title), icon=":material/table:"):
         st.table(shown.set_index(shown.columns[0]))
 
 

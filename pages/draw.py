@@ -12,6 +12,7 @@ from mnist_model import palette
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
+from mnist_model.i18n import N_, _, current, ngettext, percent
 from mnist_model.pictures import digit_mosaic, pixels_image
 from mnist_model.poke import poke, robustness
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
@@ -20,8 +21,8 @@ from pages import common
 CANVAS_PX = 280  # 10x MNIST's 28 px; fits a phone screen
 UNSURE = 0.6  # below this top probability the page says the network is unsure
 QUICK_EPOCHS = 1  # Quick train: the notebook network, one epoch (a few seconds)
-NETWORK_NAMES = {"dense": "Dense network", "cnn": "CNN"}
-THING = common.THING
+NETWORK_NAMES = {"dense": N_("Dense network"), "cnn": N_("CNN")}  # translated where shown
+ROBUST_NAMES = {"dense": N_("dense network"), "cnn": N_("CNN")}  # inside a sentence
 PLACEHOLDER = "–"  # the Prediction metric before the first stroke
 TOOLBAR_GAP_PX = 36  # room above the canvas for its hover toolbar (it covered the first network's "99% sure")
 POKE_DEFAULTS = {"dx": 0, "dy": 0, "angle": 0, "scale": 1.0, "stroke": 0}  # a drawing as drawn
@@ -32,8 +33,8 @@ def shared_or_quick_train(ws):
     shared = ws.published_runs()
     if shared:
         by_id = {r.run_id: r for r in shared}
-        pick = st.selectbox("Use a model shared on this server", [None, *by_id],
-                            format_func=lambda i: "choose..." if i is None else by_id[i].label)
+        pick = st.selectbox(_("Use a model shared on this server"), [None, *by_id],
+                            format_func=lambda i: _("choose...") if i is None else by_id[i].label)
         if pick is not None:
             with common.plain_errors():
                 ws.choose_model(pick)
@@ -51,17 +52,17 @@ def quick_train_panel(ws, shared: bool = False) -> None:
     dataset = common.config().dataset
     data = common.load_or_explain(dataset)
     what = data.title if data else dataset
-    st.info(f"Or train a model of your own: Quick train teaches the notebook's network on {what} for one epoch (a "
-            "few seconds), or use the Train page." if shared else
-            f"There is no trained model yet. Quick train teaches the notebook's network on {what} for one epoch (a "
-            "few seconds), or train your own on the Train page.")
-    if st.button("Quick train", type="primary"):
+    st.info((_("Or train a model of your own: Quick train teaches the notebook's network on {data} for one epoch (a "
+               "few seconds), or use the Train page.") if shared else
+             _("There is no trained model yet. Quick train teaches the notebook's network on {data} for one epoch (a "
+               "few seconds), or train your own on the Train page.")).format(data=what))
+    if st.button(_("Quick train"), type="primary"):
         with common.plain_errors():
-            ws.train(replace(TrainConfig(epochs=QUICK_EPOCHS), dataset=dataset), label="Quick train")
+            ws.train(replace(TrainConfig(epochs=QUICK_EPOCHS), dataset=dataset), label=_("Quick train"))
             st.rerun()
     latest = ws.latest_job()
     if latest is not None and latest.state.value == "failed":
-        st.error(f"The last training failed: {latest.snapshot().message}")
+        st.error(_("The last training failed: {why}").format(why=latest.snapshot().message))
 
 
 def _training_progress() -> None:
@@ -69,8 +70,9 @@ def _training_progress() -> None:
     if not jobs:
         st.rerun()
     snap = jobs[0].snapshot()
-    where = f" (number {snap.queue_position} in the queue)" if snap.queue_position else ""
-    st.progress(snap.fraction, text=f"{jobs[0].label}: {snap.message}{where}")
+    text = _("{label}: {progress} (number {position} in the queue)") if snap.queue_position else _("{label}: {progress}")
+    st.progress(snap.fraction, text=text.format(label=jobs[0].label, progress=snap.message,
+                                                position=snap.queue_position))
 
 
 def canvas_image():
@@ -84,8 +86,8 @@ def canvas_image():
     a, b = st.columns([1, 2], vertical_alignment="bottom")
     # A callback, before the fragment reruns: that run draws only the new canvas (a rerun from inside the run drew
     # the old one first, and the page held two canvases for a moment).
-    a.button("Clear", key="clear_canvas", on_click=_clear_canvas)
-    b.slider("Pen width", 8, 40, 20, key="pen_width")
+    a.button(_("Clear"), key="clear_canvas", on_click=_clear_canvas)
+    b.slider(_("Pen width"), 8, 40, 20, key="pen_width")
     return result.image_data if result is not None else None
 
 
@@ -95,16 +97,18 @@ def _clear_canvas() -> None:
         _reset_poke()
 
 
-def upload_image(thing: str):
+def upload_image(dataset: str):
     """An uploaded photo or scan: (RGBA or None, the file's id or None); a message when unusable."""
-    file = st.file_uploader(f"Or upload a photo of {thing} (PNG or JPEG)", type=["png", "jpg", "jpeg"],
+    label = {"fashion": _("Or upload a photo of a piece of clothing (PNG or JPEG)")}.get(
+        dataset, _("Or upload a photo of a digit (PNG or JPEG)"))
+    file = st.file_uploader(label, type=["png", "jpg", "jpeg"],
                             key=f"photo_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
     if file is None:
         return None, None
     try:
         return decode_upload(file.getvalue()), file.file_id
     except MnistLiveError as exc:
-        st.error(f"That file can't be used: {exc}")
+        st.error(_("That file can't be used: {why}").format(why=exc))
         return None, file.file_id
 
 
@@ -116,8 +120,9 @@ def test_image(dataset: str):
     except MnistLiveError:
         return None, None
     last = len(data.x_test) - 1
-    number = st.number_input(f"Or pick a test image by its number (0 to {last:,}), then press Enter", 0, last,
-                             value=None, step=1, placeholder="a number",
+    from mnist_model.i18n import number as written
+    number = st.number_input(_("Or pick a test image by its number (0 to {last}), then press Enter").format(
+        last=written(last)), 0, last, value=None, step=1, placeholder=_("a number"),
                              key=f"test_image_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
     if number is None:
         return None, None
@@ -160,11 +165,13 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
     try:
         image = picture if source == "test" else _as_mnist(picture) if picture is not None else None
     except MnistLiveError as exc:
-        st.error(f"That drawing can't be read: {exc}")
+        st.error(_("That drawing can't be read: {why}").format(why=exc))
         return
     if image is None:
-        st.info(f"Draw {THING[run.config.dataset]} on the black square, as big as you like and anywhere on it, or "
-                "pick a test image by its number under the square.")
+        st.info({"fashion": _("Draw a piece of clothing on the black square, as big as you like and anywhere on it, "
+                              "or pick a test image by its number under the square.")}.get(
+            run.config.dataset, _("Draw a digit on the black square, as big as you like and anywhere on it, or pick a "
+                                  "test image by its number under the square.")))
         return
     drawn = image
     image = poke(image, **poke_settings())
@@ -175,19 +182,23 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
     top, second = int(order[0]), int(order[1])
     others = _other_networks(ws, run)
     verdict = common.novelty_check(run.config.dataset)(image)  # never asks the network: honest when it is sure
-    answers = [(names[top], f"{probs[top]:.0%} sure" + (" · unfamiliar" if verdict.unfamiliar else ""))]
+    sure = (_("{percent} sure · unfamiliar") if verdict.unfamiliar else _("{percent} sure")).format(
+        percent=percent(probs[top]))
+    answers = [(names[top], sure)]
     for other in others:
         p = common.predictor(other)(image[None])[0]
-        answers.append((class_names(other.config.dataset)[int(p.argmax())], f"{p.max():.0%} sure"))
+        answers.append((class_names(other.config.dataset)[int(p.argmax())],
+                        _("{percent} sure").format(percent=percent(p.max()))))
     show_answers(answer_slot, run, others, answers)
 
     if others:
-        st.caption("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
-                   "wherever it lands; the dense network ties each weight to one pixel position.")
-    source_text = ("the uploaded photo (draw on the canvas to switch back)" if source == "photo" else
-                   _test_image_text(run, names) if source == "test" else "your drawing")
-    st.image(pixels_image(image, 5, grid=True), caption=f"What the network sees (28x28), from {source_text}",
-             alt=f"The 28 by 28 pixel image the network sees, from {source_text}")
+        st.caption(_("The CNN slides small pattern detectors over the whole image, so a stroke means the same "
+                     "wherever it lands; the dense network ties each weight to one pixel position."))
+    source_text = (_("the uploaded photo (draw on the canvas to switch back)") if source == "photo" else
+                   _test_image_text(run, names) if source == "test" else _("your drawing"))
+    st.image(pixels_image(image, 5, grid=True),
+             caption=_("What the network sees (28x28), from {source}").format(source=source_text),
+             alt=_("The 28 by 28 pixel image the network sees, from {source}").format(source=source_text))
     target = int(order[0]) if not _poked() else _unpoked_top(run, drawn)
     st.session_state["last_prediction"] = target  # what the drawing is, as drawn: the label "Keep it" offers
     poke_controls(names[target])
@@ -195,29 +206,32 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
         st.warning(verdict.why, icon=":material/help:")
         st.caption(common.novelty_check(run.config.dataset).describe())
     elif probs[top] < UNSURE:
-        st.warning(f"The network is unsure: {names[top]} ({probs[top]:.0%}) or {names[second]} "
-                   f"({probs[second]:.0%}).")
+        st.warning(_("The network is unsure: {first} ({first_percent}) or {second} ({second_percent}).").format(
+            first=names[top], first_percent=percent(probs[top]), second=names[second],
+            second_percent=percent(probs[second])))
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})
-    st.vega_lite_chart(frame, spec=_probability_bars(), width="stretch")
-    common.numbers(st, frame.drop(columns="winner"), "The probability of each label")
-    st.caption(f"Preprocessing + prediction: {elapsed_ms:.2f} ms")
+    st.vega_lite_chart(frame, spec=_probability_bars(current()), width="stretch")
+    common.numbers(st, frame.drop(columns="winner"), _("The probability of each label"))
+    st.caption(_("Preprocessing + prediction: {ms} ms").format(ms=f"{elapsed_ms:.2f}"))
     return drawn, target
 
 
 def _test_image_text(run, names) -> str:
     number = st.session_state.get("seen_test_image")
     label = names[int(common.dataset(run.config.dataset).y_test[number])]
-    return f"test image {number}, which the test set labels {label} (draw on the canvas to switch back)"
+    return _("test image {number}, which the test set labels {label} (draw on the canvas to switch back)").format(
+        number=number, label=label)
 
 
 @st.cache_resource(show_spinner=False)
-def _probability_bars() -> dict:
-    """The probability bars as a Vega-Lite spec without data, built once: Altair building it anew for every stroke
-    was half of a stroke's server time."""
+def _probability_bars(language: str) -> dict:
+    """The probability bars as a Vega-Lite spec without data, built once per language: Altair building it anew for
+    every stroke was half of a stroke's server time."""
     empty = pd.DataFrame({"label": pd.Series(dtype=str), "probability": pd.Series(dtype=float),
                           "winner": pd.Series(dtype=bool)})
     spec = alt.Chart(empty).mark_bar().encode(
-        x=alt.X("label:N", sort=None, title=None), y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("label:N", sort=None, title=None),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title=_("probability")),
         color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
         tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200).to_dict()
     spec.pop("data", None)
@@ -239,8 +253,9 @@ def show_answers(slot, run, others, answers) -> None:
         cols = st.columns(len(answers))
         for i, (col, (value, note)) in enumerate(zip(cols, answers)):
             net = run if i == 0 else others[i - 1]
-            label = ("Prediction" if not others else f"Prediction ({NETWORK_NAMES[net.architecture]})") if i == 0 \
-                else f"{NETWORK_NAMES[net.architecture]} says"
+            name = _(NETWORK_NAMES[net.architecture])
+            label = (_("Prediction") if not others else _("Prediction ({network})").format(network=name)) if i == 0 \
+                else _("{network} says").format(network=name)
             col.metric(label, value, note, delta_color="off", delta_arrow="off", help=None if i == 0 else net.label)
         st.container(height=TOOLBAR_GAP_PX, border=False)
 
@@ -254,9 +269,10 @@ def _unpoked_top(run, drawn) -> int:
 
 
 POKE_SLIDERS = {  # setting -> (label, options or (low, high, step))
-    "dx": ("Move sideways (px)", (-6, 6, 1)), "dy": ("Move up/down (px)", (-6, 6, 1)),
-    "angle": ("Turn (degrees)", (-30, 30, 5)), "scale": ("Scale", (0.6, 1.4, 0.1)),
-    "stroke": ("Strokes", {-2: "thinnest", -1: "thinner", 0: "as drawn", 1: "thicker", 2: "thickest"}),
+    "dx": (N_("Move sideways (px)"), (-6, 6, 1)), "dy": (N_("Move up/down (px)"), (-6, 6, 1)),
+    "angle": (N_("Turn (degrees)"), (-30, 30, 5)), "scale": (N_("Scale"), (0.6, 1.4, 0.1)),
+    "stroke": (N_("Strokes"), {-2: N_("thinnest"), -1: N_("thinner"), 0: N_("as drawn"), 1: N_("thicker"),
+                               2: N_("thickest")}),
 }
 
 
@@ -265,21 +281,23 @@ def poke_controls(label: str) -> None:
     settings, s = poke_settings(), st.session_state
     generation = s.setdefault("poke_generation", 0)  # Reset draws fresh sliders at the drawing as drawn
     # Once used, the panel stays open (an expander whose `expanded` changes is a new element: it would close).
-    with st.expander("Poke your drawing", expanded=s.get("poke_used", False) or _poked()):
+    with st.expander(_("Poke your drawing"), expanded=s.get("poke_used", False) or _poked()):
         columns = st.columns(2)
         for i, (name, (text, options)) in enumerate(POKE_SLIDERS.items()):
             key = f"poke_{name}_{generation}"
             kwargs = dict(key=key, value=settings[name], on_change=_poke_moved, args=(name, key))
             if isinstance(options, dict):
-                columns[i % 2].select_slider(text, list(options), format_func=options.get, **kwargs)
+                columns[i % 2].select_slider(_(text), list(options), format_func=lambda o, options=options:
+                                             _(options[o]), **kwargs)
             else:
-                columns[i % 2].slider(text, *options[:2], step=options[2], **kwargs)
-        columns[1].button("Reset", on_click=_reset_poke, width="stretch")
-        if st.button(f"How robust is the answer {label}?", width="stretch", help="Moves and turns the picture "
-                     f"step by step and plots how sure each network stays of {label}."):
+                columns[i % 2].slider(_(text), *options[:2], step=options[2], **kwargs)
+        columns[1].button(_("Reset"), on_click=_reset_poke, width="stretch")
+        if st.button(_("How robust is the answer {label}?").format(label=label), width="stretch", help=_(
+                "Moves and turns the picture step by step and plots how sure each network stays of {label}.").format(
+                label=label)):
             s["poke_used"] = s["robust_open"] = True
         if s.get("robust_open"):
-            st.caption("The curves are under the drawing.")  # on a phone, above this button
+            st.caption(_("The curves are under the drawing."))  # on a phone, above this button
 
 
 def _poke_moved(name: str, key: str) -> None:
@@ -299,14 +317,14 @@ def _reset_poke() -> None:
 
 def robustness_panel(ws, run, drawn, target: int, names) -> None:
     """The drawn class's probability against sideways shift and turn, for the dense network and the CNN."""
-    networks = {NETWORK_NAMES[r.architecture].replace("Dense", "dense"): common.predictor(r)
+    networks = {_(ROBUST_NAMES[r.architecture]): common.predictor(r)
                 for r in [run, *_other_networks(ws, run)]}
     found = robustness(networks, drawn, target)
     for chart in common.robustness_charts(found, names[target]):
         st.altair_chart(chart, width="stretch")
         common.numbers(st, chart.data, str(chart.title))
-    st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " Train a CNN too (Train page, Network) "
-                                             "to see one that cares less where the digit is."))
+    st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " " + _(
+        "Train a CNN too (Train page, Network) to see one that cares less where the digit is.")))
 
 
 def _other_networks(ws, run) -> list:
@@ -318,20 +336,20 @@ def _other_networks(ws, run) -> list:
 
 def keep_drawing_controls(ws, drawn) -> None:
     """Label the drawing on screen (drawn: (28, 28) as drawn, or None for a blank canvas) and keep it, once."""
-    st.markdown("**Teach it your handwriting**")
+    st.markdown(_("**Teach it your handwriting**"))
     a, b = st.columns([2, 1], vertical_alignment="bottom")
     guess = st.session_state.get("last_prediction", 0) if drawn is not None else 0
-    label = a.selectbox("This drawing is a", range(10), index=guess,
-                        help="Starts at the network's guess: change it when the guess is wrong.")
+    label = a.selectbox(_("This drawing is a"), range(10), index=guess,
+                        help=_("Starts at the network's guess: change it when the guess is wrong."))
     digest = hashlib.md5(drawn.tobytes()).hexdigest() if drawn is not None else None
     kept = digest is not None and digest in st.session_state.setdefault("kept_digests", set())
-    if b.button("Kept" if kept else "Keep it", disabled=drawn is None or kept, width="stretch",
-                help="Draw a digit first." if drawn is None else "Already kept: draw another one." if kept else
-                "Keep this drawing with its label, for fine-tuning."):
+    if b.button(_("Kept") if kept else _("Keep it"), disabled=drawn is None or kept, width="stretch",
+                help=_("Draw a digit first.") if drawn is None else _("Already kept: draw another one.") if kept else
+                _("Keep this drawing with its label, for fine-tuning.")):
         with common.plain_errors():
             ws.keep_drawings(drawn[None], [int(label)])
             st.session_state["kept_digests"].add(digest)
-            st.toast(f"Kept as a {label}: {len(ws.drawings()[0])} drawings so far")
+            st.toast(_("Kept as a {label}: {n} drawings so far").format(label=label, n=len(ws.drawings()[0])))
             st.rerun()  # the whole page: the kept drawings are shown outside this fragment
 
 
@@ -340,21 +358,25 @@ def teach_panel(ws, run) -> None:
     from mnist_model.handwriting import drawings_from_npz, drawings_to_npz, fine_tune_task
     ids, images, labels = ws.drawings()
     if ids:
-        st.subheader("Your drawings")
+        st.subheader(_("Your drawings"))
         st.image(digit_mosaic(images, [str(x) for x in labels], columns=12, scale=2),
-                 caption=f"Your {len(ids)} drawing{'s' * (len(ids) != 1)} and their labels",
-                 alt=f"Your {len(ids)} kept drawings, labelled " + ", ".join(str(x) for x in labels))
-        drop = st.multiselect("Delete", range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
+                 caption=ngettext("Your {n} drawing and its label", "Your {n} drawings and their labels",
+                                  len(ids)).format(n=len(ids)),
+                 alt=_("Your {n} kept drawings, labelled {labels}").format(
+                     n=len(ids), labels=", ".join(str(x) for x in labels)))
+        drop = st.multiselect(_("Delete"), range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
-        if c1.button("Delete selected", disabled=not drop, width="stretch"):
+        if c1.button(_("Delete selected"), disabled=not drop, width="stretch"):
             with common.plain_errors():
                 ws.delete_drawings([ids[i] for i in drop])
                 st.rerun()
-        c2.download_button("Download (.npz)", drawings_to_npz(images, labels), "my-drawings.npz", width="stretch")
+        c2.download_button(_("Download (.npz)"), drawings_to_npz(images, labels), "my-drawings.npz",
+                           width="stretch")
         busy = bool(ws.jobs())
-        if c3.button("Fine-tune on my drawings", type="primary", disabled=busy, width="stretch"):
+        if c3.button(_("Fine-tune on my drawings"), type="primary", disabled=busy, width="stretch"):
             with common.plain_errors():
-                ws.start(fine_tune_task(run, images, labels), label=ws.unique_name(f"{run.name} + my drawings"),
+                ws.start(fine_tune_task(run, images, labels),
+                         label=ws.unique_name(_("{run} + my drawings").format(run=run.name)),
                          kind="fine-tune",
                          base_run_id=run.run_id)
                 st.rerun()
@@ -362,7 +384,7 @@ def teach_panel(ws, run) -> None:
             common.follow_training_here()
             common.fragment(_training_progress, run_every=0.5)()
         fine_tune_report(ws, run, images, labels)
-    upload = st.file_uploader("Load drawings saved earlier (.npz)", type=["npz"], key="drawings_upload")
+    upload = st.file_uploader(_("Load drawings saved earlier (.npz)"), type=["npz"], key="drawings_upload")
     if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:
         st.session_state["drawings_loaded"] = upload.file_id
         with common.plain_errors():
@@ -377,30 +399,31 @@ def fine_tune_report(ws, run, images, labels) -> None:
     if base is None or run.final is None or base.final is None:
         return
     before, after = accuracy(common.predictor(base), images, labels), accuracy(common.predictor(run), images, labels)
-    drawings = f"{len(labels)} drawing{'s' * (len(labels) != 1)}"
-    st.markdown(f"**{run.name}** against **{base.name}**, on your {drawings} and the test set:")
+    st.markdown(ngettext("**{run}** against **{base}**, on your {n} drawing and the test set:",
+                         "**{run}** against **{base}**, on your {n} drawings and the test set:", len(labels)).format(
+        run=run.name, base=base.name, n=len(labels)))
     c = st.columns(2)
     change = round((after - before) * 100)
-    c[0].metric("Right on your drawings", f"{after:.0%}", f"{change:+d} points (was {before:.0%})" if change else
-                f"no change (was {before:.0%})", delta_color="normal" if change else "off",
+    c[0].metric(_("Right on your drawings"), percent(after),
+                (_("{change} points (was {before})") if change else _("no change (was {before})")).format(
+                    change=f"{change:+d}", before=percent(before)), delta_color="normal" if change else "off",
                 delta_arrow="auto" if change else "off")
-    c[1].metric("Test accuracy", f"{run.test_accuracy:.1%}",
-                f"{(run.test_accuracy - base.test_accuracy) * 100:+.1f} points (was {base.test_accuracy:.1%})")
-    st.caption("If test accuracy dropped, the network has started to forget MNIST while learning your style.")
+    c[1].metric(_("Test accuracy"), percent(run.test_accuracy, 1), _("{change} points (was {before})").format(
+        change=f"{(run.test_accuracy - base.test_accuracy) * 100:+.1f}", before=percent(base.test_accuracy, 1)))
+    st.caption(_("If test accuracy dropped, the network has started to forget MNIST while learning your style."))
 
 
 @common.fragment
 def drawing_panel(ws, run) -> None:
     """Canvas, upload and prediction: a stroke reruns only this part of the page."""
-    thing = THING[run.config.dataset]
     left, right = st.columns([1, 1])
     with left:
         answer_slot = st.empty()  # the answer sits right above the canvas, on phones too
         # Shown before the first stroke too, in the same layout, so the canvas never moves when the answer comes.
         others = _other_networks(ws, run)
-        show_answers(answer_slot, run, others, [(PLACEHOLDER, "draw to see")] * (1 + len(others)))
+        show_answers(answer_slot, run, others, [(PLACEHOLDER, _("draw to see"))] * (1 + len(others)))
         drawing = canvas_image()
-        uploaded, upload_id = upload_image(thing)
+        uploaded, upload_id = upload_image(run.config.dataset)
         picked, picked_number = test_image(run.config.dataset)
     with right:
         source, picture = latest_input(drawing, uploaded, upload_id, picked, picked_number)
@@ -408,7 +431,7 @@ def drawing_panel(ws, run) -> None:
     if read is not None and st.session_state.get("robust_open"):  # under the canvas, beside the poke sliders
         with left.container(border=True):
             robustness_panel(ws, run, *read, class_names(run.config.dataset))
-            if st.button("Hide the robustness curves"):
+            if st.button(_("Hide the robustness curves")):
                 st.session_state["robust_open"] = False
                 st.rerun(scope="fragment")
     if run.config.dataset == "mnist":  # a test image is not the student's handwriting: nothing to keep
@@ -418,11 +441,11 @@ def drawing_panel(ws, run) -> None:
 common.through_the_app()
 workspace = common.workspace()
 model = workspace.model_run()
-st.title(f"Draw {THING[model.config.dataset if model else common.config().dataset]}")
+st.title(common.draw_title(model.config.dataset if model else common.config().dataset))
 if model is None:
     model = shared_or_quick_train(workspace)
 if model is not None:
-    st.caption(f"Model: {model.label}")
+    st.caption(_("Model: {model}").format(model=model.label))
     drawing_panel(workspace, model)
     if model.config.dataset == "mnist":
         teach_panel(workspace, model)

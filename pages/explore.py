@@ -7,14 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model import palette
+from mnist_model.i18n import N_, _, ngettext, number, percent
 from mnist_model.insights import (SWEEPS, confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan,
                                   sweep_value)
 from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_sheet
 from pages import common
 
 UNITS_SHOWN = 64  # hidden units in the weights grid
-LAB_NETWORKS = {"dense": "dense network (the notebook's)", "cnn": "small CNN"}
-LAB_DATA = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
+LAB_NETWORKS = {"dense": N_("dense network (the notebook's)"), "cnn": N_("small CNN")}  # translated where shown
+LAB_DATA = {"mnist": N_("MNIST digits"), "fashion": "Fashion-MNIST"}
 CNN_KNOBS = ("train_size", "epochs")  # the knobs the small CNN listens to
 VOTE_IMAGES = 500  # test images on which a deeper network's unit votes are measured
 PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
@@ -39,7 +40,8 @@ def mistakes(run, ds) -> None:
     pred = probs.argmax(axis=1)
     matrix = confusion_matrix(ds.y_test, pred)
     names = list(ds.class_names)
-    st.caption(f"{run.label}: {(pred == ds.y_test).mean():.2%} of {len(pred):,} test images right")
+    st.caption(_("{model}: {accuracy} of {n} test images right").format(
+        model=run.label, accuracy=percent((pred == ds.y_test).mean(), 2), n=number(len(pred))))
     cells = pd.DataFrame([{"true": names[t], "predicted": names[p], "count": int(matrix[t, p])}
                           for t in range(10) for p in range(10)])
     off = matrix - np.diag(np.diag(matrix))
@@ -49,8 +51,8 @@ def mistakes(run, ds) -> None:
     shown = (alt.datum.true == names[st.session_state["cell_true"]]) & (
         alt.datum.predicted == names[st.session_state["cell_predicted"]])
     cell = alt.selection_point(fields=["true", "predicted"], name="cell", on="click", clear=False)
-    base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=names, title="predicted"),
-                                   y=alt.Y("true:N", sort=names, title="true label"))
+    base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=names, title=_("predicted")),
+                                   y=alt.Y("true:N", sort=names, title=_("true label")))
     heat = base.mark_rect(cursor="pointer").encode(
         color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
         stroke=alt.condition(shown, alt.value(palette.WINNER), alt.value(None)), strokeWidth=alt.value(3),
@@ -59,37 +61,44 @@ def mistakes(run, ds) -> None:
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
                                             alt.value("black")))
     left, right = st.columns([3, 2])
-    left.altair_chart((heat + text).properties(title="Confusion matrix (test set): click a cell",
+    left.altair_chart((heat + text).properties(title=_("Confusion matrix (test set): click a cell"),
                                                           height=380), width="stretch", on_select="rerun",
                                 key=chart_key)
-    common.numbers(left, pd.DataFrame(matrix, index=pd.Index(names, name="true label"),
-                                      columns=[f"called {n}" for n in names]).reset_index(),
-                   "Confusion matrix (test set)")
+    common.numbers(left, pd.DataFrame(matrix, index=pd.Index(names, name=_("true label")),
+                                      columns=[_("called {label}").format(label=n) for n in names]).reset_index(),
+                   _("Confusion matrix (test set)"))
     common.chart(right, ("accuracy per label", run.run_id), lambda: alt.Chart(pd.DataFrame(
         {"label": names, "accuracy": per_class_accuracy(matrix)})).mark_bar().encode(
-        x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        y=alt.Y("label:N", sort=None), tooltip=["label", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
-        title="Accuracy per label", height=380))
+        x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=_("accuracy")),
+        y=alt.Y("label:N", sort=None, title=_("label")),
+        tooltip=["label", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
+        title=_("Accuracy per label"), height=380))
     a, b = st.columns(2)
-    t = a.selectbox("Show test images whose true label is", range(10), key="cell_true",
+    t = a.selectbox(_("Show test images whose true label is"), range(10), key="cell_true",
                     format_func=lambda i: names[i], on_change=_forget_click)
-    p = b.selectbox("and that the network called", range(10), key="cell_predicted", format_func=lambda i: names[i],
-                    on_change=_forget_click)
+    p = b.selectbox(_("and that the network called"), range(10), key="cell_predicted",
+                    format_func=lambda i: names[i], on_change=_forget_click)
     idx = np.flatnonzero((ds.y_test == t) & (pred == p))[:30]
     if len(idx):
-        st.image(digit_mosaic(ds.x_test[idx], [f"{probs[i, p]:.0%}" for i in idx]),
-                 caption=f"{matrix[t, p]} test images: true {names[t]}, predicted {names[p]} (with confidence)",
-                 alt=f"{len(idx)} test images whose true label is {names[t]} and that the network called {names[p]}, "
-                     "with its confidence: " + ", ".join(f"{probs[i, p]:.0%}" for i in idx))
+        confidences = ", ".join(percent(probs[i, p]) for i in idx)
+        st.image(digit_mosaic(ds.x_test[idx], [percent(probs[i, p]) for i in idx]),
+                 caption=ngettext("{n} test image: true {true}, predicted {predicted} (with confidence)",
+                                  "{n} test images: true {true}, predicted {predicted} (with confidence)",
+                                  int(matrix[t, p])).format(n=matrix[t, p], true=names[t], predicted=names[p]),
+                 alt=_("{n} test images whose true label is {true} and that the network called {predicted}, with "
+                       "its confidence: {confidences}").format(n=len(idx), true=names[t], predicted=names[p],
+                                                                confidences=confidences))
     else:
-        st.caption("No test image falls in that cell.")
-    st.subheader("The most confident mistakes")
+        st.caption(_("No test image falls in that cell."))
+    st.subheader(_("The most confident mistakes"))
     worst = confident_mistakes(probs, ds.y_test, k=20)
-    st.image(digit_mosaic(ds.x_test[worst], [f"{names[ds.y_test[i]]}>{names[pred[i]]} {probs[i, pred[i]]:.0%}"
+    st.image(digit_mosaic(ds.x_test[worst], [f"{names[ds.y_test[i]]}>{names[pred[i]]} {percent(probs[i, pred[i]])}"
                                                     for i in worst]),
-             caption="true > predicted, confidence: the network was sure, and wrong",
-             alt="The network's 20 most confident mistakes: " + "; ".join(
-                 f"a {names[ds.y_test[i]]} called {names[pred[i]]} at {probs[i, pred[i]]:.0%}" for i in worst))
+             caption=_("true > predicted, confidence: the network was sure, and wrong"),
+             alt=_("The network's 20 most confident mistakes: {list}").format(list="; ".join(
+                 _("a {true} called {predicted} at {confidence}").format(
+                     true=names[ds.y_test[i]], predicted=names[pred[i]], confidence=percent(probs[i, pred[i]]))
+                 for i in worst)))
 
 
 def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
@@ -113,69 +122,83 @@ def _forget_click() -> None:
 def learned(ws, run, ds) -> None:
     if run.architecture != "dense":
         kernels = run.weights[0]  # (3, 3, 1, 32)
-        st.markdown("The CNN's first layer: 32 small 3x3 pattern detectors slid over the whole image "
-                    "(red: bright pixel wanted, blue: dark pixel wanted).")
+        st.markdown(_("The CNN's first layer: 32 small 3x3 pattern detectors slid over the whole image "
+                      "(red: bright pixel wanted, blue: dark pixel wanted)."))
         tiles = [np.pad(diverging(kernels[..., 0, k], 16), ((2, 2), (2, 2), (0, 0)), constant_values=255)
                  for k in range(kernels.shape[-1])]
         st.image(np.vstack([np.hstack(tiles[i:i + 16]) for i in range(0, 32, 16)]),
-                 alt="The CNN's 32 first-layer 3 by 3 pattern detectors, red for bright pixels wanted, blue for dark")
+                 alt=_("The CNN's 32 first-layer 3 by 3 pattern detectors, red for bright pixels wanted, blue for "
+                       "dark"))
         return
     w1 = run.weights[0]
     extras = run.extras
     change = run.first_layer_change()  # None for runs saved before every unit's start was kept
-    st.markdown("Each hidden unit looks at the image through 784 weights, one per pixel. Training starts them as "
-                "random noise; what it changed shows the strokes a unit learned to look for: **red** pixels now push "
-                "it to fire, **blue** pixels hold it back (each tile on its own scale, white is no change).")
+    st.markdown(_("Each hidden unit looks at the image through 784 weights, one per pixel. Training starts them as "
+                  "random noise; what it changed shows the strokes a unit learned to look for: **red** pixels now "
+                  "push it to fire, **blue** pixels hold it back (each tile on its own scale, white is no change)."))
     if "moved_units" in extras:
         units = [int(u) for u in extras["moved_units"][:UNITS_SHOWN]]
         moved = w1[:, units] - extras["moved_initial"][:len(units)].astype(np.float32).T
         st.image(weight_sheet(moved, range(len(units))),
-                 caption=f"The {len(units)} of {w1.shape[1]} hidden units whose weights moved most from their start: "
-                         "what training changed",
-                 alt=f"{len(units)} tiles of 28 by 28 pixels, one per hidden unit: red where training made a pixel "
-                     "push the unit to fire, blue where it holds it back")
+                 caption=_("The {n} of {total} hidden units whose weights moved most from their start: what "
+                           "training changed").format(n=len(units), total=w1.shape[1]),
+                 alt=_("{n} tiles of 28 by 28 pixels, one per hidden unit: red where training made a pixel push the "
+                       "unit to fire, blue where it holds it back").format(n=len(units)))
         watch_it_learn(run)
     else:  # a run from before the snapshots: rank the units by how strongly they vote
         influence = np.linalg.norm(run.weights[2], axis=1)
         units = [int(u) for u in np.argsort(-influence)[:UNITS_SHOWN]]
-        st.image(weight_sheet(_inked_only(w1, ds), units), caption=f"The {len(units)} most influential of "
-                 f"{w1.shape[1]} hidden units' weights (pixels no training image uses left white)",
-                 alt=f"{len(units)} tiles of 28 by 28 pixels, one per hidden unit: red pixels push the unit to fire, "
-                     "blue ones hold it back")
+        st.image(weight_sheet(_inked_only(w1, ds), units), caption=_(
+            "The {n} most influential of {total} hidden units' weights (pixels no training image uses left "
+            "white)").format(n=len(units), total=w1.shape[1]),
+                 alt=_("{n} tiles of 28 by 28 pixels, one per hidden unit: red pixels push the unit to fire, blue "
+                       "ones hold it back").format(n=len(units)))
     shown = change if change is not None else _inked_only(w1, ds)
-    what = "what training changed in its weights" if change is not None else "its weights"
-    st.markdown("**One unit**")
-    unit = st.number_input("Look at one unit", 0, w1.shape[1] - 1, int(units[0]))
+    st.markdown(_("**One unit**"))
+    unit = st.number_input(_("Look at one unit"), 0, w1.shape[1] - 1, int(units[0]))
     a, b = st.columns(2)
-    a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=f"unit {unit}: {what}",
-            alt=f"Unit {unit}'s 28 by 28 weights ({what}): red pixels push it to fire, blue ones hold it back")
+    if change is not None:
+        caption, alt_text = _("unit {unit}: what training changed in its weights"), _(
+            "Unit {unit}'s 28 by 28 weights (what training changed in them): red pixels push it to fire, blue ones "
+            "hold it back")
+    else:
+        caption, alt_text = _("unit {unit}: its weights"), _(
+            "Unit {unit}'s 28 by 28 weights: red pixels push it to fire, blue ones hold it back")
+    a.image(diverging(shown[:, unit].reshape(28, 28), 8), caption=caption.format(unit=unit),
+            alt=alt_text.format(unit=unit))
     layers = len(run.weights) // 2 - 1
-    title = f"When unit {unit} fires, it votes for..." if layers == 1 else \
-        f"Unit {unit}'s effect on each score"
+    title = (_("When unit {unit} fires, it votes for...") if layers == 1 else
+             _("Unit {unit}'s effect on each score")).format(unit=unit)
 
     def votes() -> pd.DataFrame:
         return pd.DataFrame({"label": list(ds.class_names),
                              "weight": common.predictor(run).unit_votes(unit, ds.x_test[:VOTE_IMAGES] / 255.0)})
     common.chart(b, ("votes", run.run_id, unit), lambda: alt.Chart(votes()).mark_bar().encode(
-        x=alt.X("label:N", sort=None), y=alt.Y("weight:Q", title="vote" if layers == 1 else "score change"),
+        x=alt.X("label:N", sort=None, title=_("label")),
+        y=alt.Y("weight:Q", title=_("vote") if layers == 1 else _("score change")),
         color=alt.condition("datum.weight > 0", alt.value(palette.VOTE_FOR), alt.value(palette.VOTE_AGAINST))).properties(
         title=title, height=240))
     if layers > 1:
-        b.caption(f"Through {layers - 1} more hidden layer{'s' * (layers > 2)}, so measured: on {VOTE_IMAGES} test "
-                  "images, each score's change per unit of this unit's firing when it is switched off where it fires.")
+        b.caption(ngettext("Through {n} more hidden layer, so measured: on {images} test images, each score's change "
+                           "per unit of this unit's firing when it is switched off where it fires.",
+                           "Through {n} more hidden layers, so measured: on {images} test images, each score's change "
+                           "per unit of this unit's firing when it is switched off where it fires.",
+                           layers - 1).format(n=layers - 1, images=VOTE_IMAGES))
     drawing = ws.last_drawing
-    st.subheader("Your last drawing")
+    st.subheader(_("Your last drawing"))
     if drawing is None:
-        st.caption("Draw a digit on the Draw page to see which units it makes fire.")
+        st.caption(_("Draw a digit on the Draw page to see which units it makes fire."))
         return
     act = common.predictor(run).hidden(drawing[None])[0]
     top = np.argsort(-act)[:8]
     c = st.columns([1, 4])
-    fired = ", ".join(f"#{u} ({act[u]:.1f})" for u in top)
-    c[0].image(pixels_image(drawing, 4), caption="what the network saw",
-               alt="Your last drawing, as the 28 by 28 image the network saw")
-    c[1].image(weight_sheet(shown, top, columns=8), caption="The 8 units your drawing made fire most: " + fired,
-               alt="The weights of the 8 units your drawing made fire most, with how strongly: " + fired)
+    fired = ", ".join(f"#{u} ({number(act[u], 1)})" for u in top)
+    c[0].image(pixels_image(drawing, 4), caption=_("what the network saw"),
+               alt=_("Your last drawing, as the 28 by 28 image the network saw"))
+    c[1].image(weight_sheet(shown, top, columns=8),
+               caption=_("The 8 units your drawing made fire most: {units}").format(units=fired),
+               alt=_("The weights of the 8 units your drawing made fire most, with how strongly: {units}").format(
+                   units=fired))
 
 
 def _inked_only(w1: np.ndarray, ds) -> np.ndarray:
@@ -190,24 +213,27 @@ def watch_it_learn(run) -> None:
     if frames is None or len(frames) < 2:
         return
     at = [float(e) for e in run.extras.get("snapshot_epochs", range(len(frames)))]  # when each frame was taken
-    st.markdown("**Watch it learn**: the same 16 units at the start, during the first epoch and after every epoch.")
+    st.markdown(_("**Watch it learn**: the same 16 units at the start, during the first epoch and after every "
+                  "epoch."))
     s = st.session_state
     if s.get("learn_run") != run.run_id or s.get("learn_epoch") not in at:  # a new model starts at the end
         s["learn_run"], s["learn_epoch"], s["learn_playing"] = run.run_id, at[-1], False
     kept = run.best_epoch if run.best_epoch and run.best_epoch < at[-1] else None
     if kept:
-        st.caption(f"Early stopping kept epoch {kept}: the epochs after it were trained, then set aside.")
+        st.caption(_("Early stopping kept epoch {epoch}: the epochs after it were trained, then set aside.").format(
+            epoch=kept))
     common.fragment(_learning_frames, run_every=PLAY_S if s.get("learn_playing") else None)(frames, at, kept)
 
 
 def _when(epoch: float) -> str:
     """0 -> 'The random start', 0.25 -> 'A quarter into epoch 1', 3 -> 'After epoch 3'."""
     if epoch == 0:
-        return "The random start"
+        return _("The random start")
     if epoch < 1:
-        return {0.125: "An eighth", 0.25: "A quarter", 0.5: "Halfway"}.get(round(epoch, 3), f"{epoch:.0%}") + \
-            " into epoch 1"
-    return f"After epoch {epoch:g}"
+        return {0.125: _("An eighth into epoch 1"), 0.25: _("A quarter into epoch 1"),
+                0.5: _("Halfway into epoch 1")}.get(round(epoch, 3), _("{share} into epoch 1").format(
+                    share=percent(epoch)))
+    return _("After epoch {epoch}").format(epoch=f"{epoch:g}")
 
 
 def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
@@ -220,37 +246,41 @@ def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
         index += 1
         s["learn_epoch"] = at[index]
     a, b = st.columns([1, 5], vertical_alignment="bottom")
-    if a.button("Pause" if s.get("learn_playing") else "Play", key="learn_play", width="stretch"):
+    if a.button(_("Pause") if s.get("learn_playing") else _("Play"), key="learn_play", width="stretch"):
         s["learn_playing"] = not s.get("learn_playing")
         if s["learn_playing"] and index >= len(at) - 1:
             s["learn_epoch"] = at[0]
         st.rerun()
-    b.select_slider("Epoch", at, key="learn_epoch", format_func=lambda e: f"{e:g}",
-                    help="0 is the random start; the fractions are steps into the first epoch.")
-    changes = st.toggle("Show what training changed", value=True, key="learn_changes",
-                        help="On: each weight minus its random start, so the learned strokes grow out of nothing. "
-                             "Off: the weights themselves, which start as random noise.")
+    b.select_slider(_("Epoch"), at, key="learn_epoch", format_func=lambda e: f"{e:g}",
+                    help=_("0 is the random start; the fractions are steps into the first epoch."))
+    changes = st.toggle(_("Show what training changed"), value=True, key="learn_changes",
+                        help=_("On: each weight minus its random start, so the learned strokes grow out of nothing. "
+                               "Off: the weights themselves, which start as random noise."))
     every = frames.astype(np.float32)  # (frames, 16, 784)
     if changes:
         every = every - every[:1]
     epoch = s["learn_epoch"]
     frame = every[at.index(epoch)]
     tops = np.abs(every).max(axis=(0, 2))  # one scale per unit over all frames: strokes grow, noise stays faint
-    when = _when(epoch) + (" (the weights kept)" if epoch == kept else " (set aside by early stopping)"
-                           if kept and epoch > kept else "")
+    when = _when(epoch)
+    if epoch == kept:
+        when = _("{when} (the weights kept)").format(when=when)
+    elif kept and epoch > kept:
+        when = _("{when} (set aside by early stopping)").format(when=when)
     st.image(weight_sheet(frame.T, range(len(frame)), columns=16, tops=tops),
-             caption=f"{when}: " + ("what training has changed in each unit's weights" if changes else
-                                    "each unit's weights") + " (red positive, blue negative)",
-             alt=f"{when}: {len(frame)} tiles of 28 by 28 pixels, one per hidden unit, red positive, blue negative")
+             caption=(_("{when}: what training has changed in each unit's weights (red positive, blue negative)")
+                      if changes else _("{when}: each unit's weights (red positive, blue negative)")).format(when=when),
+             alt=_("{when}: {n} tiles of 28 by 28 pixels, one per hidden unit, red positive, blue negative").format(
+                 when=when, n=len(frame)))
     if len(at) > 6 and epoch >= 5:
-        st.caption("The strokes form in the first epoch or two; what later epochs add is mostly fine speckle, the "
-                   "network fitting single training images: memorising, the overfitting the test curve shows.")
+        st.caption(_("The strokes form in the first epoch or two; what later epochs add is mostly fine speckle, the "
+                     "network fitting single training images: memorising, the overfitting the test curve shows."))
 
 
 def overfitting_lab(ws, ds) -> None:
-    st.markdown("Train the same network again and again, changing one knob, and compare training and test "
-                "accuracy at the end: with few examples or many epochs it memorises, and the gap is wide; dropout, "
-                "a weight penalty or more examples narrow it.")
+    st.markdown(_("Train the same network again and again, changing one knob, and compare training and test "
+                  "accuracy at the end: with few examples or many epochs it memorises, and the gap is wide; dropout, "
+                  "a weight penalty or more examples narrow it."))
     s = st.session_state
     sweeping = [j for j in ws.jobs() if any(sweep_value(j.label, k) is not None for k in SWEEPS)]
     for key, field, default in (("lab_architecture", "architecture", "dense"),
@@ -260,10 +290,10 @@ def overfitting_lab(ws, ds) -> None:
         elif key not in s:  # Streamlit drops a widget's state while its page is not shown
             s[key] = s.get(f"{key}_kept", default)
     a, b = st.columns(2)
-    arch = a.radio("Network", ("dense", "cnn"), key="lab_architecture", horizontal=True, disabled=bool(sweeping),
-                   format_func=LAB_NETWORKS.get)
-    data = b.radio("Data", ("mnist", "fashion"), key="lab_dataset", horizontal=True, disabled=bool(sweeping),
-                   format_func=LAB_DATA.get)
+    arch = a.radio(_("Network"), ("dense", "cnn"), key="lab_architecture", horizontal=True, disabled=bool(sweeping),
+                   format_func=lambda k: _(LAB_NETWORKS[k]))
+    data = b.radio(_("Data"), ("mnist", "fashion"), key="lab_dataset", horizontal=True, disabled=bool(sweeping),
+                   format_func=lambda k: _(LAB_DATA[k]))
     s["lab_architecture_kept"], s["lab_dataset_kept"] = arch, data
     if data != ds.name:
         ds = common.load_or_explain(data)
@@ -278,19 +308,19 @@ def overfitting_lab(ws, ds) -> None:
     knobs = [k for k in SWEEPS if arch == "dense" or k in CNN_KNOBS]  # the CNN has no dropout, L2 or hidden units
     if s["sweep_knob"] not in knobs:
         s["sweep_knob"] = "train_size"
-    knob = st.selectbox("Knob to sweep", knobs, format_func=lambda k: SWEEPS[k][1].capitalize(),
+    knob = st.selectbox(_("Knob to sweep"), knobs, format_func=lambda k: _(SWEEPS[k][1]).capitalize(),
                         key="sweep_knob", disabled=running is not None,
-                        help=None if arch == "dense" else "The small CNN's own layers are fixed: dropout, the L2 "
-                        "penalty and hidden units are knobs of the dense network.")
+                        help=None if arch == "dense" else _("The small CNN's own layers are fixed: dropout, the L2 "
+                                                            "penalty and hidden units are knobs of the dense network."))
     s["lab_knob"] = knob
     plan = sweep_plan(base, len(ds.x_train), knob)
     values = ", ".join(_value_text(knob, getattr(c, knob)) for c, _ in plan)
-    st.caption(f"One run of the {LAB_NETWORKS[arch]} on {LAB_DATA[data]} for each {SWEEPS[knob][1]} value: {values}; "
-               "everything else as on your Train page. The runs "
-               "train one after the other, wait for the training slot like any other, and appear in the Train page's "
-               "run table; the model you use on Draw and Explore stays the same.")
+    st.caption(_("One run of the {network} on {data} for each {knob} value: {values}; everything else as on your "
+                 "Train page. The runs train one after the other, wait for the training slot like any other, and "
+                 "appear in the Train page's run table; the model you use on Draw and Explore stays the same.").format(
+        network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data]), knob=_(SWEEPS[knob][1]), values=values))
     busy = bool(ws.jobs())
-    if st.button("Run the sweep", type="primary", disabled=busy):
+    if st.button(_("Run the sweep"), type="primary", disabled=busy):
         with common.plain_errors():
             ws.sweep([c for c, _ in plan], [name for _, name in plan])
             st.rerun()
@@ -311,28 +341,30 @@ def overfitting_lab(ws, ds) -> None:
                      {"x": x, "shown": _value_text(knob, value), "data": "test", "accuracy": r.test_accuracy,
                       "run": r.name}]
         frame = pd.DataFrame(rows)
-        x_axis = (alt.X("shown:O", sort=None, title=SWEEPS[knob][1]) if knob == "l2" else  # 0 has no log place
-                  alt.X("x:Q", title=SWEEPS[knob][1], scale=alt.Scale(
+        knob_name = _(SWEEPS[knob][1])
+        x_axis = (alt.X("shown:O", sort=None, title=knob_name) if knob == "l2" else  # 0 has no log place
+                  alt.X("x:Q", title=knob_name, scale=alt.Scale(
                       type="log" if knob in ("train_size", "hidden_units") else "linear", nice=False)))
         st.altair_chart(alt.Chart(frame).mark_line(point=True).encode(
-            x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+            x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"),
+                              title=_("accuracy")),
             tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")], **common.train_test_marks()
-        ).properties(title=alt.TitleParams(f"Final accuracy against {SWEEPS[knob][1]}: {LAB_NETWORKS[arch]}, "
-                                           f"{LAB_DATA[data]}", subtitle=[common.TRAIN_TEST_KEY]), height=320),
-            width="stretch")
-        common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": SWEEPS[knob][1]}),
-                       f"Final accuracy against {SWEEPS[knob][1]}")
+        ).properties(title=alt.TitleParams(_("Final accuracy against {knob}: {network}, {data}").format(
+            knob=knob_name, network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data])), subtitle=[_(common.TRAIN_TEST_KEY)]),
+            height=320), width="stretch")
+        common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": knob_name}),
+                       _("Final accuracy against {knob}").format(knob=knob_name))
         if any(r.test_accuracy > r.train_accuracy for r in latest.values()):
-            st.caption("Where test lies above train: the training figure is averaged over the last epoch, while the "
-                       "network was still learning, and dropout (the CNN always has some) switches units off only "
-                       "while training; the test figure is measured at the end with every unit on.")
+            st.caption(_("Where test lies above train: the training figure is averaged over the last epoch, while "
+                         "the network was still learning, and dropout (the CNN always has some) switches units off "
+                         "only while training; the test figure is measured at the end with every unit on."))
 
 
 def _value_text(knob: str, value) -> str:
     if knob == "train_size":
-        return "all" if not value else f"{int(value):,}"
+        return _("all") if not value else number(int(value))
     if knob in ("dropout", "l2"):
-        return "off" if not value else f"{value:g}"
+        return _("off") if not value else f"{value:g}"
     return f"{int(value)}"
 
 
@@ -342,22 +374,22 @@ def _sweep_progress() -> None:
         st.rerun()
     for j in jobs:
         snap = j.snapshot()
-        st.progress(snap.fraction, text=f"{j.label}: {snap.message}")
+        st.progress(snap.fraction, text=_("{label}: {progress}").format(label=j.label, progress=snap.message))
 
 
 common.through_the_app()
-st.title("Explore")
+st.title(_("Explore"))
 workspace = common.workspace()
 run = workspace.model_run()
 ds = common.load_or_explain(run.config.dataset if run else common.config().dataset)
 if ds is not None:
-    tab_mistakes, tab_learned, tab_lab = st.tabs(["Mistakes", "What it learned", "Overfitting lab"])
+    tab_mistakes, tab_learned, tab_lab = st.tabs([_("Mistakes"), _("What it learned"), _("Overfitting lab")])
     with tab_lab:
         overfitting_lab(workspace, ds)
     if run is None:
         for tab in (tab_mistakes, tab_learned):
-            tab.info("Train a model first (Train page, or Quick train on the Draw page): its mistakes and what it "
-                     "learned will show here.")
+            tab.info(_("Train a model first (Train page, or Quick train on the Draw page): its mistakes and what it "
+                       "learned will show here."))
     else:
         with tab_mistakes:
             mistakes(run, ds)

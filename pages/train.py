@@ -7,6 +7,7 @@ import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
 from mnist_model.errors import MnistLiveError
+from mnist_model.i18n import N_, _, ngettext, number, percent
 from mnist_model.insights import compare_runs, read_curves, reading_grade
 from mnist_model.notebook import code_text, notebook_bytes
 from mnist_model.pictures import weight_sheet
@@ -23,19 +24,25 @@ QUEUED_POLL_S = 2.0  # how often a training waiting for a slot checks its place 
 # in a class whose trainings queue: every waiting Train page polled at the running pace)
 SUGGESTION_POLL_S = 3.0  # a teacher's suggestion reaches a student sitting on this page within this
 ELSEWHERE_POLL_S = 2.0  # how often a page checks on a training that another server runs for its workspace
-DATASET_NAMES = {"mnist": "MNIST digits", "fashion": "Fashion-MNIST"}
-NETWORK_NAMES = {"dense": "Dense (the notebook)", "cnn": "Small CNN"}
+DATASET_NAMES = {"mnist": N_("MNIST digits"), "fashion": "Fashion-MNIST"}  # translated where shown
+NETWORK_NAMES = {"dense": N_("Dense (the notebook)"), "cnn": N_("Small CNN")}
 DATASETS, NETWORKS = tuple(DATASET_NAMES), tuple(NETWORK_NAMES)
-RUN_COLUMNS = {  # narrow enough that every column shows at 1280 px beside the sidebar (about 810 px)
-    "run": st.column_config.TextColumn(width=128), "status": st.column_config.TextColumn(width=62),
-    "data": st.column_config.TextColumn(width=58), "model": st.column_config.TextColumn(width=48),
-    "epochs": st.column_config.NumberColumn(width=56), "batch": st.column_config.NumberColumn(width=50),
-    "examples": st.column_config.TextColumn("examples", width=66),
-    "optimizer": st.column_config.TextColumn("opt.", width=62), "lr": st.column_config.NumberColumn(width=48),
-    "train acc": st.column_config.NumberColumn("train", width=56, format="%.1f%%"),  # in percent: one decimal each
-    "test acc": st.column_config.NumberColumn("test", width=56, format="%.1f%%"),
-    "seconds": st.column_config.NumberColumn("s", width=36), "pinned": st.column_config.CheckboxColumn("pin", width=36),
-    "shared": st.column_config.CheckboxColumn(width=50)}
+
+
+def run_columns() -> dict:
+    """The runs table's columns, narrow enough that every one shows at 1280 px beside the sidebar (about 810 px)."""
+    text, num = st.column_config.TextColumn, st.column_config.NumberColumn
+    return {"run": text(_("run"), width=128), "status": text(_("status"), width=62),
+            "data": text(_("data"), width=58), "model": text(_("model"), width=48),
+            "epochs": num(_("epochs"), width=56), "batch": num(_("batch"), width=50),
+            "examples": text(_("examples"), width=66), "optimizer": text(_("opt."), width=62),
+            "lr": num("lr", width=48),
+            "train acc": num(_("train"), width=56, format="%.1f%%"),  # in percent: one decimal each
+            "test acc": num(_("test"), width=56, format="%.1f%%"), "seconds": num(_("s"), width=36),
+            "pinned": st.column_config.CheckboxColumn(_("pin"), width=36),
+            "shared": st.column_config.CheckboxColumn(_("shared"), width=50)}
+
+
 READING_BOX = {"none": st.success, "slight": st.info, "clear": st.warning}  # the stronger, the louder
 
 
@@ -108,7 +115,7 @@ def init_settings() -> None:
         _apply(cfg)
         st.session_state["url_notices"] = notices
     for notice in st.session_state.pop("url_notices", []):
-        st.warning(f"Link settings: {notice}")
+        st.warning(_("Link settings: {notice}").format(notice=notice))
 
 
 def _preset(name: str) -> None:
@@ -117,11 +124,18 @@ def _preset(name: str) -> None:
     preset = PRESETS[name]
     applied = replace(preset, dataset=current.dataset, architecture=current.architecture)
     _apply(applied)
-    kept = [f"{DATASET_NAMES[current.dataset]}" if current.dataset != preset.dataset else "",
-            f"the {NETWORK_NAMES[current.architecture]}" if current.architecture != preset.architecture else ""]
-    kept = " and ".join(k for k in kept if k)
-    st.session_state["preset_notice"] = f"Preset {name}: {applied.describe()}" + (
-        f" (keeping {kept})." if kept else ".")
+    data = _(DATASET_NAMES[current.dataset]) if current.dataset != preset.dataset else ""
+    net = _(NETWORK_NAMES[current.architecture]) if current.architecture != preset.architecture else ""
+    if data and net:
+        sentence = _("Preset {name}: {settings} (keeping {data} and the {network}).")
+    elif data:
+        sentence = _("Preset {name}: {settings} (keeping {data}).")
+    elif net:
+        sentence = _("Preset {name}: {settings} (keeping the {network}).")
+    else:
+        sentence = _("Preset {name}: {settings}.")
+    st.session_state["preset_notice"] = sentence.format(name=_(name), settings=applied.describe(), data=data,
+                                                        network=net)
 
 
 def teacher_suggestion(ws, cfg: TrainConfig, busy: bool) -> None:
@@ -141,48 +155,50 @@ def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
     if suggested is None or suggested[0] == cfg:
         return
     a, b = st.columns([4, 1], vertical_alignment="center")
-    a.info(f"Your teacher suggests: {suggested[0].describe()}.", icon=":material/school:")
-    if b.button("Use them", on_click=_apply, args=(suggested[0],), width="stretch"):
+    a.info(_("Your teacher suggests: {settings}.").format(settings=suggested[0].describe()), icon=":material/school:")
+    if b.button(_("Use them"), on_click=_apply, args=(suggested[0],), width="stretch"):
         st.rerun()  # the whole page: the settings above are outside this fragment
 
 
 def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     """The widgets; returns the config they show and mirrors it into the URL and the workspace."""
     c1, c2 = st.columns(2)
-    c1.slider("Epochs", 1, 50, **_knob("epochs"), help="Passes over the training images.")
-    c2.select_slider("Batch size", BATCH_SIZES, **_knob("batch_size"),
-                     help="Images per weight update. Smaller: more updates per epoch, noisier.")
-    with st.expander("More settings"):
+    c1.slider(_("Epochs"), 1, 50, **_knob("epochs"), help=_("Passes over the training images."))
+    c2.select_slider(_("Batch size"), BATCH_SIZES, **_knob("batch_size"),
+                     help=_("Images per weight update. Smaller: more updates per epoch, noisier."))
+    with st.expander(_("More settings")):
         a, b = st.columns(2)
-        a.select_slider("Training examples", train_sizes, **_knob("train_size"),
-                        format_func=lambda n: "all" if n == 0 else f"{n:,}",
-                        help="Fewer examples make overfitting easy to see.")
-        b.select_slider("Learning rate", LEARNING_RATES, **_knob("learning_rate"), format_func=lambda v: f"{v:g}")
-        a.select_slider("Hidden units", HIDDEN_UNITS, **_knob("hidden_units"))
-        b.selectbox("Optimizer", OPTIMIZERS, **_knob("optimizer", OPTIMIZERS))
-        a.radio("Dataset", DATASETS, **_knob("dataset", DATASETS), horizontal=True,
-                format_func=lambda d: DATASET_NAMES[d])
-        b.radio("Network", NETWORKS, **_knob("architecture", NETWORKS), horizontal=True,
-                format_func=lambda a: NETWORK_NAMES[a],
-                help="The CNN looks at neighbouring pixels together, so it cares less about where and how big "
-                     "a digit is drawn.")
-        a.number_input("Seed", 0, 2**31 - 1, **_knob("seed"), help="Same seed, same settings: same run.")
-        st.markdown("**Fight overfitting** (dense network)")
+        a.select_slider(_("Training examples"), train_sizes, **_knob("train_size"),
+                        format_func=lambda n: _("all") if n == 0 else number(n),
+                        help=_("Fewer examples make overfitting easy to see."))
+        b.select_slider(_("Learning rate"), LEARNING_RATES, **_knob("learning_rate"), format_func=lambda v: f"{v:g}")
+        a.select_slider(_("Hidden units"), HIDDEN_UNITS, **_knob("hidden_units"))
+        b.selectbox(_("Optimizer"), OPTIMIZERS, **_knob("optimizer", OPTIMIZERS))
+        a.radio(_("Dataset"), DATASETS, **_knob("dataset", DATASETS), horizontal=True,
+                format_func=lambda d: _(DATASET_NAMES[d]))
+        b.radio(_("Network"), NETWORKS, **_knob("architecture", NETWORKS), horizontal=True,
+                format_func=lambda a: _(NETWORK_NAMES[a]),
+                help=_("The CNN looks at neighbouring pixels together, so it cares less about where and how big "
+                       "a digit is drawn."))
+        a.number_input(_("Seed"), 0, 2**31 - 1, **_knob("seed"), help=_("Same seed, same settings: same run."))
+        st.markdown(_("**Fight overfitting** (dense network)"))
         c, d = st.columns(2)
-        c.select_slider("Hidden layers", (1, 2, 3), **_knob("hidden_layers"),
-                        help="The notebook has one; more layers of the same size can learn more, and memorise more.")
-        d.select_slider("Dropout", DROPOUTS, **_knob("dropout"), format_func=lambda v: "off" if not v else f"{v:g}",
-                        help="While training, switch off this share of the hidden units at random in every step, so "
-                             "no unit can rely on another: harder to memorise. Never while predicting.")
-        c.select_slider("L2 weight penalty", L2S, **_knob("l2"), format_func=lambda v: "off" if not v else f"{v:g}",
-                        help="Adds the sum of squared weights (times this) to the loss: large weights that fit "
-                             "single examples cost more.")
-        d.slider("Early stopping: patience", 0, 20, **_knob("patience"),
-                 help="Stop once the test loss has not improved for this many epochs, and keep the weights of "
-                      "the best epoch. 0 = off.")
+        c.select_slider(_("Hidden layers"), (1, 2, 3), **_knob("hidden_layers"),
+                        help=_("The notebook has one; more layers of the same size can learn more, and memorise "
+                               "more."))
+        d.select_slider(_("Dropout"), DROPOUTS, **_knob("dropout"),
+                        format_func=lambda v: _("off") if not v else f"{v:g}",
+                        help=_("While training, switch off this share of the hidden units at random in every step, "
+                               "so no unit can rely on another: harder to memorise. Never while predicting."))
+        c.select_slider(_("L2 weight penalty"), L2S, **_knob("l2"), format_func=lambda v: _("off") if not v else
+                        f"{v:g}", help=_("Adds the sum of squared weights (times this) to the loss: large weights "
+                                         "that fit single examples cost more."))
+        d.slider(_("Early stopping: patience"), 0, 20, **_knob("patience"),
+                 help=_("Stop once the test loss has not improved for this many epochs, and keep the weights of "
+                        "the best epoch. 0 = off."))
     cols = st.columns(len(PRESETS))
     for col, name in zip(cols, PRESETS):
-        col.button(f"Preset: {name}", on_click=_preset, args=(name,), width="stretch")
+        col.button(_("Preset: {name}").format(name=_(name)), on_click=_preset, args=(name,), width="stretch")
     notice = st.session_state.pop("preset_notice", None)
     if notice:
         st.info(notice, icon=":material/tune:")
@@ -257,12 +273,13 @@ def interrupted_panel(ws, busy: bool) -> None:
     """Trainings that a server restart cut off, each with Train again (off while one runs)."""
     for record in ws.interrupted():
         with st.container(border=True):
-            st.warning(f"**{record.label}** was interrupted: {record.message}. ({record.config.describe()})",
-                       icon=":material/restart_alt:")
-            a, b, _ = st.columns([1, 1, 3])
-            a.button("Train again", key=f"again_{record.job_id}", on_click=train_again, args=(record.job_id,),
+            st.warning(_("**{label}** was interrupted: {why}. ({settings})").format(
+                label=record.label, why=record.message, settings=record.config.describe()),
+                icon=":material/restart_alt:")
+            a, b, rest = st.columns([1, 1, 3])
+            a.button(_("Train again"), key=f"again_{record.job_id}", on_click=train_again, args=(record.job_id,),
                      type="primary", disabled=busy, width="stretch")
-            b.button("Dismiss", key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
+            b.button(_("Dismiss"), key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
                      width="stretch")
 
 
@@ -279,8 +296,9 @@ def _elsewhere(job_id: str) -> None:
     record = common.workspace().training_elsewhere()
     if record is None or record.job_id != job_id:
         st.rerun(scope="app")  # it ended (its run is in the workspace), or its server died (it shows interrupted)
-    st.info(f"**{record.label}** is training for this workspace on another of this school's servers (another tab "
-            "or device). Its run lands here when it ends; stop it where it runs.", icon=":material/dns:")
+    st.info(_("**{label}** is training for this workspace on another of this school's servers (another tab or "
+              "device). Its run lands here when it ends; stop it where it runs.").format(label=record.label),
+            icon=":material/dns:")
 
 
 def live_panel(waiting: bool = False) -> None:
@@ -300,20 +318,23 @@ def live_panel(waiting: bool = False) -> None:
         st.session_state["watching"] = job.id
     snap = job.snapshot()
     if len(active) > 1:
-        st.caption(f"{len(active) - 1} more of your runs wait their turn: {', '.join(j.label for j in active[1:])}")
+        st.caption(ngettext("{n} more of your runs waits its turn: {names}", "{n} more of your runs wait their turn: "
+                            "{names}", len(active) - 1).format(n=len(active) - 1,
+                                                               names=", ".join(j.label for j in active[1:])))
     ex = ws.lab.executor
     if snap.state == JobState.QUEUED and snap.queue_position is None:
-        st.info(f"{job.label}: waiting for your previous run to end.")
+        st.info(_("{label}: waiting for your previous run to end.").format(label=job.label))
     elif snap.state == JobState.QUEUED and ex.busy() < ex.slots:
-        st.info(f"{job.label}: starting...")
+        st.info(_("{label}: starting...").format(label=job.label))
     elif snap.state == JobState.QUEUED:
-        st.info(f"Other trainings hold the server's training slots. {job.label} is number {snap.queue_position} "
-                "in the queue; it starts by itself.")
+        st.info(_("Other trainings hold the server's training slots. {label} is number {position} in the queue; it "
+                  "starts by itself.").format(label=job.label, position=snap.queue_position))
     elif snap.state == JobState.RUNNING:
-        left = f", about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
-        st.progress(snap.fraction, text=f"{job.label}: {snap.message}{left}")
+        text = _("{label}: {progress}, about {seconds} s left") if snap.eta_s is not None else _("{label}: {progress}")
+        st.progress(snap.fraction, text=text.format(label=job.label, progress=snap.message,
+                                                    seconds=f"{snap.eta_s or 0:.0f}"))
     elif snap.state == JobState.FAILED:
-        st.error(f"{job.label} failed: {snap.message}")
+        st.error(_("{label} failed: {why}").format(label=job.label, why=snap.message))
     if not active:
         return
     frame = common.history_frame(snap.epochs)
@@ -322,17 +343,18 @@ def live_panel(waiting: bool = False) -> None:
         for where, metric in ((a, "loss"), (b, "accuracy")):
             where.altair_chart(common.curve_chart(frame, metric, job.config.epochs), width="stretch")
             common.numbers(where, frame[frame["metric"] == metric].drop(columns="metric"),
-                           f"{metric.capitalize()} per epoch")
+                           {"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric])
     if snap.batch_losses:
         st.altair_chart(running_loss_chart(snap.batch_losses), width="stretch")
-        common.numbers(st, pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"]), "Running loss")
+        common.numbers(st, pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"]), _("Running loss"))
     if snap.first_layer is not None and snap.first_layer_start is not None:
         change = (snap.first_layer["weights"].astype("float32") - snap.first_layer_start.astype("float32")).T
         st.image(weight_sheet(change, range(change.shape[1]), columns=16),
-                 caption=f"Epoch {snap.first_layer['epoch']}: how the 16 hidden units that moved most have changed "
-                         "since the start (red: this pixel now counts for the unit, blue: against it)",
-                 alt=f"Epoch {snap.first_layer['epoch']}: 16 tiles of 28 by 28 pixels, one per hidden unit, red where "
-                     "a pixel now counts for the unit, blue where it counts against it")
+                 caption=_("Epoch {epoch}: how the 16 hidden units that moved most have changed since the start (red: "
+                           "this pixel now counts for the unit, blue: against it)").format(
+                     epoch=snap.first_layer["epoch"]),
+                 alt=_("Epoch {epoch}: 16 tiles of 28 by 28 pixels, one per hidden unit, red where a pixel now counts "
+                       "for the unit, blue where it counts against it").format(epoch=snap.first_layer["epoch"]))
 
 
 def running_loss_chart(batch_losses) -> alt.Chart:
@@ -342,25 +364,27 @@ def running_loss_chart(batch_losses) -> alt.Chart:
     low, high = float(points["loss"].min()), float(points["loss"].max())
     pad = max((high - low) * 0.08, 1e-3)
     return alt.Chart(points).mark_line().encode(
-        x=alt.X("epoch:Q", title="epochs done", axis=alt.Axis(tickCount=8)),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(domain=[max(0.0, low - pad), high + pad]))).properties(
-        title="Training loss within epochs (running mean)", height=220)
+        x=alt.X("epoch:Q", title=_("epochs done"), axis=alt.Axis(tickCount=8)),
+        y=alt.Y("loss:Q", title=_("loss"), scale=alt.Scale(domain=[max(0.0, low - pad), high + pad]))).properties(
+        title=_("Training loss within epochs (running mean)"), height=220)
 
 
 def outcome(run, previous=None) -> None:
     """The latest run's figures, its curves, the reading of them, and what changed since the run before."""
     last = run.final
     if last is None:
-        st.warning(f"{run.name} stopped before finishing its first epoch, so it has no test figures yet.")
+        st.warning(_("{run} stopped before finishing its first epoch, so it has no test figures yet.").format(
+            run=run.name))
         return
-    st.subheader(f"{run.name}: {run.status}" + (f" ({run.early_stop_note})" if run.early_stop_note else ""))
+    status = {"finished": _("finished"), "stopped": _("stopped")}.get(run.status, run.status)
+    st.subheader(f"{run.name}: {status}" + (f" ({run.early_stop_note})" if run.early_stop_note else ""))
     c = st.columns(5)
-    c[0].metric("Train accuracy", f"{last.accuracy:.2%}")
-    c[1].metric("Test accuracy", f"{last.test_accuracy:.2%}")
-    c[2].metric("Gap (points)", f"{(last.accuracy - last.test_accuracy) * 100:.1f}",
-                help="Train accuracy minus test accuracy, in percentage points.")
-    c[3].metric("Train loss", f"{last.loss:.4f}")
-    c[4].metric("Test loss", f"{last.test_loss:.4f}")
+    c[0].metric(_("Train accuracy"), percent(last.accuracy, 2))
+    c[1].metric(_("Test accuracy"), percent(last.test_accuracy, 2))
+    c[2].metric(_("Gap (points)"), number((last.accuracy - last.test_accuracy) * 100, 1),
+                help=_("Train accuracy minus test accuracy, in percentage points."))
+    c[3].metric(_("Train loss"), number(last.loss, 4))
+    c[4].metric(_("Test loss"), number(last.test_loss, 4))
     READING_BOX[reading_grade(run.epochs, run.best_epoch)](read_curves(run.epochs, run.best_epoch,
                                                                                   dropout=run.config.dropout))
     change = compare_runs(previous, run)
@@ -375,13 +399,13 @@ def outcome(run, previous=None) -> None:
 def show_code(cfg: TrainConfig, chosen) -> None:
     """The Keras code of the current settings, as the notebook writes it, and the same as a notebook."""
     st.code(code_text(cfg, offline=False), language="python", line_numbers=False)
-    st.caption("The notebook adds one marked cell that reads the data from MNIST_PATH when it is set, for "
-               "computers without internet.")
+    st.caption(_("The notebook adds one marked cell that reads the data from MNIST_PATH when it is set, for "
+                 "computers without internet."))
     with_figures = chosen if chosen is not None and chosen.config == cfg else None
-    st.download_button("Download notebook", lambda: notebook_bytes(cfg, with_figures), "mnist-live.ipynb",
+    st.download_button(_("Download notebook"), lambda: notebook_bytes(cfg, with_figures), "mnist-live.ipynb",
                        mime="application/x-ipynb+json",
-                       help="A Jupyter notebook of this code" + (f", with {with_figures.name}'s figures"
-                                                                  if with_figures else "") + ".")
+                       help=_("A Jupyter notebook of this code, with {run}'s figures.").format(run=with_figures.name)
+                       if with_figures else _("A Jupyter notebook of this code."))
 
 
 def runs_table(ws) -> None:
@@ -389,14 +413,15 @@ def runs_table(ws) -> None:
     runs = ws.runs()
     if not runs:
         return
-    st.subheader("Runs")
+    st.subheader(_("Runs"))
     table = pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs])
     table[["train acc", "test acc"]] = (table[["train acc", "test acc"]] * 100).round(1)
-    st.dataframe(table, hide_index=True, width="stretch", column_config=RUN_COLUMNS)
+    st.dataframe(table, hide_index=True, width="stretch", column_config=run_columns())
     limit = ws.store.limits.runs_per_workspace
-    st.caption(f"This workspace keeps its latest {limit} runs ({len(runs)} so far); pinned runs are never removed.")
+    st.caption(_("This workspace keeps its latest {limit} runs ({n} so far); pinned runs are never removed.").format(
+        limit=limit, n=len(runs)))
     names = [r.name for r in runs]
-    picked = st.multiselect("Overlay the curves of", names, default=names[-2:], key=f"overlay_{len(names)}")
+    picked = st.multiselect(_("Overlay the curves of"), names, default=names[-2:], key=f"overlay_{len(names)}")
     if picked:
         shown = [r for r in runs if r.name in picked]
         a, b = st.columns(2)
@@ -410,38 +435,38 @@ def runs_table(ws) -> None:
     # A key per model in use: when it changes (a pick, a new run, another tab), a fresh picker shows it, and a value
     # the browser still holds for the old picker (a rerun fired before it caught up) cannot write the old one back.
     key = _picker_key(current_id)
-    chosen = st.selectbox("Model for the Draw and Explore pages", ids, index=ids.index(current_id), key=key,
+    chosen = st.selectbox(_("Model for the Draw and Explore pages"), ids, index=ids.index(current_id), key=key,
                           format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws, key))
     run = by_id[chosen]
     a, b, f, c, d, e = st.columns(6)
     stem = run.file_stem()
-    a.download_button("Model (.keras)", lambda: run.keras_bytes, f"{stem}.keras",
-                      mime="application/octet-stream", width="stretch", help="Download the trained model.")
-    b.download_button("Metrics (CSV)", run.metrics_csv(), f"{stem}.csv",
-                      mime="text/csv", width="stretch", help="Download the figures of every epoch.")
-    f.download_button("Notebook", lambda: notebook_bytes(run.config, run), f"{stem}.ipynb",
+    a.download_button(_("Model (.keras)"), lambda: run.keras_bytes, f"{stem}.keras",
+                      mime="application/octet-stream", width="stretch", help=_("Download the trained model."))
+    b.download_button(_("Metrics (CSV)"), run.metrics_csv(), f"{stem}.csv",
+                      mime="text/csv", width="stretch", help=_("Download the figures of every epoch."))
+    f.download_button(_("Notebook"), lambda: notebook_bytes(run.config, run), f"{stem}.ipynb",
                       mime="application/x-ipynb+json", width="stretch",
-                      help="The Keras code of this run's settings, with its figures, as a Jupyter notebook.")
+                      help=_("The Keras code of this run's settings, with its figures, as a Jupyter notebook."))
     with common.plain_errors():
-        if c.button("Unpin" if run.pinned else "Pin (keep)", width="stretch"):
+        if c.button(_("Unpin") if run.pinned else _("Pin (keep)"), width="stretch"):
             ws.pin(run.run_id, not run.pinned)
             st.rerun()
-        if d.button("Unshare" if run.published else "Share", width="stretch",
-                    help="Everyone on this server can then pick this model on the Draw page (its settings and "
-                         "weights, never your drawings)."):
+        if d.button(_("Unshare") if run.published else _("Share"), width="stretch",
+                    help=_("Everyone on this server can then pick this model on the Draw page (its settings and "
+                           "weights, never your drawings).")):
             ws.publish(run.run_id, not run.published)
-            st.toast(f"{run.name} is shared with everyone on this server" if not run.published else
-                     f"{run.name} is no longer shared")
+            st.toast((_("{run} is shared with everyone on this server") if not run.published else
+                      _("{run} is no longer shared")).format(run=run.name))
             st.rerun()
-        with e.popover("Delete run", width="stretch"):
-            st.caption(f"{run.name} and its model go for good (download it first to keep it).")
-            if st.button(f"Yes, delete {run.name}", type="primary"):
+        with e.popover(_("Delete run"), width="stretch"):
+            st.caption(_("{run} and its model go for good (download it first to keep it).").format(run=run.name))
+            if st.button(_("Yes, delete {run}").format(run=run.name), type="primary"):
                 ws.delete_run(run.run_id)
                 st.rerun()
 
 
 common.through_the_app()
-st.title("Train the network")
+st.title(_("Train the network"))
 workspace = common.workspace()
 init_settings()
 settings = st.session_state["config"]
@@ -457,15 +482,15 @@ elsewhere = not busy and elsewhere_panel(workspace)
 teacher_suggestion(workspace, cfg, busy)
 interrupted_panel(workspace, busy)
 b1, b2 = st.columns(2)
-b1.button("Train", type="primary", on_click=start_training, disabled=busy or elsewhere or ds is None,
+b1.button(_("Train"), type="primary", on_click=start_training, disabled=busy or elsewhere or ds is None,
           width="stretch")
-b2.button("Stop training", on_click=stop_training, disabled=not busy, width="stretch")
+b2.button(_("Stop training"), on_click=stop_training, disabled=not busy, width="stretch")
 refused = st.session_state.pop("train_refused", None)
 if refused:
     st.warning(refused)
 elif busy:
-    st.caption("One training at a time per workspace: stop this one to start another.")
-with st.expander("Show the code"):
+    st.caption(_("One training at a time per workspace: stop this one to start another."))
+with st.expander(_("Show the code")):
     show_code(cfg, workspace.model_run())
 waiting = busy and jobs[0].state == JobState.QUEUED
 if busy:

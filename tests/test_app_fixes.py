@@ -180,7 +180,7 @@ def test_robustness_sentences_read_plainly():
     text = found.sentence("1")
     assert text.startswith("The dense network is more than 50% sure of 1 moved from −1 to 0 pixels sideways and "
                            "turned from −10 to 10°")
-    assert "the CNN is more than 50% sure of 1 only where it is." in text and "+0" not in text
+    assert "The CNN is more than 50% sure of 1 only where it is." in text and "+0" not in text
     never = Robustness(1, (0,), (0,), {"CNN": np.array([.39])}, {"CNN": np.array([.39])}).sentence("6")
     assert never == "The CNN is never more than 50% sure of 6, not even unmoved."  # the card above may say 6 (39%)
 

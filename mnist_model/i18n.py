@@ -1,0 +1,131 @@
+"""Languages: gettext catalogs (locales/<language>/LC_MESSAGES/mnist_live.po, read with Babel), the language of the
+page being drawn, and numbers written the way that language writes them.
+
+Pages and the library mark text with `_("...")` (placeholders by name: `_("{n} epochs").format(n=3)`); Babel
+extracts the marks into locales/mnist_live.pot (see README, "Languages"). The language lives in a context
+variable that each page run and each fragment run sets first, so the library's sentences follow it too.
+"""
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+from pathlib import Path
+
+LOCALES = Path(__file__).resolve().parents[1] / "locales"
+DOMAIN = "mnist_live"
+LANGUAGES = {"en": "English", "de": "Deutsch", "es": "Español", "fr": "Français"}  # code -> its own name
+PSEUDO = "xx"  # a test language: every catalog text, visibly changed; what is not changed never went through one
+DEFAULT = "en"
+
+_language: contextvars.ContextVar[str] = contextvars.ContextVar("language", default=DEFAULT)
+
+
+def use(language: str | None) -> str:
+    """Make language (a code of LANGUAGES, or PSEUDO) the one of this page run; unknown codes give English."""
+    code = language if language in LANGUAGES or language == PSEUDO else DEFAULT
+    _language.set(code)
+    return code
+
+
+def current() -> str:
+    """The language of this page run."""
+    return _language.get()
+
+
+def from_browser(locale: str | None) -> str:
+    """The language for a browser's locale ('de-DE', 'fr', 'pt-BR'...): its language when there is a catalog of it,
+    else English."""
+    code = (locale or "").replace("_", "-").split("-")[0].lower()
+    return code if code in LANGUAGES else DEFAULT
+
+
+@functools.lru_cache(maxsize=None)
+def _catalog(language: str) -> dict:
+    """msgid (or (msgid, plural) for plural forms) -> the translation(s), read once per server (read-only)."""
+    if language == PSEUDO:
+        return {}
+    path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not path.is_file():
+        return {}
+    from babel.messages.pofile import read_po
+    with path.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    out = {}
+    for message in catalog:
+        if not message.id or message.fuzzy or not message.string:
+            continue
+        if isinstance(message.id, tuple):
+            if all(message.string):
+                out[message.id] = tuple(message.string)
+        else:
+            out[message.id] = message.string
+    return out
+
+
+_PSEUDO_LETTERS = str.maketrans("aeiouyAEIOUYcnsCNS", "àéîöûýÀÉÎÖÛÝçñšÇÑŠ")
+_FIELD = re.compile(r"(\{[^{}]*\}|\*\*|\*|`[^`]*`|:material/[a-z_]+:|https?://\S+)")
+
+
+def pseudo(text: str) -> str:
+    """A visibly changed copy of text (placeholders, markdown marks and links kept), wrapped in ⟦ ⟧."""
+    parts = _FIELD.split(text)
+    return "⟦" + "".join(p if _FIELD.fullmatch(p) else p.translate(_PSEUDO_LETTERS) for p in parts) + "⟧"
+
+
+def gettext(message: str) -> str:
+    """message in the current language (English when the catalog lacks it)."""
+    language = _language.get()
+    if language == DEFAULT:
+        return message
+    if language == PSEUDO:
+        return pseudo(message)
+    return _catalog(language).get(message, message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural message for n, in the current language."""
+    language = _language.get()
+    if language == PSEUDO:
+        return pseudo(singular if n == 1 else plural)
+    forms = _catalog(language).get((singular, plural)) if language != DEFAULT else None
+    if forms is None:
+        return singular if n == 1 else plural
+    if language == "fr":  # French counts 0 and 1 as singular
+        return forms[0] if n in (0, 1) else forms[-1]
+    return forms[0] if n == 1 else forms[-1]
+
+
+_ = gettext
+
+
+def N_(message: str) -> str:
+    """Mark a module-level text for the catalog without translating it now (it is translated where shown)."""
+    return message
+
+
+def number(value: float, decimals: int = 0) -> str:
+    """A number as the current language writes it (1,234.5 / 1.234,5 / 1 234,5), rounded as Python rounds (the
+    figures quoted in sentences must be the figures the page shows)."""
+    text = f"{value:,.{decimals}f}"
+    locale = _babel_locale()
+    if locale == DEFAULT:
+        return text
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+    return text.replace(",", "\0").replace(".", get_decimal_symbol(locale)).replace("\0", get_group_symbol(locale))
+
+
+def percent(value: float, decimals: int = 0) -> str:
+    """A fraction (0.873) as a percentage the way the current language writes it (87.3% / 87,3 %)."""
+    locale = _babel_locale()
+    shown = number(value * 100, decimals)
+    if locale == DEFAULT:
+        return shown + "%"
+    from babel.numbers import format_percent
+    before, _zero, after = format_percent(0, locale=locale).partition("0")
+    return before + shown + after
+
+
+def _babel_locale() -> str:
+    language = _language.get()
+    return language if language in LANGUAGES else DEFAULT

@@ -1,0 +1,190 @@
+"""Languages: every text a page shows goes through the catalogs (checked in a pseudo-language that marks each
+catalog text), the catalogs translate every message with the same placeholders, the language follows the browser
+and the sidebar's switch is kept in the workspace, and numbers are written each language's way."""
+import re
+import string
+import time
+
+import pytest
+from babel.messages.pofile import read_po
+from streamlit.testing.v1 import AppTest
+
+from mnist_model import i18n
+from mnist_model.config import TrainConfig
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+POT = ROOT / "locales" / "mnist_live.pot"
+# Words that are the same in every language: names, units and code the pages quote as they are.
+KEPT = {"MNIST", "Fashion", "CNN", "Keras", "Jupyter", "rmsprop", "adam", "sgd", "relu", "softmax", "lr", "L2",
+        "Dense", "Run", "Quick", "train", "PNG", "JPEG", "npz", "keras", "CSV", "ms", "px", "x", "QR", "MNIST_PATH",
+        "Sweep", "all", "TEACHER", "Teacher", "ipynb", "s", "Live"}
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+
+
+def _texts(at) -> list[str]:
+    """Every text on the page that a person reads (labels, messages, captions, titles, metrics)."""
+    out = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "info", "warning", "error",
+                 "success", "button", "toggle", "checkbox", "selectbox", "slider", "select_slider", "number_input",
+                 "text_input", "radio", "multiselect", "expander", "tabs", "metric"):
+        for element in at.get(kind):
+            proto = element.proto
+            for field in ("body", "label", "help", "placeholder", "value", "delta"):
+                value = getattr(proto, field, None)
+                if isinstance(value, str) and value and not value.startswith("<div"):
+                    out.append(value)
+    for element in at.get("image"):
+        out += [img.caption for img in element.proto.imgs if img.caption]
+    return out
+
+
+def _untranslated(texts: list[str]) -> list[str]:
+    """The texts with words outside the pseudo-language's ⟦ ⟧ marks (names and numbers aside)."""
+    found = []
+    for text in texts:
+        rest, before = text, None
+        while rest != before:  # innermost marks first: a catalog text may quote another
+            before, rest = rest, re.sub(r"⟦[^⟦⟧]*⟧", " ", rest)
+        rest = re.sub(r"`[^`]*`|https?://\S+|:material/[a-z_]+:|\{[^}]*\}", " ", rest)
+        words = [w for w in WORD.findall(rest) if w not in KEPT and not w.isupper()]
+        if words:
+            found.append(f"{text!r} -> {words}")
+    return sorted(set(found))
+
+
+def _page(at, path: str):
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return _texts(at)
+
+
+@pytest.fixture(scope="module")
+def trained_workspace():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    ws = at.session_state["workspace"]
+    ws.train(TrainConfig(epochs=2, train_size=500, hidden_units=64))
+    deadline = time.time() + 300
+    while ws.jobs() and time.time() < deadline:
+        time.sleep(0.1)
+    assert ws.model_run() is not None
+    return ws.id
+
+
+def test_every_page_in_the_pseudo_language_shows_only_catalog_text(trained_workspace):
+    i18n.use(i18n.PSEUDO)  # AppTest formats widget options in this thread too
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["language"] = i18n.PSEUDO
+    at.query_params["workspace"] = trained_workspace
+    at.run()
+    texts = _texts(at)
+    texts += _page(at, "pages/train.py")
+    ws = at.session_state["workspace"]
+    ws.train(TrainConfig(epochs=30, batch_size=16, train_size=2000))  # a training under way, its progress shown
+    deadline = time.time() + 120
+    while not (ws.jobs() and ws.jobs()[0].snapshot().batch) and time.time() < deadline:
+        time.sleep(0.1)
+    at.run()
+    texts += _texts(at)
+    ws.stop()
+    while ws.jobs() and time.time() < deadline:
+        time.sleep(0.1)
+    texts += _page(at, "pages/draw.py")
+    at.number_input(key="test_image_0").set_value(3).run()
+    texts += _texts(at)
+    robust = i18n.pseudo("How robust is the answer {label}?").split("{")[0]
+    next(b for b in at.button if b.label.startswith(robust)).click().run()  # the robustness curves
+    texts += _texts(at)
+    texts += _page(at, "pages/explore.py")
+    texts += _page(at, "pages/class.py")
+    at.text_input(key="join_code").input("ZZZZZ2")  # a wrong code: the refusal is said in the language too
+    next(t for t in at.text_input if t.key != "join_code").input("Ada")
+    next(b for b in at.button if b.label == i18n.pseudo("Join")).click().run()
+    texts += _texts(at)
+    next(b for b in at.button if b.label == i18n.pseudo("Start a class")).click().run()
+    texts += _texts(at)
+    i18n.use("en")
+    assert len(texts) > 100
+    left = _untranslated(texts)
+    assert left == [], "\n".join(left)
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+@pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != "en"])
+def test_every_message_is_translated_with_the_same_placeholders(language):
+    template = read_po(POT.open("rb"))
+    catalog = read_po((ROOT / "locales" / language / "LC_MESSAGES" / f"{i18n.DOMAIN}.po").open("rb"),
+                      locale=language)
+    missing, broken = [], []
+    for message in template:
+        if not message.id:
+            continue
+        found = catalog.get(message.id)
+        if found is None or not found.string or (isinstance(found.string, tuple) and not all(found.string)) \
+                or found.fuzzy:
+            missing.append(message.id)
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = found.string if isinstance(found.string, tuple) else (found.string,)
+        want = set().union(*(_placeholders(i) for i in ids))
+        if any(_placeholders(s) - want or (len(ids) == 1 and _placeholders(s) != want) for s in strings):
+            broken.append((message.id, strings))
+    assert missing == [] and broken == []
+
+
+def test_the_language_follows_the_browser_and_the_switch_is_kept(trained_workspace):
+    assert [i18n.from_browser(x) for x in ("de-DE", "fr", "es_ES", "pt-BR", None, "")] == \
+        ["de", "fr", "es", "en", "en", "en"]
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["workspace"] = trained_workspace
+    at.run()
+    switch = next(s for s in at.selectbox if s.label.endswith("Language"))
+    switch.set_value("de").run()
+    assert not at.exception
+    assert at.session_state["workspace"].language == "de"
+    assert any(t.value == "MNIST Live" for t in at.title)
+    later = AppTest.from_file(APP, default_timeout=60)  # another session of this workspace: German from the start
+    later.query_params["workspace"] = trained_workspace
+    later.run()
+    i18n.use("de")
+    later.switch_page("pages/train.py").run()
+    assert later.session_state["language"] == "de"
+    assert any(b.label == i18n.gettext("Train") for b in later.button)
+    i18n.use("en")
+
+
+def test_numbers_are_written_each_language_s_way():
+    written = {}
+    for code in ("en", "de", "fr", "es"):
+        i18n.use(code)
+        written[code] = (i18n.number(12345.678, 1), i18n.percent(0.9015, 1))
+    i18n.use("en")
+    assert written["en"] == ("12,345.7", "90.1%")  # rounded as Python rounds: "{:.1%}".format(0.9015)
+    assert written["de"] == ("12.345,7", "90,1\xa0%") and written["es"][0] == "12.345,7"
+    assert written["fr"][0].replace("\u202f", " ") == "12 345,7"
+
+
+@pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != "en"])
+def test_every_page_renders_in_every_language(trained_workspace, language):
+    i18n.use(language)
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["language"] = language
+        at.query_params["workspace"] = trained_workspace
+        at.run()
+        for path in ("pages/train.py", "pages/draw.py", "pages/explore.py", "pages/class.py"):
+            _page(at, path)
+            if path == "pages/train.py":
+                assert any(t.value == i18n.gettext("Train the network") != "Train the network" for t in at.title)
+            if path == "pages/draw.py":
+                at.number_input(key="test_image_0").set_value(5).run()
+                assert not at.exception
+                captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+                assert any(i18n.gettext("What the network sees (28x28), from {source}").split("{")[0] in c
+                           for c in captions), captions
+    finally:
+        i18n.use("en")
