@@ -10,6 +10,7 @@ from pages import common
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                    layout="wide")
+common.use_app_navigation()
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming
     workspace, unreachable = common.workspace(), None
@@ -34,7 +35,8 @@ except StoreError as exc:
     common.unavailable(exc)
     st.stop()
 try:
-    page.run()
+    with common.routed():
+        page.run()
 except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
     st.error(str(exc))
 common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import gc
 from contextlib import contextmanager
+from contextvars import ContextVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import altair as alt
@@ -32,21 +33,42 @@ NUMBERS_ROWS = 60  # the most rows a chart's table shows (a 50-epoch curve's fit
 
 # ---------------------------------------------------------------- routing
 
-def through_the_app() -> None:
-    """Every page's first call: a page that Streamlit ran straight from the pages/ folder is run again through
-    app.py's navigation.
+_ROUTED = ContextVar("routed", default=False)  # True while app.py runs the page (see through_the_app)
+
+
+def use_app_navigation() -> None:
+    """app.py's first call: from now on Streamlit runs app.py for every request, and shows its page list.
 
     Until some script has called st.navigation, Streamlit treats pages/ as a folder of pages (its first multipage
-    API): a deep link that is a fresh server's first request ran pages/train.py bare, with the raw file list in the
-    sidebar and no workspace. Turning that off and running app.py in its place routes it like any later request
-    (in this same run: a rerun would drop the click that started it).
-    """
-    import runpy
-
+    API): a fresh server's first requests run the asked page's file bare, under a list of the folder's file names
+    (app, class, common, ...). .streamlit/config.toml hides sidebar navigation so that list never shows; it is
+    turned on here, for the app's own list. Both switches are process-wide and stay."""
     from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    PagesManager.uses_pages_directory = False
+    if not st.get_option("client.showSidebarNavigation"):
+        st.set_option("client.showSidebarNavigation", True)
+
+
+@contextmanager
+def routed():
+    """app.py runs the chosen page inside this."""
+    token = _ROUTED.set(True)
+    try:
+        yield
+    finally:
+        _ROUTED.reset(token)
+
+
+def through_the_app() -> None:
+    """Every page's first call: a page that Streamlit ran straight from the pages/ folder runs again through app.py
+    (in this same run: a rerun would drop the click that started it).
+
+    That happens to a fresh server's first requests (see use_app_navigation); several at once (a class's tabs
+    reconnecting after a restart) each run bare, also those that started just before the first one switched."""
+    if not _ROUTED.get():
+        import runpy
+
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
         runpy.run_path(get_script_run_ctx().pages_manager.main_script_path, run_name="__main__")
         st.stop()
 

@@ -71,6 +71,7 @@ class Session:
         self.run_of: dict[tuple, str] = {}  # delta path -> the script run that drew it last
         self.values: dict[str, WidgetState] = {}  # widget id -> the value this tab holds (sent with every rerun)
         self.pages: dict[str, str] = {}  # url path ("" for the default page) -> page script hash
+        self.navigations: list[tuple[int, list[str]]] = []  # every navigation message: (position, page names)
         self.page_hash = ""
         self.path = ""
         self.query = ""
@@ -323,6 +324,7 @@ class Session:
                 if request.scope in scopes and not request.started:
                     request.started, request.run_id = True, run.script_run_id
         elif kind == "navigation":  # the page the run resolved to (a deep link's first run may start elsewhere)
+            self.navigations.append((msg.navigation.position, [p.page_name for p in msg.navigation.app_pages]))
             self.pages.update({p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages})
             if msg.navigation.page_script_hash:
                 self.page_hash = msg.navigation.page_script_hash

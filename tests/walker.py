@@ -46,6 +46,11 @@ HEADING = {"Home": "Lesson plan", "Train": "Train the network", "Draw": "Draw", 
 PATHS = {"Home": "/", "Train": "/train", "Draw": "/draw", "Explore": "/explore", "Class": "/class"}
 LONG = 300_000  # ms: anything that waits on a training or a server start under load
 WAIT = 60_000  # ms: a page's rerun under load
+SETTLED_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return !!app && app.dataset.testConnectionState === "CONNECTED"
+        && !["running", "rerunRequested"].includes(app.dataset.testScriptState);
+}"""  # Streamlit's own test attributes on its app element
 
 # Digits drawn on the 280 px canvas, as strokes (polylines in canvas pixels).
 DIGITS = {
@@ -218,10 +223,13 @@ class Walk:
             print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def settle(self, page=None, timeout=WAIT):
-        """The page has finished its rerun (Streamlit's running indicator is gone)."""
+        """The page is connected and has finished its rerun. Streamlit's running indicator shows only after a
+        run's first moments, and a tab reconnecting after a restart still shows the old page: the app element's
+        connection and script states say it."""
         page = page or self.page
         page.wait_for_load_state("domcontentloaded")
         page.get_by_test_id("stApp").wait_for(timeout=timeout)
+        page.wait_for_function(SETTLED_JS, timeout=timeout, polling=50)
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout)
 
     def wait_page(self, name, page=None, timeout=WAIT):
