@@ -159,6 +159,24 @@ export default function(component) {
   }
   // Only a failure is reported: a report reruns the page, which a normal visit should not pay for.
   if (!has() && data.known !== "blocked") setStateValue("kept", "blocked");
+  // After a server restart the tab reconnects to a new session that has not run the page: Streamlit sends the
+  // next widget change as a rerun of the fragment it belongs to, which the new session does not know and drops
+  // (a drawing got no answer until a reload). So when the app's socket opens again, the whole page reruns.
+  window.__mnistLiveRerun = () => setStateValue("reconnected", Date.now());
+  if (!window.__mnistLiveSocketWatch) {
+    window.__mnistLiveSocketWatch = true;
+    const Native = window.WebSocket;
+    const Watched = function (url, protocols) {
+      const socket = protocols === undefined ? new Native(url) : new Native(url, protocols);
+      if (String(url).includes("/_stcore/stream")) {  // created after the first one: a reconnection
+        socket.addEventListener("open", () => setTimeout(() => window.__mnistLiveRerun(), 250));
+      }
+      return socket;
+    };
+    Watched.prototype = Native.prototype;
+    for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Watched[name] = Native[name];
+    window.WebSocket = Watched;
+  }
 }
 """
 
@@ -177,7 +195,7 @@ def remember_workspace(ws: Workspace) -> None:
     """Have the browser keep the workspace id in a cookie; warn once when it cannot."""
     result = _cookie_component()(data={"name": WORKSPACE_COOKIE, "id": ws.id, "maxAge": COOKIE_MAX_AGE_S,
                                        "known": st.session_state.get("cookie_kept")}, key="workspace_cookie",
-                                 height=0, on_kept_change=lambda: None)
+                                 height=0, on_kept_change=lambda: None, on_reconnected_change=lambda: None)
     if getattr(result, "kept", None) == "blocked" and not cookies_blocked():
         st.session_state["cookie_kept"] = "blocked"
         st.warning(_("This browser does not keep cookies, so your work here will not survive a reload or a closed "

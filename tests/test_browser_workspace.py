@@ -172,3 +172,34 @@ def test_kill_9_during_a_training_then_restart(tmp_path, browser):
         appserver.stop(proc)
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
+
+def test_an_open_draw_tab_answers_a_drawing_after_the_server_restarts(tmp_path, browser):
+    """kill -9 and a new server on the same address while a Draw tab stays open: its next drawing gets an answer.
+    (The tab reconnects to a new session, which did not know the drawing's fragment and dropped the stroke: the
+    random walker found it.)"""
+    import walker
+    data = tmp_path / "data"
+    proc, port = walker.start_server(tmp_path / "before.log", data)
+    url = f"http://127.0.0.1:{port}"
+    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    try:
+        _open(page, url, "Draw")
+        page.get_by_role("button", name="Quick train").click()
+        page.locator("canvas.upper-canvas").wait_for(timeout=120000)
+        walker.kill_server(proc, hard=True)
+        proc, _ = walker.start_server(tmp_path / "after.log", data, port)
+        answered = page.get_by_text("What the network sees")
+        for attempt in range(4):  # strokes made while the tab is still reconnecting may be lost: draw again
+            canvas = page.locator("canvas.upper-canvas")
+            appserver.stroke(page, canvas.bounding_box(), [(140, 40), (138, 140), (136, 240)])
+            try:
+                answered.first.wait_for(timeout=15000)
+                break
+            except Exception:  # noqa: BLE001 - Playwright's timeout: try another stroke
+                continue
+        assert answered.count(), "no drawing got an answer after the restart"
+    finally:
+        page.context.close()
+        appserver.stop(proc)
+    log = (tmp_path / "after.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
