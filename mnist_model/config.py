@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Mapping
 
-from .i18n import _, ngettext, number
+from .i18n import _, ngettext, number, short
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ARCHITECTURES = ("dense", "cnn")
@@ -73,9 +73,9 @@ class TrainConfig:
         else:
             net = _("{units} hidden").format(units=self.hidden_units)
         parts = [epochs_text(self.epochs, epochs_run), _("batch {size}").format(size=self.batch_size), size,
-                 _("{optimizer} lr {rate}").format(optimizer=self.optimizer, rate=f"{self.learning_rate:g}"), net,
-                 _("dropout {rate}").format(rate=f"{self.dropout:g}") if self.dropout else "",
-                 _("L2 {penalty}").format(penalty=f"{self.l2:g}") if self.l2 else "",
+                 _("{optimizer} lr {rate}").format(optimizer=self.optimizer, rate=short(self.learning_rate)), net,
+                 _("dropout {rate}").format(rate=short(self.dropout)) if self.dropout else "",
+                 _("L2 {penalty}").format(penalty=short(self.l2)) if self.l2 else "",
                  _("early stop {patience}").format(patience=self.patience) if self.patience else ""]
         return ", ".join(p for p in parts if p)
 
@@ -91,10 +91,10 @@ class TrainConfig:
                  _("{units} hidden").format(units=self.hidden_units) if dense and self.hidden_units != d.hidden_units
                  else "",
                  self.optimizer if self.optimizer != d.optimizer else "",
-                 _("lr {rate}").format(rate=f"{self.learning_rate:g}") if self.learning_rate != d.learning_rate
+                 _("lr {rate}").format(rate=short(self.learning_rate)) if self.learning_rate != d.learning_rate
                  else "",
-                 _("dropout {rate}").format(rate=f"{self.dropout:g}") if self.dropout else "",
-                 _("L2 {penalty}").format(penalty=f"{self.l2:g}") if self.l2 else "",
+                 _("dropout {rate}").format(rate=short(self.dropout)) if self.dropout else "",
+                 _("L2 {penalty}").format(penalty=short(self.l2)) if self.l2 else "",
                  _("early stop {patience}").format(patience=self.patience) if self.patience else "",
                  "Fashion" if self.dataset == "fashion" else "",
                  _("seed {seed}").format(seed=self.seed) if self.seed else ""]

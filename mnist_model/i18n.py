@@ -115,6 +115,16 @@ def number(value: float, decimals: int = 0) -> str:
     return text.replace(",", "\0").replace(".", get_decimal_symbol(locale)).replace("\0", get_group_symbol(locale))
 
 
+def short(value: float) -> str:
+    """A number in its shortest form (0.001, 1e-05) as the current language writes it (0,001)."""
+    text = f"{value:g}"
+    locale = _babel_locale()
+    if locale == DEFAULT:
+        return text
+    from babel.numbers import get_decimal_symbol
+    return text.replace(".", get_decimal_symbol(locale))
+
+
 def percent(value: float, decimals: int = 0) -> str:
     """A fraction (0.873) as a percentage the way the current language writes it (87.3% / 87,3 %)."""
     locale = _babel_locale()

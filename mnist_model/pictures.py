@@ -14,16 +14,18 @@ def digit_mosaic(images: np.ndarray, labels: list[str], columns: int = 10, scale
     one RGB picture, one element on the page."""
     from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default(size=font_px)
+    # Pillow's font has no no-break spaces, which German and French percentages use ("23 %"): a box in their place
+    labels = [str(label).replace("\u202f", " ").replace("\u00a0", " ")[:14] for label in labels]
     side = 28 * scale
     caption = font_px + 6
-    width = max(side, max((int(font.getlength(str(label)[:14])) for label in labels), default=0) + 4)
+    width = max(side, max((int(font.getlength(label)) for label in labels), default=0) + 4)
     rows = -(-len(images) // columns)
     sheet = Image.new("RGB", (columns * (width + 6), rows * (side + caption + 6)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (img, label) in enumerate(zip(images, labels)):
         x, y = (i % columns) * (width + 6), (i // columns) * (side + caption + 6)
         sheet.paste(Image.fromarray(pixels_image(img, scale)), (x + (width - side) // 2, y))
-        draw.text((x + 2, y + side + 2), str(label)[:14], fill="black", font=font)
+        draw.text((x + 2, y + side + 2), label, fill="black", font=font)
     return np.asarray(sheet)
 
 

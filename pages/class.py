@@ -51,24 +51,31 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
         + alt.Chart(points).mark_circle(size=90, opacity=0.8).encode(
         x="train accuracy:Q", y="test accuracy:Q", color=alt.Color("gap (points):Q", scale=alt.Scale(
             range=[palette.GAP_SMALL, palette.GAP_LARGE]), legend=alt.Legend(format=".1f", title=_("gap (points)"))),
-        tooltip=["nickname", "settings", alt.Tooltip("train accuracy:Q", format=".1%"),
-                 alt.Tooltip("test accuracy:Q", format=".1%"), "gap (points)"])).properties(
+        tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
+                 alt.Tooltip("train accuracy:Q", title=_("train accuracy"), format=".1%"),
+                 alt.Tooltip("test accuracy:Q", title=_("test accuracy"), format=".1%"),
+                 alt.Tooltip("gap (points):Q", title=_("gap (points)"))])).properties(
         title=_("Train vs test accuracy"), height=340)
     worked = pd.DataFrame(what_worked(entries))
     base = alt.Chart(worked).encode(x=alt.X("batch size:O", title=_("batch size")),
                                     y=alt.Y("epochs:O", sort="descending", title=_("epochs set")))
     heat = (base.mark_rect().encode(color=alt.Color("mean test acc:Q", scale=alt.Scale(scheme="greens"),
-                                                    legend=alt.Legend(format=".1%")),
-                                    tooltip=["epochs", "batch size", "runs",
-                                             alt.Tooltip("mean test acc:Q", format=".1%"),
-                                             alt.Tooltip("mean gap (points):Q", format=".1f")])
+                                                    legend=alt.Legend(format=".1%"), title=_("mean test accuracy")),
+                                    tooltip=[alt.Tooltip("epochs:O", title=_("epochs set")),
+                                             alt.Tooltip("batch size:O", title=_("batch size")),
+                                             alt.Tooltip("runs:Q", title=_("runs")),
+                                             alt.Tooltip("mean test acc:Q", title=_("mean test accuracy"),
+                                                         format=".1%"),
+                                             alt.Tooltip("mean gap (points):Q", title=_("mean gap (points)"),
+                                                         format=".1f")])
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
         title=_("What worked: mean test accuracy"), height=300)
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
         x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1, format="d"), title=_("epochs trained"),
                 scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
         y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10), title=_("gap (points)")),
-        tooltip=["nickname", "settings", "gap (points)"]).properties(
+        tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
+                 alt.Tooltip("gap (points):Q", title=_("gap (points)"))]).properties(
         title=_("The gap against the epochs trained"), height=300)
     return {"runs": len(entries), "rows": pa.Table.from_pandas(rows, preserve_index=False),
             "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap),

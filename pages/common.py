@@ -65,11 +65,11 @@ def through_the_app() -> None:
 
     That happens to a fresh server's first requests (see use_app_navigation); several at once (a class's tabs
     reconnecting after a restart) each run bare, also those that started just before the first one switched."""
-    if not _ROUTED.get():
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if not _ROUTED.get() and ctx is not None:  # (without a script run: imported as a module, by a test say)
         import runpy
-
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-        runpy.run_path(get_script_run_ctx().pages_manager.main_script_path, run_name="__main__")
+        runpy.run_path(ctx.pages_manager.main_script_path, run_name="__main__")
         st.stop()
 
 
@@ -202,11 +202,37 @@ def remember_workspace(ws: Workspace) -> None:
                      "tab. It stays while this tab is open; download models you want to keep."))
 
 
-_PHONE_NAV_JS = """
+_PAGE_JS = """
 export default function(component) {
   const { data } = component;
   const last = window.__mnistLivePage;
   window.__mnistLivePage = data.page;
+  // A rerun that turns off the button a keyboard user just pressed (Train while it trains, Stop once stopped), or
+  // draws the focused control anew, drops the focus to the top of the page: it goes to the nearest working control.
+  if (!window.__mnistLiveFocusKeeper) {
+    window.__mnistLiveFocusKeeper = true;
+    let focused = null, block = null, timer = null, keyboard = false;
+    document.addEventListener("keydown", () => { keyboard = true; }, true);
+    document.addEventListener("pointerdown", () => { keyboard = false; }, true);
+    const usable = (e) => e && e.isConnected && !e.disabled && e.getClientRects().length > 0;
+    const name = (e) => (e.getAttribute("aria-label") || e.textContent || "").trim();
+    const controls = (root) => [...root.querySelectorAll("button, input, textarea, [role=tab], a[href]")];
+    document.addEventListener("focusin", (event) => {
+      focused = event.composedPath()[0] || event.target;
+      block = focused.closest && focused.closest('[data-testid="stHorizontalBlock"], [data-testid="stForm"]');
+    }, true);
+    const rescue = () => {
+      timer = null;
+      if (!keyboard || document.activeElement !== document.body || !focused || usable(focused)) return;
+      const same = controls(document).find((e) => usable(e) && e.tagName === focused.tagName
+                                                   && name(e) === name(focused));
+      const near = block && block.isConnected ? controls(block).find(usable) : null;
+      const next = same || near;
+      if (next) next.focus({ focusVisible: true });
+    };
+    new MutationObserver(() => { if (!timer) timer = setTimeout(rescue, 250); }).observe(
+      document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
+  }
   // On a phone the open sidebar covers the page: close it once the user has picked a page in it.
   if (last === undefined || last === data.page || window.innerWidth > data.narrow) return;
   const collapse = document.querySelector('button[aria-label="Collapse sidebar"]');
@@ -217,13 +243,14 @@ NARROW_PX = 768  # below this Streamlit lays the sidebar over the page
 
 
 @st.cache_resource
-def _phone_nav_component():
-    return st.components.v2.component("mnist_live_phone_nav", js=_PHONE_NAV_JS)
+def _page_component():
+    return st.components.v2.component("mnist_live_page", js=_PAGE_JS)
 
 
-def close_sidebar_after_navigation(page_name: str) -> None:
-    """Collapse the sidebar on narrow screens after every page switch (it stays open over the page otherwise)."""
-    _phone_nav_component()(data={"page": page_name, "narrow": NARROW_PX}, key="phone_nav", height=0)
+def page_behaviours(page_name: str) -> None:
+    """In the browser: the focus stays on a working control when a rerun turns off the focused one; on narrow
+    screens the sidebar closes after every page switch (it stays open over the page otherwise)."""
+    _page_component()(data={"page": page_name, "narrow": NARROW_PX}, key="phone_nav", height=0)
 
 
 def base_url() -> str:
@@ -256,6 +283,16 @@ def qr_png(text: str, scale: int = 6) -> bytes:
 
 
 LANGUAGE_KEY = "language"  # session state: the language this session's pages speak
+
+
+def in_language(key: str) -> str:
+    """The key of a widget whose options are shown translated, for this language.
+
+    A choice widget's value travels as its label: a request the browser sent before a language switch (a training
+    page's timer, say) names the old language's label, which matches no option of the new one and came back as the
+    label itself ("Dígitos MNIST" as the dataset). Under a key of its own language the old value names a widget that
+    is gone."""
+    return f"{key}__{i18n.current()}"
 
 
 def choose_language(ws: Workspace | None) -> str:
@@ -409,7 +446,7 @@ def sidebar(ws: Workspace, page_name: str = ""):
         workspace_panel(ws)
         language_switch(ws)
         remember_workspace(ws)
-        close_sidebar_after_navigation(page_name)
+        page_behaviours(page_name)
     st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
     return slot
 
@@ -532,13 +569,15 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     data = frame[frame["metric"] == metric]
     x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
     x = alt.X("epoch:Q", title=_("epoch"), scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
-    y = alt.Y("value:Q", title={"loss": _("loss"), "accuracy": _("accuracy")}[metric], scale=alt.Scale(zero=False))
+    y_title = {"loss": _("loss"), "accuracy": _("accuracy")}[metric]
+    y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False))
     marks = train_test_marks(colour=not by_run)
     if by_run:
-        marks["color"] = alt.Color("run:N", scale=alt.Scale(scheme="category10"))
+        marks["color"] = alt.Color("run:N", title=_("run"), scale=alt.Scale(scheme="category10"))
     chart = alt.Chart(data).mark_line(point=True).encode(
-        x=x, y=y, tooltip=["epoch", "data", alt.Tooltip("value:Q", format=".4f")] + (["run"] if by_run else []),
-        **marks)
+        x=x, y=y, tooltip=[alt.Tooltip("epoch:Q", title=_("epoch")), alt.Tooltip("data:N", title=_("data")),
+                           alt.Tooltip("value:Q", title=y_title, format=".4f")]
+        + ([alt.Tooltip("run:N", title=_("run"))] if by_run else []), **marks)
     if by_run and len(data):  # each run named at the end of its test line: colour is not the only key
         ends = data[data["data"] == "test"].sort_values("epoch").groupby("run", sort=False).tail(1)
         chart = chart + alt.Chart(ends).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(

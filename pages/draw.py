@@ -12,7 +12,7 @@ from mnist_model import palette
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
-from mnist_model.i18n import N_, _, current, ngettext, percent
+from mnist_model.i18n import N_, _, current, ngettext, number, percent
 from mnist_model.pictures import digit_mosaic, pixels_image
 from mnist_model.poke import poke, robustness
 from mnist_model.preprocess import canvas_to_mnist, decode_upload
@@ -212,7 +212,7 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})
     st.vega_lite_chart(frame, spec=_probability_bars(current()), width="stretch")
     common.numbers(st, frame.drop(columns="winner"), _("The probability of each label"))
-    st.caption(_("Preprocessing + prediction: {ms} ms").format(ms=f"{elapsed_ms:.2f}"))
+    st.caption(_("Preprocessing + prediction: {ms} ms").format(ms=number(elapsed_ms, 2)))
     return drawn, target
 
 
@@ -233,7 +233,8 @@ def _probability_bars(language: str) -> dict:
         x=alt.X("label:N", sort=None, title=None),
         y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title=_("probability")),
         color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
-        tooltip=["label", alt.Tooltip("probability:Q", format=".1%")]).properties(height=200).to_dict()
+        tooltip=[alt.Tooltip("label:N", title=_("label")),
+                 alt.Tooltip("probability:Q", title=_("probability"), format=".1%")]).properties(height=200).to_dict()
     spec.pop("data", None)
     spec.pop("datasets", None)
     return spec
@@ -284,7 +285,7 @@ def poke_controls(label: str) -> None:
     with st.expander(_("Poke your drawing"), expanded=s.get("poke_used", False) or _poked()):
         columns = st.columns(2)
         for i, (name, (text, options)) in enumerate(POKE_SLIDERS.items()):
-            key = f"poke_{name}_{generation}"
+            key = _poke_key(name)
             kwargs = dict(key=key, value=settings[name], on_change=_poke_moved, args=(name, key))
             if isinstance(options, dict):
                 columns[i % 2].select_slider(_(text), list(options), format_func=lambda o, options=options:
@@ -300,10 +301,14 @@ def poke_controls(label: str) -> None:
             st.caption(_("The curves are under the drawing."))  # on a phone, above this button
 
 
+def _poke_key(name: str) -> str:
+    return common.in_language(f"poke_{name}_{st.session_state.get('poke_generation', 0)}")
+
+
 def _poke_moved(name: str, key: str) -> None:
     """A slider the user moved: only this changes the poke (not one of a generation before Reset, whose value a
     browser that has not caught up sends once more: Streamlit keeps the callbacks of widgets gone from the page)."""
-    if key != f"poke_{name}_{st.session_state.get('poke_generation', 0)}":
+    if key != _poke_key(name):
         return
     st.session_state["poke_used"] = True
     poke_settings()[name] = st.session_state[key]

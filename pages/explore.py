@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model import palette
-from mnist_model.i18n import N_, _, ngettext, number, percent
+from mnist_model.i18n import N_, _, ngettext, number, percent, short
 from mnist_model.insights import (SWEEPS, confident_mistakes, confusion_matrix, per_class_accuracy, sweep_plan,
                                   sweep_value)
 from mnist_model.pictures import digit_mosaic, diverging, pixels_image, weight_sheet
@@ -48,15 +48,16 @@ def mistakes(run, ds) -> None:
     worst_t, worst_p = np.unravel_index(int(off.argmax()), off.shape)
     chart_key = f"confusion_{st.session_state.setdefault('confusion_chart', 0)}"
     _follow_click(st.session_state.get(chart_key), names, (int(worst_t), int(worst_p)))
-    shown = (alt.datum.true == names[st.session_state["cell_true"]]) & (
-        alt.datum.predicted == names[st.session_state["cell_predicted"]])
+    shown = (alt.datum.true == names[st.session_state[common.in_language("cell_true")]]) & (
+        alt.datum.predicted == names[st.session_state[common.in_language("cell_predicted")]])
     cell = alt.selection_point(fields=["true", "predicted"], name="cell", on="click", clear=False)
     base = alt.Chart(cells).encode(x=alt.X("predicted:N", sort=names, title=_("predicted")),
                                    y=alt.Y("true:N", sort=names, title=_("true label")))
     heat = base.mark_rect(cursor="pointer").encode(
-        color=alt.Color("count:Q", scale=alt.Scale(type="symlog", scheme="blues")),
+        color=alt.Color("count:Q", title=_("test images"), scale=alt.Scale(type="symlog", scheme="blues")),
         stroke=alt.condition(shown, alt.value(palette.WINNER), alt.value(None)), strokeWidth=alt.value(3),
-        tooltip=["true", "predicted", "count"]).add_params(cell)
+        tooltip=[alt.Tooltip("true:N", title=_("true label")), alt.Tooltip("predicted:N", title=_("predicted")),
+                 alt.Tooltip("count:Q", title=_("test images"))]).add_params(cell)
     text = base.mark_text(fontSize=11).encode(
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
                                             alt.value("black")))
@@ -71,13 +72,15 @@ def mistakes(run, ds) -> None:
         {"label": names, "accuracy": per_class_accuracy(matrix)})).mark_bar().encode(
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title=_("accuracy")),
         y=alt.Y("label:N", sort=None, title=_("label")),
-        tooltip=["label", alt.Tooltip("accuracy:Q", format=".1%")]).properties(
+        tooltip=[alt.Tooltip("label:N", title=_("label")),
+                 alt.Tooltip("accuracy:Q", title=_("accuracy"), format=".1%")]).properties(
         title=_("Accuracy per label"), height=380))
     a, b = st.columns(2)
-    t = a.selectbox(_("Show test images whose true label is"), range(10), key="cell_true",
+    t = a.selectbox(_("Show test images whose true label is"), range(10), key=common.in_language("cell_true"),
                     format_func=lambda i: names[i], on_change=_forget_click)
-    p = b.selectbox(_("and that the network called"), range(10), key="cell_predicted",
+    p = b.selectbox(_("and that the network called"), range(10), key=common.in_language("cell_predicted"),
                     format_func=lambda i: names[i], on_change=_forget_click)
+    st.session_state["cell_true_kept"], st.session_state["cell_predicted_kept"] = t, p  # through a language switch
     idx = np.flatnonzero((ds.y_test == t) & (pred == p))[:30]
     if len(idx):
         confidences = ", ".join(percent(probs[i, p]) for i in idx)
@@ -105,12 +108,13 @@ def _follow_click(clicked, names, worst: tuple[int, int]) -> None:
     """A click on a confusion cell sets the two dropdowns (which stay, for keyboards and as a fallback); read
     before the chart is drawn, so that the chart outlines the cell shown below."""
     s = st.session_state
-    s.setdefault("cell_true", worst[0])
-    s.setdefault("cell_predicted", worst[1])
+    true_key, predicted_key = common.in_language("cell_true"), common.in_language("cell_predicted")
+    s.setdefault(true_key, s.get("cell_true_kept", worst[0]))
+    s.setdefault(predicted_key, s.get("cell_predicted_kept", worst[1]))
     picked = (clicked.selection.get("cell") or [None])[0] if clicked is not None else None
     if picked and picked != s.get("cell_clicked"):
         s["cell_clicked"] = picked
-        s["cell_true"], s["cell_predicted"] = names.index(picked["true"]), names.index(picked["predicted"])
+        s[true_key], s[predicted_key] = names.index(picked["true"]), names.index(picked["predicted"])
 
 
 def _forget_click() -> None:
@@ -233,7 +237,7 @@ def _when(epoch: float) -> str:
         return {0.125: _("An eighth into epoch 1"), 0.25: _("A quarter into epoch 1"),
                 0.5: _("Halfway into epoch 1")}.get(round(epoch, 3), _("{share} into epoch 1").format(
                     share=percent(epoch)))
-    return _("After epoch {epoch}").format(epoch=f"{epoch:g}")
+    return _("After epoch {epoch}").format(epoch=short(epoch))
 
 
 def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
@@ -283,16 +287,19 @@ def overfitting_lab(ws, ds) -> None:
                   "a weight penalty or more examples narrow it."))
     s = st.session_state
     sweeping = [j for j in ws.jobs() if any(sweep_value(j.label, k) is not None for k in SWEEPS)]
-    for key, field, default in (("lab_architecture", "architecture", "dense"),
-                                ("lab_dataset", "dataset", common.config().dataset)):
+    for name, field, default in (("lab_architecture", "architecture", "dense"),
+                                 ("lab_dataset", "dataset", common.config().dataset)):
+        key = common.in_language(name)
         if sweeping:  # a sweep under way shows its own network and data
             s[key] = getattr(sweeping[0].config, field)
-        elif key not in s:  # Streamlit drops a widget's state while its page is not shown
-            s[key] = s.get(f"{key}_kept", default)
+        elif key not in s:  # Streamlit drops a widget's state while its page is not shown (or another language's)
+            s[key] = s.get(f"{name}_kept", default)
     a, b = st.columns(2)
-    arch = a.radio(_("Network"), ("dense", "cnn"), key="lab_architecture", horizontal=True, disabled=bool(sweeping),
+    arch = a.radio(_("Network"), ("dense", "cnn"), key=common.in_language("lab_architecture"), horizontal=True,
+                   disabled=bool(sweeping),
                    format_func=lambda k: _(LAB_NETWORKS[k]))
-    data = b.radio(_("Data"), ("mnist", "fashion"), key="lab_dataset", horizontal=True, disabled=bool(sweeping),
+    data = b.radio(_("Data"), ("mnist", "fashion"), key=common.in_language("lab_dataset"), horizontal=True,
+                   disabled=bool(sweeping),
                    format_func=lambda k: _(LAB_DATA[k]))
     s["lab_architecture_kept"], s["lab_dataset_kept"] = arch, data
     if data != ds.name:
@@ -301,15 +308,16 @@ def overfitting_lab(ws, ds) -> None:
             return
     base = replace(common.config(), architecture=arch, dataset=data)
     running = next((k for j in sweeping for k in SWEEPS if sweep_value(j.label, k) is not None), None)
+    knob_key = common.in_language("sweep_knob")
     if running:  # a sweep under way shows its own knob
-        s["sweep_knob"] = running
-    elif "sweep_knob" not in s:  # Streamlit drops a widget's state while its page is not shown
-        s["sweep_knob"] = s.get("lab_knob", "train_size")
+        s[knob_key] = running
+    elif knob_key not in s:  # Streamlit drops a widget's state while its page is not shown (or another language's)
+        s[knob_key] = s.get("lab_knob", "train_size")
     knobs = [k for k in SWEEPS if arch == "dense" or k in CNN_KNOBS]  # the CNN has no dropout, L2 or hidden units
-    if s["sweep_knob"] not in knobs:
-        s["sweep_knob"] = "train_size"
+    if s[knob_key] not in knobs:
+        s[knob_key] = "train_size"
     knob = st.selectbox(_("Knob to sweep"), knobs, format_func=lambda k: _(SWEEPS[k][1]).capitalize(),
-                        key="sweep_knob", disabled=running is not None,
+                        key=knob_key, disabled=running is not None,
                         help=None if arch == "dense" else _("The small CNN's own layers are fixed: dropout, the L2 "
                                                             "penalty and hidden units are knobs of the dense network."))
     s["lab_knob"] = knob
@@ -348,7 +356,9 @@ def overfitting_lab(ws, ds) -> None:
         st.altair_chart(alt.Chart(frame).mark_line(point=True).encode(
             x=x_axis, y=alt.Y("accuracy:Q", scale=alt.Scale(zero=False), axis=alt.Axis(format="%"),
                               title=_("accuracy")),
-            tooltip=["run", "data", "shown", alt.Tooltip("accuracy:Q", format=".1%")], **common.train_test_marks()
+            tooltip=[alt.Tooltip("run:N", title=_("run")), alt.Tooltip("data:N", title=_("data")),
+                     alt.Tooltip("shown:N", title=knob_name),
+                     alt.Tooltip("accuracy:Q", title=_("accuracy"), format=".1%")], **common.train_test_marks()
         ).properties(title=alt.TitleParams(_("Final accuracy against {knob}: {network}, {data}").format(
             knob=knob_name, network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data])), subtitle=[_(common.TRAIN_TEST_KEY)]),
             height=320), width="stretch")
@@ -364,7 +374,7 @@ def _value_text(knob: str, value) -> str:
     if knob == "train_size":
         return _("all") if not value else number(int(value))
     if knob in ("dropout", "l2"):
-        return _("off") if not value else f"{value:g}"
+        return _("off") if not value else short(value)
     return f"{int(value)}"
 
 

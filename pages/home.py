@@ -80,8 +80,9 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
     """Horizontal bars: long label names (Fashion-MNIST's 'Ankle boot') sit beside the bars, not under them."""
     return alt.Chart(counts).mark_bar().encode(
         y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13)),
-        x=alt.X("train images:Q", title="training images"),
-        tooltip=["label", "train images"]).properties(title="Training images of each label", height=300)
+        x=alt.X("train images:Q", title=_("training images")),
+        tooltip=[alt.Tooltip("label:N", title=_("label")), alt.Tooltip("train images:Q", title=_("training images"))]
+    ).properties(title=_("Training images of each label"), height=300)
 
 
 common.through_the_app()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
 from mnist_model.errors import MnistLiveError
-from mnist_model.i18n import N_, _, ngettext, number, percent
+from mnist_model.i18n import N_, _, ngettext, number, percent, short
 from mnist_model.insights import compare_runs, read_curves, reading_grade
 from mnist_model.notebook import code_text, notebook_bytes
 from mnist_model.pictures import weight_sheet
@@ -36,7 +36,7 @@ def run_columns() -> dict:
             "data": text(_("data"), width=58), "model": text(_("model"), width=48),
             "epochs": num(_("epochs"), width=56), "batch": num(_("batch"), width=50),
             "examples": text(_("examples"), width=66), "optimizer": text(_("opt."), width=62),
-            "lr": num("lr", width=48),
+            "lr": num(_("lr"), width=48),
             "train acc": num(_("train"), width=56, format="%.1f%%"),  # in percent: one decimal each
             "test acc": num(_("test"), width=56, format="%.1f%%"), "seconds": num(_("s"), width=36),
             "pinned": st.column_config.CheckboxColumn(_("pin"), width=36),
@@ -71,7 +71,7 @@ def _nearest(options, value):
 # widget that is gone, and cannot write an old setting back over the new ones.
 
 def _key(name: str) -> str:
-    return f"w_{name}_{st.session_state['settings_generation']}"
+    return common.in_language(f"w_{name}_{st.session_state['settings_generation']}")
 
 
 def _apply(cfg: TrainConfig) -> None:
@@ -171,7 +171,7 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
         a.select_slider(_("Training examples"), train_sizes, **_knob("train_size"),
                         format_func=lambda n: _("all") if n == 0 else number(n),
                         help=_("Fewer examples make overfitting easy to see."))
-        b.select_slider(_("Learning rate"), LEARNING_RATES, **_knob("learning_rate"), format_func=lambda v: f"{v:g}")
+        b.select_slider(_("Learning rate"), LEARNING_RATES, **_knob("learning_rate"), format_func=short)
         a.select_slider(_("Hidden units"), HIDDEN_UNITS, **_knob("hidden_units"))
         b.selectbox(_("Optimizer"), OPTIMIZERS, **_knob("optimizer", OPTIMIZERS))
         a.radio(_("Dataset"), DATASETS, **_knob("dataset", DATASETS), horizontal=True,
@@ -187,11 +187,11 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
                         help=_("The notebook has one; more layers of the same size can learn more, and memorise "
                                "more."))
         d.select_slider(_("Dropout"), DROPOUTS, **_knob("dropout"),
-                        format_func=lambda v: _("off") if not v else f"{v:g}",
+                        format_func=lambda v: _("off") if not v else short(v),
                         help=_("While training, switch off this share of the hidden units at random in every step, "
                                "so no unit can rely on another: harder to memorise. Never while predicting."))
         c.select_slider(_("L2 weight penalty"), L2S, **_knob("l2"), format_func=lambda v: _("off") if not v else
-                        f"{v:g}", help=_("Adds the sum of squared weights (times this) to the loss: large weights "
+                        short(v), help=_("Adds the sum of squared weights (times this) to the loss: large weights "
                                          "that fit single examples cost more."))
         d.slider(_("Early stopping: patience"), 0, 20, **_knob("patience"),
                  help=_("Stop once the test loss has not improved for this many epochs, and keep the weights of "
@@ -252,7 +252,7 @@ def _choose_model(ws, key: str) -> None:
 
 
 def _picker_key(run_id: str) -> str:
-    return f"model_choice_{run_id}"
+    return common.in_language(f"model_choice_{run_id}")
 
 
 def _picker_shows(ws, runs) -> str:

@@ -186,6 +186,7 @@ def test_share_on_the_server_and_pick_it_in_a_new_workspace():
     picker.select(run.run_id).run()
     assert not fresh.exception and any(c.value.startswith("Model: Run 1") for c in fresh.caption)
     assert fresh.session_state["workspace"].runs() == []  # sharing a model shares none of the runs
+    at.session_state["workspace"].publish(run.run_id, published=False)  # later tests expect no shared model
 
 
 def test_fashion_mnist_trains_and_explores():

@@ -148,7 +148,7 @@ def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
     _wait_idle(at)
     chosen = at.session_state["workspace"].model_run().run_id
     at.switch_page("pages/explore.py").run()
-    at.selectbox(key="sweep_knob").set_value("dropout").run()
+    at.selectbox(key="sweep_knob__en").set_value("dropout").run()
     _button(at, "Run the sweep").click().run()
     workspace = at.session_state["workspace"].id
 
@@ -166,10 +166,10 @@ def test_after_a_sweep_the_sidebar_no_longer_says_it_runs_and_the_model_stays():
 
 def test_the_lab_keeps_its_knob_when_you_come_back():
     at = _page("pages/explore.py")
-    at.selectbox(key="sweep_knob").set_value("dropout").run()
+    at.selectbox(key="sweep_knob__en").set_value("dropout").run()
     at.switch_page("pages/train.py").run()
     at.switch_page("pages/explore.py").run()
-    assert at.selectbox(key="sweep_knob").value == "dropout"
+    assert at.selectbox(key="sweep_knob__en").value == "dropout"
 
 
 def test_robustness_sentences_read_plainly():

@@ -137,6 +137,14 @@ def tab_to(page, role: str, name: str, limit: int = 200, prefix: bool = False) -
     raise AssertionError(f"Tab never reached {role} {name!r}; it went through: {seen}")
 
 
+def focus_becomes(page, want: str, timeout: float = 30000) -> None:
+    """Until the focused element is want ("role|name", as _FOCUSED writes it)."""
+    try:
+        page.wait_for_function(f"() => ({_FOCUSED})() === {want!r}", timeout=timeout)
+    except Exception:  # noqa: BLE001 - Playwright's timeout: say where the focus is
+        raise AssertionError(f"the focus is on {page.evaluate(_FOCUSED)!r}, not {want!r}") from None
+
+
 def _go(page, name: str) -> None:
     """Open a page from the sidebar with the keyboard."""
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
@@ -154,13 +162,15 @@ def test_a_student_does_the_lesson_with_the_keyboard_alone(app_url, browser):
     page.goto(app_url + "/?epochs=40&batch_size=16&train_size=2000")
     page.get_by_text("Lesson plan").wait_for(timeout=60000)
     _go(page, "Train")
+    tab_to(page, "button", "Train")
     for run in (1, 2):
-        tab_to(page, "button", "Train")
         page.keyboard.press("Enter")
         page.get_by_test_id("stProgress").first.wait_for(timeout=120000)
-        tab_to(page, "button", "Stop training")
+        # Train turns off while it trains: the focus goes to Stop beside it, not back to the page's start
+        focus_becomes(page, "button|Stop training")
         page.keyboard.press("Enter")
         page.get_by_role("heading", name=f"Run {run}: stopped").wait_for(timeout=120000)
+        focus_becomes(page, "button|Train")
 
     tab_to(page, "combobox", "Model for the Draw and Explore pages")
     page.keyboard.press("ArrowDown")  # opens the list at the model in use, Run 2

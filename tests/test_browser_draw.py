@@ -111,12 +111,12 @@ def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     _answer(page)
     keep.click()
-    page.get_by_text("Your 1 drawing and their labels").wait_for(timeout=20000)
+    page.get_by_text("Your 1 drawing and its label").wait_for(timeout=20000)
     assert page.get_by_role("button", name="Kept", exact=True).is_disabled()  # the same drawing again: no
     appserver.clear_canvas(page)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
     assert page.get_by_role("button", name="Keep it", exact=True).is_disabled()  # cleared: nothing to keep
-    assert page.get_by_text("Your 1 drawing and their labels").count()
+    assert page.get_by_text("Your 1 drawing and its label").count()
 
 
 def _train(page, url, query, name):

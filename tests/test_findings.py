@@ -43,11 +43,11 @@ def test_the_lab_names_its_network_and_data_and_sweeps_the_one_chosen():
     ws = common.lab().new_workspace()
     ws.save_settings(TrainConfig(architecture="cnn", epochs=1))  # the Train page was left on the CNN
     at = _page("pages/explore.py", ws)
-    assert at.radio(key="lab_architecture").value == "dense"  # the lab's own choice, said on the page
+    assert at.radio(key="lab_architecture__en").value == "dense"  # the lab's own choice, said on the page
     assert any("dense network (the notebook's) on MNIST digits" in c.value for c in at.caption)
-    at.radio(key="lab_architecture").set_value("cnn").run()
+    at.radio(key="lab_architecture__en").set_value("cnn").run()
     assert any("small CNN on MNIST digits" in c.value for c in at.caption)
-    at.radio(key="lab_architecture").set_value("dense").run()
+    at.radio(key="lab_architecture__en").set_value("dense").run()
     next(b for b in at.button if b.label == "Run the sweep").click().run()
     assert {j.config.architecture for j in ws.jobs()} == {"dense"}
     ws.stop()
@@ -81,7 +81,10 @@ def test_draw_beside_a_shared_model_offers_quick_train_without_saying_there_is_n
     owner.train(TrainConfig(epochs=1, train_size=200, hidden_units=32))
     _wait_idle(owner)
     owner.publish(owner.model_run().run_id)
-    at = _page("pages/draw.py", common.lab().new_workspace())
+    try:
+        at = _page("pages/draw.py", common.lab().new_workspace())
+    finally:
+        owner.publish(owner.model_run().run_id, published=False)  # later tests expect a server with no shared model
     assert any(s.label == "Use a model shared on this server" for s in at.selectbox)
     texts = [i.value for i in at.info]
     assert not any("no trained model yet" in t for t in texts), texts

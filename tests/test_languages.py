@@ -1,10 +1,12 @@
 """Languages: every text a page shows goes through the catalogs (checked in a pseudo-language that marks each
 catalog text), the catalogs translate every message with the same placeholders, the language follows the browser
 and the sidebar's switch is kept in the workspace, and numbers are written each language's way."""
+import json
 import re
 import string
 import time
 
+import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 from streamlit.testing.v1 import AppTest
@@ -37,7 +39,36 @@ def _texts(at) -> list[str]:
                     out.append(value)
     for element in at.get("image"):
         out += [img.caption for img in element.proto.imgs if img.caption]
+    for element in at.get("vega_lite_chart"):
+        out += _chart_texts(json.loads(element.proto.spec))
     return out
+
+
+AXIS_CHANNELS = ("x", "y", "x2", "y2", "color", "fill", "stroke", "shape", "strokeDash", "size", "opacity")
+
+
+def _chart_texts(spec) -> list[str]:
+    """What a chart writes: its titles, and each axis's and legend's title, which is the field's name when the
+    chart gives none (a "count" legend), and each tooltip's."""
+    out = []
+    if isinstance(spec, dict):
+        title = spec.get("title")
+        out += [title] if isinstance(title, str) else [title.get("text")] if isinstance(title, dict) else []
+        for channel, enc in (spec.get("encoding") or {}).items():
+            for e in enc if isinstance(enc, list) else [enc]:
+                if not isinstance(e, dict) or "condition" in e and "field" not in e:
+                    continue
+                shown = channel == "tooltip" or channel in AXIS_CHANNELS and e.get("axis", {}) is not None \
+                    and e.get("legend", {}) is not None
+                title = e["title"] if "title" in e else e.get("field")  # title None: no title at all
+                if shown and title:
+                    out.append(str(title))
+        for key in ("layer", "hconcat", "vconcat", "concat"):
+            for sub in spec.get(key) or []:
+                out += _chart_texts(sub)
+        if isinstance(spec.get("spec"), dict):
+            out += _chart_texts(spec["spec"])
+    return [t for t in out if t]
 
 
 def _untranslated(texts: list[str]) -> list[str]:
@@ -166,6 +197,19 @@ def test_numbers_are_written_each_language_s_way():
     assert written["en"] == ("12,345.7", "90.1%")  # rounded as Python rounds: "{:.1%}".format(0.9015)
     assert written["de"] == ("12.345,7", "90,1\xa0%") and written["es"][0] == "12.345,7"
     assert written["fr"][0].replace("\u202f", " ") == "12 345,7"
+
+
+def test_percentages_drawn_under_digit_images_have_no_missing_glyphs():
+    """Explore's mosaics write each image's confidence under it: "23 %" in German and French has a no-break space,
+    which the picture's font lacks (it drew a box)."""
+    from mnist_model.pictures import digit_mosaic
+    images = np.zeros((2, 28, 28), np.float32)
+    for code in ("de", "fr"):
+        i18n.use(code)
+        written = [i18n.percent(0.23), i18n.percent(0.5)]
+        i18n.use("en")
+        assert written[0] != "23 %"  # the language's own space
+        assert np.array_equal(digit_mosaic(images, written), digit_mosaic(images, ["23 %", "50 %"])), code
 
 
 @pytest.mark.parametrize("language", [code for code in i18n.LANGUAGES if code != "en"])

@@ -109,3 +109,21 @@ def test_while_a_training_runs_the_page_that_shows_it_has_one_timer(url):
     seen = protocol.run(go())
     for page, (timers, lines) in seen.items():
         assert timers == 1 and lines == ["**Training:** Run 1 (its progress is on this page)"], (page, timers, lines)
+
+
+def test_a_request_from_before_a_language_switch_cannot_set_a_knob_to_a_label(url):
+    """A choice widget's value travels as its label. The browser's Train page, with a training's timer ticking,
+    sent the Dataset radio as "Dígitos MNIST" after the switch to German: the dataset became that label, and the
+    page failed ("'Dígitos MNIST' is not in list")."""
+    async def go():
+        s = await Session.open(url, "train")
+        behind = [s.state_of("radio", "Dataset"), s.state_of("radio", "Network")]
+        await s.set_value("selectbox", ":material/translate: Language", "switch to German", string_value="Deutsch")
+        await s.rerun_holding(behind, "a rerun from the browser that still shows the English page")
+        dataset = s._find("radio", "Datensatz")[1]
+        shown = dataset.options[dataset.default]
+        await s.close()
+        return s.errors, shown
+    errors, shown = protocol.run(go())
+    assert not errors, errors
+    assert shown == "MNIST-Ziffern", shown
