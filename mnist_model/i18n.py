@@ -136,6 +136,19 @@ def percent(value: float, decimals: int = 0) -> str:
     return before + shown + after
 
 
+def chart_numbers() -> dict:
+    """The current language's way of writing numbers as a d3-format locale: what Vega-Lite charts write their axes,
+    legends and tooltips with ({"decimal": ",", "thousands": ".", "grouping": [3], ...})."""
+    locale = _babel_locale()
+    fifty = percent(0.5)
+    spec = {"decimal": ".", "thousands": ",", "grouping": [3], "currency": ["$", ""], "percent": "%"}
+    if locale != DEFAULT:
+        from babel.numbers import get_decimal_symbol, get_group_symbol
+        spec.update(decimal=get_decimal_symbol(locale), thousands=get_group_symbol(locale), currency=["", " €"])
+    spec["percent"] = fifty[fifty.index("50") + 2:] or "%"  # "%", or with the space the language puts before it
+    return spec
+
+
 def _babel_locale() -> str:
     language = _language.get()
     return language if language in LANGUAGES else DEFAULT

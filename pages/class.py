@@ -130,16 +130,6 @@ def board(class_id: str, show_presence: bool = True) -> None:
 
 # ---------------------------------------------------------------- teacher
 
-def confirmed(column, title: str, what: str, yes: str, action) -> None:
-    """A button that opens a popover saying what it does; action() runs only on its confirming button."""
-    with column.popover(title, width="stretch"):
-        st.caption(what)
-        if st.button(yes, type="primary"):
-            with common.plain_errors():
-                action()
-                st.rerun()
-
-
 def join_link(code: str) -> str:
     return f"{common.base_url()}class?{common.JOIN_PARAM}={code}"
 
@@ -193,10 +183,10 @@ def teacher_controls(ws, taught) -> None:
                 removed = ws.remove_student(name)
                 _done((_("Removed {name} and their runs from the board.") if removed else
                        _("{name} had already left the class.")).format(name=name))
-    confirmed(c, _("Clear the board"), _("Removes every run from the board (students keep their runs)."),
+    common.ask_first(c, _("Clear the board"), _("Removes every run from the board (students keep their runs)."),
               _("Yes, clear the board"), lambda: _done(_("Cleared the board ({n} runs).").format(n=ws.clear_board()),
                                                        rerun=False))
-    confirmed(d, _("End the class"), _("Joining stops; the board stays readable for you."), _("Yes, end the class"),
+    common.ask_first(d, _("End the class"), _("Joining stops; the board stays readable for you."), _("Yes, end the class"),
               lambda: (ws.end_class(), st.session_state.pop(TEACHER_DONE, None)))
 
 

@@ -405,6 +405,31 @@ def plain_errors():
         st.error(str(exc))
 
 
+ASKING = "asking_first"  # session state: the title of the button whose confirmation is open
+
+
+def ask_first(where, title: str, what: str, yes: str, action, **button) -> None:
+    """A button that asks before it acts: a press opens, under it, what it does, the confirming button and Cancel;
+    action() runs only on the confirming one. (In the page, not a popover: a popover opened near the page's end
+    was drawn below the window, out of reach.)"""
+    asking = st.session_state.get(ASKING) == title
+    where.button(title, width="stretch", on_click=_ask, args=(None if asking else title,), **button)
+    if not asking:
+        return
+    with where.container(border=True):
+        st.caption(what)
+        if st.button(yes, type="primary", width="stretch"):
+            st.session_state.pop(ASKING, None)
+            with plain_errors():
+                action()
+                st.rerun()
+        st.button(_("Cancel"), width="stretch", on_click=_ask, args=(None,))
+
+
+def _ask(title: str | None) -> None:
+    st.session_state[ASKING] = title
+
+
 # ---------------------------------------------------------------- settings
 
 def remember_link_settings() -> None:
@@ -592,6 +617,13 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
     title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
                             subtitle=[_(TRAIN_TEST_KEY)])
     return chart.properties(title=title, height=260)
+
+
+@alt.theme.register("mnist_live", enable=True)
+def _chart_theme():
+    """Every chart writes the numbers of its axes, legends and tooltips the page's way (0,2 and 50 % in German):
+    Altair asks for this as it turns a chart into a spec, in the page run's language."""
+    return {"config": {"locale": {"number": i18n.chart_numbers()}}}
 
 
 def arrow_spec(chart: alt.TopLevelMixin) -> dict:

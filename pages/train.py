@@ -458,11 +458,8 @@ def runs_table(ws) -> None:
             st.toast((_("{run} is shared with everyone on this server") if not run.published else
                       _("{run} is no longer shared")).format(run=run.name))
             st.rerun()
-        with e.popover(_("Delete run"), width="stretch"):
-            st.caption(_("{run} and its model go for good (download it first to keep it).").format(run=run.name))
-            if st.button(_("Yes, delete {run}").format(run=run.name), type="primary"):
-                ws.delete_run(run.run_id)
-                st.rerun()
+    common.ask_first(e, _("Delete run"), _("{run} and its model go for good (download it first to keep it).").format(
+        run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id))
 
 
 common.through_the_app()

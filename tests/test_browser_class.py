@@ -35,7 +35,7 @@ def start_class(browser, app_url):
 
 def test_a_class_of_three_on_one_board(app_url, browser):
     teacher, code = start_class(browser, app_url)
-    assert teacher.get_by_text("Scan to join").count()
+    teacher.get_by_text("Scan to join").first.wait_for(timeout=30000)
     students, delays = [], []
     for i, name in enumerate(["Ada", "Grace", "Alan"]):
         page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()

@@ -199,6 +199,21 @@ def test_numbers_are_written_each_language_s_way():
     assert written["fr"][0].replace("\u202f", " ") == "12 345,7"
 
 
+def test_charts_write_their_numbers_each_language_s_way():
+    """Axes, legends and tooltips: Vega-Lite formats them with the spec's locale (0.2 on a German page before)."""
+    import pandas as pd
+    from pages import common
+    frame = pd.DataFrame({"epoch": [1, 2], "metric": "accuracy", "data": "test", "value": [0.5, 0.75]})
+    written = {}
+    for code in ("en", "de", "fr"):
+        i18n.use(code)
+        written[code] = common.curve_chart(frame, "accuracy").to_dict()["config"]["locale"]["number"]
+    i18n.use("en")
+    assert (written["en"]["decimal"], written["en"]["percent"]) == (".", "%")
+    assert (written["de"]["decimal"], written["de"]["thousands"], written["de"]["percent"]) == (",", ".", "\xa0%")
+    assert written["fr"]["decimal"] == "," and written["fr"]["thousands"].isspace()
+
+
 def test_percentages_drawn_under_digit_images_have_no_missing_glyphs():
     """Explore's mosaics write each image's confidence under it: "23 %" in German and French has a no-break space,
     which the picture's font lacks (it drew a box)."""
