@@ -184,10 +184,11 @@ def teacher_controls(ws, taught) -> None:
                 _done((_("Removed {name} and their runs from the board.") if removed else
                        _("{name} had already left the class.")).format(name=name))
     common.ask_first(c, _("Clear the board"), _("Removes every run from the board (students keep their runs)."),
-              _("Yes, clear the board"), lambda: _done(_("Cleared the board ({n} runs).").format(n=ws.clear_board()),
-                                                       rerun=False))
-    common.ask_first(d, _("End the class"), _("Joining stops; the board stays readable for you."), _("Yes, end the class"),
-              lambda: (ws.end_class(), st.session_state.pop(TEACHER_DONE, None)))
+                     _("Yes, clear the board"), lambda: _done(_("Cleared the board ({n} runs).").format(
+                         n=ws.clear_board()), rerun=False), panel=st)
+    common.ask_first(d, _("End the class"), _("Joining stops; the board stays readable for you."),
+                     _("Yes, end the class"), lambda: (ws.end_class(), st.session_state.pop(TEACHER_DONE, None)),
+                     panel=st)
 
 
 TEACHER_DONE = "teacher_done"  # session state: the sentence saying what the teacher's last control did

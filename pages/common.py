@@ -211,7 +211,7 @@ export default function(component) {
   // draws the focused control anew, drops the focus to the top of the page: it goes to the nearest working control.
   if (!window.__mnistLiveFocusKeeper) {
     window.__mnistLiveFocusKeeper = true;
-    let focused = null, block = null, timer = null, keyboard = false;
+    let focused = null, block = null, timer = null, keyboard = false, history = [];
     document.addEventListener("keydown", () => { keyboard = true; }, true);
     document.addEventListener("pointerdown", () => { keyboard = false; }, true);
     const usable = (e) => e && e.isConnected && !e.disabled && e.getClientRects().length > 0;
@@ -219,6 +219,7 @@ export default function(component) {
     const controls = (root) => [...root.querySelectorAll("button, input, textarea, [role=tab], a[href]")];
     document.addEventListener("focusin", (event) => {
       focused = event.composedPath()[0] || event.target;
+      history = [...history.filter((e) => e !== focused), focused].slice(-8);
       block = focused.closest && focused.closest('[data-testid="stHorizontalBlock"], [data-testid="stForm"]');
     }, true);
     const rescue = () => {
@@ -227,7 +228,8 @@ export default function(component) {
       const same = controls(document).find((e) => usable(e) && e.tagName === focused.tagName
                                                    && name(e) === name(focused));
       const near = block && block.isConnected ? controls(block).find(usable) : null;
-      const next = same || near;
+      const back = [...history].reverse().find(usable);  // after Cancel: the button that opened the question
+      const next = same || near || back;
       if (next) next.focus({ focusVisible: true });
     };
     new MutationObserver(() => { if (!timer) timer = setTimeout(rescue, 250); }).observe(
@@ -408,15 +410,15 @@ def plain_errors():
 ASKING = "asking_first"  # session state: the title of the button whose confirmation is open
 
 
-def ask_first(where, title: str, what: str, yes: str, action, **button) -> None:
-    """A button that asks before it acts: a press opens, under it, what it does, the confirming button and Cancel;
-    action() runs only on the confirming one. (In the page, not a popover: a popover opened near the page's end
-    was drawn below the window, out of reach.)"""
+def ask_first(where, title: str, what: str, yes: str, action, panel=None) -> None:
+    """A button (in where) that asks before it acts: a press opens, in panel (by default under the button), what
+    it does, the confirming button and Cancel; action() runs only on the confirming one. (In the page, not a
+    popover: a popover opened near the page's end was drawn below the window, out of reach.)"""
     asking = st.session_state.get(ASKING) == title
-    where.button(title, width="stretch", on_click=_ask, args=(None if asking else title,), **button)
+    where.button(title, width="stretch", on_click=_ask, args=(None if asking else title,))
     if not asking:
         return
-    with where.container(border=True):
+    with (panel or where).container(border=True):
         st.caption(what)
         if st.button(yes, type="primary", width="stretch"):
             st.session_state.pop(ASKING, None)

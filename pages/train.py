@@ -459,7 +459,7 @@ def runs_table(ws) -> None:
                       _("{run} is no longer shared")).format(run=run.name))
             st.rerun()
     common.ask_first(e, _("Delete run"), _("{run} and its model go for good (download it first to keep it).").format(
-        run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id))
+        run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id), panel=st)
 
 
 common.through_the_app()
