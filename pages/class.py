@@ -9,7 +9,7 @@ import streamlit as st
 from mnist_model import palette
 from mnist_model.classroom import PRESENT_S, TEACHER_LABEL, what_worked
 from mnist_model.errors import MnistLiveError
-from mnist_model.i18n import _, current, percent
+from mnist_model.i18n import DEFAULT, _, current, number, percent
 from mnist_model.jobs import JobState
 from pages import common
 
@@ -22,9 +22,11 @@ STUDENT_BOARD_POLL_S = 2.0  # a student's copy: each tick costs the server a few
 def board_columns() -> dict:
     """The leaderboard's columns: every one but settings fits beside the sidebar at 1280 px (about 810 px)."""
     text, num = st.column_config.TextColumn, st.column_config.NumberColumn
-    return {"nickname": text(_("nickname"), width=120), "test acc": num(_("test acc"), width=64, format="%.1f%%"),
-            "train acc": num(_("train acc"), width=68, format="%.1f%%"),
-            "gap (points)": num(_("gap (points)"), width=86, format="%.1f"),
+    english = current() == DEFAULT  # in another language the board's own display values write the numbers
+    return {"nickname": text(_("nickname"), width=120),
+            "test acc": num(_("test acc"), width=64, format="%.1f%%" if english else None),
+            "train acc": num(_("train acc"), width=68, format="%.1f%%" if english else None),
+            "gap (points)": num(_("gap (points)"), width=86, format="%.1f" if english else None),
             "epochs": num(_("epochs"), width=56), "time": text(_("time"), width=52),
             "settings": text(_("settings"), width=340)}
 
@@ -77,7 +79,9 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
         tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
                  alt.Tooltip("gap (points):Q", title=_("gap (points)"))]).properties(
         title=_("The gap against the epochs trained"), height=300)
-    return {"runs": len(entries), "rows": pa.Table.from_pandas(rows, preserve_index=False),
+    # English: the table as Arrow, sent as it is; another language: a frame that board() writes that language's way
+    shown = pa.Table.from_pandas(rows, preserve_index=False) if current() == DEFAULT else rows
+    return {"runs": len(entries), "rows": shown,
             "scatter": common.arrow_spec(scatter), "heat": common.arrow_spec(heat), "gap": common.arrow_spec(gap),
             "numbers": {"scatter": points[["nickname", "train accuracy", "test accuracy", "gap (points)"]],
                         "heat": worked, "gap": points[["nickname", "epochs trained", "gap (points)"]]}}
@@ -117,7 +121,12 @@ def board(class_id: str, show_presence: bool = True) -> None:
     if not view["runs"]:
         st.info(_("No runs on the board yet: every run a student finishes or stops appears here by itself."))
         return
-    st.dataframe(view["rows"], hide_index=True, width="stretch", height=min(36 * (view["runs"] + 1), 420),
+    rows = view["rows"]
+    if isinstance(rows, pd.DataFrame):  # its numbers as this language writes them (a column's own format is
+        # English only): a styler of its own per view, a few milliseconds (pandas stylers are not thread-safe)
+        rows = rows.style.format({"test acc": lambda v: percent(v / 100, 1), "train acc": lambda v: percent(v / 100, 1),
+                                  "gap (points)": lambda v: number(v, 1)}, na_rep="–")
+    st.dataframe(rows, hide_index=True, width="stretch", height=min(36 * (view["runs"] + 1), 420),
                  column_config=board_columns())
     st.caption(_("Below the dashed line: the network does better on its training images than on new ones "
                  "(overfitting). The same settings and seed give the same run: vary the seed to see chance at "

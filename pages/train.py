@@ -36,9 +36,9 @@ def run_columns() -> dict:
             "data": text(_("data"), width=58), "model": text(_("model"), width=48),
             "epochs": num(_("epochs"), width=56), "batch": num(_("batch"), width=50),
             "examples": text(_("examples"), width=66), "optimizer": text(_("opt."), width=62),
-            "lr": num(_("lr"), width=48),
-            "train acc": num(_("train"), width=56, format="%.1f%%"),  # in percent: one decimal each
-            "test acc": num(_("test"), width=56, format="%.1f%%"), "seconds": num(_("s"), width=36),
+            "lr": num(_("lr"), width=48),  # numbers written each language's way: TABLE_NUMBERS
+            "train acc": num(_("train"), width=56), "test acc": num(_("test"), width=56),
+            "seconds": num(_("s"), width=36),
             "pinned": st.column_config.CheckboxColumn(_("pin"), width=36),
             "shared": st.column_config.CheckboxColumn(_("shared"), width=50)}
 
@@ -416,7 +416,10 @@ def runs_table(ws) -> None:
     st.subheader(_("Runs"))
     table = pd.DataFrame([{**r.summary(), "pinned": r.pinned, "shared": r.published} for r in runs])
     table[["train acc", "test acc"]] = (table[["train acc", "test acc"]] * 100).round(1)
-    st.dataframe(table, hide_index=True, width="stretch", column_config=run_columns())
+    # Shown as the page's language writes them (a column's own format is English only); sorted as numbers
+    shown = table.style.format({"train acc": lambda v: percent(v / 100, 1), "test acc": lambda v: percent(v / 100, 1),
+                                "lr": short, "seconds": lambda v: number(v, 1)}, na_rep="–")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=run_columns())
     limit = ws.store.limits.runs_per_workspace
     st.caption(_("This workspace keeps its latest {limit} runs ({n} so far); pinned runs are never removed.").format(
         limit=limit, n=len(runs)))

@@ -394,3 +394,27 @@ def test_removing_a_student_says_so_to_the_teacher():
     _button(teacher, "Remove them and their runs").click().run()
     assert any(s.value == "Removed Grace and their runs from the board." for s in teacher.success)
     assert student.session_state["workspace"].membership() is None
+
+
+def test_the_board_table_writes_its_numbers_in_the_page_s_language():
+    """The leaderboard's column formats are English only ("81.0%" on a German board): in German its display values
+    are the language's, its values stay numbers."""
+    import pyarrow as pa
+
+    from mnist_model import i18n
+    from pages import common
+    teacher = _class_page()
+    _button(teacher, "Start a class").click().run()
+    ws = teacher.session_state["workspace"]
+    assert common.lab().classroom.post(ws.id, _run(0.81, train_acc=0.9))
+    i18n.use("de")
+    try:
+        teacher.session_state["language"] = "de"
+        teacher.run()
+        assert not teacher.exception
+        table = teacher.dataframe[0]
+        shown = pa.ipc.open_stream(table.proto.arrow_data.styler.display_values).read_all().to_pandas()
+    finally:
+        i18n.use("en")
+    assert table.value["test acc"].dtype.kind == "f"
+    assert str(shown["test acc"].iloc[0]) == "81,0\xa0%" and str(shown["train acc"].iloc[0]) == "90,0\xa0%"

@@ -214,6 +214,28 @@ def test_charts_write_their_numbers_each_language_s_way():
     assert written["fr"]["decimal"] == "," and written["fr"]["thousands"].isspace()
 
 
+def test_the_runs_table_writes_its_numbers_in_the_page_s_language(trained_workspace):
+    """A table column's own format is English only ("89.8%" on a German page): the table's display values are the
+    language's, its values stay numbers (it sorts as numbers)."""
+    import pyarrow as pa
+    shown = {}
+    for code in ("en", "de"):
+        i18n.use(code)
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["language"] = code
+        at.query_params["workspace"] = trained_workspace
+        at.run()
+        _page(at, "pages/train.py")
+        table = at.dataframe[0]
+        assert table.value["test acc"].dtype.kind == "f"
+        values = pa.ipc.open_stream(table.proto.arrow_data.styler.display_values).read_all().to_pandas() \
+            if table.proto.arrow_data.styler.display_values else None
+        shown[code] = (None if values is None else str(values["test acc"].iloc[0]), float(table.value["test acc"][0]))
+    i18n.use("en")
+    number = shown["en"][1]
+    assert shown["de"][0] == f"{number:.1f}".replace(".", ",") + "\xa0%", shown
+
+
 def test_percentages_drawn_under_digit_images_have_no_missing_glyphs():
     """Explore's mosaics write each image's confidence under it: "23 %" in German and French has a no-break space,
     which the picture's font lacks (it drew a box)."""
