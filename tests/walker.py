@@ -934,11 +934,11 @@ def _explore(walk, p):
     chart = page.get_by_test_id("stVegaLiteChart").filter(has_text="click a cell")
     if p.get("cell") and chart.count() and chart.first.is_visible():
         t, q = p["cell"]
-        cell = chart.first.locator(f"path[aria-label*='true: {t};'][aria-label*='predicted: {q};']").first
+        cell = chart.first.locator(f"path[aria-label*='true label: {t};'][aria-label*='predicted: {q};']").first
         if not cell.count():
-            cell = chart.first.locator(f"path[aria-label*='true: {t}'][aria-label*='predicted: {q}']").first
+            cell = chart.first.locator(f"path[aria-label*='true label: {t}'][aria-label*='predicted: {q}']").first
         label = cell.get_attribute("aria-label", timeout=WAIT)
-        count = int(re.search(r"count: (\d+)", label).group(1))
+        count = int(re.search(r"test images: (\d+)", label).group(1))
         cell.click()
         wanted = f"{count} test images: true {t}, predicted {q}" if count else "No test image falls in that cell."
         page.get_by_text(wanted).first.wait_for(timeout=WAIT)
