@@ -235,6 +235,36 @@ export default function(component) {
     new MutationObserver(() => { if (!timer) timer = setTimeout(rescue, 250); }).observe(
       document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
   }
+  // The drawing canvas's toolbar (streamlit-drawable-canvas, in a shadow DOM the page's styles cannot reach) waits,
+  // invisible, over the canvas's top right corner and moves up only 0.1 s after the mouse arrives: a stroke started
+  // there at once, or by a finger (no hover), hit the hidden toolbar (lost, or a hidden Undo). Here it always sits
+  // above the canvas, takes pointers only while shown, and its buttons are 24 px targets.
+  if (!window.__mnistLiveCanvasToolbar) {
+    window.__mnistLiveCanvasToolbar = true;
+    const style = ".dc-root>.dc-toolbar{top:-2.75rem!important;padding-bottom:0!important;pointer-events:none!important}"
+      + ".dc-root:hover>.dc-toolbar,.dc-root>.dc-toolbar:focus-within,.dc-root>.dc-toolbar[data-pinned=true]"
+      + "{pointer-events:auto!important}.dc-root .dc-icon-button{min-width:24px;min-height:24px}";
+    const fix = (root) => {
+      if (root.__mnistLiveStyled || !root.querySelector(".dc-toolbar")) return false;
+      const sheet = document.createElement("style");
+      sheet.className = "mnist-live-canvas-toolbar";
+      sheet.textContent = style;
+      root.appendChild(sheet);
+      root.__mnistLiveStyled = true;
+      return true;
+    };
+    const watch = (host) => {
+      const root = host.shadowRoot;
+      if (!root || root.__mnistLiveWatched) return;
+      root.__mnistLiveWatched = true;
+      if (fix(root)) return;
+      const wait = new MutationObserver(() => { if (fix(root)) wait.disconnect(); });
+      wait.observe(root, { childList: true, subtree: true });  // the canvas fills its shadow root after mounting
+    };
+    const scan = () => document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach(watch);
+    new MutationObserver(scan).observe(document.body, { subtree: true, childList: true });
+    scan();
+  }
   // On a phone the open sidebar covers the page: close it once the user has picked a page in it.
   if (last === undefined || last === data.page || window.innerWidth > data.narrow) return;
   const collapse = document.querySelector('button[aria-label="Collapse sidebar"]');
@@ -250,8 +280,9 @@ def _page_component():
 
 
 def page_behaviours(page_name: str) -> None:
-    """In the browser: the focus stays on a working control when a rerun turns off the focused one; on narrow
-    screens the sidebar closes after every page switch (it stays open over the page otherwise)."""
+    """In the browser: the focus stays on a working control when a rerun turns off the focused one; the drawing
+    canvas's toolbar never covers the canvas; on narrow screens the sidebar closes after every page switch (it stays
+    open over the page otherwise)."""
     _page_component()(data={"page": page_name, "narrow": NARROW_PX}, key="phone_nav", height=0)
 
 

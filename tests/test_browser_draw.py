@@ -7,6 +7,7 @@ import time
 import pytest
 
 import appserver
+from playwright.sync_api import expect
 
 CHROMIUM = shutil.which("chromium") or appserver.CHROMIUM
 POKE_START = {"Move sideways (px)": "0", "Move up/down (px)": "0", "Turn (degrees)": "0", "Scale": "1.00",
@@ -117,6 +118,43 @@ def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
     assert page.get_by_role("button", name="Keep it", exact=True).is_disabled()  # cleared: nothing to keep
     assert page.get_by_text("Your 1 drawing and its label").count()
+
+
+def test_a_stroke_from_the_canvas_top_corner_is_drawn_and_the_toolbar_waits_above_the_canvas(app_url, page):
+    """The canvas's toolbar used to wait, invisible, over the canvas's top right corner until the pointer had
+    hovered for 0.1 s: a stroke started there at once (a quick hand, a finger on a phone) went to the hidden toolbar
+    and was lost (a walker seed found it)."""
+    canvas = _fresh_draw_page(page, app_url)
+    box = canvas.bounding_box()
+    appserver.stroke(page, box, [(230, 12), (232, 140), (234, 265)], steps=6)  # a 1 down the right side, no pause
+    assert _answer(page).startswith("1")
+    canvas.hover()
+    toolbar = page.locator(".dc-toolbar").first
+    expect(toolbar).to_have_css("opacity", "1", timeout=10000)
+    bar = toolbar.bounding_box()
+    assert bar["y"] + bar["height"] <= box["y"], (bar, box)  # shown, it sits above the canvas
+    page.get_by_role("button", name="Undo").click()  # and works while shown: Undo takes the stroke back
+    page.get_by_text("Draw a digit on the black square").wait_for(timeout=30000)
+    page.mouse.move(box["x"] + 140, box["y"] + box["height"] + 200)  # away: the toolbar hides
+    expect(toolbar).to_have_css("opacity", "0", timeout=10000)
+    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                             storage_state=page.context.storage_state())
+    try:  # a finger has no hover: the same corner by touch
+        pg = phone.new_page()
+        pg.goto(app_url + "/draw")
+        canvas = _one_canvas(pg)
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        cdp = phone.new_cdp_session(pg)
+        points = [(box["x"] + x, box["y"] + y) for x, y in _dense([(box["width"] - 40, 10), (box["width"] - 38, 250)])]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0],
+                                                                                       "y": points[0][1]}]})
+        for x, y in points[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert _answer(pg).startswith("1")
+    finally:
+        phone.close()
 
 
 def _train(page, url, query, name):
