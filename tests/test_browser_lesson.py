@@ -143,15 +143,15 @@ def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):
     outlined = chart.locator("path[stroke='#e4572e']")
     assert outlined.count() == 1  # only the cell shown below, not all 100 before any click
     cell.click()
-    page.get_by_text(f"{count} test images: true 4, predicted 9").wait_for(timeout=20000)
+    page.get_by_text(re.compile(rf"^{count} test images?: true 4, predicted 9")).wait_for(timeout=20000)
     page.wait_for_function("() => { const o = [...document.querySelectorAll(\"path[stroke='#e4572e']\")];"
                            " return o.length === 1 && o[0].getAttribute('aria-label').includes('true label: 4')"
                            " && o[0].getAttribute('aria-label').includes('predicted: 9'); }", timeout=20000)
     page.get_by_test_id("stSelectbox").filter(has_text="and that the network called").click()
     page.get_by_role("option", name="4", exact=True).click()
-    page.get_by_text(re.compile(r"\d+ test images: true 4, predicted 4")).wait_for(timeout=20000)
+    page.get_by_text(re.compile(r"\d+ test images?: true 4, predicted 4")).wait_for(timeout=20000)
     chart.locator("path[aria-label*='true label: 4'][aria-label*='predicted: 9']").first.click()  # the same cell again
-    page.get_by_text(f"{count} test images: true 4, predicted 9").wait_for(timeout=20000)
+    page.get_by_text(re.compile(rf"^{count} test images?: true 4, predicted 9")).wait_for(timeout=20000)
     outside = [u for u in requests if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", u) and
                not u.startswith(("data:", "blob:"))]
     assert outside == []  # offline: icons and fonts ship with the app

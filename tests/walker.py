@@ -765,17 +765,39 @@ def _run_on_train(walk):
 
 
 def _pin_or_share(walk, p):
-    run, page = _run_on_train(walk), walk.page
-    if run is None:
-        return
-    what = p["what"]
-    label = ("Unpin" if run.pinned else "Pin (keep)") if what == "pin" else ("Unshare" if run.published else "Share")
-    page.get_by_role("button", name=label, exact=True).click()
+    """Press Pin or Share under the run the picker shows: that run flips, never another. A click that lands as the
+    page changes to another run (a training ended) may be lost, as any click on a button that goes away: then the
+    person sees the button unchanged and presses it again, and so does the walk."""
+    for attempt in range(2):
+        run, page = _run_on_train(walk), walk.page
+        if run is None:
+            return
+        what = p["what"]
+        flag = run.pinned if what == "pin" else run.published
+        before = {r.run_id: (r.pinned, r.published) for r in walk.store.runs(walk.ws)}
+        button = page.locator(f".st-key-{what}_{run.run_id}_{flag}").get_by_role("button")
+        try:
+            button.click(timeout=5000)
+        except Exception:
+            if attempt == 0:
+                walk.settle()
+                continue  # the page moved on before the click: the person clicks what is there now
+            raise
 
-    def flipped():
-        after = walk.store.run(run.run_id, walk.ws)
-        return (after.pinned != run.pinned) if what == "pin" else (after.published != run.published)
-    check(_until(flipped), f"{label} left {run.name} as it was")
+        def flipped(run=run):
+            after = walk.store.run(run.run_id, walk.ws)
+            return (after.pinned != run.pinned) if what == "pin" else (after.published != run.published)
+        done = _until(flipped, timeout=10 if attempt == 0 else WAIT / 1000)
+        others = {r.run_id for r in walk.store.runs(walk.ws)
+                  if r.run_id != run.run_id and before.get(r.run_id, (r.pinned, r.published)) != (r.pinned, r.published)}
+        check(not others, f"{what} of {run.name} changed another run: {others}")
+        if done:
+            break
+        walk.settle()
+        moved = _chosen_run(walk)
+        check(attempt == 0 and moved is not None and moved.run_id != run.run_id,
+              f"{what} left {run.name} as it was")
+        walk.count("click lost as the page changed run")
     walk.settle()
 
 
@@ -940,7 +962,8 @@ def _explore(walk, p):
         label = cell.get_attribute("aria-label", timeout=WAIT)
         count = int(re.search(r"test images: (\d+)", label).group(1))
         cell.click()
-        wanted = f"{count} test images: true {t}, predicted {q}" if count else "No test image falls in that cell."
+        wanted = (f"{count} test image{'' if count == 1 else 's'}: true {t}, predicted {q}" if count else
+                  "No test image falls in that cell.")  # one image: "1 test image: ..." (seed 0 waited for "images")
         page.get_by_text(wanted).first.wait_for(timeout=WAIT)
         walk.settle()
 
@@ -1148,6 +1171,10 @@ def _close(walk, failure) -> None:
 
 
 def _failure_text(exc, walk):
+    try:  # what the page showed, beside the logs in the work folder
+        walk.page.screenshot(path=str(walk.workdir / "failure.png"), full_page=True, timeout=10000)
+    except Exception:
+        pass
     text = f"{exc.__class__.__name__}: {exc}" if isinstance(exc, WalkFailure) else traceback.format_exc()
     logs = "\n".join(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-1500:]}" for log in walk.logs
                      if log.exists())
