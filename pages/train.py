@@ -251,6 +251,19 @@ def _choose_model(ws, key: str) -> None:
         st.session_state["train_refused"] = str(exc)
 
 
+def _flip_run(ws, what: str, run_id: str, name: str, on: bool) -> None:
+    """Pin or share (what) one run, on or off, before the page reruns."""
+    try:
+        if what == "pin":
+            ws.pin(run_id, on)
+        else:
+            ws.publish(run_id, on)
+            st.toast((_("{run} is shared with everyone on this server") if on else
+                      _("{run} is no longer shared")).format(run=name))
+    except MnistLiveError as exc:
+        st.session_state["run_refused"] = str(exc)
+
+
 def _picker_key(run_id: str) -> str:
     return common.in_language(f"model_choice_{run_id}")
 
@@ -450,19 +463,20 @@ def runs_table(ws) -> None:
     f.download_button(_("Notebook"), lambda: notebook_bytes(run.config, run), f"{stem}.ipynb",
                       mime="application/x-ipynb+json", width="stretch",
                       help=_("The Keras code of this run's settings, with its figures, as a Jupyter notebook."))
-    with common.plain_errors():
-        if c.button(_("Unpin") if run.pinned else _("Pin (keep)"), width="stretch"):
-            ws.pin(run.run_id, not run.pinned)
-            st.rerun()
-        if d.button(_("Unshare") if run.published else _("Share"), width="stretch",
-                    help=_("Everyone on this server can then pick this model on the Draw page (its settings and "
-                           "weights, never your drawings).")):
-            ws.publish(run.run_id, not run.published)
-            st.toast((_("{run} is shared with everyone on this server") if not run.published else
-                      _("{run} is no longer shared")).format(run=run.name))
-            st.rerun()
+    # Keyed by run, acting in a callback on the run they were drawn for: a click that lands as a training ends (the
+    # page then shows the new run) pins the run the person saw, not the new one under the same label.
+    c.button(_("Unpin") if run.pinned else _("Pin (keep)"), key=f"pin_{run.run_id}_{run.pinned}", width="stretch",
+             on_click=_flip_run, args=(ws, "pin", run.run_id, run.name, not run.pinned))
+    d.button(_("Unshare") if run.published else _("Share"), key=f"share_{run.run_id}_{run.published}",
+             width="stretch", on_click=_flip_run, args=(ws, "share", run.run_id, run.name, not run.published),
+             help=_("Everyone on this server can then pick this model on the Draw page (its settings and weights, "
+                    "never your drawings)."))
+    refused = st.session_state.pop("run_refused", None)
+    if refused:
+        st.error(refused)
     common.ask_first(e, _("Delete run"), _("{run} and its model go for good (download it first to keep it).").format(
-        run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id), panel=st)
+        run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id), panel=st,
+                     about=run.run_id)
 
 
 common.through_the_app()

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mnist_model.config import TrainConfig
+
 from conftest import ROOT
 from train_knobs import knob
 
@@ -187,6 +189,42 @@ def test_share_on_the_server_and_pick_it_in_a_new_workspace():
     assert not fresh.exception and any(c.value.startswith("Model: Run 1") for c in fresh.caption)
     assert fresh.session_state["workspace"].runs() == []  # sharing a model shares none of the runs
     at.session_state["workspace"].publish(run.run_id, published=False)  # later tests expect no shared model
+
+
+def test_delete_asks_about_the_run_on_screen_and_a_run_that_lands_meanwhile_closes_the_question():
+    at = _trained_app(epochs=1)
+    ws = at.session_state["workspace"]
+    first = ws.runs()[-1]
+    next(b for b in at.button if b.label == "Delete run").click().run()
+    assert [b.label for b in at.button if b.label.startswith("Yes, delete")] == [f"Yes, delete {first.name}"]
+    next(b for b in at.button if b.label == "Train").click().run()  # a training that ends while the question waits
+    _wait_for(at, lambda a: len(ws.runs()) == 2 and not ws.jobs() and _metric(a, "Test accuracy") is not None)
+    # The page now shows the new run: the question about the first one closed; it never asks the same of the new one
+    assert not [b.label for b in at.button if b.label.startswith("Yes, delete")]
+    next(b for b in at.button if b.label == "Delete run").click().run()
+    yes = next(b for b in at.button if b.label.startswith("Yes, delete"))
+    assert yes.label == f"Yes, delete {ws.runs()[-1].name}"
+    yes.click().run()
+    assert not at.exception and [r.run_id for r in ws.runs()] == [first.run_id]
+
+
+def test_pin_and_share_act_on_the_run_they_were_shown_for_even_when_a_new_run_lands_first():
+    """A click made on Run 1's page that reaches the server after Run 2 has landed (the page then shows Run 2)."""
+    at = _trained_app(epochs=1)
+    ws = at.session_state["workspace"]
+    first = ws.runs()[-1]
+    ws.train(TrainConfig(epochs=1, train_size=500))  # ends before the clicks below reach the app
+    for job in ws.jobs():
+        job.wait(120)
+    assert len(ws.runs()) == 2
+    next(b for b in at.button if b.label == "Pin (keep)").click()  # the buttons drawn for Run 1
+    next(b for b in at.button if b.label == "Share").click().run()
+    assert not at.exception
+    runs = {r.run_id: r for r in ws.runs()}
+    second = next(r for r in ws.runs() if r.run_id != first.run_id)
+    assert runs[first.run_id].pinned and runs[first.run_id].published
+    assert not second.pinned and not second.published
+    ws.publish(first.run_id, published=False)  # later tests expect no shared model
 
 
 def test_fashion_mnist_trains_and_explores():
