@@ -438,29 +438,41 @@ def plain_errors():
         st.error(str(exc))
 
 
-ASKING = "asking_first"  # session state: the title of the button whose confirmation is open
+ASKING = "asking_first"  # session state: (title, about) of the button whose confirmation is open
+ASK_REFUSED = "ask_first_refused"  # session state: what the library said when a confirmed action failed
 
 
-def ask_first(where, title: str, what: str, yes: str, action, panel=None) -> None:
+def ask_first(where, title: str, what: str, yes: str, action, panel=None, about: str = "") -> None:
     """A button (in where) that asks before it acts: a press opens, in panel (by default under the button), what
     it does, the confirming button and Cancel; action() runs only on the confirming one. (In the page, not a
-    popover: a popover opened near the page's end was drawn below the window, out of reach.)"""
-    asking = st.session_state.get(ASKING) == title
-    where.button(title, width="stretch", on_click=_ask, args=(None if asking else title,))
+    popover: a popover opened near the page's end was drawn below the window, out of reach.)
+    about: what the action is for (a run's id). The question belongs to it: when the page comes to show another
+    (a training ended), the question closes rather than ask the same about the new one, and a confirming click
+    that lands as the page changes acts on what was asked about, never on what replaced it."""
+    asking = st.session_state.get(ASKING) == (title, about)
+    where.button(title, width="stretch", on_click=_ask, args=(None if asking else (title, about),))
+    refused = st.session_state.pop(ASK_REFUSED, None)
+    if refused:
+        (panel or where).error(refused)
     if not asking:
         return
     with (panel or where).container(border=True):
         st.caption(what)
-        if st.button(yes, type="primary", width="stretch"):
-            st.session_state.pop(ASKING, None)
-            with plain_errors():
-                action()
-                st.rerun()
+        st.button(yes, type="primary", width="stretch", key=f"ask_yes_{title}_{about}", on_click=_confirmed,
+                  args=(action,))
         st.button(_("Cancel"), width="stretch", on_click=_ask, args=(None,))
 
 
-def _ask(title: str | None) -> None:
-    st.session_state[ASKING] = title
+def _ask(asking: tuple[str, str] | None) -> None:
+    st.session_state[ASKING] = asking
+
+
+def _confirmed(action) -> None:
+    st.session_state.pop(ASKING, None)
+    try:
+        action()
+    except MnistLiveError as exc:
+        st.session_state[ASK_REFUSED] = str(exc)
 
 
 # ---------------------------------------------------------------- settings

@@ -802,16 +802,37 @@ def _pin_or_share(walk, p):
 
 
 def _delete(walk, p):
-    run, page = _run_on_train(walk), walk.page
-    if run is None:
-        return
-    page.get_by_role("button", name="Delete run").click()
-    yes = page.get_by_role("button", name=f"Yes, delete {run.name}", exact=True)
-    yes.wait_for(timeout=WAIT)
-    walk.allowed_gone.add(run.run_id)
-    yes.click()
-    check(_until(lambda: run.run_id not in {r.run_id for r in walk.store.runs(walk.ws)}),
-          f"{run.name} still listed after Delete")
+    """Delete run, then Yes: that run goes, no other. When the page comes to show another run before Yes (a
+    training ended), the question closes (it was about the old one) or the Yes lands as it changes and is lost;
+    the person then sees the new run and asks again, and so does the walk."""
+    for attempt in range(2):
+        run, page = _run_on_train(walk), walk.page
+        if run is None:
+            return
+        before = {r.run_id for r in walk.store.runs(walk.ws)}
+        try:
+            yes = page.get_by_role("button", name=f"Yes, delete {run.name}", exact=True)
+            if not yes.count():  # (a retry after a slow rerun finds the question open already)
+                page.get_by_role("button", name="Delete run").click(timeout=5000)
+            yes.wait_for(timeout=WAIT if attempt else 10000)
+            walk.allowed_gone.add(run.run_id)
+            yes.click(timeout=5000)
+        except Exception:
+            if attempt:
+                raise
+            walk.count("click lost as the page changed run")
+            walk.settle()
+            continue
+        gone = _until(lambda: run.run_id not in {r.run_id for r in walk.store.runs(walk.ws)},
+                      timeout=10 if attempt == 0 else WAIT / 1000)
+        others = before - {run.run_id} - {r.run_id for r in walk.store.runs(walk.ws)}
+        check(not others, f"Delete of {run.name} deleted another run: {others}")
+        if gone:
+            break
+        walk.settle()
+        moved = _chosen_run(walk)
+        check(attempt == 0 and moved is not None and moved.run_id != run.run_id, f"{run.name} still listed after Delete")
+        walk.count("click lost as the page changed run")
     walk.settle()
 
 
