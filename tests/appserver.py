@@ -97,7 +97,7 @@ def clear_canvas(page, timeout: float = 60000):
     from playwright.sync_api import expect
     canvas = page.locator("canvas.upper-canvas")
     canvas.evaluate_all("all => all.forEach(c => { c.dataset.cleared = '1'; })")
-    page.get_by_role("button", name="Clear").click()
+    page.get_by_role("button", name="Clear", exact=True).click()  # not the number box's "Clear value"
     fresh = page.locator("canvas.upper-canvas:not([data-cleared])")
     expect(fresh).to_have_count(1, timeout=timeout)
     expect(canvas).to_have_count(1, timeout=timeout)

@@ -153,7 +153,7 @@ async def lesson(browser, url: str, code: str, student, digits, store, rng: rand
         await canvas.first.wait_for(timeout=WAIT_MS)
         for n, digit in enumerate(digits):
             if n:
-                await page.get_by_role("button", name="Clear").click()
+                await page.get_by_role("button", name="Clear", exact=True).click()
                 await page.locator("canvas.upper-canvas").first.wait_for(timeout=WAIT_MS)
                 await _settle(page)
                 await asyncio.sleep(0.5)
