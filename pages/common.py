@@ -438,6 +438,25 @@ def plain_errors():
         st.error(str(exc))
 
 
+def button(where, label: str, action, args: tuple = (), key: str | None = None, **kwargs) -> bool:
+    """where.button(label) whose action(*args) runs once per press, also when the press is a session's first
+    message: a tab that reconnects after a server restart sends its click to a new session, which has no callbacks
+    yet (Streamlit registers them as the script draws the buttons) and so would drop it. Returns whether pressed."""
+    key = key or f"button_{label}"
+    ran = f"_pressed_{key}"
+
+    def pressed(*a) -> None:
+        st.session_state[ran] = True
+        action(*a)
+
+    clicked = where.button(label, key=key, on_click=pressed, args=args, **kwargs)
+    if st.session_state.pop(ran, False) or not clicked:
+        return clicked
+    action(*args)  # the press reached a session that did not know this button: act now, then redraw what it changed
+    st.rerun()
+    return clicked
+
+
 ASKING = "asking_first"  # session state: (title, about) of the button whose confirmation is open
 ASK_REFUSED = "ask_first_refused"  # session state: what the library said when a confirmed action failed
 
@@ -450,7 +469,8 @@ def ask_first(where, title: str, what: str, yes: str, action, panel=None, about:
     (a training ended), the question closes rather than ask the same about the new one, and a confirming click
     that lands as the page changes acts on what was asked about, never on what replaced it."""
     asking = st.session_state.get(ASKING) == (title, about)
-    where.button(title, width="stretch", on_click=_ask, args=(None if asking else (title, about),))
+    button(where, title, _ask, args=(None if asking else (title, about),), key=f"ask_{title}_{about}",
+           width="stretch")
     refused = st.session_state.pop(ASK_REFUSED, None)
     if refused:
         (panel or where).error(refused)
@@ -458,9 +478,8 @@ def ask_first(where, title: str, what: str, yes: str, action, panel=None, about:
         return
     with (panel or where).container(border=True):
         st.caption(what)
-        st.button(yes, type="primary", width="stretch", key=f"ask_yes_{title}_{about}", on_click=_confirmed,
-                  args=(action,))
-        st.button(_("Cancel"), width="stretch", on_click=_ask, args=(None,))
+        button(st, yes, _confirmed, args=(action,), key=f"ask_yes_{title}_{about}", type="primary", width="stretch")
+        button(st, _("Cancel"), _ask, args=(None,), key=f"ask_cancel_{title}_{about}", width="stretch")
 
 
 def _ask(asking: tuple[str, str] | None) -> None:

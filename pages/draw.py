@@ -86,7 +86,7 @@ def canvas_image():
     a, b = st.columns([1, 2], vertical_alignment="bottom")
     # A callback, before the fragment reruns: that run draws only the new canvas (a rerun from inside the run drew
     # the old one first, and the page held two canvases for a moment).
-    a.button(_("Clear"), key="clear_canvas", on_click=_clear_canvas)
+    common.button(a, _("Clear"), _clear_canvas, key="clear_canvas")
     b.slider(_("Pen width"), 8, 40, 20, key="pen_width")
     return result.image_data if result is not None else None
 
@@ -292,7 +292,7 @@ def poke_controls(label: str) -> None:
                                              _(options[o]), **kwargs)
             else:
                 columns[i % 2].slider(_(text), *options[:2], step=options[2], **kwargs)
-        columns[1].button(_("Reset"), on_click=_reset_poke, width="stretch")
+        common.button(columns[1], _("Reset"), _reset_poke, key="reset_poke", width="stretch")
         if st.button(_("How robust is the answer {label}?").format(label=label), width="stretch", help=_(
                 "Moves and turns the picture step by step and plots how sure each network stays of {label}.").format(
                 label=label)):

@@ -156,7 +156,7 @@ def _suggestion(ws, class_id: str, cfg: TrainConfig) -> None:
         return
     a, b = st.columns([4, 1], vertical_alignment="center")
     a.info(_("Your teacher suggests: {settings}.").format(settings=suggested[0].describe()), icon=":material/school:")
-    if b.button(_("Use them"), on_click=_apply, args=(suggested[0],), width="stretch"):
+    if common.button(b, _("Use them"), _apply, args=(suggested[0],), width="stretch"):
         st.rerun()  # the whole page: the settings above are outside this fragment
 
 
@@ -198,7 +198,8 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
                         "the best epoch. 0 = off."))
     cols = st.columns(len(PRESETS))
     for col, name in zip(cols, PRESETS):
-        col.button(_("Preset: {name}").format(name=_(name)), on_click=_preset, args=(name,), width="stretch")
+        common.button(col, _("Preset: {name}").format(name=_(name)), _preset, args=(name,), key=f"preset_{name}",
+                      width="stretch")
     notice = st.session_state.pop("preset_notice", None)
     if notice:
         st.info(notice, icon=":material/tune:")
@@ -290,10 +291,10 @@ def interrupted_panel(ws, busy: bool) -> None:
                 label=record.label, why=record.message, settings=record.config.describe()),
                 icon=":material/restart_alt:")
             a, b, rest = st.columns([1, 1, 3])
-            a.button(_("Train again"), key=f"again_{record.job_id}", on_click=train_again, args=(record.job_id,),
-                     type="primary", disabled=busy, width="stretch")
-            b.button(_("Dismiss"), key=f"dismiss_{record.job_id}", on_click=ws.dismiss, args=(record.job_id,),
-                     width="stretch")
+            common.button(a, _("Train again"), train_again, args=(record.job_id,), key=f"again_{record.job_id}",
+                          type="primary", disabled=busy, width="stretch")
+            common.button(b, _("Dismiss"), ws.dismiss, args=(record.job_id,), key=f"dismiss_{record.job_id}",
+                          width="stretch")
 
 
 def elsewhere_panel(ws) -> bool:
@@ -465,11 +466,12 @@ def runs_table(ws) -> None:
                       help=_("The Keras code of this run's settings, with its figures, as a Jupyter notebook."))
     # Keyed by run, acting in a callback on the run they were drawn for: a click that lands as a training ends (the
     # page then shows the new run) pins the run the person saw, not the new one under the same label.
-    c.button(_("Unpin") if run.pinned else _("Pin (keep)"), key=f"pin_{run.run_id}_{run.pinned}", width="stretch",
-             on_click=_flip_run, args=(ws, "pin", run.run_id, run.name, not run.pinned))
-    d.button(_("Unshare") if run.published else _("Share"), key=f"share_{run.run_id}_{run.published}",
-             width="stretch", on_click=_flip_run, args=(ws, "share", run.run_id, run.name, not run.published),
-             help=_("Everyone on this server can then pick this model on the Draw page (its settings and weights, "
+    common.button(c, _("Unpin") if run.pinned else _("Pin (keep)"), _flip_run,
+                  args=(ws, "pin", run.run_id, run.name, not run.pinned), key=f"pin_{run.run_id}_{run.pinned}",
+                  width="stretch")
+    common.button(d, _("Unshare") if run.published else _("Share"), _flip_run,
+                  args=(ws, "share", run.run_id, run.name, not run.published),
+                  key=f"share_{run.run_id}_{run.published}", width="stretch", help=_("Everyone on this server can then pick this model on the Draw page (its settings and weights, "
                     "never your drawings)."))
     refused = st.session_state.pop("run_refused", None)
     if refused:
@@ -496,9 +498,10 @@ elsewhere = not busy and elsewhere_panel(workspace)
 teacher_suggestion(workspace, cfg, busy)
 interrupted_panel(workspace, busy)
 b1, b2 = st.columns(2)
-b1.button(_("Train"), type="primary", on_click=start_training, disabled=busy or elsewhere or ds is None,
-          width="stretch")
-b2.button(_("Stop training"), on_click=stop_training, disabled=not busy, width="stretch")
+# common.button: a click that is a reconnected tab's first message (after a server restart) still trains.
+common.button(b1, _("Train"), start_training, key="train", type="primary",
+              disabled=busy or elsewhere or ds is None, width="stretch")
+common.button(b2, _("Stop training"), stop_training, key="stop_training", disabled=not busy, width="stretch")
 refused = st.session_state.pop("train_refused", None)
 if refused:
     st.warning(refused)

@@ -99,8 +99,9 @@ class Session:
         await self.connect(path, query)
         return self
 
-    async def connect(self, path: str = "", query: str = "") -> float:
-        """Open the websocket (a page load of /path?query) and wait for the first run; returns its seconds."""
+    async def connect(self, path: str = "", query: str = "", held: list[WidgetState] = ()) -> float:
+        """Open the websocket (a page load of /path?query) and wait for the first run; returns its seconds.
+        held: widget states the first rerun carries (a tab that reconnected after a restart sends what it shows)."""
         parts = urlsplit(self.base)
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         self._ws = await websockets.connect(f"ws://{parts.netloc}/_stcore/stream", subprotocols=["streamlit"],
@@ -108,7 +109,7 @@ class Session:
                                             ping_interval=None)
         self._reader = asyncio.create_task(self._read())
         self.path, self.query = path.strip("/"), query.lstrip("?")
-        return await self._send("open /" + self.path, page_name=self.path)
+        return await self._send("open /" + self.path, {h.id: h for h in held}, page_name=self.path)
 
     async def close(self) -> None:
         self._closing = True

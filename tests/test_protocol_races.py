@@ -127,3 +127,25 @@ def test_a_request_from_before_a_language_switch_cannot_set_a_knob_to_a_label(ur
     errors, shown = protocol.run(go())
     assert not errors, errors
     assert shown == "MNIST-Ziffern", shown
+
+
+def test_a_click_that_is_a_reconnected_tabs_first_message_still_trains(url):
+    """After a server restart a tab reconnects to a new session that has not drawn the page yet; the click it sends
+    first (Train) must train with the knobs it shows, not be dropped for want of the button's callback (Streamlit
+    registers callbacks as the script draws the buttons). Found by the walker (seed 10)."""
+    async def go():
+        s = await Session.open(url, "train")
+        await s.set_value("slider", "Epochs", "epochs", double_array_value=[1])
+        await s.set_value("slider", "Training examples", "examples", string_array_value=["500"])
+        workspace = s.component_data("workspace_cookie")["id"]
+        train = s._find("button", "Train")[1]
+        held = [*s.values.values(), protocol.WidgetState(id=train.id, trigger_value=True)]
+        await s.close()
+        tab = Session(url, cookies={"mnist_live_workspace": workspace})
+        await tab.connect("train", held=held)
+        await tab.until(lambda p: "Run 1: finished" in p.texts(), 180, "the training the first click started")
+        text = " ".join(tab.texts())
+        await tab.close()
+        return text
+    text = protocol.run(go())
+    assert "1 epoch" in text and "500" in text, text[:2000]
