@@ -51,6 +51,10 @@ SETTLED_JS = """() => {
     return !!app && app.dataset.testConnectionState === "CONNECTED"
         && !["running", "rerunRequested"].includes(app.dataset.testScriptState);
 }"""  # Streamlit's own test attributes on its app element
+APP_STATE_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app ? [app.dataset.testConnectionState, app.dataset.testScriptState] : null;
+}"""
 
 # Digits drawn on the 280 px canvas, as strokes (polylines in canvas pixels).
 DIGITS = {
@@ -643,7 +647,11 @@ def _train(walk, p):
     deadline = time.time() + 60
     while not walk.jobs() and {r.run_id for r in walk.store.runs(walk.ws)} == before and time.time() < deadline:
         time.sleep(0.1)
-    check(walk.jobs() or {r.run_id for r in walk.store.runs(walk.ws)} != before, "Train started no training")
+    if not walk.jobs() and {r.run_id for r in walk.store.runs(walk.ws)} == before:
+        alerts = walk.page.get_by_test_id("stAlert").all_inner_texts()
+        app = walk.page.evaluate(APP_STATE_JS)
+        check(False, f"Train started no training (the page's alerts: {alerts}; the app's connection and script "
+                     f"state: {app}; Train disabled: {button.is_disabled()})")
     walk.settle()
     if p["then"] == "stop":
         time.sleep(p["after"])
