@@ -468,7 +468,10 @@ def ask_first(where, title: str, what: str, yes: str, action, panel=None, about:
     about: what the action is for (a run's id). The question belongs to it: when the page comes to show another
     (a training ended), the question closes rather than ask the same about the new one, and a confirming click
     that lands as the page changes acts on what was asked about, never on what replaced it."""
-    asking = st.session_state.get(ASKING) == (title, about)
+    held = st.session_state.get(ASKING)
+    if held is not None and held[0] == title and held[1] != about:
+        del st.session_state[ASKING]  # asked about what the page no longer shows: closed, not back when it returns
+    asking = held == (title, about)
     button(where, title, _ask, args=(None if asking else (title, about),), key=f"ask_{title}_{about}",
            width="stretch")
     refused = st.session_state.pop(ASK_REFUSED, None)
