@@ -354,7 +354,9 @@ def keep_drawing_controls(ws, drawn) -> None:
         with common.plain_errors():
             ws.keep_drawings(drawn[None], [int(label)])
             st.session_state["kept_digests"].add(digest)
-            st.toast(_("Kept as a {label}: {n} drawings so far").format(label=label, n=len(ws.drawings()[0])))
+            n = len(ws.drawings()[0])
+            st.toast(ngettext("Kept as a {label}: {n} drawing so far", "Kept as a {label}: {n} drawings so far",
+                              n).format(label=label, n=n))
             st.rerun()  # the whole page: the kept drawings are shown outside this fragment
 
 

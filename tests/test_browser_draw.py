@@ -1,6 +1,7 @@
 """Draw, as students use it two things in a row: uploads then drawings, pokes there and back, Keep it after Clear,
 two networks on a phone and a desktop, the sidebar following the model chosen on Train."""
 import os
+import re
 import shutil
 import time
 
@@ -112,6 +113,7 @@ def test_keep_it_keeps_only_the_drawing_on_screen_once(app_url, page):
     appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
     _answer(page)
     keep.click()
+    page.get_by_text(re.compile(r"Kept as a \d: 1 drawing so far")).wait_for(timeout=20000)  # one: singular
     page.get_by_text("Your 1 drawing and its label").wait_for(timeout=20000)
     assert page.get_by_role("button", name="Kept", exact=True).is_disabled()  # the same drawing again: no
     appserver.clear_canvas(page)
