@@ -139,6 +139,8 @@ else:  # B: trains a student of its own on the same cluster, then finds A's trai
     while not theirs.jobs() and time.time() - t0 < 120:
         time.sleep(0.1)
     [job] = theirs.jobs()
+    while not job.snapshot().epochs and time.time() - t0 < 120:  # A's epochs reach the job as its first report
+        time.sleep(0.1)  # (listed before the cluster is asked for them: under load that took a while)
     adopted_at = len(job.snapshot().epochs)
     while len(job.snapshot().epochs) <= adopted_at and time.time() - t0 < 300:
         time.sleep(0.1)
@@ -155,7 +157,7 @@ else:  # B: trains a student of its own on the same cluster, then finds A's trai
         time.sleep(0.5)
     runs = theirs.runs()
     say(job=job.id, adopted_after_s=round(time.time() - t0, 1), adopted_at=adopted_at, went_on=went_on,
-        runs=[(r.name, r.status, len(r.epochs)) for r in runs], model=theirs.model_run().run_id == runs[0].run_id,
+        runs=[(r.name, r.status, len(r.epochs), [e.epoch for e in r.epochs]) for r in runs], model=theirs.model_run().run_id == runs[0].run_id,
         left=[(r.state, r.message) for r in lab.store.jobs(theirs.id, ("queued", "running", "interrupted"))],
         claimed=lab.store.claimed_by(theirs.id), orphans=orphans())
 """
@@ -208,8 +210,9 @@ def test_a_training_on_the_cluster_outlives_its_app_server(tmp_path, postgres):
         kept = json.loads(_line(b))
         print("taken over:", kept)
         assert kept["job"] == started["job"] and kept["went_on"], kept  # the same training, and it went on
-        [(name, status, epochs)] = kept["runs"]
+        [(name, status, epochs, numbers)] = kept["runs"]
         assert (name, status) == ("Run 1", "stopped") and epochs > kept["adopted_at"] >= 1 and kept["model"]
+        assert numbers == list(range(1, epochs + 1))  # every epoch, A's and B's, none lost at the takeover
         assert kept["left"] == [] and kept["claimed"] is None  # nothing left running, the workspace is free
         assert kept["orphans"] == []  # A's actors are gone: the adopted one, and its idle one by itself
         assert b.wait(60) == 0
