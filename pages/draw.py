@@ -355,9 +355,14 @@ def keep_drawing_controls(ws, drawn) -> None:
             ws.keep_drawings(drawn[None], [int(label)])
             st.session_state["kept_digests"].add(digest)
             n = len(ws.drawings()[0])
-            st.toast(ngettext("Kept as a {label}: {n} drawing so far", "Kept as a {label}: {n} drawings so far",
-                              n).format(label=label, n=n))
+            # Said by the run that follows: a toast sent just before st.rerun() was sometimes dropped with it
+            st.session_state["kept_news"] = ngettext("Kept as a {label}: {n} drawing so far",
+                                                     "Kept as a {label}: {n} drawings so far", n).format(label=label,
+                                                                                                         n=n)
             st.rerun()  # the whole page: the kept drawings are shown outside this fragment
+    news = st.session_state.pop("kept_news", None)
+    if news:
+        st.toast(news)
 
 
 def teach_panel(ws, run) -> None:
