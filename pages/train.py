@@ -203,7 +203,10 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     notice = st.session_state.pop("preset_notice", None)
     if notice:
         st.info(notice, icon=":material/tune:")
-    cfg = st.session_state["config"]
+    cfg = _settings_now()
+    if cfg != st.session_state["config"]:  # a knob's callback was dropped (a reconnected tab's first message moved
+        st.session_state["config"] = cfg  # it before this session had drawn the knobs): what they show wins, and
+        st.rerun()  # the page above them is drawn again with it
     if st.session_state.get("saved_settings") != cfg:  # only what this session changed: a tab being closed or
         with common.plain_errors():  # replaced by a settings link, rerunning once more, must not write its old ones
             common.workspace().save_settings(cfg)

@@ -129,6 +129,31 @@ def test_a_request_from_before_a_language_switch_cannot_set_a_knob_to_a_label(ur
     assert shown == "MNIST-Ziffern", shown
 
 
+def test_a_knob_moved_in_a_reconnected_tabs_first_message_is_the_workspaces_setting(url):
+    """After a restart the reconnected tab's first message can carry a knob the user just moved (Epochs 3): the new
+    session has no callbacks yet, yet the setting it keeps, and the next tab opens with, is the one on screen, not
+    the workspace's old one. Found by the walker (seed 24: the slider showed 3, the workspace kept 2)."""
+    async def go():
+        s = await Session.open(url, "train")
+        await s.set_value("slider", "Epochs", "epochs", double_array_value=[2])
+        workspace = s.component_data("workspace_cookie")["id"]
+        moved = s.state_of("slider", "Epochs")
+        moved = protocol.WidgetState(id=moved.id)
+        moved.double_array_value.data.extend([3])
+        held = [*(v for k, v in s.values.items() if k != moved.id), moved]
+        await s.close()
+        tab = Session(url, cookies={"mnist_live_workspace": workspace})
+        await tab.connect("train", held=held)
+        on_screen = list(tab._find("slider", "Epochs")[1].default)
+        await tab.close()
+        later = await Session.open(url, "train", cookies={"mnist_live_workspace": workspace})
+        kept = list(later._find("slider", "Epochs")[1].default)
+        await later.close()
+        return on_screen, kept
+    on_screen, kept = protocol.run(go())
+    assert kept == [3], (on_screen, kept)
+
+
 def test_a_click_that_is_a_reconnected_tabs_first_message_still_trains(url):
     """After a server restart a tab reconnects to a new session that has not drawn the page yet; the click it sends
     first (Train) must train with the knobs it shows, not be dropped for want of the button's callback (Streamlit
