@@ -262,7 +262,9 @@ export default function(component) {
       wait.observe(root, { childList: true, subtree: true });  // the canvas fills its shadow root after mounting
     };
     const scan = () => document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach(watch);
-    new MutationObserver(scan).observe(document.body, { subtree: true, childList: true });
+    let pending = null;  // a rerun mutates the page hundreds of times: scan once after a burst
+    new MutationObserver(() => { if (!pending) pending = setTimeout(() => { pending = null; scan(); }, 50); })
+      .observe(document.body, { subtree: true, childList: true });
     scan();
   }
   // On a phone the open sidebar covers the page: close it once the user has picked a page in it.
@@ -438,6 +440,24 @@ def plain_errors():
         st.error(str(exc))
 
 
+@contextmanager
+def refusal_kept(key: str):
+    """In a callback (before the page draws): what the library refuses (MnistLiveError) is kept under key for the
+    page to say with show_refusal, where the button is."""
+    try:
+        yield
+    except MnistLiveError as exc:
+        st.session_state[key] = str(exc)
+
+
+def show_refusal(key: str, say) -> bool:
+    """Say (say: st.error, where.warning...) the refusal kept under key, once; whether there was one."""
+    refused = st.session_state.pop(key, None)
+    if refused:
+        say(refused)
+    return bool(refused)
+
+
 def button(where, label: str, action, args: tuple = (), key: str | None = None, **kwargs) -> bool:
     """where.button(label) whose action(*args) runs once per press, also when the press is a session's first
     message: a tab that reconnects after a server restart sends its click to a new session, which has no callbacks
@@ -474,9 +494,7 @@ def ask_first(where, title: str, what: str, yes: str, action, panel=None, about:
     asking = held == (title, about)
     button(where, title, _ask, args=(None if asking else (title, about),), key=f"ask_{title}_{about}",
            width="stretch")
-    refused = st.session_state.pop(ASK_REFUSED, None)
-    if refused:
-        (panel or where).error(refused)
+    show_refusal(ASK_REFUSED, (panel or where).error)
     if not asking:
         return
     with (panel or where).container(border=True):
@@ -491,10 +509,8 @@ def _ask(asking: tuple[str, str] | None) -> None:
 
 def _confirmed(action) -> None:
     st.session_state.pop(ASKING, None)
-    try:
+    with refusal_kept(ASK_REFUSED):
         action()
-    except MnistLiveError as exc:
-        st.session_state[ASK_REFUSED] = str(exc)
 
 
 # ---------------------------------------------------------------- settings

@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from mnist_model.config import BATCH_SIZES, OPTIMIZERS, PRESETS, TrainConfig, from_query
-from mnist_model.errors import MnistLiveError
 from mnist_model.i18n import N_, _, ngettext, number, percent, short
 from mnist_model.insights import compare_runs, read_curves, reading_grade
 from mnist_model.notebook import code_text, notebook_bytes
@@ -222,14 +221,16 @@ def _train_sizes(n_train: int) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- the workspace's training
 
+TRAIN_REFUSED = "train_refused"  # session state: what the library said to Train, Train again or the picker
+RUN_REFUSED = "run_refused"  # session state: what it said to Pin or Share
+
+
 def start_training() -> None:
     """Train button: runs before the page redraws, so the buttons show the new state at once. It trains the
     settings as they are now, not as they were when the button was drawn (Use them, then Train at once)."""
     cfg = st.session_state["config"] = _settings_now()
-    try:
+    with common.refusal_kept(TRAIN_REFUSED):  # another tab started one meanwhile, a full disk, a busy database
         common.workspace().train(cfg)
-    except MnistLiveError as exc:  # another tab started one meanwhile, a full disk, a busy database: said
-        st.session_state["train_refused"] = str(exc)
 
 
 def stop_training() -> None:
@@ -249,23 +250,19 @@ def _choose_model(ws, key: str) -> None:
     runs = ws.runs()
     if not runs or key != _picker_key(_picker_shows(ws, runs)):
         return
-    try:
+    with common.refusal_kept(TRAIN_REFUSED):
         ws.choose_model(st.session_state[key])
-    except MnistLiveError as exc:
-        st.session_state["train_refused"] = str(exc)
 
 
 def _flip_run(ws, what: str, run_id: str, name: str, on: bool) -> None:
     """Pin or share (what) one run, on or off, before the page reruns."""
-    try:
+    with common.refusal_kept(RUN_REFUSED):
         if what == "pin":
             ws.pin(run_id, on)
         else:
             ws.publish(run_id, on)
             st.toast((_("{run} is shared with everyone on this server") if on else
                       _("{run} is no longer shared")).format(run=name))
-    except MnistLiveError as exc:
-        st.session_state["run_refused"] = str(exc)
 
 
 def _picker_key(run_id: str) -> str:
@@ -280,10 +277,8 @@ def _picker_shows(ws, runs) -> str:
 
 
 def train_again(job_id: str) -> None:
-    try:
+    with common.refusal_kept(TRAIN_REFUSED):
         common.workspace().train_again(job_id)
-    except MnistLiveError as exc:
-        st.session_state["train_refused"] = str(exc)
 
 
 def interrupted_panel(ws, busy: bool) -> None:
@@ -476,9 +471,7 @@ def runs_table(ws) -> None:
                   args=(ws, "share", run.run_id, run.name, not run.published),
                   key=f"share_{run.run_id}_{run.published}", width="stretch", help=_("Everyone on this server can then pick this model on the Draw page (its settings and weights, "
                     "never your drawings)."))
-    refused = st.session_state.pop("run_refused", None)
-    if refused:
-        st.error(refused)
+    common.show_refusal(RUN_REFUSED, st.error)
     common.ask_first(e, _("Delete run"), _("{run} and its model go for good (download it first to keep it).").format(
         run=run.name), _("Yes, delete {run}").format(run=run.name), lambda: ws.delete_run(run.run_id), panel=st,
                      about=run.run_id)
@@ -505,10 +498,7 @@ b1, b2 = st.columns(2)
 common.button(b1, _("Train"), start_training, key="train", type="primary",
               disabled=busy or elsewhere or ds is None, width="stretch")
 common.button(b2, _("Stop training"), stop_training, key="stop_training", disabled=not busy, width="stretch")
-refused = st.session_state.pop("train_refused", None)
-if refused:
-    st.warning(refused)
-elif busy:
+if not common.show_refusal(TRAIN_REFUSED, st.warning) and busy:
     st.caption(_("One training at a time per workspace: stop this one to start another."))
 with st.expander(_("Show the code")):
     show_code(cfg, workspace.model_run())

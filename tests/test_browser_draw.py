@@ -139,24 +139,35 @@ def test_a_stroke_from_the_canvas_top_corner_is_drawn_and_the_toolbar_waits_abov
     page.get_by_text("Draw a digit on the black square").wait_for(timeout=30000)
     page.mouse.move(box["x"] + 140, box["y"] + box["height"] + 200)  # away: the toolbar hides
     expect(toolbar).to_have_css("opacity", "0", timeout=10000)
-    phone = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                             storage_state=page.context.storage_state())
+    phone, pg, canvas = _phone_draw_page(page.context, app_url)
     try:  # a finger has no hover: the same corner by touch
-        pg = phone.new_page()
-        pg.goto(app_url + "/draw")
-        canvas = _one_canvas(pg)
-        canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
-        cdp = phone.new_cdp_session(pg)
-        points = [(box["x"] + x, box["y"] + y) for x, y in _dense([(box["width"] - 40, 10), (box["width"] - 38, 250)])]
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0],
-                                                                                       "y": points[0][1]}]})
-        for x, y in points[1:]:
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        _touch_stroke(phone, pg, box, [(box["width"] - 40, 10), (box["width"] - 38, 250)])
         assert _answer(pg).startswith("1")
     finally:
         phone.close()
+
+
+def _phone_draw_page(desk, url):
+    """(context, page, canvas) of a 390x844 touch phone on /draw, in the workspace of the desk context."""
+    phone = desk.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                     storage_state=desk.storage_state())
+    pg = phone.new_page()
+    pg.goto(url + "/draw")
+    canvas = _one_canvas(pg)
+    canvas.scroll_into_view_if_needed()
+    return phone, pg, canvas
+
+
+def _touch_stroke(phone, pg, box, stroke):
+    """A finger along stroke (points in the canvas box) by the browser's own touch events."""
+    cdp = phone.new_cdp_session(pg)
+    points = [(box["x"] + x, box["y"] + y) for x, y in _dense(stroke)]
+    start = {"x": points[0][0], "y": points[0][1]}
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [start]})
+    for x, y in points[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
 def _train(page, url, query, name):
@@ -187,21 +198,10 @@ def test_two_networks_on_a_phone_and_a_desktop_and_the_sidebar_follows_the_chose
         overlap = min(bar["x"] + bar["width"], m["x"] + m["width"]) > max(bar["x"], m["x"]) and \
             min(bar["y"] + bar["height"], m["y"] + m["height"]) > max(bar["y"], m["y"])
         assert not overlap, (bar, m, metric.inner_text())
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                storage_state=desk.storage_state())
-    pg = phone.new_page()
-    pg.goto(app_url + "/draw")
-    canvas = _one_canvas(pg)
-    canvas.scroll_into_view_if_needed()
+    phone, pg, canvas = _phone_draw_page(desk, app_url)
     before = canvas.bounding_box()
-    cdp = phone.new_cdp_session(pg)
     for n, stroke in enumerate(FOUR):
-        points = [(before["x"] + x, before["y"] + y) for x, y in _dense(stroke)]
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": points[0][0],
-                                                                                       "y": points[0][1]}]})
-        for x, y in points[1:]:
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        _touch_stroke(phone, pg, before, stroke)
         if n == 0:  # the first answer arrives between the strokes: nothing above the canvas may move it
             _answer(pg, "Prediction (Dense network)")
             assert canvas.bounding_box() == before
