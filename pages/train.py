@@ -452,6 +452,10 @@ def runs_table(ws) -> None:
     key = _picker_key(current_id)
     chosen = st.selectbox(_("Model for the Draw and Explore pages"), ids, index=ids.index(current_id), key=key,
                           format_func=lambda i: by_id[i].label, on_change=_choose_model, args=(ws, key))
+    if chosen != current_id:  # picked in a reconnected tab's first message, before this session had the picker's
+        _choose_model(ws, key)  # callback: the pick is the model in use, and the sidebar, drawn before, says so
+        if _picker_shows(ws, runs) == chosen:  # (refused: said by the next rerun, never a loop of reruns)
+            st.rerun()
     run = by_id[chosen]
     a, b, f, c, d, e = st.columns(6)
     stem = run.file_stem()

@@ -81,13 +81,16 @@ def stroke(page, box: dict, points, steps: int = 4) -> None:
 
 def choose(page, box, option) -> None:
     """Open a selectbox (a locator) and click one of its options (a locator)."""
-    for _ in range(3):  # a rerun that lands as the list opens closes it: open it again
-        box.click()
+    for _ in range(4):  # a rerun that lands as the list opens closes it, and so does a scroll (the list of a box at
+        box.evaluate("e => e.scrollIntoView({block: 'center'})")  # the window's bottom edge, scrolled to its
+        box.click()  # option): the box in the middle of the window, open it again
         try:
             option.wait_for(timeout=3000)
-            break
+            option.click(timeout=5000)
+            return
         except Exception:
             page.keyboard.press("Escape")
+    box.click()
     option.click()
 
 

@@ -154,6 +154,28 @@ def test_a_knob_moved_in_a_reconnected_tabs_first_message_is_the_workspaces_sett
     assert kept == [3], (on_screen, kept)
 
 
+def test_a_model_picked_in_a_reconnected_tabs_first_message_is_the_model_in_use(url):
+    """The same for the model picker: Run 1 picked in the reconnected tab's first message is the model the sidebar
+    names and the next tab uses, not only what the picker shows."""
+    async def go():
+        s = await _trained(url, runs=2)
+        workspace = s.component_data("workspace_cookie")["id"]
+        _, picker = s._find("selectbox", PICKER)
+        pick = protocol.WidgetState(id=picker.id, string_value=next(o for o in picker.options if "Run 1" in o))
+        held = [*(v for k, v in s.values.items() if k != picker.id), pick]
+        await s.close()
+        tab = Session(url, cookies={"mnist_live_workspace": workspace})
+        await tab.connect("train", held=held)
+        at_once = _sidebar_model(tab)
+        await tab.close()
+        later = await Session.open(url, "draw", cookies={"mnist_live_workspace": workspace})
+        kept = _sidebar_model(later)
+        await later.close()
+        return at_once, kept
+    at_once, kept = protocol.run(go())
+    assert at_once.startswith("**Model:** Run 1") and kept.startswith("**Model:** Run 1"), (at_once, kept)
+
+
 def test_a_click_that_is_a_reconnected_tabs_first_message_still_trains(url):
     """After a server restart a tab reconnects to a new session that has not drawn the page yet; the click it sends
     first (Train) must train with the knobs it shows, not be dropped for want of the button's callback (Streamlit
