@@ -718,6 +718,12 @@ def _train_twice(walk, p):
         check(_until(lambda: refused.count() or ended()), "a second tab's Train was neither refused nor taken")
         walk.check_errors(second)
         check(len(walk.jobs()) <= 1, f"two trainings in one workspace: {walk.jobs()}")
+        if not refused.count():
+            # Taken: a training of the second tab's own. The first tab follows it only if it started before the
+            # first tab's last rerun (an idle page does not poll; it shows what it drew until its next rerun), so
+            # the person reloads it once that training has ended.
+            walk.wait_trainings_end(timeout=120)
+            walk.goto(PATHS[walk.where])
     finally:
         second.close()
     walk.settle()
