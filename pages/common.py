@@ -267,13 +267,22 @@ export default function(component) {
       .observe(document.body, { subtree: true, childList: true });
     scan();
   }
-  // On a phone the open sidebar covers the page: close it once the user has picked a page in it.
-  if (last === undefined || last === data.page || window.innerWidth > data.narrow) return;
-  const collapse = document.querySelector('button[aria-label="Collapse sidebar"]');
-  if (collapse && collapse.getAttribute("aria-expanded") === "true") collapse.click();
+  // On a phone the open sidebar covers the page: close it once the user has picked a page in it. The server says
+  // a run is a page switch (this script may first run only on the new page: on a slow phone the old page's never
+  // ran); the sidebar's button may come a moment after the page.
+  const switched = data.switched || (last !== undefined && last !== data.page);
+  if (!switched || window.innerWidth > data.narrow) return;
+  const started = Date.now();
+  const close = () => {
+    const collapse = document.querySelector('button[aria-label="Collapse sidebar"]');
+    if (collapse && collapse.getAttribute("aria-expanded") === "true") return collapse.click();
+    if (!collapse && Date.now() - started < 3000) setTimeout(close, 100);
+  };
+  close();
 }
 """
 NARROW_PX = 768  # below this Streamlit lays the sidebar over the page
+PAGE_DRAWN = "page_drawn"  # session state: the page this session drew last
 
 
 @st.cache_resource
@@ -285,7 +294,10 @@ def page_behaviours(page_name: str) -> None:
     """In the browser: the focus stays on a working control when a rerun turns off the focused one; the drawing
     canvas's toolbar never covers the canvas; on narrow screens the sidebar closes after every page switch (it stays
     open over the page otherwise)."""
-    _page_component()(data={"page": page_name, "narrow": NARROW_PX}, key="phone_nav", height=0)
+    last = st.session_state.get(PAGE_DRAWN)
+    st.session_state[PAGE_DRAWN] = page_name
+    _page_component()(data={"page": page_name, "switched": last not in (None, page_name), "narrow": NARROW_PX},
+                      key="phone_nav", height=0)
 
 
 def base_url() -> str:
