@@ -267,9 +267,10 @@ export default function(component) {
       .observe(document.body, { subtree: true, childList: true });
     scan();
   }
-  // On a phone the open sidebar covers the page: close it once the user has picked a page in it. The server says
-  // a run is a page switch (this script may first run only on the new page: on a slow phone the old page's never
-  // ran); the sidebar's button may come a moment after the page.
+  // On a phone the open sidebar covers the page: close it once the user has picked a page in it. Either side may
+  // be the one that saw the switch: the server (on a slow phone this script may first run only on the new page),
+  // or this script (the server's switch run was cut short by another rerun, so the next one looks like no switch).
+  // The sidebar's button may come a moment after the page.
   const switched = data.switched || (last !== undefined && last !== data.page);
   if (!switched || window.innerWidth > data.narrow) return;
   const started = Date.now();

@@ -53,6 +53,18 @@ def trained(sample):
     return train(TrainConfig(epochs=5), sample)
 
 
+RAY_MODULES = {"test_cluster", "test_cli"}  # they start Ray clusters of their own (test_cli: bench's cluster figures)
+
+
+def pytest_collection_modifyitems(config, items):
+    """For make test's two workers (pytest-xdist, --dist loadgroup): a module's tests share one worker, so its
+    app server starts once; every test that starts Ray shares another group, so two Ray clusters never compete."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_ray = item.module.__name__ in RAY_MODULES or (params is not None and "ray" in params.params.values())
+        item.add_marker(pytest.mark.xdist_group("ray" if on_ray else item.module.__name__))
+
+
 EXECUTORS = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])  # one contract, every executor
 
 
