@@ -162,14 +162,40 @@ export default function(component) {
   // After a server restart the tab reconnects to a new session that has not run the page: Streamlit sends the
   // next widget change as a rerun of the fragment it belongs to, which the new session does not know and drops
   // (a drawing got no answer until a reload). So when the app's socket opens again, the whole page reruns.
-  window.__mnistLiveRerun = () => setStateValue("reconnected", Date.now());
+  // It also says which canvas it shows (Draw's Clear mounts each under a new key): the new session draws that one,
+  // so the drawing on screen stays and is answered rather than replaced by an empty canvas.
+  const canvasShown = () => {
+    const found = document.querySelector('[class*="st-key-canvas_"]');
+    const match = found && found.className.match(/st-key-canvas_(\\d+)/);
+    return match ? Number(match[1]) : null;
+  };
+  window.__mnistLiveRerun = () => setStateValue("reconnected", { at: Date.now(), canvas: canvasShown() });
+  // A change sent while that run has not yet drawn the page (a stroke in its first second or two) names a fragment
+  // the new session does not know yet, and Streamlit drops it: once that run is over, the page reruns once more
+  // with what the browser holds by then.
+  const afterNextRun = (then) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    let ran = false;
+    const started = Date.now();
+    const watch = setInterval(() => {
+      const state = app && app.dataset.testScriptState;
+      if (state === "running" || state === "rerunRequested") ran = true;
+      else if (ran || Date.now() - started > 60000) {
+        clearInterval(watch);
+        if (ran) then();
+      }
+    }, 50);
+  };
   if (!window.__mnistLiveSocketWatch) {
     window.__mnistLiveSocketWatch = true;
     const Native = window.WebSocket;
     const Watched = function (url, protocols) {
       const socket = protocols === undefined ? new Native(url) : new Native(url, protocols);
       if (String(url).includes("/_stcore/stream")) {  // created after the first one: a reconnection
-        socket.addEventListener("open", () => setTimeout(() => window.__mnistLiveRerun(), 250));
+        socket.addEventListener("open", () => setTimeout(() => {
+          window.__mnistLiveRerun();
+          afterNextRun(() => window.__mnistLiveRerun());
+        }, 250));
       }
       return socket;
     };
@@ -179,6 +205,10 @@ export default function(component) {
   }
 }
 """
+
+
+CANVAS_GENERATION = "canvas_n"  # session state: the number in Draw's canvas key (Clear mounts a new canvas)
+RECONNECT_SEEN = "reconnect_seen"  # session state: the last reconnection this session has taken the canvas from
 
 
 @st.cache_resource
@@ -196,6 +226,11 @@ def remember_workspace(ws: Workspace) -> None:
     result = _cookie_component()(data={"name": WORKSPACE_COOKIE, "id": ws.id, "maxAge": COOKIE_MAX_AGE_S,
                                        "known": st.session_state.get("cookie_kept")}, key="workspace_cookie",
                                  height=0, on_kept_change=lambda: None, on_reconnected_change=lambda: None)
+    reconnected = getattr(result, "reconnected", None)
+    if isinstance(reconnected, dict) and reconnected.get("at") != st.session_state.get(RECONNECT_SEEN):
+        st.session_state[RECONNECT_SEEN] = reconnected.get("at")  # once per reconnection: Clear then moves on
+        if isinstance(reconnected.get("canvas"), int):
+            st.session_state[CANVAS_GENERATION] = reconnected["canvas"]
     if getattr(result, "kept", None) == "blocked" and not cookies_blocked():
         st.session_state["cookie_kept"] = "blocked"
         st.warning(_("This browser does not keep cookies, so your work here will not survive a reload or a closed "

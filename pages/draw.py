@@ -78,7 +78,7 @@ def _training_progress() -> None:
 def canvas_image():
     """The canvas and its controls; returns the RGBA drawing (H, W, 4) uint8 or None."""
     from streamlit_drawable_canvas import st_canvas
-    n = st.session_state.setdefault("canvas_n", 0)
+    n = st.session_state.setdefault(common.CANVAS_GENERATION, 0)
     pen = st.session_state.get("pen_width", 20)
     result = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
                        height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw", update_streamlit=True,
@@ -92,7 +92,8 @@ def canvas_image():
 
 
 def _clear_canvas() -> None:
-    st.session_state["canvas_n"] = st.session_state.get("canvas_n", 0) + 1  # a new key mounts an empty canvas
+    generation = st.session_state.get(common.CANVAS_GENERATION, 0)
+    st.session_state[common.CANVAS_GENERATION] = generation + 1  # a new key mounts an empty canvas
     if _poked():  # the next drawing starts as drawn: a poke kept from the last one would read it moved, unsaid
         _reset_poke()
 
@@ -102,7 +103,7 @@ def upload_image(dataset: str):
     label = {"fashion": _("Or upload a photo of a piece of clothing (PNG or JPEG)")}.get(
         dataset, _("Or upload a photo of a digit (PNG or JPEG)"))
     file = st.file_uploader(label, type=["png", "jpg", "jpeg"],
-                            key=f"photo_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
+                            key=f"photo_{st.session_state.get(common.CANVAS_GENERATION, 0)}")  # Clear empties it too
     if file is None:
         return None, None
     try:
@@ -123,7 +124,7 @@ def test_image(dataset: str):
     from mnist_model.i18n import number as written
     number = st.number_input(_("Or pick a test image by its number (0 to {last}), then press Enter").format(
         last=written(last)), 0, last, value=None, step=1, placeholder=_("a number"),
-                             key=f"test_image_{st.session_state.get('canvas_n', 0)}")  # Clear empties it too
+                             key=f"test_image_{st.session_state.get(common.CANVAS_GENERATION, 0)}")  # Clear empties it
     if number is None:
         return None, None
     return (data.x_test[int(number)] / 255.0).astype(np.float32), int(number)

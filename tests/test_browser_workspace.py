@@ -173,6 +173,82 @@ def test_kill_9_during_a_training_then_restart(tmp_path, browser):
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
+_SOCKET_OPENS_JS = """() => {  // record when the app's socket opens again (wrapping the app's own watcher)
+    const Outer = window.WebSocket;
+    window.__testSocketOpens = [];
+    const Recorded = function (url, protocols) {
+        const socket = protocols === undefined ? new Outer(url) : new Outer(url, protocols);
+        socket.addEventListener("open", () => window.__testSocketOpens.push(Date.now()));
+        return socket;
+    };
+    Recorded.prototype = Outer.prototype;
+    for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Recorded[name] = Outer[name];
+    window.WebSocket = Recorded;
+}"""
+
+
+def _picture_on_new_server(page, url):
+    """The 28x28 picture Draw shows, if the server at url serves it (a new session answered), else None."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    img = page.get_by_test_id("stImage").filter(has_text="What the network sees").locator("img")
+    if not img.count():
+        return None
+    try:  # a rerun may replace the picture between the two reads
+        src = img.first.get_attribute("src", timeout=2000) or ""
+    except Exception:  # noqa: BLE001 - Playwright's timeout: look again
+        return None
+    answer = page.request.get(src if src.startswith("http") else url + src)
+    if answer.status != 200:
+        return None  # still the old server's picture (the page shows it until the new session draws)
+    return np.asarray(Image.open(io.BytesIO(answer.body())).convert("L"), np.float32)[2::5, 2::5] / 255.0
+
+
+def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_made_as_it_reconnects(tmp_path,
+                                                                                                    browser):
+    """kill -9 and a new server while a Draw tab stays open, after Clear (the canvas has a new key) and with a stroke
+    made right after the tab's socket opens again (while the new session runs the page for the first time): the tab
+    keeps the canvas it shows and the new session answers the whole drawing. (The new session drew an empty
+    canvas under its first key, and Streamlit dropped the early stroke as a rerun of a fragment it did not know
+    yet: the drawing on screen got no answer; walker seed 39.)"""
+    import walker
+    data = tmp_path / "data"
+    proc, port = walker.start_server(tmp_path / "before.log", data)
+    url = f"http://127.0.0.1:{port}"
+    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+    try:
+        _open(page, url, "Draw")
+        page.get_by_role("button", name="Quick train").click()
+        page.locator("canvas.upper-canvas").wait_for(timeout=120000)
+        page.get_by_role("button", name="Clear").click()
+        canvas = page.locator(".st-key-canvas_1 canvas.upper-canvas")
+        canvas.wait_for(timeout=30000)
+        appserver.stroke(page, canvas.bounding_box(), [(140, 60), (139, 150), (138, 240)])  # a 1
+        page.get_by_text("What the network sees").first.wait_for(timeout=30000)
+        page.evaluate(_SOCKET_OPENS_JS)
+        walker.kill_server(proc, hard=True)
+        proc, _ = walker.start_server(tmp_path / "after.log", data, port)
+        page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=20)
+        appserver.stroke(page, canvas.bounding_box(), [(60, 60), (140, 58), (220, 56)])  # its top bar: a 7
+        picture, deadline = None, time.time() + 60
+        while time.time() < deadline:
+            picture = _picture_on_new_server(page, url)
+            if picture is not None and (picture > 0.5).any(axis=0).sum() >= 12:
+                break  # wide: the bar is in the picture, not only the 1
+            time.sleep(0.5)
+        assert picture is not None, "the new session never answered the drawing on screen"
+        columns = int((picture > 0.5).any(axis=0).sum())
+        assert columns >= 12, f"the new session answered without the stroke made as it reconnected ({columns} columns)"
+        assert page.locator(".st-key-canvas_1").count() == 1, "the reconnected tab was given another canvas"
+    finally:
+        page.context.close()
+        appserver.stop(proc)
+    log = (tmp_path / "after.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
 def test_an_open_draw_tab_answers_a_drawing_after_the_server_restarts(tmp_path, browser):
     """kill -9 and a new server on the same address while a Draw tab stays open: its next drawing gets an answer.
     (The tab reconnects to a new session, which did not know the drawing's fragment and dropped the stroke: the
