@@ -1,5 +1,6 @@
 """Workspaces in a real browser: reloads, tabs, other people, another device, start over, no cookies,
 and a server killed with kill -9 in the middle of a training."""
+import contextlib
 import os
 import re
 import signal
@@ -173,6 +174,32 @@ def test_kill_9_during_a_training_then_restart(tmp_path, browser):
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
+@contextlib.contextmanager
+def _draw_tab_across_a_restart(tmp_path, browser):
+    """A Draw tab with a quick-trained model; yields (page, url, restart), where restart() kills its server with
+    kill -9 and starts a new one on the same address and data. The new server's log must hold no traceback."""
+    import walker
+    data = tmp_path / "data"
+    proc, port = walker.start_server(tmp_path / "before.log", data)
+    servers = [proc]
+    url = f"http://127.0.0.1:{port}"
+    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
+
+    def restart():
+        walker.kill_server(servers[-1], hard=True)
+        servers.append(walker.start_server(tmp_path / "after.log", data, port)[0])
+    try:
+        _open(page, url, "Draw")
+        page.get_by_role("button", name="Quick train").click()
+        page.locator("canvas.upper-canvas").wait_for(timeout=120000)
+        yield page, url, restart
+    finally:
+        page.context.close()
+        appserver.stop(servers[-1])
+    log = (tmp_path / "after.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
 _SOCKET_OPENS_JS = """() => {  // record when the app's socket opens again (wrapping the app's own watcher)
     const Outer = window.WebSocket;
     window.__testSocketOpens = [];
@@ -213,23 +240,14 @@ def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_ma
     keeps the canvas it shows and the new session answers the whole drawing. (The new session drew an empty
     canvas under its first key, and Streamlit dropped the early stroke as a rerun of a fragment it did not know
     yet: the drawing on screen got no answer; walker seed 39.)"""
-    import walker
-    data = tmp_path / "data"
-    proc, port = walker.start_server(tmp_path / "before.log", data)
-    url = f"http://127.0.0.1:{port}"
-    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
-    try:
-        _open(page, url, "Draw")
-        page.get_by_role("button", name="Quick train").click()
-        page.locator("canvas.upper-canvas").wait_for(timeout=120000)
+    with _draw_tab_across_a_restart(tmp_path, browser) as (page, url, restart):
         page.get_by_role("button", name="Clear").click()
         canvas = page.locator(".st-key-canvas_1 canvas.upper-canvas")
         canvas.wait_for(timeout=30000)
         appserver.stroke(page, canvas.bounding_box(), [(140, 60), (139, 150), (138, 240)])  # a 1
         page.get_by_text("What the network sees").first.wait_for(timeout=30000)
         page.evaluate(_SOCKET_OPENS_JS)
-        walker.kill_server(proc, hard=True)
-        proc, _ = walker.start_server(tmp_path / "after.log", data, port)
+        restart()
         page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=20)
         appserver.stroke(page, canvas.bounding_box(), [(60, 60), (140, 58), (220, 56)])  # its top bar: a 7
         picture, deadline = None, time.time() + 60
@@ -242,28 +260,14 @@ def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_ma
         columns = int((picture > 0.5).any(axis=0).sum())
         assert columns >= 12, f"the new session answered without the stroke made as it reconnected ({columns} columns)"
         assert page.locator(".st-key-canvas_1").count() == 1, "the reconnected tab was given another canvas"
-    finally:
-        page.context.close()
-        appserver.stop(proc)
-    log = (tmp_path / "after.log").read_text()
-    assert "Traceback" not in log, log[-3000:]
 
 
 def test_an_open_draw_tab_answers_a_drawing_after_the_server_restarts(tmp_path, browser):
     """kill -9 and a new server on the same address while a Draw tab stays open: its next drawing gets an answer.
     (The tab reconnects to a new session, which did not know the drawing's fragment and dropped the stroke: the
     random walker found it.)"""
-    import walker
-    data = tmp_path / "data"
-    proc, port = walker.start_server(tmp_path / "before.log", data)
-    url = f"http://127.0.0.1:{port}"
-    page = browser.new_context(viewport={"width": 1280, "height": 1100}).new_page()
-    try:
-        _open(page, url, "Draw")
-        page.get_by_role("button", name="Quick train").click()
-        page.locator("canvas.upper-canvas").wait_for(timeout=120000)
-        walker.kill_server(proc, hard=True)
-        proc, _ = walker.start_server(tmp_path / "after.log", data, port)
+    with _draw_tab_across_a_restart(tmp_path, browser) as (page, url, restart):
+        restart()
         answered = page.get_by_text("What the network sees")
         for attempt in range(4):  # strokes made while the tab is still reconnecting may be lost: draw again
             canvas = page.locator("canvas.upper-canvas")
@@ -274,8 +278,3 @@ def test_an_open_draw_tab_answers_a_drawing_after_the_server_restarts(tmp_path, 
             except Exception:  # noqa: BLE001 - Playwright's timeout: try another stroke
                 continue
         assert answered.count(), "no drawing got an answer after the restart"
-    finally:
-        page.context.close()
-        appserver.stop(proc)
-    log = (tmp_path / "after.log").read_text()
-    assert "Traceback" not in log, log[-3000:]
