@@ -117,6 +117,9 @@ def init_settings() -> None:
         st.warning(_("Link settings: {notice}").format(notice=notice))
 
 
+PRESET_NOTICE = "preset_notice"  # session state: (what the last preset set, the settings it made)
+
+
 def _preset(name: str) -> None:
     """A preset sets the training knobs; the dataset and network stay as chosen, and the page says so."""
     current = st.session_state.get("config") or TrainConfig()
@@ -133,8 +136,8 @@ def _preset(name: str) -> None:
         sentence = _("Preset {name}: {settings} (keeping the {network}).")
     else:
         sentence = _("Preset {name}: {settings}.")
-    st.session_state["preset_notice"] = sentence.format(name=_(name), settings=applied.describe(), data=data,
-                                                        network=net)
+    st.session_state[PRESET_NOTICE] = (sentence.format(name=_(name), settings=applied.describe(), data=data,
+                                                       network=net), st.session_state["config"])
 
 
 def teacher_suggestion(ws, cfg: TrainConfig, busy: bool) -> None:
@@ -199,9 +202,11 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
     for col, name in zip(cols, PRESETS):
         common.button(col, _("Preset: {name}").format(name=_(name)), _preset, args=(name,), key=f"preset_{name}",
                       width="stretch")
-    notice = st.session_state.pop("preset_notice", None)
-    if notice:
-        st.info(notice, icon=":material/tune:")
+    notice, preset_settings = st.session_state.get(PRESET_NOTICE) or (None, None)
+    if notice and preset_settings == st.session_state["config"]:  # until a knob moves (not only for one rerun: the
+        st.info(notice, icon=":material/tune:")  # tab's own reruns, a reconnection's, took it away at once)
+    else:
+        st.session_state.pop(PRESET_NOTICE, None)
     cfg = _settings_now()
     if cfg != st.session_state["config"]:  # a knob's callback was dropped (a reconnected tab's first message moved
         st.session_state["config"] = cfg  # it before this session had drawn the knobs): what they show wins, and

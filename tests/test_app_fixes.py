@@ -45,6 +45,10 @@ def test_presets_keep_the_dataset_and_network_and_say_what_they_set():
     notice = " ".join(i.value for i in at.info)
     assert "Preset Overfit on purpose: 40 epochs, batch 32, 500 examples" in notice
     assert "keeping Fashion-MNIST and the Small CNN" in notice
+    at.run()  # another rerun (the tab's own, a reconnection's): the notice still explains the settings
+    assert any("Preset Overfit on purpose" in i.value for i in at.info)
+    knob(at, "epochs").set_value(12).run()  # a knob moved: the settings are no longer the preset's
+    assert not any("Preset Overfit on purpose" in i.value for i in at.info)
 
 
 def test_quick_train_uses_the_selected_dataset_and_the_texts_follow_it():
