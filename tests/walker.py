@@ -187,6 +187,7 @@ class Walk:
         self.student = None  # the student's page, once one joined
         self.student_ws = None
         self.class_code = None  # the class the main workspace teaches
+        self.student_class = None  # the class the student joined (Start over leaves it with the old workspace)
         from mnist_model.store import Store
         self.store = Store(self.data)
         # what the walker believes
@@ -1037,7 +1038,7 @@ def _join(walk, p):
     page.get_by_role("button", name="Join").click()
     page.get_by_text(f"You are in as: {p['nickname']}").wait_for(timeout=WAIT)
     walk.check_errors(page)
-    walk.student = page
+    walk.student, walk.student_class = page, walk.class_code
     walk.student_ws = walk.workspace_id(ctx)
     page.goto(walk.url + "/")  # the student waits on Home (no board ticking every second)
     walk.wait_page("Home", page, timeout=LONG)
@@ -1056,8 +1057,8 @@ def _suggest(walk, p):
     button.click()
     walk.settle()
     teacher = walk.store.settings(walk.ws)
-    if walk.student is None or teacher is None:
-        return
+    if walk.student is None or teacher is None or walk.student_class != walk.class_code:
+        return  # (a class started after Start over is not the one the student is in: seed 60)
     student = walk.student
     walk.nav("Train", student)
     mine = walk.store.settings(walk.student_ws)
