@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py
 
 test: $(VENV)/.installed $(VENV)/.cluster $(AXE)
-	$(PY) -m pytest -n 2 --dist loadgroup  # two workers: most tests wait on a browser or a server
+	$(PY) -m pytest
 
 bench: $(VENV)/.installed $(VENV)/.cluster
 	$(PY) -m mnist_model bench
