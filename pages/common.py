@@ -368,6 +368,19 @@ def qr_png(text: str, scale: int = 6) -> bytes:
 LANGUAGE_KEY = "language"  # session state: the language this session's pages speak
 
 
+def held_widget_keys() -> set[str]:
+    """The keys of the widget values this run's message carries, also of widgets this session never drew (a tab
+    that reconnected after a restart sends what its old session's page showed). Streamlit has no public call for
+    these: empty if its internals change."""
+    try:
+        from streamlit.runtime.state.common import user_key_from_element_id
+        from streamlit.runtime.state.session_state_proxy import get_session_state
+        ids = list(get_session_state()._state._new_widget_state.states)
+    except (ImportError, AttributeError):
+        return set()
+    return {key for key in map(user_key_from_element_id, ids) if key}
+
+
 def in_language(key: str) -> str:
     """The key of a widget whose options are shown translated, for this language.
 

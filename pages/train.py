@@ -1,4 +1,6 @@
 """Train: sliders in, a background training in the workspace, live curves out, and the workspace's runs."""
+import re
+import secrets
 from dataclasses import replace
 
 import altair as alt
@@ -65,19 +67,33 @@ def _nearest(options, value):
 
 
 # The session's settings live in st.session_state["config"]; the knobs show them under keys of a generation
-# ("w_epochs_3") that a change from outside the knobs (a link, a preset, Use them) moves on. A value that the
+# ("w_epochs_3f9a01c2") that a change from outside the knobs (a link, a preset, Use them) moves on. A value that the
 # browser still holds for a knob of the old generation (a click fired before the new page arrived) then names a
-# widget that is gone, and cannot write an old setting back over the new ones.
+# widget that is gone, and cannot write an old setting back over the new ones. Generations are random, not counted:
+# a tab that reconnects after a restart still holds its old session's knobs, and a new session's count would come
+# to their keys (a preset pressed at once then took the old Epochs back: walker seed 93). Such a tab's knobs are
+# adopted instead (see init_settings), so what it shows stays the settings.
+KNOBS_SEEN = "knobs_seen"  # session state: whether this session has set up its knobs (Start over keeps it)
+
 
 def _key(name: str) -> str:
     return common.in_language(f"w_{name}_{st.session_state['settings_generation']}")
 
 
-def _apply(cfg: TrainConfig) -> None:
-    """Make cfg (snapped to the knobs' options) the session's settings; the knobs are drawn afresh from it."""
+def _apply(cfg: TrainConfig, generation: str | None = None) -> None:
+    """Make cfg (snapped to the knobs' options) the session's settings; the knobs are drawn afresh from it (under
+    keys never used before, unless generation names the ones the tab shows)."""
     s = st.session_state
     s["config"] = replace(cfg, **_widget_values(cfg))
-    s["settings_generation"] = s.get("settings_generation", 0) + 1
+    s["settings_generation"] = generation or secrets.token_hex(4)
+
+
+def _held_generation() -> str | None:
+    """The generation of the knobs a reconnected tab shows, when its message carries their values (one only)."""
+    names = "|".join(_widget_values(TrainConfig()))
+    knob = re.compile(rf"w_(?:{names})_([0-9a-f]+)" + re.escape(common.in_language("")))
+    held = {m.group(1) for m in map(knob.fullmatch, common.held_widget_keys()) if m}
+    return held.pop() if len(held) == 1 else None
 
 
 def _settings_now() -> TrainConfig:
@@ -111,7 +127,8 @@ def init_settings() -> None:
             cfg, notices = common.config(), []
             if st.session_state.get("link_settings"):
                 notices = from_query(st.session_state["link_settings"])[1]
-        _apply(cfg)
+        _apply(cfg, None if st.session_state.get(KNOBS_SEEN) else _held_generation())
+        st.session_state[KNOBS_SEEN] = True
         st.session_state["url_notices"] = notices
     for notice in st.session_state.pop("url_notices", []):
         st.warning(_("Link settings: {notice}").format(notice=notice))

@@ -196,3 +196,26 @@ def test_a_click_that_is_a_reconnected_tabs_first_message_still_trains(url):
         return text
     text = protocol.run(go())
     assert "1 epoch" in text and "500" in text, text[:2000]
+
+
+def test_a_preset_pressed_as_a_reconnected_tab_comes_back_sets_its_settings(url):
+    """The tab's knobs were drawn after a preset (the second set of keys its session made) and Epochs moved to 3.
+    After a restart the tab's first message presses the preset again: the new session's knobs, drawn afresh for the
+    preset, must not take the tab's old Epochs back (the new session's second set of keys must not be the old
+    session's). Found by the walker (seed 93: the preset's notice never came and Epochs stayed 3)."""
+    async def go():
+        s = await Session.open(url, "train")
+        await s.click("Preset: The notebook")
+        await s.set_value("slider", "Epochs", "epochs", double_array_value=[3])
+        workspace = s.component_data("workspace_cookie")["id"]
+        preset = s._find("button", "Preset: The notebook")[1]
+        held = [*s.values.values(), protocol.WidgetState(id=preset.id, trigger_value=True)]
+        await s.close()
+        tab = Session(url, cookies={"mnist_live_workspace": workspace})
+        await tab.connect("train", held=held)
+        epochs = list(tab._find("slider", "Epochs")[1].default)
+        text = " ".join(tab.texts())
+        await tab.close()
+        return epochs, text
+    epochs, text = protocol.run(go())
+    assert epochs == [5] and "Preset The notebook:" in text, (epochs, text[:1500])
