@@ -40,3 +40,4 @@ try:
 except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
     st.error(str(exc))
 common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun
+common.forget_presses_not_acted_on()

@@ -167,31 +167,24 @@ def teacher_controls(ws, taught) -> None:
     """Suggest settings, moderate, clear the board, end the class."""
     st.subheader(_("Teacher controls"))
     if taught.ended:
-        if st.button(_("Start a new class"), type="primary"):
-            with common.plain_errors():
-                ws.start_class()
-                st.rerun()
+        common.button(st, _("Start a new class"), _start_class, args=(ws,), key="start_new_class", type="primary")
+        common.show_refusal(CLASS_REFUSED, st.error)
         return
     cfg = ws.settings() or common.config()
     done = st.session_state.get(TEACHER_DONE)
     if done:  # what the last control did, until the next one: a toast alone is easily missed on a projector
         st.success(done, icon=":material/check_circle:")
+    common.show_refusal(CLASS_REFUSED, st.error)
     a, b, c, d = st.columns(4)
     with a:
         st.caption(_("Your Train settings: {settings}").format(settings=cfg.describe()))
-        if st.button(_("Suggest these settings"), width="stretch"):
-            with common.plain_errors():
-                ws.suggest_settings(cfg)
-                _done(_("Suggested to every student's Train page at {time}: {settings}.").format(
-                    time=time.strftime("%H:%M"), settings=cfg.describe()))
+        common.button(st, _("Suggest these settings"), _suggest, args=(ws, cfg), key="suggest_settings",
+                      width="stretch")
     with b.popover(_("Remove a nickname"), width="stretch"):
         names = [member[0] for member in common.lab().classroom.members(taught.id)]
         name = st.selectbox(_("Student"), names, index=None, placeholder=_("choose..."))
-        if st.button(_("Remove them and their runs"), disabled=name is None):
-            with common.plain_errors():
-                removed = ws.remove_student(name)
-                _done((_("Removed {name} and their runs from the board.") if removed else
-                       _("{name} had already left the class.")).format(name=name))
+        common.button(st, _("Remove them and their runs"), _remove_student, args=(ws, name), key="remove_student",
+                      disabled=name is None)
     common.ask_first(c, _("Clear the board"), _("Removes every run from the board (students keep their runs)."),
                      _("Yes, clear the board"), lambda: _done(_("Cleared the board ({n} runs).").format(
                          n=ws.clear_board()), rerun=False), panel=st)
@@ -201,12 +194,50 @@ def teacher_controls(ws, taught) -> None:
 
 
 TEACHER_DONE = "teacher_done"  # session state: the sentence saying what the teacher's last control did
+CLASS_REFUSED = "class_refused"  # session state: what the library said when a class button's action failed
+NICKNAME_KEY = "join_nickname"
 
 
 def _done(sentence: str, rerun: bool = True) -> None:
     st.session_state[TEACHER_DONE] = sentence
     if rerun:
         st.rerun()
+
+
+# The buttons act in their callbacks (common.button): a press whose run another rerun cuts short still acts.
+
+def _start_class(ws) -> None:
+    with common.refusal_kept(CLASS_REFUSED):
+        ws.start_class()
+
+
+def _suggest(ws, cfg) -> None:
+    with common.refusal_kept(CLASS_REFUSED):
+        ws.suggest_settings(cfg)
+        _done(_("Suggested to every student's Train page at {time}: {settings}.").format(
+            time=time.strftime("%H:%M"), settings=cfg.describe()), rerun=False)
+
+
+def _remove_student(ws, name: str | None) -> None:
+    if name is None:
+        return
+    with common.refusal_kept(CLASS_REFUSED):
+        removed = ws.remove_student(name)
+        _done((_("Removed {name} and their runs from the board.") if removed else
+               _("{name} had already left the class.")).format(name=name), rerun=False)
+
+
+def _leave(ws) -> None:
+    with common.refusal_kept(CLASS_REFUSED):
+        ws.leave_class()
+
+
+def _join(ws, code_key: str) -> None:
+    try:
+        ws.join_class(st.session_state.get(code_key) or "", st.session_state.get(NICKNAME_KEY) or "", session=ws.id)
+        st.query_params.pop(common.JOIN_PARAM, None)
+    except MnistLiveError as exc:
+        st.session_state[CLASS_REFUSED] = str(exc)
 
 
 def teacher_view(ws, taught) -> None:
@@ -224,10 +255,8 @@ def student_view(ws, member) -> None:
     st.text(_("You are in as: {nickname}").format(nickname=member.nickname))
     if member.ended:
         st.info(_("This class has ended: your new runs are no longer posted to its board."))
-    if st.button(_("Leave the class")):
-        with common.plain_errors():
-            ws.leave_class()
-            st.rerun()
+    common.button(st, _("Leave the class"), _leave, args=(ws,), key="leave_class")
+    common.show_refusal(CLASS_REFUSED, st.error)
     mine = ws.board_entries()
     if mine:
         with st.expander(_("Your runs on the board ({n})").format(n=len(mine))):
@@ -268,24 +297,17 @@ def join_or_start(ws) -> None:
     left, right = st.columns(2)
     with left.form("join", border=True):  # typing reruns nothing: the code and the nickname go with Join
         st.subheader(_("Join a class"))
-        code = st.text_input(_("Class code"), key=code_from_link(), max_chars=12, placeholder=_("e.g. KPT4WM"))
-        nickname = st.text_input(_("Nickname"), max_chars=40, help=_("1 to 20 characters; others in the class see "
-                                                                      "it."))
-        if st.form_submit_button(_("Join"), type="primary"):
-            try:
-                ws.join_class(code, nickname, session=ws.id)
-                st.query_params.pop(common.JOIN_PARAM, None)
-                st.rerun()
-            except MnistLiveError as exc:
-                st.error(str(exc))
+        code_key = code_from_link()
+        st.text_input(_("Class code"), key=code_key, max_chars=12, placeholder=_("e.g. KPT4WM"))
+        st.text_input(_("Nickname"), key=NICKNAME_KEY, max_chars=40, help=_("1 to 20 characters; others in the "
+                                                                             "class see it."))
+        st.form_submit_button(_("Join"), type="primary", on_click=common.uncut(_join), args=(ws, code_key))
+        common.show_refusal(CLASS_REFUSED, st.error)
     with right.container(border=True):
         st.subheader(_("Start a class"))
         st.caption(_("For the teacher: you get a join code and a live board of everyone's runs. Your own runs "
                      "appear on it as {teacher}.").format(teacher=TEACHER_LABEL))
-        if st.button(_("Start a class")):
-            with common.plain_errors():
-                ws.start_class()
-                st.rerun()
+        common.button(st, _("Start a class"), _start_class, args=(ws,), key="start_class")
 
 
 common.through_the_app()

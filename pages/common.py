@@ -440,19 +440,9 @@ def workspace_panel(ws: Workspace) -> None:
                              "address instead."))
             st.image(qr_png(link, 4), caption=_("Scan to open this workspace"), width=180,
                      alt=_("QR code of the link to this workspace"))
-        if st.button(_("Start over"), key="start_over", help=_("A fresh, empty workspace in this browser.")):
-            st.session_state["confirm_start_over"] = True
-        if st.session_state.get("confirm_start_over"):
-            st.caption(_("Your current runs stay on the server, but this browser will open the new, empty "
-                         "workspace from now on (keep the device link to come back)."))
-            a, b = st.columns(2)
-            if a.button(_("Yes, start over"), type="primary", key="start_over_yes"):
-                st.session_state.pop("confirm_start_over")
-                start_over()
-                st.rerun()
-            if b.button(_("Cancel"), key="start_over_no"):
-                st.session_state.pop("confirm_start_over")
-                st.rerun()
+        ask_first(st, _("Start over"), _("Your current runs stay on the server, but this browser will open the new, "
+                                         "empty workspace from now on (keep the device link to come back)."),
+                  _("Yes, start over"), start_over, help=_("A fresh, empty workspace in this browser."))
 
 
 def show_notices(ws: Workspace) -> None:
@@ -519,30 +509,96 @@ def show_refusal(key: str, say) -> bool:
     return bool(refused)
 
 
-def button(where, label: str, action, args: tuple = (), key: str | None = None, **kwargs) -> bool:
-    """where.button(label) whose action(*args) runs once per press, also when the press is a session's first
-    message: a tab that reconnects after a server restart sends its click to a new session, which has no callbacks
-    yet (Streamlit registers them as the script draws the buttons) and so would drop it. Returns whether pressed."""
-    key = key or f"button_{label}"
-    ran = f"_pressed_{key}"
+@contextmanager
+def uninterrupted():
+    """Within, a rerun the browser asks for (another click, a component's report) waits until the block is done.
+    Streamlit looks for one at every st call, also in a button's callback, and cuts the run short there: a callback
+    cut short at its first line lost the press (Start over's Yes did nothing: walker seeds 1 and 44). Needs
+    runner.fastReruns off (.streamlit/config.toml): with it on, a new request starts a second script runner at once
+    rather than waiting for this one."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    if requests is None or not hasattr(requests, "on_scriptrunner_yield"):
+        yield
+        return
+    if "on_scriptrunner_yield" in vars(requests):  # within another such block
+        yield
+        return
+    requests.on_scriptrunner_yield = lambda: None  # this object's own, over its class's method, until the end
+    try:
+        yield
+    finally:
+        del requests.on_scriptrunner_yield
 
-    def pressed(*a) -> None:
+
+def uncut(action):
+    """action as a widget's callback that runs uninterrupted (a form's submit button, say)."""
+    @functools.wraps(action)
+    def callback(*args) -> None:
+        with uninterrupted():
+            i18n.use(st.session_state.get(LANGUAGE_KEY))  # callbacks run before app.py has set the language
+            action(*args)
+    return callback
+
+
+def button(where, label: str, action, args: tuple = (), key: str | None = None, **kwargs) -> bool:
+    """where.button(label) whose action(*args) runs once per press, in the button's callback: Streamlit runs it
+    before the page, and a rerun the browser asks for meanwhile cannot cut it short (uninterrupted). Also when the
+    press is a session's first message: a tab that reconnects after a server restart sends its click to a new
+    session, which has no callbacks yet (Streamlit registers them as the script draws the buttons) and would drop it.
+    Returns whether a press was acted on since the page last drew this button (for what the page does after)."""
+    key = key or f"button_{label}"
+    ran, drawn = f"_pressed_{key}", f"_drawn_{key}"
+
+    def act(*a) -> None:
         st.session_state[ran] = True
         action(*a)
 
-    clicked = where.button(label, key=key, on_click=pressed, args=args, **kwargs)
-    if st.session_state.pop(ran, False) or not clicked:
-        return clicked
-    action(*args)  # the press reached a session that did not know this button: act now, then redraw what it changed
-    st.rerun()
-    return clicked
+    clicked = where.button(label, key=key, on_click=uncut(act), args=args, **kwargs)
+    first_drawing = drawn not in st.session_state
+    st.session_state[drawn] = True
+    if st.session_state.pop(ran, False):
+        return True
+    if clicked and first_drawing:  # no callback ran: act now, then redraw what it changed (never for a press
+        action(*args)  # that Streamlit replays to a later run, whose callback has run already)
+        st.rerun()
+    return False
+
+
+PRESSES = "presses"  # session state: keys of pressed() buttons whose press the page has not yet acted on
+DRAWN_PRESSABLE = "drawn_pressable"  # session state: keys of the pressed() buttons drawn since the last full run
+
+
+def pressed(where, label: str, key: str, **kwargs) -> bool:
+    """where.button(label) for a press that the page acts on where the button is drawn, with what the other widgets
+    hold in this very run (Keep it: the drawing and its label). True once per press, also when the run the press
+    started was cut short before it came here: the button's callback keeps the press until then. The caller acts
+    in `with uninterrupted():`, its first line, so that the press it has taken cannot be lost half done."""
+    presses = st.session_state.setdefault(PRESSES, set())
+    first_drawing = f"_drawn_{key}" not in st.session_state
+    st.session_state[f"_drawn_{key}"] = True
+    st.session_state.setdefault(DRAWN_PRESSABLE, set()).add(key)
+    clicked = where.button(label, key=key, on_click=uncut(presses.add), args=(key,), **kwargs)
+    if key in presses:  # no st call from here to the caller's uninterrupted block: nothing can cut in
+        presses.discard(key)
+        return True
+    return clicked and first_drawing  # a session's first message has no callback yet: its trigger says
+
+
+def forget_presses_not_acted_on() -> None:
+    """At the end of a full run: a press whose button this run did not draw (the user went to another page first)
+    is dropped rather than acted on when its button comes back."""
+    presses, drawn = st.session_state.get(PRESSES), st.session_state.pop(DRAWN_PRESSABLE, set())
+    if presses:
+        presses.intersection_update(drawn)
 
 
 ASKING = "asking_first"  # session state: (title, about) of the button whose confirmation is open
 ASK_REFUSED = "ask_first_refused"  # session state: what the library said when a confirmed action failed
 
 
-def ask_first(where, title: str, what: str, yes: str, action, panel=None, about: str = "") -> None:
+def ask_first(where, title: str, what: str, yes: str, action, panel=None, about: str = "",
+              help: str | None = None) -> None:
     """A button (in where) that asks before it acts: a press opens, in panel (by default under the button), what
     it does, the confirming button and Cancel; action() runs only on the confirming one. (In the page, not a
     popover: a popover opened near the page's end was drawn below the window, out of reach.)
@@ -554,7 +610,7 @@ def ask_first(where, title: str, what: str, yes: str, action, panel=None, about:
         del st.session_state[ASKING]  # asked about what the page no longer shows: closed, not back when it returns
     asking = held == (title, about)
     button(where, title, _ask, args=(None if asking else (title, about),), key=f"ask_{title}_{about}",
-           width="stretch")
+           width="stretch", help=help)
     show_refusal(ASK_REFUSED, (panel or where).error)
     if not asking:
         return

@@ -56,13 +56,19 @@ def quick_train_panel(ws, shared: bool = False) -> None:
                "few seconds), or use the Train page.") if shared else
              _("There is no trained model yet. Quick train teaches the notebook's network on {data} for one epoch (a "
                "few seconds), or train your own on the Train page.")).format(data=what))
-    if st.button(_("Quick train"), type="primary"):
-        with common.plain_errors():
-            ws.train(replace(TrainConfig(epochs=QUICK_EPOCHS), dataset=dataset), label=_("Quick train"))
-            st.rerun()
+    common.button(st, _("Quick train"), _quick_train, args=(ws, dataset), key="quick_train", type="primary")
+    common.show_refusal(DRAW_REFUSED, st.error)
     latest = ws.latest_job()
     if latest is not None and latest.state.value == "failed":
         st.error(_("The last training failed: {why}").format(why=latest.snapshot().message))
+
+
+DRAW_REFUSED = "draw_refused"  # session state: what the library said when a button's action failed
+
+
+def _quick_train(ws, dataset: str) -> None:
+    with common.refusal_kept(DRAW_REFUSED):
+        ws.train(replace(TrainConfig(epochs=QUICK_EPOCHS), dataset=dataset), label=_("Quick train"))
 
 
 def _training_progress() -> None:
@@ -294,12 +300,17 @@ def poke_controls(label: str) -> None:
             else:
                 columns[i % 2].slider(_(text), *options[:2], step=options[2], **kwargs)
         common.button(columns[1], _("Reset"), _reset_poke, key="reset_poke", width="stretch")
-        if st.button(_("How robust is the answer {label}?").format(label=label), width="stretch", help=_(
-                "Moves and turns the picture step by step and plots how sure each network stays of {label}.").format(
-                label=label)):
-            s["poke_used"] = s["robust_open"] = True
+        common.button(st, _("How robust is the answer {label}?").format(label=label), _show_robustness, width="stretch",
+                      key="how_robust", help=_("Moves and turns the picture step by step and plots how sure each "
+                                               "network stays of {label}.").format(label=label))
         if s.get("robust_open"):
             st.caption(_("The curves are under the drawing."))  # on a phone, above this button
+
+
+def _show_robustness(show: bool = True) -> None:
+    st.session_state["robust_open"] = show
+    if show:
+        st.session_state["poke_used"] = True
 
 
 def _poke_key(name: str) -> str:
@@ -349,10 +360,11 @@ def keep_drawing_controls(ws, drawn) -> None:
                         help=_("Starts at the network's guess: change it when the guess is wrong."))
     digest = hashlib.md5(drawn.tobytes()).hexdigest() if drawn is not None else None
     kept = digest is not None and digest in st.session_state.setdefault("kept_digests", set())
-    if b.button(_("Kept") if kept else _("Keep it"), disabled=drawn is None or kept, width="stretch",
-                help=_("Draw a digit first.") if drawn is None else _("Already kept: draw another one.") if kept else
-                _("Keep this drawing with its label, for fine-tuning.")):
-        with common.plain_errors():
+    if common.pressed(b, _("Kept") if kept else _("Keep it"), key="keep_it", disabled=drawn is None or kept,
+                      width="stretch", help=_("Draw a digit first.") if drawn is None else _(
+                          "Already kept: draw another one.") if kept else _(
+                          "Keep this drawing with its label, for fine-tuning.")) and drawn is not None and not kept:
+        with common.uninterrupted(), common.plain_errors():
             ws.keep_drawings(drawn[None], [int(label)])
             st.session_state["kept_digests"].add(digest)
             n = len(ws.drawings()[0])
@@ -379,15 +391,16 @@ def teach_panel(ws, run) -> None:
                      n=len(ids), labels=", ".join(str(x) for x in labels)))
         drop = st.multiselect(_("Delete"), range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
-        if c1.button(_("Delete selected"), disabled=not drop, width="stretch"):
-            with common.plain_errors():
+        if common.pressed(c1, _("Delete selected"), key="delete_drawings", disabled=not drop, width="stretch") and drop:
+            with common.uninterrupted(), common.plain_errors():
                 ws.delete_drawings([ids[i] for i in drop])
                 st.rerun()
         c2.download_button(_("Download (.npz)"), drawings_to_npz(images, labels), "my-drawings.npz",
                            width="stretch")
         busy = bool(ws.jobs())
-        if c3.button(_("Fine-tune on my drawings"), type="primary", disabled=busy, width="stretch"):
-            with common.plain_errors():
+        if common.pressed(c3, _("Fine-tune on my drawings"), key="fine_tune", type="primary", disabled=busy,
+                          width="stretch") and not busy:
+            with common.uninterrupted(), common.plain_errors():
                 ws.start(fine_tune_task(run, images, labels),
                          label=ws.unique_name(_("{run} + my drawings").format(run=run.name)),
                          kind="fine-tune",
@@ -444,9 +457,7 @@ def drawing_panel(ws, run) -> None:
     if read is not None and st.session_state.get("robust_open"):  # under the canvas, beside the poke sliders
         with left.container(border=True):
             robustness_panel(ws, run, *read, class_names(run.config.dataset))
-            if st.button(_("Hide the robustness curves")):
-                st.session_state["robust_open"] = False
-                st.rerun(scope="fragment")
+            common.button(st, _("Hide the robustness curves"), _show_robustness, args=(False,), key="hide_robust")
     if run.config.dataset == "mnist":  # a test image is not the student's handwriting: nothing to keep
         keep_drawing_controls(ws, read[0] if read is not None and source != "test" else None)
 

@@ -240,6 +240,13 @@ def _when(epoch: float) -> str:
     return _("After epoch {epoch}").format(epoch=short(epoch))
 
 
+def _play_or_pause(at: list[float]) -> None:
+    s = st.session_state
+    s["learn_playing"] = not s.get("learn_playing")
+    if s["learn_playing"] and s.get("learn_epoch") == at[-1]:  # from the start again
+        s["learn_epoch"] = at[0]
+
+
 def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
     s = st.session_state
     index = at.index(s["learn_epoch"])
@@ -250,11 +257,9 @@ def _learning_frames(frames, at: list[float], kept: int | None = None) -> None:
         index += 1
         s["learn_epoch"] = at[index]
     a, b = st.columns([1, 5], vertical_alignment="bottom")
-    if a.button(_("Pause") if s.get("learn_playing") else _("Play"), key="learn_play", width="stretch"):
-        s["learn_playing"] = not s.get("learn_playing")
-        if s["learn_playing"] and index >= len(at) - 1:
-            s["learn_epoch"] = at[0]
-        st.rerun()
+    if common.button(a, _("Pause") if s.get("learn_playing") else _("Play"), _play_or_pause, args=(at,),
+                     key="learn_play", width="stretch"):
+        st.rerun()  # the whole page: the fragment ticks only while it plays
     b.select_slider(_("Epoch"), at, key="learn_epoch", format_func=lambda e: f"{e:g}",
                     help=_("0 is the random start; the fractions are steps into the first epoch."))
     changes = st.toggle(_("Show what training changed"), value=True, key="learn_changes",
@@ -328,8 +333,8 @@ def overfitting_lab(ws, ds) -> None:
                  "appear in the Train page's run table; the model you use on Draw and Explore stays the same.").format(
         network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data]), knob=_(SWEEPS[knob][1]), values=values))
     busy = bool(ws.jobs())
-    if st.button(_("Run the sweep"), type="primary", disabled=busy):
-        with common.plain_errors():
+    if common.pressed(st, _("Run the sweep"), key="run_sweep", type="primary", disabled=busy) and not busy:
+        with common.uninterrupted(), common.plain_errors():
             ws.sweep([c for c, _ in plan], [name for _, name in plan])
             st.rerun()
     if busy:

@@ -2,6 +2,8 @@
 widget anew (under a new key), a request from the browser still carries the old widget's value. Streamlit keeps
 the callbacks of widgets gone from the page and calls them for such a value; none of them may undo what changed."""
 
+import asyncio
+
 import pytest
 
 import appserver
@@ -219,3 +221,36 @@ def test_a_preset_pressed_as_a_reconnected_tab_comes_back_sets_its_settings(url)
         return epochs, text
     epochs, text = protocol.run(go())
     assert epochs == [5] and "Preset The notebook:" in text, (epochs, text[:1500])
+
+
+async def _click_cut_short(s, label: str) -> None:
+    """Click, and as soon as the server starts the run for it send another rerun (a second click, a component's
+    report), which cuts that run short."""
+    last = s.lifecycle[-1]
+    clicked = asyncio.create_task(s.click(label))
+    while not any(e[1] == "start" for e in list(s.lifecycle)[list(s.lifecycle).index(last) + 1:]):
+        await asyncio.sleep(0.001)
+    await s.rerun_holding([], f"a rerun that cuts {label} short")
+    await clicked
+
+
+def test_a_press_whose_run_another_rerun_cuts_short_still_acts(url):
+    """Streamlit resets a button for the next run, and looks for a newer request at every st call, also in a
+    button's callback: Start over's Yes and Class's Start a class did nothing when another rerun came in right
+    after the click (walker seeds 1 and 44: the cookie kept the old workspace). Five times each."""
+    async def go():
+        kept, classes = 0, 0
+        for _ in range(5):
+            s = await Session.open(url, "")
+            old = s.component_data("workspace_cookie")["id"]
+            await s.click("Start over")
+            await _click_cut_short(s, "Yes, start over")
+            kept += s.component_data("workspace_cookie")["id"] == old
+            await s.goto("class")
+            await _click_cut_short(s, "Start a class")
+            classes += any(t.startswith("Join code") or "join code" in t.lower() for t in s.texts()) or s.has(
+                "button", "End the class")
+            await s.close()
+        return kept, classes
+    kept, classes = protocol.run(go())
+    assert kept == 0 and classes == 5, (kept, classes)
