@@ -1113,6 +1113,11 @@ def _restart(walk, p):
     if p["reload"]:
         walk.page.reload()
     walk.wait_page(walk.where or "Home", timeout=LONG)
+    # A tab that reconnects shows its old page with no page list until the new session's first run has drawn it
+    # (Streamlit keeps the list hidden until app.py names the pages): the checks come after that run, not in it.
+    walk.page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stSidebarNav] a').length === "
+                                f"{len(PAGES)}", timeout=LONG, polling=50)
+    walk.settle(timeout=LONG)
     if p["reload"]:
         walk.new_session()
     else:  # the tab reconnects to a new session: the browser keeps its canvas and uploader, the server not the
