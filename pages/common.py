@@ -242,6 +242,22 @@ export default function(component) {
   const { data } = component;
   const last = window.__mnistLivePage;
   window.__mnistLivePage = data.page;
+  // Streamlit loads the code of some parts (the charts) when one is first shown. If that fetch fails (the server
+  // was restarted just then, a network blip) the browser keeps the failure until the page loads again, and the part
+  // shows "Failed to fetch dynamically imported module" (walker seed 52): once the server answers, load it again.
+  if (!window.__mnistLiveImportWatch) {
+    window.__mnistLiveImportWatch = true;
+    setInterval(() => {
+      const app = document.querySelector('[data-testid="stApp"]');
+      const failed = [...document.querySelectorAll('[data-testid="stAlertContentError"], [data-testid="stException"]')]
+        .some((e) => e.textContent.includes("dynamically imported module"));
+      const last = Number(sessionStorage.getItem("mnistLiveReloadedAt") || 0);
+      if (failed && app && app.dataset.testConnectionState === "CONNECTED" && Date.now() - last > 30000) {
+        sessionStorage.setItem("mnistLiveReloadedAt", String(Date.now()));
+        location.reload();
+      }
+    }, 1000);
+  }
   // A rerun that turns off the button a keyboard user just pressed (Train while it trains, Stop once stopped), or
   // draws the focused control anew, drops the focus to the top of the page: it goes to the nearest working control.
   if (!window.__mnistLiveFocusKeeper) {
@@ -668,6 +684,12 @@ def sidebar(ws: Workspace, page_name: str = ""):
     run (so that it shows the model the page chose in this very rerun)."""
     with st.sidebar:
         slot = st.empty()
+        # The last run's status until this run's, in the same shape (a block of captions, as the fragment draws
+        # them): the panel below must not jump up for the run and down again (a click aimed at "Yes, start over"
+        # landed on the text above it: walker seed 54).
+        with slot.container(), st.container():
+            for line in st.session_state.get(STATUS_LINES, []):
+                st.caption(line)
         workspace_panel(ws)
         language_switch(ws)
         remember_workspace(ws)
@@ -676,6 +698,7 @@ def sidebar(ws: Workspace, page_name: str = ""):
     return slot
 
 
+STATUS_LINES = "status_lines"  # session state: what the sidebar's status said last
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
 STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
 FOLLOWED_HERE = "page_follows_training"
@@ -699,39 +722,45 @@ def sidebar_status(ws: Workspace, slot) -> None:
 
 
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
+    lines = st.session_state[STATUS_LINES] = []  # kept for the next run's start (sidebar)
+
+    def say(line: str) -> None:
+        lines.append(line)
+        st.caption(line)
+
     run = ws.model_run()
     if run is not None:
-        st.caption(_("**Data:** {data}").format(data=translated_title(run.dataset)))
-        st.caption(_("**Model:** {model}").format(model=run.label))
+        say(_("**Data:** {data}").format(data=translated_title(run.dataset)))
+        say(_("**Model:** {model}").format(model=run.label))
     else:
         cfg = config()
         try:
-            st.caption(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
+            say(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
         except MnistLiveError:
-            st.caption(_("**Data:** {data} (not available)").format(data=cfg.dataset))
-        st.caption(_("**Model:** none yet - train one"))
+            say(_("**Data:** {data} (not available)").format(data=cfg.dataset))
+        say(_("**Model:** none yet - train one"))
     member = ws.membership()
     if member is not None:
-        st.caption((_("**Class:** {code} (ended)") if member.ended else _("**Class:** {code}")).format(
+        say((_("**Class:** {code} (ended)") if member.ended else _("**Class:** {code}")).format(
             code=member.code))
     elif (taught := ws.teaching()) is not None and not taught.ended:
-        st.caption(_("**Class:** {code} (you teach it)").format(code=taught.code))
+        say(_("**Class:** {code} (you teach it)").format(code=taught.code))
     jobs = ws.jobs()
     for job in jobs[:1]:
         snap = job.snapshot()
         label = job.label
         if followed:
-            st.caption(_("**Training:** {label} (its progress is on this page)").format(label=label))
+            say(_("**Training:** {label} (its progress is on this page)").format(label=label))
         elif snap.state.value == "running" and snap.batch:
-            st.caption(_("**Training:** {label}, epoch {epoch}/{epochs}").format(
+            say(_("**Training:** {label}, epoch {epoch}/{epochs}").format(
                 label=label, epoch=snap.batch.epoch, epochs=snap.batch.epochs))
         elif snap.queue_position:
-            st.caption(_("**Training:** {label} queued (queue position {position})").format(
+            say(_("**Training:** {label} queued (queue position {position})").format(
                 label=label, position=snap.queue_position))
         elif snap.state.value == "queued":
-            st.caption(_("**Training:** {label} queued").format(label=label))
+            say(_("**Training:** {label} queued").format(label=label))
         else:
-            st.caption(_("**Training:** {label} running").format(label=label))
+            say(_("**Training:** {label} running").format(label=label))
     if was_busy and not jobs:
         st.rerun()  # it ended: the whole page, whose fragments (and this one) then stop ticking
 

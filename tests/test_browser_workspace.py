@@ -126,6 +126,59 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_u
     other.context.close()
 
 
+WATCH_START_OVER_JS = """() => { window.__startOverTops = []; const t0 = performance.now();
+  const tick = () => {
+    const b = [...document.querySelectorAll('button')].find(e => e.textContent.trim() === 'Start over');
+    if (b) window.__startOverTops.push(Math.round(b.getBoundingClientRect().top));
+    if (performance.now() - t0 < 2500) requestAnimationFrame(tick);
+  };
+  tick(); }"""
+
+
+def test_the_workspace_panel_stays_put_while_its_buttons_rerun_the_page(app_url, browser):
+    """The sidebar's status sits above the workspace panel and is drawn after the page: it used to be emptied for
+    each run and filled at its end, so the panel jumped up and back down, and a click aimed at "Yes, start over"
+    as it appeared landed on the text above it (walker seed 54). Watched every frame while Start over, Cancel and
+    a preset rerun the page."""
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    _open(page, app_url, "Train")
+    page.get_by_role("heading", name="Train the network").wait_for(timeout=60000)
+    page.get_by_test_id("stSidebar").get_by_text("Your workspace").click()
+    page.get_by_role("button", name="Start over", exact=True).wait_for()
+    tops = {}
+    for name in ("Start over", "Cancel", "Preset: Quick look"):
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
+        page.evaluate(WATCH_START_OVER_JS)
+        page.get_by_role("button", name=name, exact=True).click()
+        page.wait_for_timeout(2600)
+        tops[name] = sorted(set(page.evaluate("window.__startOverTops")))
+    assert all(len(t) == 1 for t in tops.values()) and len({t[0] for t in tops.values()}) == 1, tops
+    page.context.close()
+
+
+def test_a_chart_whose_code_did_not_load_comes_back_by_itself(app_url, browser):
+    """Streamlit fetches a chart's code when the first chart shows. When that fetch fails (the server restarted
+    just then: walker seed 52; a network blip) the browser keeps the failure, and the chart said "TypeError: Failed
+    to fetch dynamically imported module" until someone reloaded. The page now loads itself again."""
+    page = browser.new_context().new_page()
+    failed = []
+
+    def fail_once(route):
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.abort()
+
+    page.route(re.compile(r".*/static/js/ArrowVegaLiteChart[^/]*\.js$"), fail_once)
+    page.goto(app_url + "/")
+    page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=60000)
+    assert failed, "the chart's code was never fetched: nothing was tested"
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
+    assert not page.get_by_text("dynamically imported module").count()
+    page.context.close()
+
+
 def test_without_cookies_it_works_for_the_tab_and_says_so_once(app_url, browser):
     context = browser.new_context()
     page = context.new_page()

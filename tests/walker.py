@@ -331,6 +331,10 @@ class Walk:
                                   f"{text[max(0, text.index('Traceback') - 200):][:3000]}")
 
     def check_errors(self, page):
+        failed_import = page.get_by_text("dynamically imported module")
+        if failed_import.count():  # a chart's code did not load (a restart as it was fetched): the page loads
+            failed_import.first.wait_for(state="detached", timeout=LONG)  # itself again once the server answers
+            self.settle(page, timeout=LONG)
         exc = page.get_by_test_id("stException")
         check(not exc.count(), f"an exception on the page: {exc.first.inner_text()[:2000] if exc.count() else ''}")
         for err in page.get_by_test_id("stAlertContentError").all():
