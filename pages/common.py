@@ -169,7 +169,18 @@ export default function(component) {
     const match = found && found.className.match(/st-key-canvas_(\\d+)/);
     return match ? Number(match[1]) : null;
   };
-  window.__mnistLiveRerun = () => setStateValue("reconnected", { at: Date.now(), canvas: canvasShown() });
+  const rerun = () => setStateValue("reconnected", { at: Date.now(), canvas: canvasShown() });
+  // Such a rerun names the page the tab shows. Sent just after a click on another page, whose run had not started
+  // yet, it took the switch back (Streamlit runs the newer request's page: walker seed 66), so after a recent page
+  // switch it waits until the switch's run is over.
+  if (!window.__mnistLiveNavWatch) {
+    window.__mnistLiveNavWatch = true;
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest && event.target.closest('[data-testid="stSidebarNav"] a, [data-testid^="stPageLink"] a, a[data-testid^="stPageLink"]');
+      if (link) window.__mnistLiveNavAt = Date.now();
+    }, true);
+  }
+  window.__mnistLiveRerun = () => (Date.now() - (window.__mnistLiveNavAt || 0) < 5000 ? afterNextRun(rerun) : rerun());
   // A change sent while that run has not yet drawn the page (a stroke in its first second or two) names a fragment
   // the new session does not know yet, and Streamlit drops it: once that run is over, the page reruns once more
   // with what the browser holds by then.
@@ -244,15 +255,21 @@ export default function(component) {
   window.__mnistLivePage = data.page;
   // Streamlit loads the code of some parts (the charts) when one is first shown. If that fetch fails (the server
   // was restarted just then, a network blip) the browser keeps the failure until the page loads again, and the part
-  // shows "Failed to fetch dynamically imported module" (walker seed 52): once the server answers, load it again.
+  // shows "Failed to fetch dynamically imported module" (walker seed 52): when that is still so 5 s after the
+  // server answers and the page has run (a failure during a restart often heals as the new session redraws the part,
+  // and a reload would lose the drawing on the canvas), load the page again.
   if (!window.__mnistLiveImportWatch) {
     window.__mnistLiveImportWatch = true;
+    let failedSince = null;
     setInterval(() => {
       const app = document.querySelector('[data-testid="stApp"]');
-      const failed = [...document.querySelectorAll('[data-testid="stAlertContentError"], [data-testid="stException"]')]
+      const settled = app && app.dataset.testConnectionState === "CONNECTED"
+        && !["running", "rerunRequested"].includes(app.dataset.testScriptState);
+      const failed = settled && [...document.querySelectorAll('[data-testid="stAlertContentError"], [data-testid="stException"]')]
         .some((e) => e.textContent.includes("dynamically imported module"));
+      failedSince = failed ? (failedSince || Date.now()) : null;
       const last = Number(sessionStorage.getItem("mnistLiveReloadedAt") || 0);
-      if (failed && app && app.dataset.testConnectionState === "CONNECTED" && Date.now() - last > 30000) {
+      if (failedSince && Date.now() - failedSince > 5000 && Date.now() - last > 30000) {
         sessionStorage.setItem("mnistLiveReloadedAt", String(Date.now()));
         location.reload();
       }

@@ -315,6 +315,30 @@ def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_ma
         assert page.locator(".st-key-canvas_1").count() == 1, "the reconnected tab was given another canvas"
 
 
+def test_a_page_switch_clicked_as_the_tab_reconnects_is_not_taken_back(tmp_path, browser):
+    """kill -9 and a new server while a Draw tab stays open; a click on Explore in the sidebar right as the tab's
+    socket opens again (the tab's own reconnection reruns follow it, naming Draw) still goes to Explore. Tried at
+    several moments after the socket opens. (Walker seed 66: the click was taken back and the tab stayed put.)"""
+    with _draw_tab_across_a_restart(tmp_path, browser) as (page, url, restart):
+        stayed = []
+        for delay_ms in (0, 150, 300, 450):
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+            page.get_by_role("heading", name="Draw a digit").wait_for(timeout=60000)
+            page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60000)
+            page.evaluate(_SOCKET_OPENS_JS)
+            restart()
+            page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=10)
+            page.wait_for_timeout(delay_ms)
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Explore").click()
+            try:
+                page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=20000)
+                page.wait_for_timeout(3000)  # and it stays there once the reconnection's reruns are over
+                page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=1000)
+            except Exception:  # noqa: BLE001 - Playwright's timeout: the switch was taken back
+                stayed.append(delay_ms)
+        assert not stayed, f"a click on Explore made this long after the socket opened was taken back: {stayed} ms"
+
+
 def test_an_open_draw_tab_answers_a_drawing_after_the_server_restarts(tmp_path, browser):
     """kill -9 and a new server on the same address while a Draw tab stays open: its next drawing gets an answer.
     (The tab reconnects to a new session, which did not know the drawing's fragment and dropped the stroke: the
