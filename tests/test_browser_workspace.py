@@ -144,7 +144,13 @@ def test_the_workspace_panel_stays_put_while_its_buttons_rerun_the_page(app_url,
     _open(page, app_url, "Train")
     page.get_by_role("heading", name="Train the network").wait_for(timeout=60000)
     page.get_by_test_id("stSidebar").get_by_text("Your workspace").click()
-    page.get_by_role("button", name="Start over", exact=True).wait_for()
+    start_over = page.get_by_role("button", name="Start over", exact=True)
+    start_over.wait_for()
+    still = [None, 0]
+    while still[1] < 3:  # the panel slides open: watch from when Start over has stopped moving
+        page.wait_for_timeout(200)
+        top = start_over.bounding_box()["y"]
+        still = [top, still[1] + 1 if top == still[0] else 0]
     tops = {}
     for name in ("Start over", "Cancel", "Preset: Quick look"):
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
