@@ -612,6 +612,9 @@ def pressed(where, label: str, key: str, **kwargs) -> bool:
     st.session_state[f"_drawn_{key}"] = True
     st.session_state.setdefault(DRAWN_PRESSABLE, set()).add(key)
     clicked = where.button(label, key=key, on_click=uncut(presses.add), args=(key,), **kwargs)
+    if kwargs.get("disabled"):  # a press kept from before the button was turned off is not acted on
+        presses.discard(key)
+        return False
     if key in presses:  # no st call from here to the caller's uninterrupted block: nothing can cut in
         presses.discard(key)
         return True

@@ -363,7 +363,7 @@ def keep_drawing_controls(ws, drawn) -> None:
     if common.pressed(b, _("Kept") if kept else _("Keep it"), key="keep_it", disabled=drawn is None or kept,
                       width="stretch", help=_("Draw a digit first.") if drawn is None else _(
                           "Already kept: draw another one.") if kept else _(
-                          "Keep this drawing with its label, for fine-tuning.")) and drawn is not None and not kept:
+                          "Keep this drawing with its label, for fine-tuning.")):
         with common.uninterrupted(), common.plain_errors():
             ws.keep_drawings(drawn[None], [int(label)])
             st.session_state["kept_digests"].add(digest)
@@ -391,7 +391,7 @@ def teach_panel(ws, run) -> None:
                      n=len(ids), labels=", ".join(str(x) for x in labels)))
         drop = st.multiselect(_("Delete"), range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
-        if common.pressed(c1, _("Delete selected"), key="delete_drawings", disabled=not drop, width="stretch") and drop:
+        if common.pressed(c1, _("Delete selected"), key="delete_drawings", disabled=not drop, width="stretch"):
             with common.uninterrupted(), common.plain_errors():
                 ws.delete_drawings([ids[i] for i in drop])
                 st.rerun()
@@ -399,7 +399,7 @@ def teach_panel(ws, run) -> None:
                            width="stretch")
         busy = bool(ws.jobs())
         if common.pressed(c3, _("Fine-tune on my drawings"), key="fine_tune", type="primary", disabled=busy,
-                          width="stretch") and not busy:
+                          width="stretch"):
             with common.uninterrupted(), common.plain_errors():
                 ws.start(fine_tune_task(run, images, labels),
                          label=ws.unique_name(_("{run} + my drawings").format(run=run.name)),
