@@ -11,6 +11,7 @@ from pages import common
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                    layout="wide")
 common.use_app_navigation()
+common.keep_download_answers()
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming
     workspace, unreachable = common.workspace(), None

@@ -542,6 +542,28 @@ def show_refusal(key: str, say) -> bool:
     return bool(refused)
 
 
+def keep_download_answers() -> None:
+    """app.py's call: a file made on a download's click (the notebook, the model) reaches the browser even when a
+    run starts as it is ready. Streamlit sends it as an answer apart from the runs, and a run's start clears the
+    session's unsent messages but those of the runs' lifecycle: the answer was dropped and the browser kept the
+    button off and spinning for three minutes (CI, Download notebook). Process-wide and once."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+    if getattr(ForwardMsgQueue.clear, "keeps_download_answers", False):
+        return
+    clear = ForwardMsgQueue.clear
+
+    @functools.wraps(clear)
+    def clear_keeping_answers(self, retain_lifecycle_msgs: bool = False, *args, **kwargs) -> None:
+        answers = [m for m in self._queue if m.WhichOneof("type") == "backend_operation_response"]
+        clear(self, retain_lifecycle_msgs, *args, **kwargs)
+        if not retain_lifecycle_msgs:  # a flush, which has taken them to send
+            return
+        kept = {id(m) for m in self._queue}
+        self._queue.extend(m for m in answers if id(m) not in kept)
+    clear_keeping_answers.keeps_download_answers = True
+    ForwardMsgQueue.clear = clear_keeping_answers
+
+
 @contextmanager
 def uninterrupted():
     """Within, a rerun the browser asks for (another click, a component's report) waits until the block is done.

@@ -396,7 +396,7 @@ def teach_panel(ws, run) -> None:
                 ws.delete_drawings([ids[i] for i in drop])
                 st.rerun()
         c2.download_button(_("Download (.npz)"), drawings_to_npz(images, labels), "my-drawings.npz",
-                           width="stretch")
+                           width="stretch", on_click="ignore")
         busy = bool(ws.jobs())
         if common.pressed(c3, _("Fine-tune on my drawings"), key="fine_tune", type="primary", disabled=busy,
                           width="stretch"):

@@ -437,7 +437,7 @@ def show_code(cfg: TrainConfig, chosen) -> None:
                  "computers without internet."))
     with_figures = chosen if chosen is not None and chosen.config == cfg else None
     st.download_button(_("Download notebook"), lambda: notebook_bytes(cfg, with_figures), "mnist-live.ipynb",
-                       mime="application/x-ipynb+json",
+                       mime="application/x-ipynb+json", on_click="ignore",
                        help=_("A Jupyter notebook of this code, with {run}'s figures.").format(run=with_figures.name)
                        if with_figures else _("A Jupyter notebook of this code."))
 
@@ -482,11 +482,13 @@ def runs_table(ws) -> None:
     a, b, f, c, d, e = st.columns(6)
     stem = run.file_stem()
     a.download_button(_("Model (.keras)"), lambda: run.keras_bytes, f"{stem}.keras",
-                      mime="application/octet-stream", width="stretch", help=_("Download the trained model."))
+                      mime="application/octet-stream", width="stretch", on_click="ignore",
+                      help=_("Download the trained model."))
     b.download_button(_("Metrics (CSV)"), run.metrics_csv(), f"{stem}.csv",
-                      mime="text/csv", width="stretch", help=_("Download the figures of every epoch."))
+                      mime="text/csv", width="stretch", on_click="ignore",
+                      help=_("Download the figures of every epoch."))
     f.download_button(_("Notebook"), lambda: notebook_bytes(run.config, run), f"{stem}.ipynb",
-                      mime="application/x-ipynb+json", width="stretch",
+                      mime="application/x-ipynb+json", width="stretch", on_click="ignore",
                       help=_("The Keras code of this run's settings, with its figures, as a Jupyter notebook."))
     # Keyed by run, acting in a callback on the run they were drawn for: a click that lands as a training ends (the
     # page then shows the new run) pins the run the person saw, not the new one under the same label.

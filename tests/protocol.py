@@ -92,6 +92,8 @@ class Session:
         self._reader: asyncio.Task | None = None
         self._closing = False
         self.bytes_in = 0
+        self.session_id = ""
+        self._operations: dict[str, asyncio.Future] = {}  # backend operation request id -> its response
 
     @classmethod
     async def open(cls, url: str, path: str = "", query: str = "", **kwargs) -> "Session":
@@ -134,6 +136,40 @@ class Session:
         path, widget = self._find("button", label)
         return await self._send(f"click {label}", {widget.id: WidgetState(id=widget.id, trigger_value=True)},
                                 self.fragment_of.get(path, ""))
+
+    async def download(self, label: str, timeout: float = 30) -> bytes:
+        """Click a download button as the browser does: its rerun (unless it ignores reruns) and, for a file made on
+        the click, a backend operation for its URL right after; the file's bytes."""
+        import urllib.request
+        import uuid
+        path, button = self._find("download_button", label)
+        rerun = None
+        if not button.ignore_rerun:
+            rerun = asyncio.create_task(self._send(f"download {label}", {button.id: WidgetState(
+                id=button.id, trigger_value=True)}, self.fragment_of.get(path, "")))
+            await asyncio.sleep(0)  # the rerun's message leaves first, as the browser's does
+        url = button.url
+        if button.deferred_file_id:
+            msg = BackMsg()
+            op = msg.backend_operation_request
+            op.request_id, op.session_id = str(uuid.uuid4()), self.session_id
+            op.deferred_file.file_id = button.deferred_file_id
+            answer = self._operations[op.request_id] = asyncio.get_running_loop().create_future()
+            await self._ws.send(msg.SerializeToString())
+            try:
+                response = await asyncio.wait_for(answer, timeout)
+            except asyncio.TimeoutError:
+                raise ProtocolError(f"no answer to the download of {label} within {timeout:.0f} s (the browser "
+                                    "keeps the button off and spinning)") from None
+            finally:
+                self._operations.pop(op.request_id, None)
+            if response.error_msg:
+                raise ProtocolError(f"the download of {label} failed: {response.error_msg}")
+            url = response.deferred_file.url
+        if rerun is not None:
+            await rerun
+        with urllib.request.urlopen(self.base + url, timeout=30) as r:
+            return r.read()
 
     async def set_value(self, kind: str, label: str, what: str, **value) -> float:
         """Set a widget (kind as in the Element proto: "slider", "text_input"...) to a WidgetState value, for
@@ -300,7 +336,14 @@ class Session:
     def _handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
         run = msg.metadata.run
+        if kind == "backend_operation_response":
+            answer = self._operations.get(msg.backend_operation_response.request_id)
+            if answer is not None and not answer.done():
+                answer.set_result(msg.backend_operation_response)
+            return
         if kind == "new_session":
+            if msg.new_session.initialize.session_id:
+                self.session_id = msg.new_session.initialize.session_id
             scopes = set(run.fragment_ids) or {""}  # queued fragment reruns may run together
             self._runs[run.script_run_id] = scopes
             self.lifecycle.append((round(time.perf_counter(), 2), "start", run.script_run_id[:8],

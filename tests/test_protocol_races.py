@@ -254,3 +254,45 @@ def test_a_press_whose_run_another_rerun_cuts_short_still_acts(url):
         return kept, classes
     kept, classes = protocol.run(go())
     assert kept == 0 and classes == 5, (kept, classes)
+
+
+def test_a_download_made_on_the_click_answers_every_click(url):
+    """A download button whose file is made on the click (the notebook, the model) asks for it apart from the
+    runs; the answer once came as a run started and Streamlit dropped it with the queue it clears then: the browser
+    kept the button off and spinning for three minutes (CI, Download notebook, whose click also started that run).
+    Ten clicks of each with another rerun at once, every one answered with the file."""
+    async def go():
+        s = await _trained(url)
+        files = {}
+        for label in ("Download notebook", "Notebook", "Model (.keras)"):
+            for _ in range(10):  # and at once another rerun, as a student clicks on without waiting
+                data, _ = await asyncio.gather(s.download(label, timeout=20),
+                                               s.rerun_holding([], f"a rerun right after {label}"))
+                files.setdefault(label, set()).add(len(data) > 0 and data[:1])
+        await s.close()
+        return files
+    files = protocol.run(go())
+    assert files == {"Download notebook": {b"{"}, "Notebook": {b"{"}, "Model (.keras)": {b"P"}}, files
+
+
+def test_a_download_answer_outlives_the_start_of_a_run_and_goes_once():
+    """The cause of the lost download, at the queue: a run's start clears what was not sent yet but the runs'
+    lifecycle; a download's answer waiting there must stay, and a flush must send it once."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    from pages import common
+    common.keep_download_answers()
+    common.keep_download_answers()  # twice is once
+    queue = ForwardMsgQueue()
+    answer = ForwardMsg()
+    answer.backend_operation_response.request_id = "r1"
+    answer.backend_operation_response.deferred_file.url = "/media/notebook.ipynb"
+    delta = ForwardMsg()
+    delta.metadata.delta_path.extend([0, 1])
+    delta.delta.new_element.markdown.body = "drawn by the run that was cut short"
+    queue.enqueue(answer)
+    queue.enqueue(delta)
+    queue.clear(retain_lifecycle_msgs=True)  # as AppSession does when a run starts
+    assert [m.WhichOneof("type") for m in queue.flush()] == ["backend_operation_response"]
+    assert queue.flush() == []
