@@ -12,6 +12,7 @@ st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_na
                    layout="wide")
 common.use_app_navigation()
 common.keep_download_answers()
+common.apply_clicks_before_yielding()
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming
     workspace, unreachable = common.workspace(), None

@@ -564,6 +564,28 @@ def keep_download_answers() -> None:
     ForwardMsgQueue.clear = clear_keeping_answers
 
 
+def apply_clicks_before_yielding() -> None:
+    """app.py's call: a run takes in the click that started it before a newer request can cut it short. Streamlit
+    looks for one just before it applies the run's widget values and calls their callbacks, and the newer request
+    replaces the run's without its click: Start over's Yes, pressed as another rerun came (the cookie's, a second
+    click), did nothing. Now the newer request cuts in right after the callbacks. Process-wide and once."""
+    from streamlit.runtime.state.safe_session_state import SafeSessionState
+    if getattr(SafeSessionState.on_script_will_rerun, "applies_clicks_first", False):
+        return
+    apply = SafeSessionState.on_script_will_rerun
+
+    @functools.wraps(apply)
+    def apply_then_yield(self, *args, **kwargs) -> None:
+        look_for_newer = self._yield_callback
+        object.__setattr__(self, "_yield_callback", lambda: None)  # also for st calls in the callbacks
+        try:
+            apply(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_yield_callback", look_for_newer)
+    apply_then_yield.applies_clicks_first = True
+    SafeSessionState.on_script_will_rerun = apply_then_yield
+
+
 @contextmanager
 def uninterrupted():
     """Within, a rerun the browser asks for (another click, a component's report) waits until the block is done.
@@ -624,23 +646,26 @@ PRESSES = "presses"  # session state: keys of pressed() buttons whose press the 
 DRAWN_PRESSABLE = "drawn_pressable"  # session state: keys of the pressed() buttons drawn since the last full run
 
 
-def pressed(where, label: str, key: str, **kwargs) -> bool:
-    """where.button(label) for a press that the page acts on where the button is drawn, with what the other widgets
-    hold in this very run (Keep it: the drawing and its label). True once per press, also when the run the press
-    started was cut short before it came here: the button's callback keeps the press until then. The caller acts
-    in `with uninterrupted():`, its first line, so that the press it has taken cannot be lost half done."""
+def pressed(where, label: str, key: str, action, **kwargs) -> bool:
+    """where.button(label) whose action() runs where the button is drawn, with what the other widgets hold in this
+    very run (Keep it: the drawing and its label), uninterrupted and with plain errors. Once per press, also when
+    the run the press started was cut short before it came here: the button's callback keeps the press until then.
+    Returns whether it acted (an action that reruns does not return)."""
     presses = st.session_state.setdefault(PRESSES, set())
     first_drawing = f"_drawn_{key}" not in st.session_state
     st.session_state[f"_drawn_{key}"] = True
     st.session_state.setdefault(DRAWN_PRESSABLE, set()).add(key)
-    clicked = where.button(label, key=key, on_click=uncut(presses.add), args=(key,), **kwargs)
-    if kwargs.get("disabled"):  # a press kept from before the button was turned off is not acted on
+    with uninterrupted():  # from taking the press to the action's end nothing can cut in
+        clicked = where.button(label, key=key, on_click=uncut(presses.add), args=(key,), **kwargs)
+        if kwargs.get("disabled"):  # a press kept from before the button was turned off is not acted on
+            presses.discard(key)
+            return False
+        if key not in presses and not (clicked and first_drawing):  # a session's first message has no callback
+            return False  # yet: its trigger says
         presses.discard(key)
-        return False
-    if key in presses:  # no st call from here to the caller's uninterrupted block: nothing can cut in
-        presses.discard(key)
+        with plain_errors():
+            action()
         return True
-    return clicked and first_drawing  # a session's first message has no callback yet: its trigger says
 
 
 def forget_presses_not_acted_on() -> None:

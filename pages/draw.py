@@ -360,19 +360,19 @@ def keep_drawing_controls(ws, drawn) -> None:
                         help=_("Starts at the network's guess: change it when the guess is wrong."))
     digest = hashlib.md5(drawn.tobytes()).hexdigest() if drawn is not None else None
     kept = digest is not None and digest in st.session_state.setdefault("kept_digests", set())
-    if common.pressed(b, _("Kept") if kept else _("Keep it"), key="keep_it", disabled=drawn is None or kept,
-                      width="stretch", help=_("Draw a digit first.") if drawn is None else _(
-                          "Already kept: draw another one.") if kept else _(
-                          "Keep this drawing with its label, for fine-tuning.")):
-        with common.uninterrupted(), common.plain_errors():
-            ws.keep_drawings(drawn[None], [int(label)])
-            st.session_state["kept_digests"].add(digest)
-            n = len(ws.drawings()[0])
-            # Said by the run that follows: a toast sent just before st.rerun() was sometimes dropped with it
-            st.session_state["kept_news"] = ngettext("Kept as a {label}: {n} drawing so far",
-                                                     "Kept as a {label}: {n} drawings so far", n).format(label=label,
-                                                                                                         n=n)
-            st.rerun()  # the whole page: the kept drawings are shown outside this fragment
+
+    def keep() -> None:
+        ws.keep_drawings(drawn[None], [int(label)])
+        st.session_state["kept_digests"].add(digest)
+        n = len(ws.drawings()[0])
+        # Said by the run that follows: a toast sent just before st.rerun() was sometimes dropped with it
+        st.session_state["kept_news"] = ngettext("Kept as a {label}: {n} drawing so far",
+                                                 "Kept as a {label}: {n} drawings so far", n).format(label=label, n=n)
+        st.rerun()  # the whole page: the kept drawings are shown outside this fragment
+    common.pressed(b, _("Kept") if kept else _("Keep it"), key="keep_it", action=keep,
+                   disabled=drawn is None or kept, width="stretch", help=_("Draw a digit first.") if drawn is None
+                   else _("Already kept: draw another one.") if kept else _(
+                       "Keep this drawing with its label, for fine-tuning."))
     news = st.session_state.pop("kept_news", None)
     if news:
         st.toast(news)
@@ -391,21 +391,23 @@ def teach_panel(ws, run) -> None:
                      n=len(ids), labels=", ".join(str(x) for x in labels)))
         drop = st.multiselect(_("Delete"), range(len(ids)), format_func=lambda i: f"#{i + 1} ({labels[i]})")
         c1, c2, c3 = st.columns(3)
-        if common.pressed(c1, _("Delete selected"), key="delete_drawings", disabled=not drop, width="stretch"):
-            with common.uninterrupted(), common.plain_errors():
-                ws.delete_drawings([ids[i] for i in drop])
-                st.rerun()
+
+        def delete() -> None:
+            ws.delete_drawings([ids[i] for i in drop])
+            st.rerun()
+        common.pressed(c1, _("Delete selected"), key="delete_drawings", action=delete, disabled=not drop,
+                       width="stretch")
         c2.download_button(_("Download (.npz)"), drawings_to_npz(images, labels), "my-drawings.npz",
                            width="stretch", on_click="ignore")
         busy = bool(ws.jobs())
-        if common.pressed(c3, _("Fine-tune on my drawings"), key="fine_tune", type="primary", disabled=busy,
-                          width="stretch"):
-            with common.uninterrupted(), common.plain_errors():
-                ws.start(fine_tune_task(run, images, labels),
-                         label=ws.unique_name(_("{run} + my drawings").format(run=run.name)),
-                         kind="fine-tune",
-                         base_run_id=run.run_id)
-                st.rerun()
+
+        def fine_tune() -> None:
+            ws.start(fine_tune_task(run, images, labels),
+                     label=ws.unique_name(_("{run} + my drawings").format(run=run.name)), kind="fine-tune",
+                     base_run_id=run.run_id)
+            st.rerun()
+        common.pressed(c3, _("Fine-tune on my drawings"), key="fine_tune", action=fine_tune, type="primary",
+                       disabled=busy, width="stretch")
         if busy:
             common.follow_training_here()
             common.fragment(_training_progress, run_every=0.5)()

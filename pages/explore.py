@@ -333,10 +333,11 @@ def overfitting_lab(ws, ds) -> None:
                  "appear in the Train page's run table; the model you use on Draw and Explore stays the same.").format(
         network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data]), knob=_(SWEEPS[knob][1]), values=values))
     busy = bool(ws.jobs())
-    if common.pressed(st, _("Run the sweep"), key="run_sweep", type="primary", disabled=busy):
-        with common.uninterrupted(), common.plain_errors():
-            ws.sweep([c for c, _ in plan], [name for _, name in plan])
-            st.rerun()
+
+    def sweep() -> None:
+        ws.sweep([c for c, _ in plan], [name for _, name in plan])
+        st.rerun()
+    common.pressed(st, _("Run the sweep"), key="run_sweep", action=sweep, type="primary", disabled=busy)
     if busy:
         common.follow_training_here()
         common.fragment(_sweep_progress, run_every=0.5)()
