@@ -1,4 +1,5 @@
-# make run: set up .venv and start the app.  make test: set up .venv (with the cluster extras) and run every test.
+# make run: set up .venv and start the app.  make test: set up .venv (with the cluster extras) and run every test
+# on two pytest-xdist workers (tests/conftest.py groups them).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -24,7 +25,7 @@ run: $(VENV)/.installed
 	$(PY) -m streamlit run app.py
 
 test: $(VENV)/.installed $(VENV)/.cluster $(AXE)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 bench: $(VENV)/.installed $(VENV)/.cluster
 	$(PY) -m mnist_model bench
