@@ -568,9 +568,11 @@ def apply_clicks_before_yielding() -> None:
     """app.py's call: a run takes in the click that started it before a newer request can cut it short. Streamlit
     looks for one just before it applies the run's widget values and calls their callbacks, and the newer request
     replaces the run's without its click: Start over's Yes, pressed as another rerun came (the cookie's, a second
-    click), did nothing. Now the newer request cuts in right after the callbacks. Process-wide and once."""
+    click), did nothing. Now the newer request cuts in right after the callbacks. Process-wide and once; only with
+    runner.fastReruns off (.streamlit/config.toml), where no second script runner can be changing the state."""
     from streamlit.runtime.state.safe_session_state import SafeSessionState
-    if getattr(SafeSessionState.on_script_will_rerun, "applies_clicks_first", False):
+    if getattr(SafeSessionState.on_script_will_rerun, "applies_clicks_first", False) or st.get_option(
+            "runner.fastReruns"):
         return
     apply = SafeSessionState.on_script_will_rerun
 
