@@ -44,6 +44,7 @@ PAGES = ["Home", "Train", "Draw", "Explore", "Class"]
 HEADING = {"Home": "Lesson plan", "Train": "Train the network", "Draw": "Draw", "Explore": "Explore",
            "Class": "Class"}
 PATHS = {"Home": "/", "Train": "/train", "Draw": "/draw", "Explore": "/explore", "Class": "/class"}
+PAGE_LIST_JS = f"() => document.querySelectorAll('[data-testid=stSidebarNav] a').length === {len(PAGES)}"
 LONG = 300_000  # ms: anything that waits on a training or a server start under load
 WAIT = 60_000  # ms: a page's rerun under load
 SETTLED_JS = """() => {
@@ -334,7 +335,8 @@ class Walk:
         failed_import = page.get_by_text("dynamically imported module")
         if failed_import.count():  # a chart's code did not load (a restart as it was fetched): the page loads
             failed_import.first.wait_for(state="detached", timeout=LONG)  # itself again once the server answers
-            self.settle(page, timeout=LONG)
+            page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)  # the new page's first run is over, not
+            self.settle(page, timeout=LONG)  # only its loading begun
         exc = page.get_by_test_id("stException")
         check(not exc.count(), f"an exception on the page: {exc.first.inner_text()[:2000] if exc.count() else ''}")
         for err in page.get_by_test_id("stAlertContentError").all():
@@ -346,6 +348,13 @@ class Walk:
     def check_sidebar(self, page):
         nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
         names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
+        if not names:  # a page that is loading itself again (see check_errors) or reconnecting shows no list until
+            try:  # its first run: it must come back, with the right pages
+                page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)
+                self.settle(page, timeout=LONG)
+            except Exception:  # playwright's TimeoutError: the check below says what is missing
+                pass
+            names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
         check(names == PAGES, f"the sidebar lists {names}, not {PAGES}")
         check(page.get_by_test_id("stSidebar").get_by_text("Your workspace").count() == 1,
               "the sidebar has no 'Your workspace' panel")
@@ -1119,8 +1128,7 @@ def _restart(walk, p):
     walk.wait_page(walk.where or "Home", timeout=LONG)
     # A tab that reconnects shows its old page with no page list until the new session's first run has drawn it
     # (Streamlit keeps the list hidden until app.py names the pages): the checks come after that run, not in it.
-    walk.page.wait_for_function(f"() => document.querySelectorAll('[data-testid=stSidebarNav] a').length === "
-                                f"{len(PAGES)}", timeout=LONG, polling=50)
+    walk.page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)
     walk.settle(timeout=LONG)
     if p["reload"]:
         walk.new_session()
