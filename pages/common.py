@@ -764,6 +764,7 @@ def sidebar(ws: Workspace, page_name: str = ""):
         remember_workspace(ws)
         page_behaviours(page_name)
     st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
+    st.session_state[MODELS_SHOWN] = set()  # until the page reads the model it shows
     return slot
 
 
@@ -771,6 +772,26 @@ STATUS_LINES = "status_lines"  # session state: what the sidebar's status said l
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
 STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
 FOLLOWED_HERE = "page_follows_training"
+MODELS_SHOWN = "models_shown"  # session state: the run ids of the models in use that this page run showed
+CAUGHT_UP = "model_caught_up"  # session state: the (shown, in use) pair the last catch-up rerun was for
+
+
+def model_in_use(ws: Workspace) -> Run | None:
+    """ws.model_run(), noted as what this page shows: when a training ends as the page runs (and so the model in
+    use changes), the sidebar's status sees the difference and reruns the page (walker seed 4: Draw said Run 3
+    and the sidebar Run 4)."""
+    run = ws.model_run()
+    st.session_state.setdefault(MODELS_SHOWN, set()).add(run.run_id if run is not None else None)
+    return run
+
+
+def _catch_up_with(run: Run | None) -> None:
+    """Rerun the page when it showed another model than the one now in use (once per pair: never a loop)."""
+    in_use = run.run_id if run is not None else None
+    stale = st.session_state.get(MODELS_SHOWN, set()) - {in_use}
+    if stale and st.session_state.get(CAUGHT_UP) != (tuple(sorted(map(str, stale))), in_use):
+        st.session_state[CAUGHT_UP] = (tuple(sorted(map(str, stale))), in_use)
+        st.rerun()
 
 
 def follow_training_here() -> None:
@@ -798,6 +819,7 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
         st.caption(line)
 
     run = ws.model_run()
+    _catch_up_with(run)
     if run is not None:
         say(_("**Data:** {data}").format(data=translated_title(run.dataset)))
         say(_("**Model:** {model}").format(model=run.label))

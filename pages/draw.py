@@ -466,7 +466,7 @@ def drawing_panel(ws, run) -> None:
 
 common.through_the_app()
 workspace = common.workspace()
-model = workspace.model_run()
+model = common.model_in_use(workspace)
 st.title(common.draw_title(model.config.dataset if model else common.config().dataset))
 if model is None:
     model = shared_or_quick_train(workspace)

@@ -396,7 +396,7 @@ def _sweep_progress() -> None:
 common.through_the_app()
 st.title(_("Explore"))
 workspace = common.workspace()
-run = workspace.model_run()
+run = common.model_in_use(workspace)
 ds = common.load_or_explain(run.config.dataset if run else common.config().dataset)
 if ds is not None:
     tab_mistakes, tab_learned, tab_lab = st.tabs([_("Mistakes"), _("What it learned"), _("Overfitting lab")])

@@ -293,7 +293,7 @@ def _picker_key(run_id: str) -> str:
 
 def _picker_shows(ws, runs) -> str:
     """The run the model picker starts at: the model in use, else (a model shared by someone else) the latest."""
-    current = ws.model_run()
+    current = common.model_in_use(ws)
     ids = [r.run_id for r in runs]
     return current.run_id if current and current.run_id in ids else ids[-1]
 

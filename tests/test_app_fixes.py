@@ -222,3 +222,49 @@ def test_an_old_tab_rerunning_after_a_settings_link_keeps_the_links_settings():
     assert workspace.settings().epochs == 2 and workspace.settings().train_size == 500
     old.run()  # the old tab's last rerun, its settings unchanged
     assert workspace.settings().epochs == 2 and workspace.settings().train_size == 500
+
+
+def test_a_training_that_ends_as_a_page_runs_leaves_no_page_on_the_old_model(monkeypatch):
+    """Walker seed 4: a training ended between Draw's read of the model in use and the sidebar's, and Draw went on
+    saying Run 3 while the sidebar said Run 4. The sidebar's status now reruns a page that showed another model."""
+    import inspect
+
+    from mnist_model.workspace import Workspace
+    from pages import common
+    ws = common.lab().new_workspace()
+    rng = np.random.default_rng(0)
+    runs = []
+    for i in (1, 2):
+        weights = [rng.normal(0, 0.05, s).astype(np.float32) for s in ((784, 512), (512,), (512, 10), (10,))]
+        run = Run(TrainConfig(epochs=1, seed=i), [EpochMetrics(1, 0.5, 0.8, 0.6, 0.7 + i / 100, 1.0)], "finished",
+                  "MNIST", weights, name=f"Run {i}")
+        ws.store.add_run(ws.id, run)
+        runs.append(run)
+    ws.choose_model(runs[0].run_id)
+    real = Workspace.model_run
+    ended = []
+
+    def training_ends_after_the_page_reads(self):
+        run = real(self)
+        pages = [f.filename for f in inspect.stack() if f.filename.endswith(("draw.py", "explore.py", "train.py"))]
+        if not ended and pages:  # the page's own read, not the sidebar's
+            ended.append(pages[0])
+            self.store.set_model_run_id(self.id, runs[1].run_id)  # what the Lab does as a training ends
+        return run
+    monkeypatch.setattr(Workspace, "model_run", training_ends_after_the_page_reads)
+    for path in ("pages/draw.py", "pages/explore.py", "pages/train.py"):
+        ended.clear()
+        ws.choose_model(runs[0].run_id)
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params["workspace"] = ws.id
+        at.run()
+        at.switch_page(path).run()
+        assert not at.exception, at.exception
+        assert ended, path  # the model changed after the page had read it
+        if path == "pages/draw.py":
+            assert any(c.value.startswith("Model: Run 2") for c in at.caption), [c.value for c in at.caption]
+        elif path == "pages/train.py":
+            picker = next(s for s in at.selectbox if s.label == "Model for the Draw and Explore pages")
+            assert picker.value == runs[1].run_id, picker.value
+        # Explore shows the model by its charts: the page ran again on Run 2, so its last read is Run 2.
+        assert at.session_state[common.MODELS_SHOWN] == {runs[1].run_id}, path
