@@ -6,13 +6,13 @@ import streamlit as st
 from mnist_model.errors import MnistLiveError
 from mnist_model.i18n import _
 from mnist_model.store import StoreError
-from pages import common
+from pages import common, streamlit_mends
 
 st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                    layout="wide")
 common.use_app_navigation()
-common.keep_download_answers()
-common.apply_clicks_before_yielding()
+streamlit_mends.keep_download_answers()
+streamlit_mends.apply_clicks_before_yielding()
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming
     workspace, unreachable = common.workspace(), None

@@ -13,7 +13,7 @@ from mnist_model.insights import compare_runs, read_curves, reading_grade
 from mnist_model.notebook import code_text, notebook_bytes
 from mnist_model.pictures import weight_sheet
 from mnist_model.jobs import JobState
-from pages import common
+from pages import common, streamlit_mends
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 HIDDEN_UNITS = (16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -92,7 +92,7 @@ def _held_generation() -> str | None:
     """The generation of the knobs a reconnected tab shows, when its message carries their values (one only)."""
     names = "|".join(_widget_values(TrainConfig()))
     knob = re.compile(rf"w_(?:{names})_([0-9a-f]+)" + re.escape(common.in_language("")))
-    held = {m.group(1) for m in map(knob.fullmatch, common.held_widget_keys()) if m}
+    held = {m.group(1) for m in map(knob.fullmatch, streamlit_mends.held_widget_keys()) if m}
     return held.pop() if len(held) == 1 else None
 
 

@@ -264,9 +264,9 @@ def test_a_run_takes_in_its_click_before_it_looks_for_a_newer_request():
     from streamlit.runtime.state.safe_session_state import SafeSessionState
     from streamlit.runtime.state.session_state import SessionState
 
-    from pages import common
-    common.apply_clicks_before_yielding()
-    common.apply_clicks_before_yielding()  # twice is once
+    from pages import streamlit_mends
+    streamlit_mends.apply_clicks_before_yielding()
+    streamlit_mends.apply_clicks_before_yielding()  # twice is once
 
     class NewerRequest(Exception):
         pass
@@ -307,9 +307,9 @@ def test_a_download_answer_outlives_the_start_of_a_run_and_goes_once():
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 
-    from pages import common
-    common.keep_download_answers()
-    common.keep_download_answers()  # twice is once
+    from pages import streamlit_mends
+    streamlit_mends.keep_download_answers()
+    streamlit_mends.keep_download_answers()  # twice is once
     queue = ForwardMsgQueue()
     answer = ForwardMsg()
     answer.backend_operation_response.request_id = "r1"
@@ -322,3 +322,4 @@ def test_a_download_answer_outlives_the_start_of_a_run_and_goes_once():
     queue.clear(retain_lifecycle_msgs=True)  # as AppSession does when a run starts
     assert [m.WhichOneof("type") for m in queue.flush()] == ["backend_operation_response"]
     assert queue.flush() == []
+

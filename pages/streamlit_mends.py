@@ -1,0 +1,88 @@
+"""Mends for Streamlit 1.67 behaviours that lost a click or an answer: each guarded (it does nothing when the
+internals it relies on change) and each with a test that fails without it (tests/test_protocol_races.py). They
+belong upstream."""
+import functools
+from contextlib import contextmanager
+
+import streamlit as st
+
+
+def keep_download_answers() -> None:
+    """app.py's call: a file made on a download's click (the notebook, the model) reaches the browser even when a
+    run starts as it is ready. Streamlit sends it as an answer apart from the runs, and a run's start clears the
+    session's unsent messages but those of the runs' lifecycle: the answer was dropped and the browser kept the
+    button off and spinning for three minutes (CI, Download notebook). Process-wide and once."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+    if getattr(ForwardMsgQueue.clear, "keeps_download_answers", False):
+        return
+    clear = ForwardMsgQueue.clear
+
+    @functools.wraps(clear)
+    def clear_keeping_answers(self, retain_lifecycle_msgs: bool = False, *args, **kwargs) -> None:
+        answers = [m for m in self._queue if m.WhichOneof("type") == "backend_operation_response"]
+        clear(self, retain_lifecycle_msgs, *args, **kwargs)
+        if not retain_lifecycle_msgs:  # a flush, which has taken them to send
+            return
+        kept = {id(m) for m in self._queue}
+        self._queue.extend(m for m in answers if id(m) not in kept)
+    clear_keeping_answers.keeps_download_answers = True
+    ForwardMsgQueue.clear = clear_keeping_answers
+
+
+def apply_clicks_before_yielding() -> None:
+    """app.py's call: a run takes in the click that started it before a newer request can cut it short. Streamlit
+    looks for one just before it applies the run's widget values and calls their callbacks, and the newer request
+    replaces the run's without its click: Start over's Yes, pressed as another rerun came (the cookie's, a second
+    click), did nothing. Now the newer request cuts in right after the callbacks. Process-wide and once; only with
+    runner.fastReruns off (.streamlit/config.toml), where no second script runner can be changing the state."""
+    from streamlit.runtime.state.safe_session_state import SafeSessionState
+    if getattr(SafeSessionState.on_script_will_rerun, "applies_clicks_first", False) or st.get_option(
+            "runner.fastReruns"):
+        return
+    apply = SafeSessionState.on_script_will_rerun
+
+    @functools.wraps(apply)
+    def apply_then_yield(self, *args, **kwargs) -> None:
+        look_for_newer = self._yield_callback
+        object.__setattr__(self, "_yield_callback", lambda: None)  # also for st calls in the callbacks
+        try:
+            apply(self, *args, **kwargs)
+        finally:
+            object.__setattr__(self, "_yield_callback", look_for_newer)
+    apply_then_yield.applies_clicks_first = True
+    SafeSessionState.on_script_will_rerun = apply_then_yield
+
+
+@contextmanager
+def uninterrupted():
+    """Within, a rerun the browser asks for (another click, a component's report) waits until the block is done.
+    Streamlit looks for one at every st call, also in a button's callback, and cuts the run short there: a callback
+    cut short at its first line lost the press (Start over's Yes did nothing: walker seeds 1 and 44). Needs
+    runner.fastReruns off (.streamlit/config.toml): with it on, a new request starts a second script runner at once
+    rather than waiting for this one."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    if requests is None or not hasattr(requests, "on_scriptrunner_yield"):
+        yield
+        return
+    if "on_scriptrunner_yield" in vars(requests):  # within another such block
+        yield
+        return
+    requests.on_scriptrunner_yield = lambda: None  # this object's own, over its class's method, until the end
+    try:
+        yield
+    finally:
+        del requests.on_scriptrunner_yield
+
+
+def held_widget_keys() -> set[str]:
+    """The keys of the widget values this run's message carries, also of widgets this session never drew (a tab
+    that reconnected after a restart sends what its old session's page showed). Streamlit has no public call for
+    these: empty if its internals change."""
+    try:
+        from streamlit.runtime.state.common import user_key_from_element_id
+        from streamlit.runtime.state.session_state_proxy import get_session_state
+        ids = list(get_session_state()._state._new_widget_state.states)
+    except (ImportError, AttributeError):
+        return set()
+    return {key for key in map(user_key_from_element_id, ids) if key}
