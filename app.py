@@ -12,6 +12,7 @@ st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_na
                    layout="wide")
 common.use_app_navigation()
 streamlit_mends.keep_download_answers()
+streamlit_mends.keep_downloads_through_a_rerun()
 streamlit_mends.apply_clicks_before_yielding()
 try:
     common.lab().store.ping()  # the first page view of the server starts the training workers warming

@@ -2,6 +2,7 @@
 internals it relies on change) and each with a test that fails without it (tests/test_protocol_races.py). They
 belong upstream."""
 import functools
+import time
 from contextlib import contextmanager
 
 import streamlit as st
@@ -27,6 +28,41 @@ def keep_download_answers() -> None:
         self._queue.extend(m for m in answers if id(m) not in kept)
     clear_keeping_answers.keeps_download_answers = True
     ForwardMsgQueue.clear = clear_keeping_answers
+
+
+DOWNLOAD_GRACE_S = 30.0  # how long a download's file maker outlives the run that drew its button
+
+
+def keep_downloads_through_a_rerun() -> None:
+    """app.py's call: a click on a download whose file is made on the click (the notebook, the model) gets its file
+    also when another run of the page ends first. Each run gives the button a new file id and, at its end, Streamlit
+    forgets the makers no button shows any more: the click, which still named the old id, failed ("Failed to
+    generate file for download", and a traceback in the log). Streamlit keeps a plain download's file one cleanup
+    longer for this reason; a maker now stays DOWNLOAD_GRACE_S after its button was redrawn. Process-wide and once."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    forget = MediaFileManager._remove_orphaned_deferred_callables
+    if getattr(forget, "keeps_downloads_through_a_rerun", False):
+        return
+
+    @functools.wraps(forget)
+    def forget_after_grace(self) -> None:
+        try:
+            shown = {file_id for files in self._files_by_session_and_coord.values() for file_id in files.values()}
+            makers, drop = self._deferred_callables, self._drop_deferred_id
+        except AttributeError:  # Streamlit's internals changed: its own cleanup
+            forget(self)
+            return
+        since = self.__dict__.setdefault("_no_button_since", {})  # file id -> when no button showed it any more
+        now = time.monotonic()
+        for file_id in list(since):
+            if file_id in shown or file_id not in makers:
+                del since[file_id]
+        for file_id in [f for f in makers if f not in shown]:
+            if now - since.setdefault(file_id, now) >= DOWNLOAD_GRACE_S:
+                del since[file_id]
+                drop(file_id)
+    forget_after_grace.keeps_downloads_through_a_rerun = True
+    MediaFileManager._remove_orphaned_deferred_callables = forget_after_grace
 
 
 def apply_clicks_before_yielding() -> None:

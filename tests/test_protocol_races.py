@@ -323,3 +323,25 @@ def test_a_download_answer_outlives_the_start_of_a_run_and_goes_once():
     assert [m.WhichOneof("type") for m in queue.flush()] == ["backend_operation_response"]
     assert queue.flush() == []
 
+
+def test_a_download_maker_outlives_the_run_that_redraws_its_button(monkeypatch):
+    """The cause of a failed download: a click names the file id of the button on screen, and another run of the
+    page, ending first, gave the button a new id and forgot the old one's maker ("Failed to generate file for
+    download"). It stays DOWNLOAD_GRACE_S after its button was redrawn, then goes."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from pages import streamlit_mends
+    streamlit_mends.keep_downloads_through_a_rerun()
+    streamlit_mends.keep_downloads_through_a_rerun()  # twice is once
+    clock = [1000.0]
+    monkeypatch.setattr(streamlit_mends.time, "monotonic", lambda: clock[0])
+    files = MediaFileManager(MemoryMediaFileStorage("/media"))
+    shown = files.add_deferred(lambda: b"the notebook", "application/json", "0.1", file_name="notebook.ipynb")
+    files.clear_session_refs()  # the next run of the page starts...
+    redrawn = files.add_deferred(lambda: b"the notebook", "application/json", "0.1", file_name="notebook.ipynb")
+    files.remove_orphaned_files()  # ...and ends before the click on the button as the browser still shows it
+    assert files.execute_deferred(shown).startswith("/media/")
+    clock[0] += streamlit_mends.DOWNLOAD_GRACE_S
+    files.remove_orphaned_files()
+    assert shown not in files._deferred_callables and files.execute_deferred(redrawn).startswith("/media/")
