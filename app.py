@@ -8,39 +8,40 @@ from mnist_model.i18n import _
 from mnist_model.store import StoreError
 from pages import common, streamlit_mends
 
-st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
-                   layout="wide")
-common.use_app_navigation()
-streamlit_mends.keep_download_answers()
-streamlit_mends.keep_downloads_through_a_rerun()
-streamlit_mends.apply_clicks_before_yielding()
-try:
-    common.lab().store.ping()  # the first page view of the server starts the training workers warming
-    workspace, unreachable = common.workspace(), None
-except StoreError as exc:  # a shared database restarting or refusing us: a message and a retry, never a traceback
-    workspace, unreachable = None, exc
-common.choose_language(workspace)
-page = st.navigation([
-    st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
-    st.Page("pages/train.py", title=_("Train"), icon=":material/show_chart:"),
-    st.Page("pages/draw.py", title=_("Draw"), icon=":material/draw:"),
-    st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:"),
-    st.Page("pages/class.py", title=_("Class"), icon=":material/groups:", url_path="class"),
-])
-try:
-    if unreachable is not None:
-        raise unreachable
-    common.remember_link_settings()
-    workspace.note_presence()
-    status = common.sidebar(workspace, page.url_path)
-    common.show_notices(workspace)
-except StoreError as exc:
-    common.unavailable(exc)
-    st.stop()
-try:
-    with common.routed():
-        page.run()
-except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
-    st.error(str(exc))
-common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun
-common.forget_presses_not_acted_on()
+with streamlit_mends.whole_until_a_page_is_drawn():  # a session's first click is acted on where its button is drawn
+    st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
+                       layout="wide")
+    common.use_app_navigation()
+    streamlit_mends.keep_download_answers()
+    streamlit_mends.keep_downloads_through_a_rerun()
+    streamlit_mends.apply_clicks_before_yielding()
+    try:
+        common.lab().store.ping()  # the first page view of the server starts the training workers warming
+        workspace, unreachable = common.workspace(), None
+    except StoreError as exc:  # a shared database restarting or refusing us: a message and a retry, never a traceback
+        workspace, unreachable = None, exc
+    common.choose_language(workspace)
+    page = st.navigation([
+        st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+        st.Page("pages/train.py", title=_("Train"), icon=":material/show_chart:"),
+        st.Page("pages/draw.py", title=_("Draw"), icon=":material/draw:"),
+        st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:"),
+        st.Page("pages/class.py", title=_("Class"), icon=":material/groups:", url_path="class"),
+    ])
+    try:
+        if unreachable is not None:
+            raise unreachable
+        common.remember_link_settings()
+        workspace.note_presence()
+        status = common.sidebar(workspace, page.url_path)
+        common.show_notices(workspace)
+    except StoreError as exc:
+        common.unavailable(exc)
+        st.stop()
+    try:
+        with common.routed():
+            page.run()
+    except MnistLiveError as exc:  # a store that fails mid-page (a full disk, say): said in plain words
+        st.error(str(exc))
+    common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun
+    common.forget_presses_not_acted_on()

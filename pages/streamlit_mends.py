@@ -83,6 +83,8 @@ def apply_clicks_before_yielding() -> None:
         object.__setattr__(self, "_yield_callback", lambda: None)  # also for st calls in the callbacks
         try:
             apply(self, *args, **kwargs)
+            if not _has_drawn_a_page(self):  # its click acts in the body (see whole_until_a_page_is_drawn)
+                _hold_newer_requests()
         finally:
             object.__setattr__(self, "_yield_callback", look_for_newer)
     apply_then_yield.applies_clicks_first = True
@@ -109,6 +111,58 @@ def uninterrupted():
         yield
     finally:
         del requests.on_scriptrunner_yield
+
+
+PAGE_DRAWN = "_mends_page_drawn"  # session state: a run of this session has drawn a page to its end
+
+
+def _requests():
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    requests = getattr(get_script_run_ctx(), "script_requests", None)
+    return requests if hasattr(requests, "on_scriptrunner_yield") else None
+
+
+def _has_drawn_a_page(safe_state) -> bool:
+    try:
+        return PAGE_DRAWN in safe_state._state
+    except (AttributeError, TypeError):  # Streamlit's internals changed: no hold
+        return True
+
+
+def _hold_newer_requests() -> None:
+    """A newer request waits until whole_until_a_page_is_drawn lets it in (this script runner's object, not its
+    class)."""
+    requests = _requests()
+    if requests is not None and "on_scriptrunner_yield" not in vars(requests):
+        requests.on_scriptrunner_yield = lambda: None
+
+
+def _let_newer_requests_in() -> None:
+    requests = _requests()
+    if requests is not None and "on_scriptrunner_yield" in vars(requests):
+        del requests.on_scriptrunner_yield
+
+
+@contextmanager
+def whole_until_a_page_is_drawn():
+    """app.py's run: until one of this session's runs has drawn a page to its end, nothing cuts a run short, from
+    the moment its widget values are in (apply_clicks_before_yielding holds newer requests there) to the end of
+    the page. A new session has no callbacks yet, so a click that is its first message (a tab that reconnected
+    after a restart) acts where the page draws its button; the tab's own rerun for the reconnection, 5-60 ms
+    later, cut that run short and lost the click (walker seed 10: Train started no training)."""
+    with uninterrupted():  # reading the session state is a point where a run can be cut short, too
+        drawn = st.session_state.get(PAGE_DRAWN)
+    if drawn:
+        _let_newer_requests_in()
+        yield
+        return
+    _hold_newer_requests()
+    try:
+        yield
+        st.session_state[PAGE_DRAWN] = True
+    finally:
+        if st.session_state.get(PAGE_DRAWN):  # else the next run (st.rerun's, a newer request's) is held too
+            _let_newer_requests_in()
 
 
 def held_widget_keys() -> set[str]:

@@ -104,6 +104,21 @@ class Session:
     async def connect(self, path: str = "", query: str = "", held: list[WidgetState] = ()) -> float:
         """Open the websocket (a page load of /path?query) and wait for the first run; returns its seconds.
         held: widget states the first rerun carries (a tab that reconnected after a restart sends what it shows)."""
+        await self._open_socket(path, query)
+        return await self._send("open /" + self.path, {h.id: h for h in held}, page_name=self.path)
+
+    async def reconnect_sending(self, path: str, first: list[WidgetState], then: list[WidgetState],
+                                after_s: float) -> None:
+        """A tab that reconnects after a restart: its first rerun carries `first` (a click made as it came back),
+        and `after_s` later, without waiting for that run, another carries `then` (the page's own rerun for the
+        reconnection). Waits for both answers."""
+        await self._open_socket(path, "")
+        clicked = asyncio.create_task(self._send("open /" + self.path, {h.id: h for h in first}, page_name=self.path))
+        await asyncio.sleep(after_s)
+        await self._send("reconnected", {h.id: h for h in then}, page_name=self.path)
+        await clicked
+
+    async def _open_socket(self, path: str, query: str) -> None:
         parts = urlsplit(self.base)
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
         self._ws = await websockets.connect(f"ws://{parts.netloc}/_stcore/stream", subprotocols=["streamlit"],
@@ -111,7 +126,6 @@ class Session:
                                             ping_interval=None)
         self._reader = asyncio.create_task(self._read())
         self.path, self.query = path.strip("/"), query.lstrip("?")
-        return await self._send("open /" + self.path, {h.id: h for h in held}, page_name=self.path)
 
     async def close(self) -> None:
         self._closing = True
