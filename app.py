@@ -8,7 +8,7 @@ from mnist_model.i18n import _
 from mnist_model.store import StoreError
 from pages import common, streamlit_mends
 
-with streamlit_mends.whole_until_a_page_is_drawn():  # a session's first click is acted on where its button is drawn
+with streamlit_mends.whole_run():  # a session's first click is acted on where the page draws its button
     st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                        layout="wide")
     common.use_app_navigation()

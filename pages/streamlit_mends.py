@@ -78,12 +78,12 @@ def apply_clicks_before_yielding() -> None:
     apply = SafeSessionState.on_script_will_rerun
 
     @functools.wraps(apply)
-    def apply_then_yield(self, *args, **kwargs) -> None:
+    def apply_then_yield(self, fresh_widget_states=None, *args, **kwargs) -> None:
         look_for_newer = self._yield_callback
         object.__setattr__(self, "_yield_callback", lambda: None)  # also for st calls in the callbacks
         try:
-            apply(self, *args, **kwargs)
-            if not _has_drawn_a_page(self):  # its click acts in the body (see whole_until_a_page_is_drawn)
+            apply(self, fresh_widget_states, *args, **kwargs)
+            if _clicks_without_a_callback(self, fresh_widget_states):  # they act in the body: see whole_run
                 _hold_newer_requests()
         finally:
             object.__setattr__(self, "_yield_callback", look_for_newer)
@@ -113,7 +113,14 @@ def uninterrupted():
         del requests.on_scriptrunner_yield
 
 
-PAGE_DRAWN = "_mends_page_drawn"  # session state: a run of this session has drawn a page to its end
+def _clicks_without_a_callback(safe_state, widget_states) -> bool:
+    """Whether the run's message presses a button this session has not drawn (no callback): a new session's."""
+    try:
+        drawn = safe_state._state._new_widget_state.widget_metadata
+        return any(w.WhichOneof("value") == "trigger_value" and w.trigger_value and w.id not in drawn
+                   for w in (widget_states.widgets if widget_states is not None else ()))
+    except AttributeError:  # Streamlit's internals changed: no hold
+        return False
 
 
 def _requests():
@@ -122,47 +129,27 @@ def _requests():
     return requests if hasattr(requests, "on_scriptrunner_yield") else None
 
 
-def _has_drawn_a_page(safe_state) -> bool:
-    try:
-        return PAGE_DRAWN in safe_state._state
-    except (AttributeError, TypeError):  # Streamlit's internals changed: no hold
-        return True
-
-
 def _hold_newer_requests() -> None:
-    """A newer request waits until whole_until_a_page_is_drawn lets it in (this script runner's object, not its
-    class)."""
+    """A newer request waits until whole_run's end (this script runner's object, not its class)."""
     requests = _requests()
     if requests is not None and "on_scriptrunner_yield" not in vars(requests):
         requests.on_scriptrunner_yield = lambda: None
 
 
-def _let_newer_requests_in() -> None:
-    requests = _requests()
-    if requests is not None and "on_scriptrunner_yield" in vars(requests):
-        del requests.on_scriptrunner_yield
-
-
 @contextmanager
-def whole_until_a_page_is_drawn():
-    """app.py's run: until one of this session's runs has drawn a page to its end, nothing cuts a run short, from
-    the moment its widget values are in (apply_clicks_before_yielding holds newer requests there) to the end of
-    the page. A new session has no callbacks yet, so a click that is its first message (a tab that reconnected
-    after a restart) acts where the page draws its button; the tab's own rerun for the reconnection, 5-60 ms
-    later, cut that run short and lost the click (walker seed 10: Train started no training)."""
-    with uninterrupted():  # reading the session state is a point where a run can be cut short, too
-        drawn = st.session_state.get(PAGE_DRAWN)
-    if drawn:
-        _let_newer_requests_in()
-        yield
-        return
-    _hold_newer_requests()
+def whole_run():
+    """app.py's run: one that a click on a button the session has not drawn started (apply_clicks_before_yielding
+    holds newer requests then) is not cut short before its end. A new session has no callbacks, so a click that is
+    its first message (a tab that reconnected after a restart) acts where the page draws its button; the tab's own
+    rerun for the reconnection, 5-60 ms later, cut that run short and lost the click (walker seed 10: Train started
+    no training). Other runs are cut short as before (a reconnected tab's plain rerun must be: its next one tells
+    the new session which canvas the tab shows)."""
     try:
         yield
-        st.session_state[PAGE_DRAWN] = True
     finally:
-        if st.session_state.get(PAGE_DRAWN):  # else the next run (st.rerun's, a newer request's) is held too
-            _let_newer_requests_in()
+        requests = _requests()
+        if requests is not None and "on_scriptrunner_yield" in vars(requests):
+            del requests.on_scriptrunner_yield
 
 
 def held_widget_keys() -> set[str]:
