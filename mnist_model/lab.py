@@ -58,17 +58,8 @@ class Lab:
         threading.Thread(target=self._upkeep, daemon=True, name="mnist-live-upkeep").start()
         if self.shared:
             threading.Thread(target=self._heartbeat, daemon=True, name="mnist-live-heartbeat").start()
-        self._warming = False
-
-    def warm(self) -> None:
-        """Start the executor's workers warming (the first call only): pages call it where they offer a training,
-        so a server that only shows boards and drawings never imports TensorFlow."""
-        with self._lock:
-            if self._warming:
-                return
-            self._warming = True
-        if hasattr(self.executor, "warm"):
-            self.executor.warm()
+        if hasattr(executor, "warm"):
+            executor.warm()
 
     def _upkeep(self) -> None:
         while not self._closed.wait(UPKEEP_EVERY_S):

@@ -91,7 +91,7 @@ def novelty_check(name: str = "mnist"):
 
 @st.cache_resource(show_spinner=False)
 def lab() -> Lab:
-    """The server's training service: its store and its executor (whose workers warm at offer_training())."""
+    """The server's training service: its store and its executor, whose workers start warming now."""
     from mnist_model.executors import make_executor
     from mnist_model.store import open_server_store
     return Lab(open_server_store(), make_executor())
@@ -101,12 +101,6 @@ def lab() -> Lab:
 def _predictor(run_id: str, _run: Run):
     from mnist_model.predict import Predictor
     return Predictor.for_run(_run)
-
-
-def offer_training() -> None:
-    """Pages call it where a button starts a training: the server's training workers start warming, once (a first
-    Train click then waits for no TensorFlow import)."""
-    lab().warm()
 
 
 def predictor(run: Run):

@@ -56,7 +56,6 @@ def quick_train_panel(ws, shared: bool = False) -> None:
                "few seconds), or use the Train page.") if shared else
              _("There is no trained model yet. Quick train teaches the notebook's network on {data} for one epoch (a "
                "few seconds), or train your own on the Train page.")).format(data=what))
-    common.offer_training()
     common.button(st, _("Quick train"), _quick_train, args=(ws, dataset), key="quick_train", type="primary")
     common.show_refusal(DRAW_REFUSED, st.error)
     latest = ws.latest_job()
@@ -401,7 +400,6 @@ def teach_panel(ws, run) -> None:
         c2.download_button(_("Download (.npz)"), drawings_to_npz(images, labels), "my-drawings.npz",
                            width="stretch", on_click="ignore")
         busy = bool(ws.jobs())
-        common.offer_training()
 
         def fine_tune() -> None:
             ws.start(fine_tune_task(run, images, labels),

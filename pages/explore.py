@@ -333,7 +333,6 @@ def overfitting_lab(ws, ds) -> None:
                  "appear in the Train page's run table; the model you use on Draw and Explore stays the same.").format(
         network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data]), knob=_(SWEEPS[knob][1]), values=values))
     busy = bool(ws.jobs())
-    common.offer_training()
 
     def sweep() -> None:
         ws.sweep([c for c, _ in plan], [name for _, name in plan])

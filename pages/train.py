@@ -522,7 +522,6 @@ elsewhere = not busy and elsewhere_panel(workspace)
 teacher_suggestion(workspace, cfg, busy)
 interrupted_panel(workspace, busy)
 b1, b2 = st.columns(2)
-common.offer_training()
 # common.button: a click that is a reconnected tab's first message (after a server restart) still trains.
 common.button(b1, _("Train"), start_training, key="train", type="primary",
               disabled=busy or elsewhere or ds is None, width="stretch")

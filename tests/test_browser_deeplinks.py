@@ -3,7 +3,6 @@ in the sidebar, never the raw pages/ folder, the workspace panel, the page's own
 import asyncio
 import os
 import shutil
-import time
 
 import pytest
 from streamlit.proto.Navigation_pb2 import Navigation
@@ -42,41 +41,6 @@ def test_a_fresh_server_never_lists_the_raw_pages_folder_not_even_for_a_moment(t
     assert "Traceback" not in log, log[-3000:]
 
 
-
-def _training_workers(server_pid: int) -> int:
-    """How many training worker processes (TensorFlow) the server has started."""
-    from pathlib import Path
-    from walker import _children
-    return sum(b"mnist_model.worker" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in _children(server_pid)
-               if Path(f"/proc/{pid}/cmdline").exists())
-
-
-def test_a_server_warms_its_training_worker_when_a_page_offers_a_training_and_not_before(tmp_path):
-    """Home and Class, and a second look at them, start no TensorFlow (a server that only shows boards never
-    imports it); Train, the first page with a training button, starts the worker warming before any click."""
-    proc, url = appserver.start(tmp_path / "server.log")
-
-    async def visit(path):
-        s = await Session.open(url, path)
-        errors = s.errors
-        await s.close()
-        return errors
-    try:
-        for path in ("", "class", ""):
-            assert not protocol.run(visit(path))
-        time.sleep(2)  # a warm-up thread would have started its process by now
-        before = _training_workers(proc.pid)
-        assert not protocol.run(visit("train"))
-        deadline = time.time() + 60
-        while not _training_workers(proc.pid) and time.time() < deadline:
-            time.sleep(0.2)
-        after = _training_workers(proc.pid)
-    finally:
-        appserver.stop(proc)
-    assert before == 0, f"{before} training worker(s) started for pages that offer no training"
-    assert after == 1, f"the Train page started {after} training workers (one slot)"
-    log = (tmp_path / "server.log").read_text()
-    assert "Traceback" not in log, log[-3000:]
 
 
 @needs_chromium
