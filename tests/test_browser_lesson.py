@@ -68,7 +68,7 @@ def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(app_url, page, tm
 
 
 def test_the_running_loss_chart_and_the_label_chart_keep_their_height(app_url, page):
-    _open(page, app_url, "Train", "?epochs=40&batch_size=16&architecture=cnn&dataset=fashion")
+    _open(page, app_url, "Train", "?epochs=40&batch_size=16&architecture=cnn&dataset=fashion&train_size=2000")
     page.get_by_role("button", name="Train", exact=True).click()
     deadline = time.time() + 180
     while (_progress_epoch(page) or 0) < 2 and time.time() < deadline:
