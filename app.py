@@ -1,20 +1,21 @@
 """MNIST Live: the entry point sets up the page, finds this browser's workspace and routes (no TensorFlow here)."""
-from pathlib import Path
+from pages import streamlit_mends
 
-import streamlit as st
+streamlit_mends.install()  # first: a fresh server's first run imports a lot, and requests come in meanwhile
 
-from mnist_model.errors import MnistLiveError
-from mnist_model.i18n import _
-from mnist_model.store import StoreError
-from pages import common, streamlit_mends
+from pathlib import Path  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from mnist_model.errors import MnistLiveError  # noqa: E402
+from mnist_model.i18n import _  # noqa: E402
+from mnist_model.store import StoreError  # noqa: E402
+from pages import common  # noqa: E402
 
 with streamlit_mends.whole_run():  # a session's first click is acted on where the page draws its button
     st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                        layout="wide")
     common.use_app_navigation()
-    streamlit_mends.keep_download_answers()
-    streamlit_mends.keep_downloads_through_a_rerun()
-    streamlit_mends.apply_clicks_before_yielding()
     try:
         common.lab().store.ping()  # the first page view of the server starts the training workers warming
         workspace, unreachable = common.workspace(), None

@@ -65,6 +65,49 @@ def keep_downloads_through_a_rerun() -> None:
     MediaFileManager._remove_orphaned_deferred_callables = forget_after_grace
 
 
+def install() -> None:
+    """app.py's first call, every run (each mend is installed once per process and then returns at once)."""
+    rerun_whole_for_fragments_never_drawn()
+    keep_download_answers()
+    keep_downloads_through_a_rerun()
+    apply_clicks_before_yielding()
+
+
+def rerun_whole_for_fragments_never_drawn() -> None:
+    """A widget change sent for a fragment this session has never drawn reruns the whole page with it. Such a
+    change comes from a page another session drew: a tab reconnecting after a server restart sends a stroke made
+    as it comes back as a rerun of the canvas's fragment, before the new session's first run has drawn it, and
+    Streamlit dropped the request whole, the drawing with it (the stroke on screen never got an answer: walker
+    seed 39). A fragment the session did draw and has since dropped (the page changed), and a fragment's own timer,
+    are left to Streamlit, which ignores them. Process-wide and once."""
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.runtime.app_session import AppSession
+    from streamlit.runtime.fragment import MemoryFragmentStorage
+    if getattr(AppSession.request_rerun, "reruns_unknown_fragments_whole", False):
+        return
+    request, register = AppSession.request_rerun, MemoryFragmentStorage.register
+
+    @functools.wraps(register)
+    def register_remembering(self, key, *args, **kwargs) -> None:
+        register(self, key, *args, **kwargs)
+        self.__dict__.setdefault("_ever_drawn", set()).add(key)
+
+    @functools.wraps(request)
+    def request_rerun(self, client_state=None, *args, **kwargs) -> None:
+        fragment_id = getattr(client_state, "fragment_id", "")
+        storage = getattr(self, "_fragment_storage", None)
+        if (fragment_id and not client_state.is_auto_rerun and isinstance(storage, MemoryFragmentStorage)
+                and not storage.contains(fragment_id) and fragment_id not in storage.__dict__.get("_ever_drawn", ())):
+            whole = ClientState()
+            whole.CopyFrom(client_state)
+            whole.fragment_id = ""
+            client_state = whole
+        request(self, client_state, *args, **kwargs)
+    request_rerun.reruns_unknown_fragments_whole = True
+    MemoryFragmentStorage.register = register_remembering
+    AppSession.request_rerun = request_rerun
+
+
 def apply_clicks_before_yielding() -> None:
     """app.py's call: a run takes in the click that started it before a newer request can cut it short. Streamlit
     looks for one just before it applies the run's widget values and calls their callbacks, and the newer request
