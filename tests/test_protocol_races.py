@@ -375,26 +375,30 @@ def test_a_download_maker_outlives_the_run_that_redraws_its_button(monkeypatch):
     assert shown not in files._deferred_callables and files.execute_deferred(redrawn).startswith("/media/")
 
 
-def test_a_stroke_for_the_canvas_of_the_page_a_reconnected_tab_shows_gets_an_answer(url):
+async def _draw_tab_with_a_model(url):
+    """A tab on Draw whose workspace has a Quick train model; returns (session, the canvas's delta path, its
+    bidi_component element)."""
+    s = await Session.open(url, "draw")
+    await s.click("Quick train")
+
+    def canvas(p):
+        return next(((path, e.bidi_component) for path, e in p.elements.items() if e.WhichOneof("type") ==
+                     "bidi_component" and "drawable_canvas" in e.bidi_component.component_name), None)
+    await s.until(lambda p: canvas(p) is not None, 180, "the canvas")
+    return (s, *canvas(s))
+
+
+def test_a_stroke_for_the_canvas_of_the_page_a_reconnected_tab_shows_gets_an_answer(url, sample):
     """After a server restart a Draw tab reconnects: its first message reruns the page, and a stroke made just then
     is sent 5-80 ms later as a rerun of the canvas's fragment, which the new session has not drawn yet. Streamlit
     dropped such a request whole, the drawing with it, and the stroke on screen never got an answer (walker seed 39:
     'The fragment with id ... does not exist anymore' in the new server's log). It is the page's: it runs whole."""
-    from mnist_model.data import load_dataset
-    digit = load_dataset("mnist").x_test[0] / 255.0
-
     async def go():
         answered = {}
-        s = await Session.open(url, "draw")
-        await s.click("Quick train")
-        await s.until(lambda p: any(e.WhichOneof("type") == "bidi_component" and "drawable_canvas" in
-                                    e.bidi_component.component_name for e in p.elements.values()), 180, "the canvas")
+        s, path, canvas = await _draw_tab_with_a_model(url)
         workspace = s.component_data("workspace_cookie")["id"]
-        path, canvas = next((p, e.bidi_component) for p, e in s.elements.items()
-                            if e.WhichOneof("type") == "bidi_component" and "drawable_canvas" in
-                            e.bidi_component.component_name)
         fragment, shown, page = s.fragment_of.get(path, ""), list(s.values.values()), s.page_hash
-        drawing = canvas_value(digit_canvas(digit))
+        drawing = canvas_value(digit_canvas(sample.x_test[0] / 255.0))
         await s.set_component("drawable_canvas", drawing, "the stroke, before the restart")
         await s.until(lambda p: p.metric("Prediction") not in (None, "–"), 30, "an answer")
         answered["before"] = s.metric("Prediction")
@@ -422,23 +426,15 @@ def test_a_stroke_for_the_canvas_of_the_page_a_reconnected_tab_shows_gets_an_ans
     assert set(answered.values()) == {answered["before"]}, answered  # the same drawing, the same model
 
 
-def test_a_late_stroke_for_a_canvas_the_session_drew_and_left_does_not_take_the_tab_back(url):
+def test_a_late_stroke_for_a_canvas_the_session_drew_and_left_does_not_take_the_tab_back(url, sample):
     """The other side of the mend above: a stroke sent for Draw's canvas fragment after the tab has gone on to Train
     (the session drew that fragment, then dropped it) is ignored as before; it must not rerun Draw over Train."""
-    from mnist_model.data import load_dataset
-    digit = load_dataset("mnist").x_test[1] / 255.0
-
     async def go():
-        s = await Session.open(url, "draw")
-        await s.click("Quick train")
-        await s.until(lambda p: any(e.WhichOneof("type") == "bidi_component" and "drawable_canvas" in
-                                    e.bidi_component.component_name for e in p.elements.values()), 180, "the canvas")
-        path, canvas = next((p, e.bidi_component) for p, e in s.elements.items()
-                            if e.WhichOneof("type") == "bidi_component" and "drawable_canvas" in
-                            e.bidi_component.component_name)
+        s, path, canvas = await _draw_tab_with_a_model(url)
         fragment, draw_page = s.fragment_of.get(path, ""), s.page_hash
         await s.goto("train")
-        stroke = protocol.WidgetState(id=canvas.id, json_value=json.dumps(canvas_value(digit_canvas(digit))))
+        drawing = canvas_value(digit_canvas(sample.x_test[1] / 255.0))
+        stroke = protocol.WidgetState(id=canvas.id, json_value=json.dumps(drawing))
         s.page_hash = draw_page  # as the tab's late message names it
         late = asyncio.create_task(s._send("a late stroke", {stroke.id: stroke}, scope=fragment, page_name="draw"))
         await asyncio.sleep(3)
