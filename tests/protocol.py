@@ -182,8 +182,11 @@ class Session:
             url = response.deferred_file.url
         if rerun is not None:
             await rerun
-        with urllib.request.urlopen(self.base + url, timeout=30) as r:
-            return r.read()
+
+        def fetch() -> bytes:
+            with urllib.request.urlopen(self.base + url, timeout=30) as r:
+                return r.read()
+        return await asyncio.to_thread(fetch)  # off the event loop: other sessions' messages and timers go on
 
     async def set_value(self, kind: str, label: str, what: str, **value) -> float:
         """Set a widget (kind as in the Element proto: "slider", "text_input"...) to a WidgetState value, for
