@@ -232,9 +232,17 @@ def controls(train_sizes: tuple[int, ...]) -> TrainConfig:
         with common.plain_errors():  # replaced by a settings link, rerunning once more, must not write its old ones
             common.workspace().save_settings(cfg)
         st.session_state["saved_settings"] = cfg
-    if {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS} != cfg.to_query():
-        st.query_params.from_dict(cfg.to_query())
+    # The URL as this run's request had it is the browser's when it sent it: a URL this session sent since may
+    # reach the browser after, so it is sent again unless it was this one (walker seed 27: patience 1 -> 0 -> 1).
+    wanted = cfg.to_query()
+    shown = {k: v for k, v in st.query_params.to_dict().items() if k not in common.APP_PARAMS}
+    if shown != wanted or st.session_state.get(URL_SENT, wanted) != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state[URL_SENT] = wanted
     return cfg
+
+
+URL_SENT = "train_url_sent"  # session state: the settings Train last put in the URL (or found there)
 
 
 def _train_sizes(n_train: int) -> tuple[int, ...]:

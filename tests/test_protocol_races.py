@@ -457,3 +457,33 @@ def test_the_mends_install_once_however_often_app_py_runs():
     assert AppSession.request_rerun.reruns_unknown_fragments_whole
     assert not hasattr(AppSession.request_rerun.__wrapped__, "__wrapped__")
     assert not hasattr(MemoryFragmentStorage.register.__wrapped__, "__wrapped__")
+
+
+def test_the_url_ends_with_the_settings_when_a_knob_moves_again_before_the_browser_had_the_last_url(url):
+    """A knob moves twice (patience 1 -> 0 -> 1, as the keyboard does it), the second time before the first run's new
+    URL has reached the browser: the second request still carries the URL with patience=1, so the server took the
+    URL for right and sent nothing, and the first run's URL without patience, which arrived after, stayed in the
+    address bar while the workspace kept patience 1 (walker seed 27). The last URL the browser gets must say 1."""
+    async def go():
+        s = await Session.open(url, "train")
+        urls, handle = [], s._handle
+
+        def handle_noting_urls(msg):  # the URLs the server sends, in order
+            if msg.WhichOneof("type") == "page_info_changed":
+                urls.append(msg.page_info_changed.query_string)
+            handle(msg)
+        s._handle = handle_noting_urls
+        await s.set_value("slider", "Early stopping: patience", "patience 1", double_array_value=[1])
+        with_patience = s.query
+        await s.set_value("slider", "Early stopping: patience", "patience 0", double_array_value=[0])
+        without = s.query
+        s.query = with_patience  # the browser sent its next change before that URL came
+        sent = len(urls)
+        await s.set_value("slider", "Early stopping: patience", "patience 1 again", double_array_value=[1])
+        await asyncio.sleep(1)
+        final = urls[-1] if len(urls) > sent else without  # that URL came after: it stays unless another follows
+        await s.close()
+        return with_patience, without, final
+    with_patience, without, final = protocol.run(go())
+    assert "patience=1" in with_patience and "patience" not in without, (with_patience, without)
+    assert "patience=1" in final, f"the address bar ends on {final!r} while the settings say patience 1"
