@@ -48,6 +48,8 @@ class Order:
     label: str
     kind: str = "train"  # "train", "sweep" (its runs keep the chosen model) or "fine-tune"
     base_run_id: str | None = None  # fine-tuning: the run it continues
+    model_before: str | None = None  # the model in use when it was asked for: a model picked since stays in use
+    model_before_known: bool = False  # False: adopted from a server that died, which did not say
 
 
 @dataclass(frozen=True)

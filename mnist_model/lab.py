@@ -2,6 +2,7 @@
 trainings, and writes each result to its workspace when it ends, whether or not a browser is watching."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -150,6 +151,11 @@ class Lab:
     def submit(self, workspace_id: str, orders: list[Order]) -> list[TrainingJob]:
         """Queue the workspace's trainings, one after the other; WorkspaceBusy if it has one already (here, or
         on another server of the same database)."""
+        try:
+            model = self.store.model_run_id(workspace_id)
+            orders = [dataclasses.replace(o, model_before=model, model_before_known=True) for o in orders]
+        except StoreError:  # then its run becomes the model in use when it ends, as if nothing was picked
+            pass
         with self._lock:
             if self._jobs.get(workspace_id):
                 raise WorkspaceBusy("You already have a training running or waiting: stop it first, or wait for "
@@ -280,6 +286,9 @@ class Lab:
         run.base_run_id = order.base_run_id if order else None
         becomes_model = order is None or order.kind != "sweep"  # A sweep's runs never replace the model in use.
         try:
+            if becomes_model and order is not None and order.model_before_known:
+                now = self.store.model_run_id(workspace_id)  # nor does it replace a model picked while it trained
+                becomes_model = now is None or now == order.model_before
             self.store.add_run(workspace_id, run)
             if becomes_model:
                 self.store.set_model_run_id(workspace_id, run.run_id)

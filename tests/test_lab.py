@@ -137,6 +137,24 @@ def test_a_sweep_runs_in_turn_keeps_the_chosen_model_and_stops_as_one(lab):
     assert all(j.state.done for j in jobs) and jobs[2].state == JobState.STOPPED and jobs[2].snapshot().result is None
 
 
+def test_a_model_picked_while_a_training_runs_stays_in_use_when_it_ends(lab):
+    """A training's run becomes the model in use when it ends, unless the student picked a model meanwhile: the
+    pick was the later wish (walker seed 88: 'chose Run 2, but the workspace uses Run 3')."""
+    ws = lab.new_workspace()
+    for _ in range(2):
+        ws.train(QUICK)
+        _wait_idle(ws)
+    first, second = ws.runs()
+    assert ws.model_run().run_id == second.run_id
+    ws.train(QUICK)
+    ws.choose_model(first.run_id)  # while Run 3 trains
+    _wait_idle(ws)
+    assert [r.name for r in ws.runs()] == ["Run 1", "Run 2", "Run 3"] and ws.model_run().name == "Run 1"
+    ws.train(QUICK)  # nothing picked while it trains: its run is the model in use
+    _wait_idle(ws)
+    assert ws.model_run().name == "Run 4"
+
+
 def test_a_store_that_cannot_save_keeps_the_run_in_memory_and_says_why(lab, monkeypatch):
     ws = lab.new_workspace()
 
