@@ -185,6 +185,8 @@ export default function(component) {
   // A change sent while that run has not yet drawn the page (a stroke in its first second or two) names a fragment
   // the new session does not know yet, and Streamlit drops it: once that run is over, the page reruns once more
   // with what the browser holds by then.
+  // When no run starts within 2 s there is none to wait for (the switch's ran before the restart, and a new server
+  // runs nothing unasked): go on at once, or the new session never ran and dropped every stroke (walker seed 39).
   const afterNextRun = (then) => {
     const app = document.querySelector('[data-testid="stApp"]');
     let ran = false;
@@ -192,9 +194,9 @@ export default function(component) {
     const watch = setInterval(() => {
       const state = app && app.dataset.testScriptState;
       if (state === "running" || state === "rerunRequested") ran = true;
-      else if (ran || Date.now() - started > 60000) {
+      else if (ran || Date.now() - started > 2000) {
         clearInterval(watch);
-        if (ran) then();
+        then();
       }
     }, 50);
   };

@@ -345,6 +345,22 @@ def _answered_or_explain(page, canvas, what: str, timeout_ms: int = 30000) -> No
     pytest.fail(f"no answer to {what} within {timeout_ms / 1000:.0f} s; the page: {seen}")
 
 
+def test_a_tab_that_switched_page_just_before_a_restart_answers_its_next_stroke(tmp_path, browser):
+    """A click on Draw in the sidebar (its run over), then at once kill -9 and a new server: the tab, which waits
+    for a page switch's run before its reconnection rerun, waited for a run that never came (the switch's was over
+    and the new server runs nothing unasked), so the new session never ran, dropped the stroke, and the drawing
+    on screen got no answer (walker seed 39)."""
+    with _draw_tab_across_a_restart(tmp_path, browser) as (page, url, restart):
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Draw").click()
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60000)
+        page.evaluate(_SOCKET_OPENS_JS)
+        restart()
+        page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=20)
+        canvas = page.locator("canvas.upper-canvas")
+        appserver.stroke(page, canvas.bounding_box(), [(140, 60), (139, 150), (138, 240)])
+        _answered_or_explain(page, canvas, "a stroke made as the tab reconnected", timeout_ms=30000)
+
+
 def test_a_page_switch_clicked_as_the_tab_reconnects_is_not_taken_back(tmp_path, browser):
     """kill -9 and a new server while a Draw tab stays open; a click on Explore in the sidebar right as the tab's
     socket opens again (the tab's own reconnection reruns follow it, naming Draw) still goes to Explore. Tried at
