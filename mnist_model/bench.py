@@ -107,7 +107,7 @@ def _bench_data(quick: bool):
                                  y_train=rng.integers(0, 10, 60000).astype(np.uint8),
                                  source="random pixels (speed does not depend on them)")
     if quick:
-        ds = dataclasses.replace(ds, x_train=ds.x_train[:5000], y_train=ds.y_train[:5000])  # quick: fewer steps, same shapes
+        ds = dataclasses.replace(ds, x_train=ds.x_train[:2000], y_train=ds.y_train[:2000])  # quick: fewer steps, same shapes
     return ds
 
 
