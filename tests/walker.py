@@ -1017,13 +1017,21 @@ def _explore(walk, p):
         cell = chart.first.locator(f"path[aria-label*='true label: {t};'][aria-label*='predicted: {q};']").first
         if not cell.count():
             cell = chart.first.locator(f"path[aria-label*='true label: {t}'][aria-label*='predicted: {q}']").first
-        label = cell.get_attribute("aria-label", timeout=WAIT)
-        count = int(re.search(r"test images: (\d+)", label).group(1))
+        cell.get_attribute("aria-label", timeout=WAIT)  # it is drawn
         cell.click()
-        wanted = (f"{count} test image{'' if count == 1 else 's'}: true {t}, predicted {q}" if count else
-                  "No test image falls in that cell.")  # one image: "1 test image: ..." (seed 0 waited for "images")
-        page.get_by_text(wanted).first.wait_for(timeout=WAIT)
+
+        def wanted() -> str:
+            """What the page says below the chart for that cell, by the cell's count in the chart as drawn now: a
+            training that ends during the action redraws the chart for the new model (seed 78 expected the old
+            model's count)."""
+            label = cell.get_attribute("aria-label", timeout=WAIT)
+            count = int(re.search(r"test images: (\d+)", label).group(1))
+            return (f"{count} test image{'' if count == 1 else 's'}: true {t}, predicted {q}" if count else
+                    "No test image falls in that cell.")  # one image: "1 test image: ..." (seed 0 waited "images")
+        check(_until(lambda: page.get_by_text(wanted()).count()), f"the click on the cell ({t}, {q}) showed "
+              f"nothing for it; the chart's cell says {wanted()!r}")
         walk.settle()
+        check(page.get_by_text(wanted()).count(), f"after the page settled it does not say {wanted()!r}")
 
 
 def _gen_explore(rng, walk):
