@@ -319,6 +319,7 @@ class Walk:
         self.ws = ws
         self.check_store()
         self.check_model(page)
+        self.check_training_line(page)
         if self.where == "Train":
             self.check_train_settings(page)
         if self.where == "Draw":
@@ -408,6 +409,22 @@ class Walk:
                 time.sleep(1.5)
                 self.settle()
         raise WalkFailure(why)
+
+    def check_training_line(self, page, tries=4):
+        """The sidebar says a training runs or waits only while one does: the page (or the sidebar's own timer)
+        reruns when it ends. (Seed 78's page showed 'Training: Run 2 (its progress is on this page)' on Explore
+        a minute after Run 2 had ended.) The other way round is allowed: an idle page learns of another tab's
+        training at its next rerun."""
+        for attempt in range(tries):
+            caps = page.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer").all_inner_texts()
+            says = next((c for c in caps if c.startswith("Training:")), None)
+            if says is None or self.jobs():
+                self.count("training line")
+                return
+            if attempt < tries - 1:  # it ended between the reads: the page follows in a rerun
+                time.sleep(1.5)
+                self.settle()
+        raise WalkFailure(f"the sidebar says {says!r}, but no training runs or waits in the workspace")
 
     def check_train_settings(self, page):
         """The Train page's Epochs slider and the URL show the settings the workspace keeps."""
