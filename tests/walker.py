@@ -346,16 +346,22 @@ class Walk:
                 continue
             raise WalkFailure(f"an error box on the page: {text[:2000]}")
 
-    def check_sidebar(self, page):
+    def check_sidebar(self, page, tries=3):
         nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
-        names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
-        if not names:  # a page that is loading itself again (see check_errors) or reconnecting shows no list until
-            try:  # its first run: it must come back, with the right pages
+        for attempt in range(tries):
+            names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
+            if names == PAGES:
+                break
+            # A page that is loading itself again (see check_errors) or reconnecting shows no list until its first
+            # run, and a tab that reconnected after a kill -9 showed its links half drawn for a moment (the icons'
+            # names run into the labels, 'homeHome': seed 44): the list must come back, right, once the page ran
+            try:
                 page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)
                 self.settle(page, timeout=LONG)
             except Exception:  # playwright's TimeoutError: the check below says what is missing
                 pass
-            names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
+            time.sleep(1.5)
+        names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
         check(names == PAGES, f"the sidebar lists {names}, not {PAGES}")
         check(page.get_by_test_id("stSidebar").get_by_text("Your workspace").count() == 1,
               "the sidebar has no 'Your workspace' panel")
