@@ -3,6 +3,7 @@ import atexit
 import gzip
 import importlib.util
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -57,14 +58,30 @@ RAY_MODULES = {"test_cluster"}  # its tests start Ray clusters of their own
 RAY_TESTS = {"test_bench_quick_prints_every_target_as_json"}  # bench's cluster figures start one too
 
 
-def pytest_collection_modifyitems(config, items):
-    """For make test's two workers (pytest-xdist, --dist loadgroup): a module's tests share one worker, so its
-    app server starts once; every test that starts Ray shares another group, so two Ray clusters never compete."""
-    for item in items:
-        params = getattr(item, "callspec", None)
-        on_ray = (item.module.__name__ in RAY_MODULES or item.originalname in RAY_TESTS
-                  or (params is not None and "ray" in params.params.values()))
-        item.add_marker(pytest.mark.xdist_group("ray" if on_ray else item.module.__name__))
+def test_group(nodeid: str) -> str:
+    """The worker group of a test: "ray" for every test that starts Ray (so two Ray clusters never compete),
+    else its module (so a module's app server and fixtures start once)."""
+    path, _, rest = nodeid.partition("::")
+    name, params = rest.partition("[")[0], rest.partition("[")[2]
+    if (Path(path).stem in RAY_MODULES or name in RAY_TESTS
+            or re.search(r"(^|-)ray(-|\]$)", params)):  # an executor parameter: [ray], [4-ray], [chromium-ray]
+        return "ray"
+    return Path(path).stem
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """make test's two workers (pytest-xdist) take whole groups (test_group). xdist's own --dist loadgroup reads
+    xdist_group marks into the test ids, which pytest 9 no longer lets it do: every test was its own group, so each
+    module's tests were spread over both workers, each starting the module's app server, and both workers ran
+    Ray at once."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+    return ByGroup(config, log)
 
 
 EXECUTORS = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])  # one contract, every executor
