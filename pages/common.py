@@ -677,8 +677,10 @@ def sidebar(ws: Workspace, page_name: str = ""):
         slot = st.empty()
         # The last run's status until this run's, in the same shape (a block of captions, as the fragment draws
         # them): the panel below must not jump up for the run and down again (a click aimed at "Yes, start over"
-        # landed on the text above it: walker seed 54).
-        with slot.container(), st.container():
+        # landed on the text above it: walker seed 54). One block deeper than the fragment's captions: the browser
+        # keeps the children of a block redrawn at the same place, so a line drawn here that the status no longer
+        # says would stay under it for good, marked as this run's (the 'Training:' line after a training ended).
+        with slot.container(), st.container(), st.container():
             for line in st.session_state.get(STATUS_LINES, []):
                 st.caption(line)
         workspace_panel(ws)

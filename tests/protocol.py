@@ -66,9 +66,10 @@ class Session:
         self.base = url.rstrip("/")
         self.cookies = dict(cookies or {})
         self.locale = locale
-        self.elements: dict[tuple, object] = {}  # delta path -> Element proto (Block entries are not kept)
-        self.fragment_of: dict[tuple, str] = {}  # delta path -> the fragment that drew it ("" outside any)
-        self.run_of: dict[tuple, str] = {}  # delta path -> the script run that drew it last
+        self.elements: dict[tuple, object] = {}  # delta path -> Element proto
+        self.blocks: dict[tuple, str] = {}  # delta path -> the kind of block there (vertical, expandable, ...)
+        self.fragment_of: dict[tuple, str] = {}  # delta path (element or block) -> its fragment ("" outside any)
+        self.run_of: dict[tuple, str] = {}  # delta path (element or block) -> the script run that drew it last
         self.values: dict[str, WidgetState] = {}  # widget id -> the value this tab holds (sent with every rerun)
         self.pages: dict[str, str] = {}  # url path ("" for the default page) -> page script hash
         self.navigations: list[tuple[int, list[str]]] = []  # every navigation message: (position, page names)
@@ -394,13 +395,24 @@ class Session:
                 self.pages[""] = default.page_script_hash
         elif kind == "delta":
             path = tuple(msg.metadata.delta_path)
-            if msg.delta.WhichOneof("type") == "new_element":
+            what = msg.delta.WhichOneof("type")
+            if what == "new_element":
                 element = msg.delta.new_element
+                if path in self.blocks:  # an element in a block's place ends the block and all in it
+                    self._drop(path)
                 self.elements[path] = element
-                self.fragment_of[path] = msg.delta.fragment_id
-                self.run_of[path] = self._current
                 if element.WhichOneof("type") == "exception":
                     self.errors.append(f"exception on /{self.path}: {element.exception.message}")
+            elif what == "add_block":
+                # Like the browser: a block drawn again where one of its kind stands keeps the children there
+                # (they go only when a finished run finds them stale); any other kind starts empty.
+                block = msg.delta.add_block.WhichOneof("type") or ""
+                if self.blocks.get(path) != block and (path in self.blocks or path in self.elements):
+                    self._drop(path)
+                self.blocks[path] = block
+            if what in ("new_element", "add_block"):
+                self.fragment_of[path] = msg.delta.fragment_id
+                self.run_of[path] = self._current
         elif kind == "auto_rerun":
             self._start_timer(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
@@ -424,9 +436,7 @@ class Session:
             stale = [p for p, r in self.run_of.items() if r != run_id and ("" in scopes or self.fragment_of.get(p)
                                                                            in scopes)]
             for p in stale:
-                self.elements.pop(p, None)
-                self.run_of.pop(p, None)
-                self.fragment_of.pop(p, None)
+                self._drop(p)
         now = time.perf_counter()
         for request in list(self._pending):
             if request.run_id == run_id and request.started and status in DONE:
@@ -435,6 +445,13 @@ class Session:
                     request.done.set_result(now - request.sent)
             elif request.run_id == run_id and status not in DONE:
                 request.started, request.run_id = False, ""  # cut short by a newer request: the next run answers
+
+    def _drop(self, path: tuple) -> None:
+        """Forget what stands at path and everything inside it."""
+        n = len(path)
+        for table in (self.elements, self.blocks, self.run_of, self.fragment_of):
+            for p in [p for p in table if p[:n] == path]:
+                del table[p]
 
     def _start_timer(self, fragment_id: str, interval: float) -> None:
         self._stop_timer(fragment_id)
