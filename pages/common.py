@@ -677,10 +677,9 @@ def sidebar(ws: Workspace, page_name: str = ""):
         slot = st.empty()
         # The last run's status until this run's, in the same shape (a block of captions, as the fragment draws
         # them): the panel below must not jump up for the run and down again (a click aimed at "Yes, start over"
-        # landed on the text above it: walker seed 54). One block deeper than the fragment's captions: the browser
-        # keeps the children of a block redrawn at the same place, so a line drawn here that the status no longer
-        # says would stay under it for good, marked as this run's (the 'Training:' line after a training ended).
-        with slot.container(), st.container(), st.container():
+        # landed on the text above it: walker seed 54).
+        with slot.container(), st.container():
+            st.session_state[STATUS_DRAWN] = len(st.session_state.get(STATUS_LINES, []))
             for line in st.session_state.get(STATUS_LINES, []):
                 st.caption(line)
         workspace_panel(ws)
@@ -693,6 +692,7 @@ def sidebar(ws: Workspace, page_name: str = ""):
 
 
 STATUS_LINES = "status_lines"  # session state: what the sidebar's status said last
+STATUS_DRAWN = "status_lines_drawn"  # session state: how many of those this run drew before the page
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
 STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
 FOLLOWED_HERE = "page_follows_training"
@@ -736,7 +736,7 @@ def sidebar_status(ws: Workspace, slot) -> None:
 
 
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
-    lines = st.session_state[STATUS_LINES] = []  # kept for the next run's start (sidebar)
+    lines = []  # kept for the next run's start (sidebar) once all are said: a run cut short keeps the last ones
 
     def say(line: str) -> None:
         lines.append(line)
@@ -776,6 +776,12 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
             say(_("**Training:** {label} queued").format(label=label))
         else:
             say(_("**Training:** {label} running").format(label=label))
+    # The browser keeps the children of a block drawn again at the same place, and the lines drawn before the page
+    # are this run's: a line no longer said must be drawn over, or it stays for good ('Training: ...' after every
+    # training on Train: walker seeds 0, 1, 2, 78). An empty element takes no room.
+    for _missing in range(len(lines), st.session_state.get(STATUS_DRAWN, 0)):
+        st.empty()
+    st.session_state[STATUS_LINES] = lines
     if was_busy and not jobs:
         st.rerun()  # it ended: the whole page, whose fragments (and this one) then stop ticking
 
