@@ -58,7 +58,7 @@ RAY_MODULES = {"test_cluster"}  # its tests start Ray clusters of their own
 RAY_TESTS = {"test_bench_quick_prints_every_target_as_json"}  # bench's cluster figures start one too
 
 
-def test_group(nodeid: str) -> str:
+def worker_group(nodeid: str) -> str:
     """The worker group of a test: "ray" for every test that starts Ray (so two Ray clusters never compete),
     else its module (so a module's app server and fixtures start once)."""
     path, _, rest = nodeid.partition("::")
@@ -70,7 +70,7 @@ def test_group(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """make test's two workers (pytest-xdist) take whole groups (test_group). xdist's own --dist loadgroup reads
+    """make test's two workers (pytest-xdist) take whole groups (worker_group). xdist's own --dist loadgroup reads
     xdist_group marks into the test ids, which pytest 9 no longer lets it do: every test was its own group, so each
     module's tests were spread over both workers, each starting the module's app server, and both workers ran
     Ray at once."""
@@ -80,7 +80,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return test_group(nodeid)
+            return worker_group(nodeid)
     return ByGroup(config, log)
 
 

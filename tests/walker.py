@@ -391,46 +391,51 @@ class Walk:
         caps = page.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer").all_inner_texts()
         return next((c.split("Model:", 1)[1].strip() for c in caps if c.startswith("Model:")), None)
 
-    def check_model(self, page, tries=3):
-        """The sidebar names the model the store says the workspace uses, and so does the page."""
+    def _until_settled(self, look, tries):
+        """look() says what is wrong (or None); asked again, 1.5 s apart, after the page settles (a training may
+        end between the reads, and the page follows in a rerun); raises what is wrong at the last try."""
         for attempt in range(tries):
-            run = self.model_run()
-            want = run.label if run is not None else "none yet - train one"
-            shown = self.sidebar_model(page)
-            ok = shown == want
-            why = f"the sidebar names the model {shown!r}, the store {want!r}"
-            if ok and self.where == "Draw":
-                caps = page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").all_inner_texts()
-                named = next((c[len("Model: "):] for c in caps if c.startswith("Model: ")), None)
-                ok = named == (run.label if run is not None else None)
-                why = f"Draw says 'Model: {named}', the store {want!r}"
-            if ok and self.where == "Train" and run is not None and run.run_id in self.known_runs.get(self.ws, ()):
-                text = _model_choice(page)
-                ok = text == run.label
-                why = f"Train's model selectbox shows {text!r}, the store {want!r}"
-            if ok:
-                self.count(f"model named on {self.where}" if self.where in ("Draw", "Train") else "model in sidebar")
+            why = look()
+            if why is None:
                 return
-            if attempt < tries - 1:  # a training may have ended between the reads: the page follows in a rerun
+            if attempt < tries - 1:
                 time.sleep(1.5)
                 self.settle()
         raise WalkFailure(why)
 
+    def check_model(self, page, tries=3):
+        """The sidebar names the model the store says the workspace uses, and so does the page."""
+        def look():
+            run = self.model_run()
+            want = run.label if run is not None else "none yet - train one"
+            shown = self.sidebar_model(page)
+            if shown != want:
+                return f"the sidebar names the model {shown!r}, the store {want!r}"
+            if self.where == "Draw":
+                caps = page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").all_inner_texts()
+                named = next((c[len("Model: "):] for c in caps if c.startswith("Model: ")), None)
+                if named != (run.label if run is not None else None):
+                    return f"Draw says 'Model: {named}', the store {want!r}"
+            if self.where == "Train" and run is not None and run.run_id in self.known_runs.get(self.ws, ()):
+                text = _model_choice(page)
+                if text != run.label:
+                    return f"Train's model selectbox shows {text!r}, the store {want!r}"
+            return None
+        self._until_settled(look, tries)
+        self.count(f"model named on {self.where}" if self.where in ("Draw", "Train") else "model in sidebar")
+
     def check_training_line(self, page, tries=4):
         """The sidebar says a training runs or waits only while one does: the page (or the sidebar's own timer)
-        reruns when it ends. (Seed 78's page showed 'Training: Run 2 (its progress is on this page)' on Explore
-        a minute after Run 2 had ended.) The other way round is allowed: an idle page learns of another tab's
-        training at its next rerun."""
-        for attempt in range(tries):
+        reruns when it ends. (After every training on Train the line stayed: seeds 0, 1, 2 and 78.) The other way
+        round is allowed: an idle page learns of another tab's training at its next rerun."""
+        def look():
             caps = page.get_by_test_id("stSidebar").get_by_test_id("stCaptionContainer").all_inner_texts()
             says = next((c for c in caps if c.startswith("Training:")), None)
             if says is None or self.jobs():
-                self.count("training line")
-                return
-            if attempt < tries - 1:  # it ended between the reads: the page follows in a rerun
-                time.sleep(1.5)
-                self.settle()
-        raise WalkFailure(f"the sidebar says {says!r}, but no training runs or waits in the workspace")
+                return None
+            return f"the sidebar says {says!r}, but no training runs or waits in the workspace"
+        self._until_settled(look, tries)
+        self.count("training line")
 
     def check_train_settings(self, page):
         """The Train page's Epochs slider and the URL show the settings the workspace keeps."""
