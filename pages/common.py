@@ -677,10 +677,14 @@ def sidebar(ws: Workspace, page_name: str = ""):
         slot = st.empty()
         # The last run's status until this run's, in the same shape (a block of captions, as the fragment draws
         # them): the panel below must not jump up for the run and down again (a click aimed at "Yes, start over"
-        # landed on the text above it: walker seed 54).
+        # landed on the text above it: walker seed 54). A session's first run (a new tab, a reload, a reconnection)
+        # has no last status: it draws what the status says now.
+        lines = st.session_state.get(STATUS_LINES)
+        if lines is None:
+            lines = st.session_state[STATUS_LINES] = status_lines(ws, ws.model_run(), False)[0]
         with slot.container(), st.container():
-            st.session_state[STATUS_DRAWN] = len(st.session_state.get(STATUS_LINES, []))
-            for line in st.session_state.get(STATUS_LINES, []):
+            st.session_state[STATUS_DRAWN] = len(lines)
+            for line in lines:
                 st.caption(line)
         workspace_panel(ws)
         language_switch(ws)
@@ -736,54 +740,57 @@ def sidebar_status(ws: Workspace, slot) -> None:
 
 
 def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
-    lines = []  # kept for the next run's start (sidebar) once all are said: a run cut short keeps the last ones
-
-    def say(line: str) -> None:
-        lines.append(line)
-        st.caption(line)
-
     run = ws.model_run()
     _catch_up_with(run)
-    if run is not None:
-        say(_("**Data:** {data}").format(data=translated_title(run.dataset)))
-        say(_("**Model:** {model}").format(model=run.label))
-    else:
-        cfg = config()
-        try:
-            say(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
-        except MnistLiveError:
-            say(_("**Data:** {data} (not available)").format(data=cfg.dataset))
-        say(_("**Model:** none yet - train one"))
-    member = ws.membership()
-    if member is not None:
-        say((_("**Class:** {code} (ended)") if member.ended else _("**Class:** {code}")).format(
-            code=member.code))
-    elif (taught := ws.teaching()) is not None and not taught.ended:
-        say(_("**Class:** {code} (you teach it)").format(code=taught.code))
-    jobs = ws.jobs()
-    for job in jobs[:1]:
-        snap = job.snapshot()
-        label = job.label
-        if followed:
-            say(_("**Training:** {label} (its progress is on this page)").format(label=label))
-        elif snap.state.value == "running" and snap.batch:
-            say(_("**Training:** {label}, epoch {epoch}/{epochs}").format(
-                label=label, epoch=snap.batch.epoch, epochs=snap.batch.epochs))
-        elif snap.queue_position:
-            say(_("**Training:** {label} queued (queue position {position})").format(
-                label=label, position=snap.queue_position))
-        elif snap.state.value == "queued":
-            say(_("**Training:** {label} queued").format(label=label))
-        else:
-            say(_("**Training:** {label} running").format(label=label))
+    lines, jobs = status_lines(ws, run, followed)
+    for line in lines:
+        st.caption(line)
     # The browser keeps the children of a block drawn again at the same place, and the lines drawn before the page
     # are this run's: a line no longer said must be drawn over, or it stays for good ('Training: ...' after every
     # training on Train: walker seeds 0, 1, 2, 78). An empty element takes no room.
     for _missing in range(len(lines), st.session_state.get(STATUS_DRAWN, 0)):
         st.empty()
-    st.session_state[STATUS_LINES] = lines
+    st.session_state[STATUS_LINES] = lines  # for the next run's start (sidebar): a run cut short keeps the last
     if was_busy and not jobs:
         st.rerun()  # it ended: the whole page, whose fragments (and this one) then stop ticking
+
+
+def status_lines(ws: Workspace, run: Run | None, followed: bool) -> tuple[list[str], list]:
+    """The sidebar's status: the data and model in use (run), the class, the training's state; and the jobs read."""
+    lines = []
+    if run is not None:
+        lines.append(_("**Data:** {data}").format(data=translated_title(run.dataset)))
+        lines.append(_("**Model:** {model}").format(model=run.label))
+    else:
+        cfg = config()
+        try:
+            lines.append(_("**Data:** {data}").format(data=dataset(cfg.dataset).title))
+        except MnistLiveError:
+            lines.append(_("**Data:** {data} (not available)").format(data=cfg.dataset))
+        lines.append(_("**Model:** none yet - train one"))
+    member = ws.membership()
+    if member is not None:
+        lines.append((_("**Class:** {code} (ended)") if member.ended else _("**Class:** {code}")).format(
+            code=member.code))
+    elif (taught := ws.teaching()) is not None and not taught.ended:
+        lines.append(_("**Class:** {code} (you teach it)").format(code=taught.code))
+    jobs = ws.jobs()
+    for job in jobs[:1]:
+        snap = job.snapshot()
+        label = job.label
+        if followed:
+            lines.append(_("**Training:** {label} (its progress is on this page)").format(label=label))
+        elif snap.state.value == "running" and snap.batch:
+            lines.append(_("**Training:** {label}, epoch {epoch}/{epochs}").format(
+                label=label, epoch=snap.batch.epoch, epochs=snap.batch.epochs))
+        elif snap.queue_position:
+            lines.append(_("**Training:** {label} queued (queue position {position})").format(
+                label=label, position=snap.queue_position))
+        elif snap.state.value == "queued":
+            lines.append(_("**Training:** {label} queued").format(label=label))
+        else:
+            lines.append(_("**Training:** {label} running").format(label=label))
+    return lines, jobs
 
 
 # ---------------------------------------------------------------- charts
