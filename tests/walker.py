@@ -1269,10 +1269,12 @@ def _close(walk, failure) -> None:
 
 
 def _failure_text(exc, walk):
-    try:  # what the page showed, beside the logs in the work folder
-        walk.page.screenshot(path=str(walk.workdir / "failure.png"), full_page=True, timeout=10000)
-    except Exception:
-        pass
+    for page, name in ((walk.page, "failure.png"), (walk.student, "failure-student.png")):
+        try:  # what the pages showed, beside the logs in the work folder
+            if page is not None:
+                page.screenshot(path=str(walk.workdir / name), full_page=True, timeout=10000)
+        except Exception:
+            pass
     text = f"{exc.__class__.__name__}: {exc}" if isinstance(exc, WalkFailure) else traceback.format_exc()
     logs = "\n".join(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-1500:]}" for log in walk.logs
                      if log.exists())
