@@ -683,7 +683,6 @@ def sidebar(ws: Workspace, page_name: str = ""):
         if lines is None:
             lines = st.session_state[STATUS_LINES] = status_lines(ws, ws.model_run(), False)[0]
         with slot.container(), st.container():
-            st.session_state[STATUS_DRAWN] = len(lines)
             for line in lines:
                 st.caption(line)
         workspace_panel(ws)
@@ -696,7 +695,6 @@ def sidebar(ws: Workspace, page_name: str = ""):
 
 
 STATUS_LINES = "status_lines"  # session state: what the sidebar's status said last
-STATUS_DRAWN = "status_lines_drawn"  # session state: how many of those this run drew before the page
 STATUS_POLL_S = 1.0  # how often the sidebar's training line follows a training
 STATUS_QUEUED_POLL_S = 3.0  # the same while it waits for a slot (Train's own panel says when it starts)
 FOLLOWED_HERE = "page_follows_training"
@@ -748,7 +746,7 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     # The browser keeps the children of a block drawn again at the same place, and the lines drawn before the page
     # are this run's: a line no longer said must be drawn over, or it stays for good ('Training: ...' after every
     # training on Train: walker seeds 0, 1, 2, 78). An empty element takes no room.
-    for _missing in range(len(lines), st.session_state.get(STATUS_DRAWN, 0)):
+    for _missing in range(len(lines), len(st.session_state.get(STATUS_LINES, ()))):  # as drawn before the page
         st.empty()
     st.session_state[STATUS_LINES] = lines  # for the next run's start (sidebar): a run cut short keeps the last
     if was_busy and not jobs:
