@@ -22,6 +22,13 @@ SILENT_S = float(os.environ.get("MNIST_LIVE_SERVER_SILENT_S") or 60)  # a server
 # its trainings are interrupted and its workspaces free (shared database only)
 HEARTBEAT_S = SILENT_S / 6  # how often a server on a shared database says it is alive
 SAVE_RETRY_S = 5  # how often runs the store could not take (a database restarting) are offered to it again
+WARM_ENV = "MNIST_LIVE_WARM_WORKERS"  # "0": the workers start with the first training, not the server's first page
+# view (a server that only serves drawings, or a test's server that never trains, spares their TensorFlow import)
+
+
+def warms_workers() -> bool:
+    """Whether a server's workers start warming at its first page view ($MNIST_LIVE_WARM_WORKERS, on by default)."""
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class Lab:
@@ -59,7 +66,7 @@ class Lab:
         threading.Thread(target=self._upkeep, daemon=True, name="mnist-live-upkeep").start()
         if self.shared:
             threading.Thread(target=self._heartbeat, daemon=True, name="mnist-live-heartbeat").start()
-        if hasattr(executor, "warm"):
+        if hasattr(executor, "warm") and warms_workers():
             executor.warm()
 
     def _upkeep(self) -> None:

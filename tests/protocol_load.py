@@ -97,11 +97,11 @@ def board_names(teacher: Session) -> set[str]:
 
 
 async def lesson(url: str, code: str, student: Student, digits, store, rng: random.Random,
-                 time_limit_s: float, cookies: dict | None = None) -> None:
+                 time_limit_s: float, cookies: dict | None = None, think_s=THINK_S, watch_s=WATCH_S) -> None:
     """One student's lesson; fills in the Student record, and its error when something went wrong. cookies: the
     browser's (nginx's sticky one, in a district)."""
     async def think():
-        await asyncio.sleep(rng.uniform(*THINK_S))
+        await asyncio.sleep(rng.uniform(*think_s))
 
     s = None
     try:
@@ -135,7 +135,7 @@ async def lesson(url: str, code: str, student: Student, digits, store, rng: rand
         student.predictions.append((s.metric("Prediction"), _expected(store, student.workspace, rgba, dx=3)))
         await think()
         await s.goto("class")
-        await asyncio.sleep(WATCH_S)
+        await asyncio.sleep(watch_s)
         if s.errors:
             raise ProtocolError(s.errors[0])
     except Exception as exc:  # a student's failure is a finding, reported with the others
@@ -198,9 +198,10 @@ def _free_workers(pid: int) -> None:
 
 
 async def class_of(url: str, server_pids: list[int], store, students: int, seed: int, time_limit_s: float,
-                   browsers: bool = False, sticky: bool = False) -> dict:
+                   browsers: bool = False, sticky: bool = False, think_s=THINK_S, watch_s=WATCH_S) -> dict:
     """The lesson for `students` protocol students (or Chromium pages) and one teacher; returns the figures (the
-    servers' CPU and memory added up). sticky: each student brings nginx's sticky cookie of their own."""
+    servers' CPU and memory added up). sticky: each student brings nginx's sticky cookie of their own. think_s:
+    the range of a student's pauses; watch_s: how long each watches the board at the end."""
     from mnist_model.data import load_dataset
     rng = random.Random(seed)
     test = load_dataset("mnist")
@@ -236,12 +237,12 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
         mine = random.Random(seed * 1000 + i)
         if browsers:  # digits drawn with the mouse, from the walker's strokes
             tasks.append(asyncio.create_task(browser_lesson.lesson(
-                browser, url, code, student, mine.sample(sorted(DIGITS), 2), store, mine, time_limit_s, THINK_S,
-                WATCH_S)))
+                browser, url, code, student, mine.sample(sorted(DIGITS), 2), store, mine, time_limit_s, think_s,
+                watch_s)))
         else:
             digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
             tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, mine, time_limit_s,
-                                                    cookies(f"student-{i}"))))
+                                                    cookies(f"student-{i}"), think_s, watch_s)))
         await asyncio.sleep(rng.uniform(0, 0.2))  # they arrive within a few seconds of each other
     await asyncio.sleep(2)
     idle_rss = _sum(_rss_mb, server_pids)  # every student connected, most still reading the first page
@@ -290,11 +291,12 @@ def _pct(values, q) -> float:
 
 
 def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0,
-        browsers: bool = False, servers: int = 0) -> dict:
+        browsers: bool = False, servers: int = 0, think_s=THINK_S, watch_s=WATCH_S) -> dict:
     """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors).
     browsers: Chromium pages do the lesson instead of protocol clients (tests/browser_lesson.py).
     servers: that many app servers on a throw-away PostgreSQL behind nginx (deploy/nginx.conf), each on a core
-    of its own, students spread by nginx's sticky cookie (0: one server on its SQLite store, no nginx)."""
+    of its own, students spread by nginx's sticky cookie (0: one server on its SQLite store, no nginx).
+    think_s, watch_s: the students' pauses and their last look at the board (class_of)."""
     import tempfile
 
     from loadtest import _is_error
@@ -322,7 +324,7 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
             store = Store(data)
         os.sched_setaffinity(0, client_cores)
         figures = protocol.run(class_of(url, pids, store, students, seed, time_limit_s, browsers,
-                                        sticky=bool(servers)))
+                                        sticky=bool(servers), think_s=think_s, watch_s=watch_s))
         log_errors = [line for log in logs for line in log.read_text().splitlines() if _is_error(line)]
         if district is not None:  # how nginx spread them
             figures["students_per_server"] = sorted(collections.Counter(

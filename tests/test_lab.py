@@ -52,6 +52,24 @@ def _claim_after_idle(store, workspace_id: str, timeout: float = 30):
     return store.claimed_by(workspace_id)
 
 
+@pytest.mark.parametrize("setting, warmed", [(None, 1), ("1", 1), ("0", 0), ("off", 0)])
+def test_a_server_warms_its_workers_at_start_unless_told_not_to(tmp_path, monkeypatch, setting, warmed):
+    """On by default, so the day's first Train click starts at once; MNIST_LIVE_WARM_WORKERS=0 leaves the workers
+    to the first training (the executor starts them then: tests/test_executor_slots.py submits before any warm)."""
+    class Executor:
+        warms = 0
+
+        def warm(self):
+            self.warms += 1
+    if setting is None:
+        monkeypatch.delenv("MNIST_LIVE_WARM_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("MNIST_LIVE_WARM_WORKERS", setting)
+    executor = Executor()
+    Lab(Store(tmp_path / "data"), executor).close()
+    assert executor.warms == warmed
+
+
 def test_a_finished_training_lands_in_its_workspace_with_nobody_watching(lab):
     ws = lab.new_workspace()
     job = ws.train(QUICK)
