@@ -120,7 +120,7 @@ def _median_epoch(seconds: list[float]) -> float:
 
 
 def bench_training(quick: bool) -> dict:
-    import keras
+    from .network import keras
 
     from .config import TrainConfig
     from .training import one_hot, to_inputs, train

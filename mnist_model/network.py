@@ -2,10 +2,27 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+KERAS_EXTRAS = ("sklearn", "pandas", "matplotlib")  # what Keras loads when installed, for integrations unused here
 
-import keras  # noqa: E402
+
+def _import_keras():
+    """Keras, without the extras it would load for its scikit-learn wrapper, pandas inputs and image plots (about a
+    third of a worker's start: each new worker, actor and training command pays it). They stay importable."""
+    hidden = [name for name in KERAS_EXTRAS if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))  # None: "not installed", which Keras handles
+    try:
+        import keras
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return keras
+
+
+keras = _import_keras()
 import numpy as np  # noqa: E402
 
 from .config import TrainConfig  # noqa: E402

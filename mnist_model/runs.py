@@ -285,7 +285,7 @@ def list_runs(folder: str | os.PathLike) -> tuple[list[Run], list[str]]:
 
 def load_keras_model(path: str | os.PathLike):
     """Load a .keras model in Keras's safe mode; anything corrupt, foreign or unsafe is a ModelFileError."""
-    import keras
+    from .network import keras  # without the extras it would load
     path = Path(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -170,7 +170,7 @@ def test_train_and_stop_then_draw_with_each_executor(executor, tmp_path, page):
     proc, url = appserver.start(tmp_path / "server.log", MNIST_LIVE_EXECUTOR=executor,
                                 MNIST_LIVE_TRAINING_SLOTS="2" if executor == "ray" else "1")
     try:
-        _open(page, url, "Train", "?epochs=40&batch_size=16&architecture=cnn")
+        _open(page, url, "Train", "?epochs=40&batch_size=16&architecture=cnn&train_size=1000")
         page.get_by_role("button", name="Train", exact=True).click()
         deadline, seen = time.time() + 300, 0
         while seen < 2 and time.time() < deadline:  # what the bar said (read again, it may be mid-redraw)

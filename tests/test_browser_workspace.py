@@ -55,7 +55,7 @@ def test_a_run_survives_a_reload_and_draw_still_uses_it(app_url, page):
 
 
 def test_a_reload_during_a_long_run_shows_its_progress_again(app_url, page):
-    _open(page, app_url, "Train", "?epochs=8&batch_size=16&architecture=cnn")
+    _open(page, app_url, "Train", "?epochs=4&batch_size=16&architecture=cnn")
     page.get_by_role("button", name="Train", exact=True).click()
     deadline = time.time() + 120
     while _progress_epoch(page) is None and time.time() < deadline:
@@ -70,7 +70,7 @@ def test_a_reload_during_a_long_run_shows_its_progress_again(app_url, page):
         time.sleep(0.1)
     assert seen, "no progress after the reload"
     assert page.get_by_text("Test accuracy", exact=True).count()
-    assert _run_names(page) == ["Run 1"] and page.get_by_text("After 8 epochs").count()
+    assert _run_names(page) == ["Run 1"] and page.get_by_text("After 4 epochs").count()
 
 
 def test_the_same_settings_link_in_another_browser_shares_no_work(app_url, browser):
@@ -207,7 +207,7 @@ def test_kill_9_during_a_training_then_restart(tmp_path, browser):
     try:
         _train(page, url)
         page.get_by_test_id("stSliderThumbValue").first.wait_for()
-        _open(page, url, "Train", "?epochs=12&batch_size=16&architecture=cnn")
+        _open(page, url, "Train", "?epochs=3&batch_size=16&architecture=cnn")  # killed in epoch 1, trained again whole
         page.get_by_role("button", name="Train", exact=True).click()
         deadline = time.time() + 120
         while _progress_epoch(page) is None and time.time() < deadline:

@@ -130,3 +130,17 @@ def test_compiled_steps_do_exactly_what_fit_does(optimizer, sample):
 def test_cnn_trains_with_compiled_steps(sample):
     result = train(TrainConfig(architecture="cnn", epochs=2, train_size=1000, batch_size=64), sample)
     assert result.epochs[-1].loss < result.epochs[0].loss and result.epochs[-1].test_accuracy > 0.7
+
+
+def test_a_worker_loads_keras_without_its_unused_extras_and_they_stay_importable():
+    """network.py keeps scikit-learn, pandas and matplotlib out of Keras's import (about a third of a worker's
+    start); a process that wants them later still gets them."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    probe = ("import sys; import mnist_model.network as n; print(sorted(set(n.KERAS_EXTRAS) & set(sys.modules)));"
+             "import pandas, sklearn, matplotlib.pyplot; print(n.keras.Sequential.__name__, pandas.DataFrame.__name__)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:2] == ["[]", "Sequential DataFrame"], out.stdout
