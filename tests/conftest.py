@@ -73,6 +73,27 @@ def worker_group(nodeid: str) -> str:
     return Path(path).stem
 
 
+# Each group's seconds on two busy workers (clean-clone run of 2 December); the workers take the longest first, so
+# that no long group (a walk, the 20 protocol students) starts last while the other worker has nothing left to do.
+GROUP_SECONDS = {"ray": 690, "test_browser_workspace": 400, "test_walker": 285, "test_protocol_load": 155,
+                 "test_executor_slots": 140, "test_browser": 125, "test_browser_draw": 120, "test_browser_lesson": 105,
+                 "test_browser_servers": 95, "test_browser_a11y": 90, "test_browser_class": 90, "test_load": 85,
+                 "test_every_run": 70, "test_protocol_races": 70, "test_browser_deeplinks": 65, "test_app": 65,
+                 "test_lab": 65, "test_notebook": 65, "test_faults": 60, "test_app_fixes": 60, "test_cli": 55,
+                 "test_knobs": 55}
+SECONDS_PER_UNLISTED_TEST = 1.0
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest groups first (GROUP_SECONDS), each group's tests in their own order."""
+    def seconds(group: str) -> float:
+        return GROUP_SECONDS.get(group, SECONDS_PER_UNLISTED_TEST * counts[group])
+    groups = [worker_group(item.nodeid) for item in items]
+    counts = {g: groups.count(g) for g in set(groups)}
+    order = {id(item): (-seconds(g), g, i) for i, (item, g) in enumerate(zip(items, groups))}
+    items.sort(key=lambda item: order[id(item)])
+
+
 def pytest_xdist_make_scheduler(config, log):
     """make test's two workers (pytest-xdist) take whole groups (worker_group). xdist's own --dist loadgroup reads
     xdist_group marks into the test ids, which pytest 9 no longer lets it do: every test was its own group, so each
@@ -85,6 +106,7 @@ def pytest_xdist_make_scheduler(config, log):
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
+    config.option.loadscopereorder = False  # xdist would put the groups with most tests first; ours are in time order
     return ByGroup(config, log)
 
 
