@@ -298,7 +298,12 @@ export default function(component) {
       if (!keyboard || document.activeElement !== document.body || !focused || usable(focused)) return;
       const same = controls(document).find((e) => usable(e) && e.tagName === focused.tagName
                                                    && name(e) === name(focused));
-      const near = block && block.isConnected ? controls(block).find(usable) : null;
+      // The focused control's block, or, when the rerun drew that block anew, the block its twin is in now (Train,
+      // off while it trains, beside Stop: a slow rerun redrew the row and the focus stayed on the page's body)
+      const twin = controls(document).find((e) => e.tagName === focused.tagName && name(e) === name(focused));
+      const row = block && block.isConnected ? block
+        : twin && twin.closest('[data-testid="stHorizontalBlock"], [data-testid="stForm"]');
+      const near = row ? controls(row).find(usable) : null;
       const back = [...history].reverse().find(usable);  // after Cancel: the button that opened the question
       const next = same || near || back;
       if (next) next.focus({ focusVisible: true });

@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 import appserver
 from test_browser import CHROMIUM, _open, _progress_epoch
@@ -117,6 +118,8 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_u
     assert _run_names(other) == ["Run 1"]
     page.get_by_role("button", name="Start over").click()
     page.get_by_role("button", name="Yes, start over").click()
+    # The old runs table goes with the rerun (under load that rerun may start more than a moment after the click)
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(0, timeout=60000)
     page.get_by_role("button", name="Train", exact=True).wait_for()
     assert _run_names(page, False) == []
     page.reload()  # the browser now remembers the new, empty workspace
