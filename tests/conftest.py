@@ -1,5 +1,6 @@
 """Shared fixtures: offline data only, small real datasets, one warm executor for the whole session."""
 import atexit
+import collections
 import gzip
 import importlib.util
 import os
@@ -89,7 +90,7 @@ def pytest_collection_modifyitems(config, items):
     def seconds(group: str) -> float:
         return GROUP_SECONDS.get(group, SECONDS_PER_UNLISTED_TEST * counts[group])
     groups = [worker_group(item.nodeid) for item in items]
-    counts = {g: groups.count(g) for g in set(groups)}
+    counts = collections.Counter(groups)
     order = {id(item): (-seconds(g), g, i) for i, (item, g) in enumerate(zip(items, groups))}
     items.sort(key=lambda item: order[id(item)])
 
