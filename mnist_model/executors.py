@@ -8,18 +8,15 @@ LocalProcessExecutor (the default) runs jobs on warm worker processes of this ma
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from multiprocessing.connection import Connection
-from pathlib import Path
 
+from . import zygote
 from .executor_base import QueueExecutor, relay, slots_from_env
 from .jobs import TrainingJob
 
 EXECUTOR_ENV = "MNIST_LIVE_EXECUTOR"  # "local" (default) or "ray"
-WORKER_START_TIMEOUT_S = 180  # importing TensorFlow in a fresh process takes ~6 s, more on a busy machine
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])  # so the worker imports this very package
+WORKER_START_TIMEOUT_S = 60  # a forked worker is ready in well under a second; the zygote has its own timeout
 POLL_S = 0.1  # how often a slot checks its worker while waiting for messages
 
 
@@ -30,7 +27,7 @@ class _ProcessSlot:
         self.index = index
         self.job: TrainingJob | None = None
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
+        self._process: zygote.ForkedWorker | None = None
         self._tasks = self._messages = self._control = None
 
     def alive(self) -> bool:
@@ -40,20 +37,15 @@ class _ProcessSlot:
         self.ensure_worker()
 
     def ensure_worker(self) -> None:
-        """Start the worker process if it is not running; wait until it has imported TensorFlow."""
+        """Start the worker process (forked by this server's zygote) if it is not running; wait until it is ready."""
         with self._lock:
             if self.alive():
                 return
             self._close()
-            # A plain subprocess, not multiprocessing: that would re-run Streamlit's page script as __main__.
             pipes = [os.pipe() for _ in range(3)]  # tasks (to), messages (from), control (to)
             child_fds = (pipes[0][0], pipes[1][1], pipes[2][0])
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get(
-                "PYTHONPATH")])))
             try:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "mnist_model.worker", *map(str, child_fds)], pass_fds=child_fds,
-                    env=env, stdin=subprocess.DEVNULL, start_new_session=False)
+                self._process = zygote.fork_worker(child_fds)
             finally:
                 for fd in child_fds:
                     os.close(fd)

@@ -1,9 +1,9 @@
-"""The worker process: keeps TensorFlow warm and runs one TrainTask at a time, reporting over a pipe."""
+"""A worker process (forked by the zygote, TensorFlow already imported) runs one TrainTask at a time, reporting
+over a pipe."""
 from __future__ import annotations
 
 import functools
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -42,17 +42,22 @@ class StopSignal:
         return self.stopped
 
 
-def worker_main(tasks: Connection, messages: Connection, control: Connection) -> None:
-    """Serve tasks until told to quit (None) or the pipe closes; Keras is imported once, before the first."""
-    if hasattr(os, "nice"):
-        os.nice(WORKER_NICENESS)
-    exit_with_parent()
-    from . import network  # noqa: F401  (the slow import)
-    _send(messages, ("ready",))
+def warm_dataset() -> None:
+    """Load the usual dataset now, so the first training starts at once."""
     try:
         _dataset(WARM_DATASET, None)
     except Exception:  # The first task that needs it reports the reason.
         pass
+
+
+def forget_datasets() -> None:
+    """Drop the loaded datasets (the environment that says where they are has changed)."""
+    _dataset.cache_clear()
+
+
+def serve(tasks: Connection, messages: Connection, control: Connection) -> None:
+    """Serve tasks until told to quit (None) or the pipe closes; Keras is already imported."""
+    _send(messages, ("ready",))
     stop = StopSignal(control)
     while True:
         try:
@@ -75,9 +80,10 @@ def _send(messages: Connection, message: tuple) -> None:
         os._exit(0)
 
 
-def exit_with_parent() -> None:
-    """End this process within PARENT_CHECK_S of its server's death, even in the middle of a training."""
-    parent = os.getppid()
+def exit_with_parent(parent: int | None = None) -> None:
+    """End this process within PARENT_CHECK_S of its parent's death (its server's, or its zygote's), even in the
+    middle of a training; parent: the pid it had when it started."""
+    parent = parent or os.getppid()
 
     def watch():
         while os.getppid() == parent:
@@ -117,9 +123,3 @@ def _payload(result, dataset: Dataset) -> dict:
             "test_probs": result.test_probs, "epochs": result.epochs, "duration_s": result.seconds,
             "dataset": dataset.title, "best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
             "extras": result.extras}
-
-
-if __name__ == "__main__":  # python -m mnist_model.worker TASKS_FD MESSAGES_FD CONTROL_FD
-    fds = [int(a) for a in sys.argv[1:4]]
-    worker_main(Connection(fds[0], writable=False), Connection(fds[1], readable=False),
-                Connection(fds[2], writable=False))

@@ -120,16 +120,20 @@ def start_server(log_path: Path, data: Path, port: int | None = None) -> tuple[s
     raise WalkFailure("the server did not answer on its port within 90 s")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
+def _descendants(pid: int) -> list[int]:
+    """pid's children, their children (a server's zygote and its training workers), and so on."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [child for child, parent in parents.items() if parent in frontier]
+        out += kids
+        frontier = kids
     return out
 
 
@@ -143,7 +147,7 @@ def _alive(pid: int) -> bool:
 
 def kill_server(proc: subprocess.Popen, hard: bool) -> None:
     """kill -9 (hard) or terminate the server, then wait until its training workers have gone too."""
-    kids = _children(proc.pid)
+    kids = _descendants(proc.pid)
     if hard:
         proc.send_signal(signal.SIGKILL)
     else:
@@ -156,7 +160,7 @@ def kill_server(proc: subprocess.Popen, hard: bool) -> None:
     deadline = time.time() + 30
     while any(_alive(k) for k in kids) and time.time() < deadline:
         time.sleep(0.1)
-    for k in kids:  # the walker's own grandchildren, by id: never left behind
+    for k in kids:  # the server's descendants, by id: never left behind
         if _alive(k):
             try:
                 os.kill(k, signal.SIGKILL)
