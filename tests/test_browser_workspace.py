@@ -108,7 +108,8 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_u
     page.get_by_text("Use on another device").click()
     link = page.locator("code").filter(has_text="workspace=").first.inner_text().strip()
     assert page.get_by_text("Whoever has this link sees and changes this work").count()
-    assert page.get_by_test_id("stSidebar").locator("img").count()  # the QR code
+    # the QR code comes after the link in the same rerun: a slow rerun sends it a moment later
+    page.get_by_test_id("stSidebar").get_by_role("img", name="QR code of the link to this workspace").wait_for()
     other = browser.new_context().new_page()
     other.goto(link.replace("http://localhost:8501", app_url))
     other.get_by_text("Opened the workspace from your link").wait_for(timeout=60000)
