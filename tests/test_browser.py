@@ -34,7 +34,12 @@ def _prediction_after(page, previous: str | None) -> str:
         if value.count() and value.first.inner_text() not in (previous, "–"):
             return value.first.inner_text()
         time.sleep(0.2)
-    raise AssertionError("no new prediction shown")
+    metrics = page.get_by_test_id("stMetric").all_inner_texts()
+    alerts = page.get_by_test_id("stAlert").all_inner_texts()
+    canvas = page.locator("canvas.upper-canvas")
+    box = canvas.first.bounding_box() if canvas.count() else None
+    raise AssertionError(f"no new prediction shown (before: {previous!r}); metrics {metrics}, alerts {alerts}, "
+                         f"canvas at {box}, {page.url}")
 
 
 def _open(page, url, name, query=""):
