@@ -367,10 +367,10 @@ class Session:
             self.lifecycle.append((round(time.perf_counter(), 2), "start", run.script_run_id[:8],
                                    ",".join(f[:8] for f in scopes)))
             if self._running and self._running != run.script_run_id:
-                # A full run with no script_finished: Streamlit drops the events of a script runner it has
-                # replaced (AppSession ignores a sender that is not its current runner). The run is over and,
-                # as only fragment runs follow it when this happens, was drawn whole. Counted; a browser would
-                # not notice.
+                # A full run with no script_finished: Streamlit dropped the last events of a script runner it
+                # had replaced (AppSession ignores a sender that is not its current runner), the page's end and
+                # its timers with them, and the page stopped updating. streamlit_mends.deliver_each_run_before_
+                # the_next closes that race; counted (the lesson test wants none).
                 self.unfinished_runs += 1
                 self._finished(self._running, ForwardMsg.FINISHED_SUCCESSFULLY)
             self._current = run.script_run_id

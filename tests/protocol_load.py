@@ -271,7 +271,7 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
         "predictions": sum(len(r.predictions) for r in records), "wrong_predictions": len(wrong),
         "errors": len(errors), "first_errors": errors[:5] + [f"{n}: showed {s}, expected {e}" for n, s, e in wrong[:5]],
         "interactions": len(timings),
-        "runs_without_finish": sum(r.unfinished_runs for r in records),  # a protocol oddity, counted
+        "runs_without_finish": sum(r.unfinished_runs for r in records),  # runs whose end Streamlit dropped
         "p50_s": _pct(timings, 50), "p95_s": _pct(timings, 95), "max_s": max(timings, default=float("nan")),
         "poll_p95_s": _pct(polls, 95), "polls": len(polls),
         "polls_absorbed": sum(r.polls_absorbed for r in records),

@@ -459,7 +459,8 @@ def test_the_mends_install_once_however_often_app_py_runs():
     streamlit_mends.install()
     streamlit_mends.install()
     assert AppSession.request_rerun.reruns_unknown_fragments_whole
-    assert not hasattr(AppSession.request_rerun.__wrapped__, "__wrapped__")
+    assert AppSession.request_rerun.__wrapped__.delivers_each_run_first  # two mends of it, each once
+    assert not hasattr(AppSession.request_rerun.__wrapped__.__wrapped__, "__wrapped__")
     assert not hasattr(MemoryFragmentStorage.register.__wrapped__, "__wrapped__")
 
 
