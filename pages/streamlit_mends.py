@@ -79,12 +79,14 @@ RUN_DELIVERY_MAX_S = 2.0  # then Streamlit's own way (a loop this far behind has
 
 
 def deliver_each_run_before_the_next() -> None:
-    """A rerun asked for just as a run ends waits until that run's last messages are on their way. A script runner
-    hands its messages to the server's event loop one by one and then stops; a request (a fragment's timer tick, a
-    click) that the loop took in between found the runner stopped, started a new one, and the loop then dropped the
-    rest of the old run's messages as coming from a replaced runner: the end of the page, its fragments' timers and
-    its script_finished. The page stopped updating: 2 of 100 protocol students on a busy server waited 11 minutes for
-    a training that had finished. Process-wide and once."""
+    """A fragment's rerun asked for just as a run ends waits until that run's last messages are on their way. A
+    script runner hands its messages to the server's event loop one by one and then stops; a fragment's request (its
+    timer's tick, a stroke) that the loop took in between found the runner stopped, started a new one for the
+    fragment alone, and the loop then dropped the rest of the old run's messages as coming from a replaced runner:
+    the end of the page, its fragments' timers and its script_finished. The page stopped updating: 2 of 100 protocol
+    students on a busy server waited 11 minutes for a training that had finished. A whole rerun in that moment draws
+    the page anew, so it goes at once, as before (waiting made the sidebar's panel jump in a Cancel's rerun under
+    load, a cause not yet found). Process-wide and once."""
     from streamlit.runtime.app_session import AppSession
     if getattr(AppSession.request_rerun, "delivers_each_run_first", False):
         return
@@ -92,6 +94,9 @@ def deliver_each_run_before_the_next() -> None:
 
     @functools.wraps(request)
     def request_rerun(self, client_state=None, *args, **kwargs) -> None:
+        if not getattr(client_state, "fragment_id", ""):
+            request(self, client_state, *args, **kwargs)
+            return
         after_the_run_is_delivered(self, lambda: request(self, client_state, *args, **kwargs), time.monotonic())
     request_rerun.delivers_each_run_first = True
     AppSession.request_rerun = request_rerun

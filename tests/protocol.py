@@ -88,6 +88,7 @@ class Session:
         self.lifecycle = collections.deque(maxlen=12)  # (time, "start"/"end", run id, scope or status)
         self.version = 0  # counts the page's changes: a watcher reads the page again only when it moved
         self.unfinished_runs = 0  # full runs the server never sent a script_finished for
+        self.stalled_runs = 0  # of them, those a fragment run followed: the page's end and timers were lost
         self._changed = asyncio.Event()
         self._ws = None
         self._reader: asyncio.Task | None = None
@@ -368,10 +369,12 @@ class Session:
                                    ",".join(f[:8] for f in scopes)))
             if self._running and self._running != run.script_run_id:
                 # A full run with no script_finished: Streamlit dropped the last events of a script runner it
-                # had replaced (AppSession ignores a sender that is not its current runner), the page's end and
-                # its timers with them, and the page stopped updating. streamlit_mends.deliver_each_run_before_
-                # the_next closes that race; counted (the lesson test wants none).
+                # had replaced (AppSession ignores a sender that is not its current runner). A whole run after it
+                # draws the page anew; a fragment's run does not, and the page's end and timers stayed lost (the
+                # page stopped updating). streamlit_mends.deliver_each_run_before_the_next closes that second race;
+                # both counted (the lesson test wants none of the second).
                 self.unfinished_runs += 1
+                self.stalled_runs += "" not in scopes
                 self._finished(self._running, ForwardMsg.FINISHED_SUCCESSFULLY)
             self._current = run.script_run_id
             if "" in scopes:

@@ -44,6 +44,7 @@ class Student:
     polls: list[float] = field(default_factory=list)
     polls_absorbed: int = 0
     unfinished_runs: int = 0
+    stalled_runs: int = 0
     error: str = ""
 
 
@@ -143,6 +144,7 @@ async def lesson(url: str, code: str, student: Student, digits, store, rng: rand
     finally:
         if s is not None:
             student.timings, student.polls, student.unfinished_runs = s.timings, s.polls, s.unfinished_runs
+            student.stalled_runs = s.stalled_runs
             student.polls_absorbed = s.polls_absorbed
             await s.close()
 
@@ -272,6 +274,7 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
         "errors": len(errors), "first_errors": errors[:5] + [f"{n}: showed {s}, expected {e}" for n, s, e in wrong[:5]],
         "interactions": len(timings),
         "runs_without_finish": sum(r.unfinished_runs for r in records),  # runs whose end Streamlit dropped
+        "runs_without_finish_then_a_fragment": sum(r.stalled_runs for r in records),  # the page stopped updating
         "p50_s": _pct(timings, 50), "p95_s": _pct(timings, 95), "max_s": max(timings, default=float("nan")),
         "poll_p95_s": _pct(polls, 95), "polls": len(polls),
         "polls_absorbed": sum(r.polls_absorbed for r in records),

@@ -14,5 +14,5 @@ def test_twenty_protocol_students_train_reach_the_board_and_read_their_digits_ri
     figures = protocol_load.run(students=20, slots=1, seed=1, time_limit_s=600, think_s=(0.2, 1.0), watch_s=2.0)
     print(json.dumps(figures, indent=1))
     assert figures["ok"], json.dumps(figures, indent=1)
-    assert figures["runs_without_finish"] == 0, figures  # a run's end dropped: that page stops updating
+    assert figures["runs_without_finish_then_a_fragment"] == 0, figures  # a run's end lost: its page stopped
     assert figures["interactions"] >= 20 * 12  # open, 2 pages, 2 boxes, Join, 2 knobs, Train, 3 drawings, a poke

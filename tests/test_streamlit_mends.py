@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
 
+import protocol
 from pages import streamlit_mends
 
 
@@ -45,5 +46,5 @@ def test_a_request_waits_for_the_stopped_runners_last_messages_and_goes_at_once_
         fresh = SimpleNamespace(_scriptrunner=None, _event_loop=loop)  # a session's first request
         streamlit_mends.after_the_run_is_delivered(fresh, lambda: calls.append("first"), time.monotonic())
         assert calls[-1] == "first"
-    asyncio.run(scenario())
+    protocol.run(scenario())  # in a thread: under pytest-playwright this one may run an event loop already
 
