@@ -270,6 +270,15 @@ def _fashion_sources():
         yield f"Keras download ({KERAS_URL}fashion-mnist/)", download
 
 
+def needs_download(name: str = "mnist") -> bool:
+    """True when load_dataset(name) would go to the network first: no path set, nothing local, not offline."""
+    if _offline() or os.environ.get("MNIST_PATH" if name == "mnist" else "FASHION_MNIST_PATH"):
+        return False
+    if name == "mnist":
+        return not (KERAS_CACHE / "mnist.npz").is_file()
+    return not ((KERAS_CACHE / "fashion-mnist").is_dir() or DEBIAN_FASHION.is_dir())
+
+
 def load_dataset(name: str = "mnist", path: str | os.PathLike | None = None) -> Dataset:
     """Load MNIST or Fashion-MNIST from the first source that works (see README: Data)."""
     if name not in DATASETS:

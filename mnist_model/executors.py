@@ -45,7 +45,7 @@ class _ProcessSlot:
             pipes = [os.pipe() for _ in range(3)]  # tasks (to), messages (from), control (to)
             child_fds = (pipes[0][0], pipes[1][1], pipes[2][0])
             try:
-                self._process = zygote.fork_worker(child_fds)
+                self._process = zygote.shared_zygote().fork_worker(child_fds)
             finally:
                 for fd in child_fds:
                     os.close(fd)

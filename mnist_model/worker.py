@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from .data import Dataset, load_dataset
+from .data import Dataset, load_dataset, needs_download
 from .jobs import TrainTask
 from .training import train
 
@@ -43,7 +43,10 @@ class StopSignal:
 
 
 def warm_dataset() -> None:
-    """Load the usual dataset now, so the first training starts at once."""
+    """Load the usual dataset now, so the first training starts at once; a download is left to that training
+    (a slow one would otherwise hold up the zygote's start)."""
+    if needs_download(WARM_DATASET):
+        return
     try:
         _dataset(WARM_DATASET, None)
     except Exception:  # The first task that needs it reports the reason.

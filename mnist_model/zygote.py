@@ -93,10 +93,6 @@ class Zygote:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
     def _ensure(self) -> None:
         if self._process is not None and self._process.poll() is None:
             return
@@ -129,17 +125,13 @@ def _worker_env() -> dict:
 _zygote = Zygote()
 
 
-def fork_worker(child_fds: tuple[int, int, int]) -> ForkedWorker:
-    """A worker from this process's zygote (see Zygote.fork_worker)."""
-    return _zygote.fork_worker(child_fds)
-
-
 def shared_zygote() -> Zygote:
+    """This server's one zygote (every local executor forks from it)."""
     return _zygote
 
 
 def zygote_main(requests: socket.socket) -> None:
-    """Import Keras and the warm dataset, then fork one worker per request until the server goes."""
+    """Import Keras and the warm dataset (if it is local), then fork one worker per request until the server goes."""
     started_env = dict(os.environ)  # before Keras sets its defaults in it
     from . import worker
     if hasattr(os, "nice"):

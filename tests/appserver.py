@@ -43,6 +43,21 @@ def start(log_path: Path, pin: str | None = None, **env) -> tuple[subprocess.Pop
     return proc, f"http://127.0.0.1:{port}"
 
 
+def descendants(pid: int) -> list[int]:
+    """pid's children, their children (a server's zygote and its training workers), and so on; [] once it ended."""
+    out = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            out += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return out + [g for k in out for g in descendants(k)]
+
+
 def wait_ready(url: str, timeout: float = 60) -> None:
     """Until the server's health check answers ok."""
     import urllib.request

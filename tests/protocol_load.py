@@ -166,23 +166,9 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:  # the process has ended
-        return []
-    for task in tasks:
-        try:
-            out += [int(k) for k in (task / "children").read_text().split()]
-        except OSError:  # a thread that ended meanwhile
-            pass
-    return out + [g for k in out for g in _children(k)]
-
-
 def _workers_cpu_s(pid: int) -> float:
     total = 0.0
-    for child in _children(pid):
+    for child in appserver.descendants(pid):
         try:
             total += _cpu_s(child)
         except OSError:
@@ -192,7 +178,7 @@ def _workers_cpu_s(pid: int) -> float:
 
 def _free_workers(pid: int) -> None:
     """The server's training workers may use every core (they inherit the server's one-core affinity)."""
-    for child in _children(pid):
+    for child in appserver.descendants(pid):
         try:
             os.sched_setaffinity(child, range(os.cpu_count()))
         except OSError:

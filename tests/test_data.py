@@ -81,6 +81,25 @@ def test_download_failure_falls_back_to_the_offline_digits(tmp_path, monkeypatch
     assert not ds.is_full and any("network is unreachable" in n for n in ds.notes)
 
 
+def test_only_a_load_that_would_download_says_it_needs_the_network(tmp_path, monkeypatch):
+    """The zygote warms the dataset before it is ready only when no download is involved."""
+    monkeypatch.delenv("MNIST_OFFLINE")
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    monkeypatch.setattr(data, "KERAS_CACHE", tmp_path)
+    assert data.needs_download("mnist")
+    np.savez(tmp_path / "mnist.npz", **_arrays(n_train=70))
+    assert not data.needs_download("mnist")
+    (tmp_path / "mnist.npz").unlink()
+    monkeypatch.setenv("MNIST_PATH", str(tmp_path / "elsewhere.npz"))
+    assert not data.needs_download("mnist")  # an explicit path: its error, not a download
+    monkeypatch.delenv("MNIST_PATH")
+    monkeypatch.setenv("MNIST_OFFLINE", "1")
+    assert not data.needs_download("mnist")
+    monkeypatch.delenv("MNIST_OFFLINE")
+    monkeypatch.setattr(data, "DEBIAN_FASHION", tmp_path / "absent")
+    assert data.needs_download("fashion")
+
+
 def test_fashion_from_debian_package_or_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "KERAS_CACHE", tmp_path / "none")
     if not (data.DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file():

@@ -120,23 +120,6 @@ def start_server(log_path: Path, data: Path, port: int | None = None) -> tuple[s
     raise WalkFailure("the server did not answer on its port within 90 s")
 
 
-def _descendants(pid: int) -> list[int]:
-    """pid's children, their children (a server's zygote and its training workers), and so on."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    out, frontier = [], [pid]
-    while frontier:
-        kids = [child for child, parent in parents.items() if parent in frontier]
-        out += kids
-        frontier = kids
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -147,7 +130,7 @@ def _alive(pid: int) -> bool:
 
 def kill_server(proc: subprocess.Popen, hard: bool) -> None:
     """kill -9 (hard) or terminate the server, then wait until its training workers have gone too."""
-    kids = _descendants(proc.pid)
+    kids = appserver.descendants(proc.pid)
     if hard:
         proc.send_signal(signal.SIGKILL)
     else:
