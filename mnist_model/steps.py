@@ -46,23 +46,31 @@ class CompiledSteps:
         seed: for the dropout masks (the same seed, the same run).
         """
         self.model = model
-        self._x, self._y = tf.constant(train[0]), tf.constant(train[1])
-        self._x_test, self._y_test = tf.constant(test[0]), tf.constant(test[1])
-        self._test_labels = np.asarray(test[1]).argmax(1)
         model.optimizer.build(model.trainable_variables)
         self._dropouts = any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
         regs = [getattr(layer, "kernel_regularizer", None) for layer in model.layers]
         self._l2 = float(next((r.l2 for r in regs if r is not None), 0.0))
         self._kernels = {id(layer.kernel) for layer in model.layers if getattr(layer, "kernel_regularizer", None)}
-        self._seeds = np.random.default_rng(seed)
         self._rng = "threefry" if jit_compile else "auto_select"  # threefry has no plain TensorFlow kernel here
-        self._train_calls = tf.function(self._train_steps, jit_compile=jit_compile)
-        self._eval_calls = tf.function(self._eval_chunk, jit_compile=jit_compile)
+        # The data are arguments, not captured constants: the traced and compiled steps serve the next training of
+        # this model too (KeptNetworks), whatever its examples (another number of them traces once more).
+        self._train_calls = tf.function(self._train_steps, jit_compile=jit_compile, reduce_retracing=True)
+        self._eval_calls = tf.function(self._eval_chunk, jit_compile=jit_compile, reduce_retracing=True)
+        self.restart(train, test, seed)
+
+    def restart(self, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], seed: int) -> None:
+        """Train on these data with this seed from now on (as the constructor takes them); the weights and the
+        optimizer's state are the caller's to set."""
+        self._x, self._y = tf.constant(train[0]), tf.constant(train[1])
+        self._x_test, self._y_test = tf.constant(test[0]), tf.constant(test[1])
+        self._test_labels = np.asarray(test[1]).argmax(1)
+        self._seeds = np.random.default_rng(seed)
 
     def train(self, indices: np.ndarray, mask: np.ndarray, steps: int) -> tuple[float, float]:
         """Train on the first `steps` batches of an epoch_plan() call; returns (summed loss, number right)."""
         seed = tf.constant(self._seeds.integers(0, 2**31 - 1, 2), tf.int32)  # this call's dropout masks
-        loss, right = self._train_calls(tf.constant(indices), tf.constant(mask), tf.constant(steps, tf.int32), seed)
+        loss, right = self._train_calls(self._x, self._y, tf.constant(indices), tf.constant(mask),
+                                        tf.constant(steps, tf.int32), seed)
         return float(loss), float(right)
 
     def evaluate(self) -> tuple[float, float, np.ndarray]:
@@ -70,20 +78,21 @@ class CompiledSteps:
         m = len(self._test_labels)
         loss, probs = 0.0, []
         for indices, mask, _ in epoch_plan(np.arange(m), EVAL_CHUNK, 1):
-            chunk_loss, chunk_probs = self._eval_calls(tf.constant(indices[0]), tf.constant(mask[0]))
+            chunk_loss, chunk_probs = self._eval_calls(self._x_test, self._y_test, tf.constant(indices[0]),
+                                                       tf.constant(mask[0]))
             loss += float(chunk_loss)
             probs.append(chunk_probs.numpy()[mask[0] > 0])
         probs = np.concatenate(probs)
         accuracy = float(np.mean(probs.argmax(1) == self._test_labels))
         return loss / m, accuracy, probs
 
-    def _train_steps(self, indices, mask, steps, seed):
+    def _train_steps(self, x, y, indices, mask, steps, seed):
         # The weight penalty in the reported loss is the one at the start of the call: its exact value at every
         # step would cost a fifth of the training time (a pass over every kernel), to move the running loss by
         # about a thousandth. The gradients, and so the weights, are exactly fit()'s.
         loss_sum, right, penalty = tf.zeros(()), tf.zeros(()), self._penalty()
         for i in tf.range(steps):
-            batch_loss, batch_right = self._train_step(indices[i], mask[i], seed + [i * 64, 0], penalty)
+            batch_loss, batch_right = self._train_step(x, y, indices[i], mask[i], seed + [i * 64, 0], penalty)
             loss_sum, right = loss_sum + batch_loss, right + batch_right
         return loss_sum, right
 
@@ -108,8 +117,8 @@ class CompiledSteps:
                 x = layer(x, training=True)
         return x
 
-    def _train_step(self, indices, mask, seed, penalty):
-        x, y = tf.gather(self._x, indices), tf.gather(self._y, indices)
+    def _train_step(self, x_all, y_all, indices, mask, seed, penalty):
+        x, y = tf.gather(x_all, indices), tf.gather(y_all, indices)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             probs = self._forward_training(x, seed)  # dropout is active here only
@@ -123,8 +132,8 @@ class CompiledSteps:
         right = tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)
         return tf.reduce_sum(losses) + penalty * tf.reduce_sum(mask), tf.reduce_sum(right * mask)
 
-    def _eval_chunk(self, indices, mask):
-        y = tf.gather(self._y_test, indices)
-        probs = self.model(tf.gather(self._x_test, indices), training=False)
+    def _eval_chunk(self, x_test, y_test, indices, mask):
+        y = tf.gather(y_test, indices)
+        probs = self.model(tf.gather(x_test, indices), training=False)
         penalty = self._penalty() * tf.reduce_sum(mask)  # model.evaluate() counts it too
         return tf.reduce_sum(keras.losses.categorical_crossentropy(y, probs) * mask) + penalty, probs

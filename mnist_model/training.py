@@ -1,6 +1,7 @@
 """The training loop: fit the network, reporting progress and metrics through plain callables."""
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -55,18 +56,62 @@ def steps_per_call(steps_per_epoch: int) -> int:
     return int(max(1, min(MAX_STEPS_PER_CALL, steps_per_epoch // PROGRESS_UPDATES_PER_EPOCH)))
 
 
+class KeptNetworks:
+    """A worker's last few networks with their compiled training steps, by shape: a training whose network has the
+    shape of a kept one takes it over (fresh weights, a fresh optimizer state) and skips the ~1 s of tracing and
+    compiling that a new network's first epoch pays. Each is lent to one training at a time."""
+
+    def __init__(self, size: int = 3):
+        self.size = size  # networks kept: each a few MB (weights, optimizer state, compiled steps)
+        self._kept: collections.OrderedDict = collections.OrderedDict()
+
+    def network(self, config: TrainConfig, inputs: tuple, test: tuple):
+        """(model, CompiledSteps) for config, on these data; the model holds the weights build_model(config) makes."""
+        from .network import build_model
+        from .steps import CompiledSteps
+        fresh = build_model(config)
+        key = _network_shape(config)
+        kept = self._kept.pop(key, None)
+        if kept is None:
+            kept = fresh, CompiledSteps(fresh, inputs, test, jit_compile=_xla(config), seed=config.seed)
+        else:
+            model, runner = kept
+            model.set_weights(fresh.get_weights())
+            fresh.optimizer.build(fresh.trainable_variables)
+            for mine, new in zip(model.optimizer.variables, fresh.optimizer.variables, strict=True):
+                mine.assign(new)  # iterations, learning rate, every slot: as a new optimizer has them
+            runner.restart(inputs, test, config.seed)
+        self._kept[key] = kept
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return kept
+
+
+def _network_shape(config: TrainConfig) -> tuple:
+    """What a network's compiled steps depend on (its data and seed excepted)."""
+    return (config.architecture, config.hidden_units, config.hidden_layers, config.dropout, config.l2,
+            config.optimizer, config.learning_rate)
+
+
+def _xla(config: TrainConfig) -> bool:
+    return config.architecture == "dense"
+
+
 def train(config: TrainConfig, dataset: Dataset,
           on_batch: Callable[[BatchProgress], None] | None = None,
           on_epoch: Callable[[EpochMetrics], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           init_weights: list[np.ndarray] | None = None,
           extra: tuple[np.ndarray, np.ndarray] | None = None,
-          on_snapshot: Callable[[dict], None] | None = None, watch_first_layer: bool = True) -> TrainResult:
+          on_snapshot: Callable[[dict], None] | None = None, watch_first_layer: bool = True,
+          kept: KeptNetworks | None = None) -> TrainResult:
     """Fit config's network on dataset as the notebook's fit() does, evaluating the test set after every epoch.
 
     init_weights: start from these weights (fine-tuning) instead of fresh ones.
     extra: (images (m, 28, 28) uint8, labels (m,)) added to the training examples.
     on_snapshot: gets, after every epoch, a small snapshot of what the dense network's first layer learned.
+    kept: a worker's KeptNetworks, to reuse a compiled network of the same shape (the result's model is then lent:
+    the next training of that shape takes it over).
     With config.patience, training stops once the test loss has not improved for that many epochs, and the
     model keeps the best epoch's weights (after Stop too).
     """
@@ -76,13 +121,16 @@ def train(config: TrainConfig, dataset: Dataset,
     x, y = training_subset(dataset, config.train_size, config.seed)
     if extra is not None:
         x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
-    model = build_model(config)
+    shape = (None, 28, 28, 1) if config.architecture == "cnn" else (None, 784)  # the model's input_shape
+    inputs = (model_inputs(to_inputs(x), shape), one_hot(y))
+    test = (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test))
+    if kept is not None:
+        model, runner = kept.network(config, inputs, test)
+    else:
+        model = build_model(config)
+        runner = CompiledSteps(model, inputs, test, jit_compile=_xla(config), seed=config.seed)
     if init_weights is not None:
         model.set_weights([np.asarray(w, np.float32) for w in init_weights])
-    shape = model.input_shape
-    runner = CompiledSteps(model, (model_inputs(to_inputs(x), shape), one_hot(y)),
-                           (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test)),
-                           jit_compile=config.architecture == "dense", seed=config.seed)
     reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
     stopper = EarlyStopping(config.patience) if config.patience else None
     first = model.layers[0]

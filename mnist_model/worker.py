@@ -14,12 +14,15 @@ import numpy as np
 
 from .data import Dataset, load_dataset, needs_download
 from .jobs import TrainTask
-from .training import train
+from .training import KeptNetworks, train
 
 
 WORKER_NICENESS = 10  # training yields the CPU to the server, so drawing and pages stay instant meanwhile
 PARENT_CHECK_S = 0.1  # how often the worker checks that its server is still there
 WARM_DATASET = "mnist"  # loaded while the worker warms up, so the first training starts at once
+
+
+_kept = KeptNetworks()  # this worker's compiled networks: a retrain of the same shape starts at once
 
 
 @functools.lru_cache(maxsize=4)
@@ -103,7 +106,7 @@ def run_task(task: TrainTask, send, should_stop) -> None:
         result = train(task.config, dataset, on_batch=lambda b: send(("batch", b)),
                        on_epoch=lambda m: send(("epoch", m)), should_stop=should_stop,
                        init_weights=task.init_weights, extra=_extra(task),
-                       on_snapshot=lambda snap: send(("snapshot", snap)))
+                       on_snapshot=lambda snap: send(("snapshot", snap)), kept=_kept)
         send(("result", _payload(result, dataset), result.stopped))
     except Exception as exc:  # Any failure becomes a readable failed state, never a dead worker.
         send(("failed", f"{exc.__class__.__name__}: {exc}"))

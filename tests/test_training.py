@@ -132,6 +132,29 @@ def test_cnn_trains_with_compiled_steps(sample):
     assert result.epochs[-1].loss < result.epochs[0].loss and result.epochs[-1].test_accuracy > 0.7
 
 
+def test_a_kept_network_trains_exactly_as_a_new_one_whatever_came_before(sample):
+    """A worker reuses a network of the same shape (fresh weights, fresh optimizer state, new data and seed): every
+    training gives the very weights and figures of a training on a new network, after another seed, another
+    number of examples, another shape and a fine-tuning in between."""
+    from dataclasses import replace
+
+    from mnist_model.training import KeptNetworks
+    kept = KeptNetworks(size=2)
+    base = TrainConfig(epochs=2, train_size=600, hidden_units=64, dropout=0.2, l2=1e-3)
+    start = [np.full_like(w, 0.01) for w in train(replace(base, epochs=1), sample).model.get_weights()]
+    plan = [(base, None), (replace(base, seed=3), None), (replace(base, train_size=300), None),
+            (replace(base, hidden_units=32, optimizer="adam"), None), (base, start), (base, None)]
+    models = []
+    for config, init in plan:
+        reused = train(config, sample, init_weights=init, kept=kept)
+        models.append(reused.model)
+        weights, figures = [w.copy() for w in reused.model.get_weights()], reused.epochs
+        new = train(config, sample, init_weights=init)
+        assert all(np.array_equal(a, b) for a, b in zip(weights, new.model.get_weights())), config
+        assert [m.test_loss for m in figures] == [m.test_loss for m in new.epochs], config
+    assert models[1] is models[0] and models[3] is not models[0] and models[5] is models[0]
+
+
 def test_a_worker_loads_keras_without_its_unused_extras_and_they_stay_importable():
     """network.py keeps scikit-learn, pandas and matplotlib out of Keras's import (about a third of a worker's
     start); a process that wants them later still gets them."""
