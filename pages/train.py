@@ -383,11 +383,12 @@ def live_panel(waiting: bool = False) -> None:
     if snap.epochs:
         a, b = st.columns(2)
         for where, metric in ((a, "loss"), (b, "accuracy")):
-            where.altair_chart(common.curve_chart(frame, metric, job.config.epochs), width="stretch")
+            where.vega_lite_chart(spec=common.arrow_spec(common.curve_chart(frame, metric, job.config.epochs)),
+                                  width="stretch")
             common.numbers(where, frame[frame["metric"] == metric].drop(columns="metric"),
                            {"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric])
     if snap.batch_losses:
-        st.altair_chart(running_loss_chart(snap.batch_losses), width="stretch")
+        st.vega_lite_chart(spec=common.arrow_spec(running_loss_chart(snap.batch_losses)), width="stretch")
         common.numbers(st, pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"]), _("Running loss"))
     if snap.first_layer is not None and snap.first_layer_start is not None:
         change = (snap.first_layer["weights"].astype("float32") - snap.first_layer_start.astype("float32")).T
