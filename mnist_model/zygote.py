@@ -139,7 +139,10 @@ def zygote_main(requests: socket.socket) -> None:
     from . import network  # noqa: F401  (the slow import, paid once)
     worker.warm_dataset()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers; each has its own pidfd watcher
-    requests.send(b"ready")
+    try:
+        requests.send(b"ready")
+    except OSError:  # the server went while this process was importing (a restart right after a first page view)
+        os._exit(0)
     parent = os.getppid()
     while True:
         if not select.select([requests], [], [], PARENT_CHECK_S)[0]:

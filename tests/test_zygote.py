@@ -101,3 +101,19 @@ def test_a_worker_forked_after_the_environment_changed_reads_the_new_one(tmp_pat
         assert np.isclose(run.test_probs.sum(axis=1), 1, atol=1e-3).all()
     finally:
         executor.close()
+
+
+def test_a_zygote_whose_server_went_while_it_started_ends_quietly():
+    """A server killed during its zygote's start (a restart right after the first page view): the zygote's
+    "ready" finds nobody, and it ends without a traceback in the server's log (the walker's seed 52)."""
+    import socket
+    import subprocess
+    import sys
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_model.zygote", str(theirs.fileno())],
+                            pass_fds=[theirs.fileno()], env=zygote._worker_env(), stdin=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    theirs.close()
+    ours.close()  # the server's end is gone before the zygote says ready
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
