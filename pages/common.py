@@ -676,27 +676,33 @@ def load_or_explain(name: str) -> Dataset | None:
 
 
 def sidebar(ws: Workspace, page_name: str = ""):
-    """The sidebar's workspace controls; returns the slot at its top that sidebar_status fills once the page has
+    """The sidebar's workspace controls; returns the place at its top that sidebar_status fills once the page has
     run (so that it shows the model the page chose in this very rerun)."""
     with st.sidebar:
-        slot = st.empty()
-        # The last run's status until this run's, in the same shape (a block of captions, as the fragment draws
-        # them): the panel below must not jump up for the run and down again (a click aimed at "Yes, start over"
-        # landed on the text above it: walker seed 54). A session's first run (a new tab, a reload, a reconnection)
-        # has no last status: it draws what the status says now.
-        lines = st.session_state.get(STATUS_LINES)
-        if lines is None:
+        # The status keeps its height through the run: the panel below must not jump up for the run and down again
+        # (a click aimed at "Yes, start over" landed on the text above it: walker seed 54). The browser keeps the
+        # children of a block sent again at the same place, so a container here keeps the last run's lines until
+        # sidebar_status draws over them. Drawing anything into it first would not do: each message is drawn on its
+        # own, and an empty slot, then its empty container, then line after line was seen frame by frame under load
+        # (a preset's rerun). A session's first run (a new tab, a reload, a reconnection) has no last status: it
+        # draws what the status says now, in a slot that sidebar_status replaces.
+        if STATUS_LINES in st.session_state:
+            place = st.container()
+            status_place = lambda: place  # noqa: E731
+        else:
+            slot = st.empty()
             lines = st.session_state[STATUS_LINES] = status_lines(ws, ws.model_run(), False)[0]
-        with slot.container(), st.container():
-            for line in lines:
-                st.caption(line)
+            with slot.container(), st.container():
+                for line in lines:
+                    st.caption(line)
+            status_place = slot.container
         workspace_panel(ws)
         language_switch(ws)
         remember_workspace(ws)
         page_behaviours(page_name)
     st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
     st.session_state[MODELS_SHOWN] = set()  # until the page reads the model it shows
-    return slot
+    return status_place
 
 
 STATUS_LINES = "status_lines"  # session state: what the sidebar's status said last
@@ -732,10 +738,10 @@ def follow_training_here() -> None:
     st.session_state[FOLLOWED_HERE] = True
 
 
-def sidebar_status(ws: Workspace, slot) -> None:
-    """Which model (and its data) is in use, the class, and the training's state, drawn after the page ran; while
-    a training runs or waits it follows it."""
-    with slot.container():
+def sidebar_status(ws: Workspace, status_place) -> None:
+    """Which model (and its data) is in use, the class, and the training's state, drawn after the page ran (in
+    status_place(), from sidebar); while a training runs or waits it follows it."""
+    with status_place():
         jobs = ws.jobs()
         followed = st.session_state.get(FOLLOWED_HERE, False)
         pace = (STATUS_QUEUED_POLL_S if jobs[0].state.value == "queued" else STATUS_POLL_S) if jobs else None
@@ -748,10 +754,10 @@ def _status(ws: Workspace, was_busy: bool, followed: bool = False) -> None:
     lines, jobs = status_lines(ws, run, followed)
     for line in lines:
         st.caption(line)
-    # The browser keeps the children of a block drawn again at the same place, and the lines drawn before the page
-    # are this run's: a line no longer said must be drawn over, or it stays for good ('Training: ...' after every
+    # The browser keeps the children of a block drawn again at the same place (the last run's lines, see sidebar): a
+    # line no longer said must be drawn over, or it stays for good ('Training: ...' after every
     # training on Train: walker seeds 0, 1, 2, 78). An empty element takes no room.
-    for _missing in range(len(lines), len(st.session_state.get(STATUS_LINES, ()))):  # as drawn before the page
+    for _missing in range(len(lines), len(st.session_state.get(STATUS_LINES, ()))):  # as drawn last
         st.empty()
     st.session_state[STATUS_LINES] = lines  # for the next run's start (sidebar): a run cut short keeps the last
     if was_busy and not jobs:

@@ -268,3 +268,21 @@ def test_a_training_that_ends_as_a_page_runs_leaves_no_page_on_the_old_model(mon
             assert picker.value == runs[1].run_id, picker.value
         # Explore shows the model by its charts: the page ran again on Run 2, so its last read is Run 2.
         assert at.session_state[common.MODELS_SHOWN] == {runs[1].run_id}, path
+
+
+def test_a_rerun_sends_the_sidebar_status_only_as_a_block_that_keeps_its_lines(monkeypatch):
+    """The status above the workspace panel must keep its height through a rerun, or the panel jumps up and down and
+    a click aimed at it lands elsewhere (walker seed 54). It used to be sent as an empty slot that its lines then
+    filled: Streamlit merges the two only while its queue has not been flushed, so under load (CI: a preset's
+    rerun) the browser drew the empty slot and the panel jumped 99 px. Every message is seen here before merging."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+    at = _page("pages/train.py")
+    sent = []
+    monkeypatch.setattr(ForwardMsgQueue, "_before_enqueue_msg", sent.append)
+    for label in ("Start over", "Cancel", "Preset: Quick look", "Preset: The notebook"):
+        del sent[:]
+        _button(at, label).click().run()
+        assert not at.exception, at.exception
+        at_status = [m.delta.WhichOneof("type") for m in sent
+                     if m.WhichOneof("type") == "delta" and list(m.metadata.delta_path) == [1, 0]]
+        assert at_status == ["add_block"], (label, at_status)
