@@ -245,51 +245,56 @@ def _make(name: str, arrays: dict, source: str, notes: list[str], is_full: bool 
     return Dataset(name=name, source=source, is_full=full, notes=tuple(notes), **arrays)
 
 
-def _mnist_sources():
-    npz = KERAS_CACHE / "mnist.npz"
-    yield f"Keras cache {npz}", lambda: read_npz(npz) if npz.is_file() else None
-    if not _offline():
-        def download():
-            _download(KERAS_URL + "mnist.npz", npz)
-            return read_npz(npz)
-        yield f"Keras download ({KERAS_URL}mnist.npz)", download
+PATH_VARIABLES = {"mnist": "MNIST_PATH", "fashion": "FASHION_MNIST_PATH"}  # a dataset's own files, when set
 
 
-def _fashion_sources():
+def _sources(name: str):
+    """(label, load, local) in the order load_dataset tries them: load() returns the arrays or None when the
+    source is absent; local() says whether its files are here (None for a download)."""
+    if name == "mnist":
+        npz = KERAS_CACHE / "mnist.npz"
+        yield f"Keras cache {npz}", lambda: read_npz(npz) if npz.is_file() else None, npz.is_file
+        if not _offline():
+            def download():
+                _download(KERAS_URL + "mnist.npz", npz)
+                return read_npz(npz)
+            yield f"Keras download ({KERAS_URL}mnist.npz)", download, None
+        return
     cache = KERAS_CACHE / "fashion-mnist"
 
     def from_folder(folder):
         return lambda: read_idx_folder(folder) if folder.is_dir() else None
-    yield f"Keras cache {cache}", from_folder(cache)
-    yield f"Debian dataset-fashion-mnist {DEBIAN_FASHION}", from_folder(DEBIAN_FASHION)
+    yield f"Keras cache {cache}", from_folder(cache), cache.is_dir
+    yield f"Debian dataset-fashion-mnist {DEBIAN_FASHION}", from_folder(DEBIAN_FASHION), DEBIAN_FASHION.is_dir
     if not _offline():
         def download():
             for stem in IDX_NAMES.values():
                 _download(KERAS_URL + "fashion-mnist/" + stem + ".gz", cache / (stem + ".gz"))
             return read_idx_folder(cache)
-        yield f"Keras download ({KERAS_URL}fashion-mnist/)", download
+        yield f"Keras download ({KERAS_URL}fashion-mnist/)", download, None
 
 
 def needs_download(name: str = "mnist") -> bool:
     """True when load_dataset(name) would go to the network first: no path set, nothing local, not offline."""
-    if _offline() or os.environ.get("MNIST_PATH" if name == "mnist" else "FASHION_MNIST_PATH"):
+    if os.environ.get(PATH_VARIABLES[name]):
         return False
-    if name == "mnist":
-        return not (KERAS_CACHE / "mnist.npz").is_file()
-    return not ((KERAS_CACHE / "fashion-mnist").is_dir() or DEBIAN_FASHION.is_dir())
+    for _label, _load, local in _sources(name):
+        if local is None:
+            return True
+        if local():
+            return False
+    return False
 
 
 def load_dataset(name: str = "mnist", path: str | os.PathLike | None = None) -> Dataset:
     """Load MNIST or Fashion-MNIST from the first source that works (see README: Data)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    env = "MNIST_PATH" if name == "mnist" else "FASHION_MNIST_PATH"
-    path = path or os.environ.get(env) or None
+    path = path or os.environ.get(PATH_VARIABLES[name]) or None
     notes: list[str] = []
     if path:  # An explicit path is never silently replaced by another source.
         return _make(name, read_path(path), f"{Path(path).expanduser()}", notes)
-    sources = _mnist_sources() if name == "mnist" else _fashion_sources()
-    for label, load in sources:
+    for label, load, _local in _sources(name):
         try:
             arrays = load()
         except (DataError, OSError) as exc:

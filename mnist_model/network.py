@@ -34,12 +34,21 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return classes[name](learning_rate=learning_rate)
 
 
+DENSE_INPUT = (784,)  # one example as the dense network takes it: the 28x28 pixels in a row
+CNN_INPUT = (28, 28, 1)  # ... and as the CNN does: an image with one channel
+
+
+def input_shape(config: TrainConfig) -> tuple:
+    """The model's input_shape for config's network, before it is built: (None, 784) or (None, 28, 28, 1)."""
+    return (None,) + (CNN_INPUT if config.architecture == "cnn" else DENSE_INPUT)
+
+
 def build_dense(hidden_units: int = 512, hidden_layers: int = 1, dropout: float = 0.0, l2: float = 0.0) -> keras.Model:
     """The notebook's network, 784 -> Dense(hidden, relu) -> Dense(10, softmax), with as many hidden layers as asked,
     dropout after each and an L2 penalty on every kernel when asked (the defaults add nothing: the notebook's own)."""
     # Explicit names: Streamlit's clear_session() resets Keras's automatic name counters.
     penalty = keras.regularizers.L2(l2) if l2 else None
-    layers = [keras.Input((784,), name="pixels")]
+    layers = [keras.Input(DENSE_INPUT, name="pixels")]
     for i in range(hidden_layers):
         suffix = "" if i == 0 else str(i + 1)
         layers.append(keras.layers.Dense(hidden_units, activation="relu", kernel_regularizer=penalty,
@@ -53,7 +62,7 @@ def build_dense(hidden_units: int = 512, hidden_layers: int = 1, dropout: float 
 def build_cnn() -> keras.Model:
     """A small convolutional network: (28, 28, 1) -> 2 x (conv 3x3, max-pool 2) -> Dense(10, softmax)."""
     return keras.Sequential([
-        keras.Input((28, 28, 1), name="pixels"),
+        keras.Input(CNN_INPUT, name="pixels"),
         keras.layers.Conv2D(32, 3, activation="relu", name="conv1"),
         keras.layers.MaxPooling2D(2, name="pool1"),
         keras.layers.Conv2D(64, 3, activation="relu", name="conv2"),

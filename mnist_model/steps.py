@@ -66,6 +66,15 @@ class CompiledSteps:
         self._test_labels = np.asarray(test[1]).argmax(1)
         self._seeds = np.random.default_rng(seed)
 
+    def release(self) -> None:
+        """Let go of the data until the next restart (the compiled steps stay)."""
+        self._x = self._y = self._x_test = self._y_test = None
+
+    def held_bytes(self) -> int:
+        """Bytes of data held for training and evaluation (0 after release)."""
+        held = (self._x, self._y, self._x_test, self._y_test)
+        return sum(int(tf.size(t)) * t.dtype.size for t in held if t is not None)
+
     def train(self, indices: np.ndarray, mask: np.ndarray, steps: int) -> tuple[float, float]:
         """Train on the first `steps` batches of an epoch_plan() call; returns (summed loss, number right)."""
         seed = tf.constant(self._seeds.integers(0, 2**31 - 1, 2), tf.int32)  # this call's dropout masks

@@ -86,6 +86,10 @@ class KeptNetworks:
             self._kept.popitem(last=False)
         return kept
 
+    def held_bytes(self) -> int:
+        """Bytes of training data the kept networks hold (0 between trainings)."""
+        return sum(runner.held_bytes() for _model, runner in self._kept.values())
+
 
 def _network_shape(config: TrainConfig) -> tuple:
     """What a network's compiled steps depend on (its data and seed excepted)."""
@@ -115,13 +119,13 @@ def train(config: TrainConfig, dataset: Dataset,
     With config.patience, training stops once the test loss has not improved for that many epochs, and the
     model keeps the best epoch's weights (after Stop too).
     """
-    from .network import build_model, model_inputs
+    from .network import build_model, input_shape, model_inputs
     from .steps import CompiledSteps
 
     x, y = training_subset(dataset, config.train_size, config.seed)
     if extra is not None:
         x, y = np.concatenate([x, extra[0]]), np.concatenate([y, extra[1]])
-    shape = (None, 28, 28, 1) if config.architecture == "cnn" else (None, 784)  # the model's input_shape
+    shape = input_shape(config)
     inputs = (model_inputs(to_inputs(x), shape), one_hot(y))
     test = (model_inputs(to_inputs(dataset.x_test), shape), one_hot(dataset.y_test))
     if kept is not None:
@@ -131,36 +135,39 @@ def train(config: TrainConfig, dataset: Dataset,
         runner = CompiledSteps(model, inputs, test, jit_compile=_xla(config), seed=config.seed)
     if init_weights is not None:
         model.set_weights([np.asarray(w, np.float32) for w in init_weights])
-    reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
-    stopper = EarlyStopping(config.patience) if config.patience else None
-    first = model.layers[0]
-    watch = FirstLayerWatch(first.kernel.numpy()) if config.architecture == "dense" and watch_first_layer else None
-    order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
-    t0 = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        reporter.epoch_begin(epoch)
-        during = (lambda done: watch.during_first_epoch(done, first.kernel.numpy)) if watch is not None and \
-            epoch == 1 else None
-        loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter, during)
-        test_loss, test_accuracy, test_probs = runner.evaluate()
-        reporter.epoch_end(loss, accuracy, test_loss, test_accuracy)
-        if watch is not None:
-            snapshot = watch.epoch_end(epoch, first.kernel.numpy())
-            if on_snapshot:
-                on_snapshot(snapshot)
-        if stopper is not None and stopper.epoch_end(epoch, test_loss, model.get_weights, test_probs):
-            break
-        if reporter.stopped:
-            break
-    best_epoch = None
-    if stopper is not None and stopper.best_weights is not None:
-        best_epoch = stopper.best_epoch
-        if best_epoch != len(reporter.history):
-            model.set_weights(stopper.best_weights)
-            test_probs = stopper.best_probs
-    extras = watch.summary(first.kernel.numpy()) if watch is not None else {}
-    return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0, test_probs, best_epoch,
-                       bool(stopper and stopper.stopped_early), extras)
+    try:
+        reporter = Reporter(config.epochs, -(-len(x) // config.batch_size), on_batch, on_epoch, should_stop)
+        stopper = EarlyStopping(config.patience) if config.patience else None
+        first = model.layers[0]
+        watch = FirstLayerWatch(first.kernel.numpy()) if config.architecture == "dense" and watch_first_layer else None
+        order = np.random.default_rng(config.seed)  # a fresh shuffle every epoch, as fit(shuffle=True)
+        t0 = time.perf_counter()
+        for epoch in range(1, config.epochs + 1):
+            reporter.epoch_begin(epoch)
+            during = (lambda done: watch.during_first_epoch(done, first.kernel.numpy)) if watch is not None and \
+                epoch == 1 else None
+            loss, accuracy = _train_epoch(runner, order.permutation(len(x)), config.batch_size, reporter, during)
+            test_loss, test_accuracy, test_probs = runner.evaluate()
+            reporter.epoch_end(loss, accuracy, test_loss, test_accuracy)
+            if watch is not None:
+                snapshot = watch.epoch_end(epoch, first.kernel.numpy())
+                if on_snapshot:
+                    on_snapshot(snapshot)
+            if stopper is not None and stopper.epoch_end(epoch, test_loss, model.get_weights, test_probs):
+                break
+            if reporter.stopped:
+                break
+        best_epoch = None
+        if stopper is not None and stopper.best_weights is not None:
+            best_epoch = stopper.best_epoch
+            if best_epoch != len(reporter.history):
+                model.set_weights(stopper.best_weights)
+                test_probs = stopper.best_probs
+        extras = watch.summary(first.kernel.numpy()) if watch is not None else {}
+        return TrainResult(model, reporter.history, reporter.stopped, time.perf_counter() - t0, test_probs, best_epoch,
+                           bool(stopper and stopper.stopped_early), extras)
+    finally:  # a kept network waits for its next training without this one's examples (~220 MB with all of MNIST)
+        runner.release()
 
 
 def _train_epoch(runner, order: np.ndarray, batch_size: int, reporter, during=None) -> tuple[float, float]:
