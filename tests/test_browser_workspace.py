@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 import appserver
@@ -106,7 +107,15 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_u
     _train(page, app_url)
     page.get_by_text("Your workspace").click()
     page.get_by_text("Use on another device").click()
-    link = page.locator("code").filter(has_text="workspace=").first.inner_text().strip()
+    code = page.locator("code").filter(has_text="workspace=").first
+    try:
+        code.wait_for(timeout=30000)
+    except PlaywrightTimeout:  # seen once in 16 clean-clone runs, under load: say what the sidebar showed instead
+        switches = [c.is_checked() for c in page.get_by_test_id("stSidebar").locator("input[type=checkbox]").all()]
+        raise AssertionError(f"no device link after 30 s; sidebar switches on: {switches}, running: "
+                             f"{page.get_by_test_id('stStatusWidget').is_visible()}, sidebar: "
+                             f"{page.get_by_test_id('stSidebar').inner_text()!r}") from None
+    link = code.inner_text().strip()
     assert page.get_by_text("Whoever has this link sees and changes this work").count()
     # the QR code comes after the link in the same rerun: a slow rerun sends it a moment later
     page.get_by_test_id("stSidebar").get_by_role("img", name="QR code of the link to this workspace").wait_for()
