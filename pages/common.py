@@ -799,6 +799,13 @@ def status_lines(ws: Workspace, run: Run | None, followed: bool) -> tuple[list[s
             lines.append(_("**Training:** {label} queued").format(label=label))
         else:
             lines.append(_("**Training:** {label} running").format(label=label))
+    if not jobs and (last := ws.latest_job()) is not None and last.state.done:
+        # The line stays when a training ends, saying how it ended: the panel below keeps its place at the moment a
+        # person turns to it (a click on "Use on another device" as the line went landed 37 px too low, once in 16
+        # clean-clone runs), and the other pages tell how it went.
+        lines.append({"finished": _("**Last training:** {label} finished"),
+                      "stopped": _("**Last training:** {label} stopped"),
+                      "failed": _("**Last training:** {label} failed")}[last.state.value].format(label=last.label))
     return lines, jobs
 
 

@@ -286,3 +286,30 @@ def test_a_rerun_sends_the_sidebar_status_only_as_a_block_that_keeps_its_lines(m
         at_status = [m.delta.WhichOneof("type") for m in sent
                      if m.WhichOneof("type") == "delta" and list(m.metadata.delta_path) == [1, 0]]
         assert at_status == ["add_block"], (label, at_status)
+
+
+def test_the_sidebar_keeps_its_training_line_when_a_training_ends_and_says_how_it_ended():
+    """The sidebar's status sits above the workspace panel. Its training line used to go when the training ended:
+    the panel moved up one line just as a person turned to it, and a click on "Use on another device" landed below
+    the switch (once in 16 clean-clone runs). The line now stays and says how the training ended."""
+    at = _page("pages/train.py")
+    knob(at, "epochs").set_value(1).run()
+    knob(at, "train_size").set_value(500).run()
+    workspace = at.session_state["workspace"].id
+
+    def sidebar_captions():  # a fresh page view of the workspace (AppTest keeps no sidebar after switch_page)
+        view = AppTest.from_file(APP, default_timeout=60)
+        view.query_params["workspace"] = workspace
+        return [c.value for c in view.run().sidebar.caption if c.value.startswith("**")]  # the status's lines
+    before = sidebar_captions()
+    assert not any("training:**" in c for c in before), before  # no training yet: no line
+    _button(at, "Train").click().run()
+    during = sidebar_captions()
+    assert during[-1].startswith("**Training:** Run 1"), during
+    _wait_idle(at)
+    after = sidebar_captions()
+    assert len(after) == len(during) and after[-1] == "**Last training:** Run 1 finished", (during, after)
+    _button(at, "Train").click().run()
+    _button(at, "Stop training").click().run()
+    _wait_idle(at)
+    assert sidebar_captions()[-1] == "**Last training:** Run 2 stopped"
