@@ -676,16 +676,21 @@ def load_or_explain(name: str) -> Dataset | None:
 
 
 def sidebar(ws: Workspace, page_name: str = ""):
-    """The sidebar's workspace controls; returns the place at its top that sidebar_status fills once the page has
+    """The sidebar's workspace controls; returns the place under them that sidebar_status fills once the page has
     run (so that it shows the model the page chose in this very rerun)."""
     with st.sidebar:
-        # The status keeps its height through the run: the panel below must not jump up for the run and down again
-        # (a click aimed at "Yes, start over" landed on the text above it: walker seed 54). The browser keeps the
-        # children of a block sent again at the same place, so a container here keeps the last run's lines until
-        # sidebar_status draws over them. Drawing anything into it first would not do: each message is drawn on its
-        # own, and an empty slot, then its empty container, then line after line was seen frame by frame under load
-        # (a preset's rerun). A session's first run (a new tab, a reload, a reconnection) has no last status: it
-        # draws what the status says now, in a slot that sidebar_status replaces.
+        # The status goes below the controls: its lines come and go and wrap (a training starts and ends, the model's
+        # label grows), and above the workspace panel each change moved the panel as people turned to it (a click
+        # aimed at "Yes, start over" landed on the text above it: walker seed 54; a click on "Use on another device"
+        # just after a training missed the switch: 2 in 17 clean-clone runs).
+        workspace_panel(ws)
+        language_switch(ws)
+        # The status also keeps its height through the run (the language switch's menu opens downwards over it). The
+        # browser keeps the children of a block sent again at the same place, so a container here keeps the last
+        # run's lines until sidebar_status draws over them. Drawing anything into it first would not do: each message
+        # is drawn on its own, and an empty slot, then its empty container, then line after line was seen frame by
+        # frame under load (a preset's rerun). A session's first run (a new tab, a reload, a reconnection) has no
+        # last status: it draws what the status says now, in a slot that sidebar_status replaces.
         if STATUS_LINES in st.session_state:
             place = st.container()
             status_place = lambda: place  # noqa: E731
@@ -696,8 +701,6 @@ def sidebar(ws: Workspace, page_name: str = ""):
                 for line in lines:
                     st.caption(line)
             status_place = slot.container
-        workspace_panel(ws)
-        language_switch(ws)
         remember_workspace(ws)
         page_behaviours(page_name)
     st.session_state[FOLLOWED_HERE] = False  # until the page says it follows the training itself
@@ -800,9 +803,7 @@ def status_lines(ws: Workspace, run: Run | None, followed: bool) -> tuple[list[s
         else:
             lines.append(_("**Training:** {label} running").format(label=label))
     if not jobs and (last := ws.latest_job()) is not None and last.state.done:
-        # The line stays when a training ends, saying how it ended: the panel below keeps its place at the moment a
-        # person turns to it (a click on "Use on another device" as the line went landed 37 px too low, once in 16
-        # clean-clone runs), and the other pages tell how it went.
+        # The line stays when a training ends, saying how it ended (the other pages have no panel that tells).
         lines.append({"finished": _("**Last training:** {label} finished"),
                       "stopped": _("**Last training:** {label} stopped"),
                       "failed": _("**Last training:** {label} failed")}[last.state.value].format(label=last.label))

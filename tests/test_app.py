@@ -53,7 +53,7 @@ def test_home_opens_without_tensorflow():
     code = (f"import sys; from streamlit.testing.v1 import AppTest; at = AppTest.from_file({APP!r}, "
             "default_timeout=60); at.run(); assert not at.exception, at.exception; "  # a busy machine's first run
             "print('TF' if any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules) else 'noTF'); "
-            "print(at.title[0].value); print([c.value for c in at.sidebar.caption][0])")
+            "print(at.title[0].value); print(next(c.value for c in at.sidebar.caption if c.value.startswith('**Data:**')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.split("\n")

@@ -270,11 +270,15 @@ def test_a_training_that_ends_as_a_page_runs_leaves_no_page_on_the_old_model(mon
         assert at.session_state[common.MODELS_SHOWN] == {runs[1].run_id}, path
 
 
+STATUS_PATH = [1, 2]  # the sidebar's status: below the workspace panel and the language switch
+
+
 def test_a_rerun_sends_the_sidebar_status_only_as_a_block_that_keeps_its_lines(monkeypatch):
-    """The status above the workspace panel must keep its height through a rerun, or the panel jumps up and down and
-    a click aimed at it lands elsewhere (walker seed 54). It used to be sent as an empty slot that its lines then
-    filled: Streamlit merges the two only while its queue has not been flushed, so under load (CI: a preset's
-    rerun) the browser drew the empty slot and the panel jumped 99 px. Every message is seen here before merging."""
+    """The sidebar's status must keep its lines through a rerun (it sat above the workspace panel then, which jumped
+    up and down, and a click aimed at it landed elsewhere: walker seed 54). It used to be sent as an empty slot that
+    its lines then filled: Streamlit merges the two only while its queue has not been flushed, so under load (CI: a
+    preset's rerun) the browser drew the empty slot, and the panel jumped 99 px. Every message is seen here before
+    merging."""
     from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
     at = _page("pages/train.py")
     sent = []
@@ -284,14 +288,13 @@ def test_a_rerun_sends_the_sidebar_status_only_as_a_block_that_keeps_its_lines(m
         _button(at, label).click().run()
         assert not at.exception, at.exception
         at_status = [m.delta.WhichOneof("type") for m in sent
-                     if m.WhichOneof("type") == "delta" and list(m.metadata.delta_path) == [1, 0]]
+                     if m.WhichOneof("type") == "delta" and list(m.metadata.delta_path) == STATUS_PATH]
         assert at_status == ["add_block"], (label, at_status)
 
 
 def test_the_sidebar_keeps_its_training_line_when_a_training_ends_and_says_how_it_ended():
-    """The sidebar's status sits above the workspace panel. Its training line used to go when the training ended:
-    the panel moved up one line just as a person turned to it, and a click on "Use on another device" landed below
-    the switch (once in 16 clean-clone runs). The line now stays and says how the training ended."""
+    """The sidebar's training line used to go when the training ended, and other pages than Train never said how
+    it went. The line now stays and says how the training ended, in as many lines."""
     at = _page("pages/train.py")
     knob(at, "epochs").set_value(1).run()
     knob(at, "train_size").set_value(500).run()
