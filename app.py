@@ -46,3 +46,5 @@ with streamlit_mends.whole_run():  # a session's first click is acted on where t
         st.error(str(exc))
     common.sidebar_status(workspace, status)  # after the page: the model it chose in this rerun
     common.forget_presses_not_acted_on()
+    if streamlit_mends.page_list_hidden_this_run():  # a fresh server's first runs: once more, with the page list
+        st.rerun()

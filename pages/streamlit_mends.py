@@ -72,6 +72,7 @@ def install() -> None:
     keep_download_answers()
     keep_downloads_through_a_rerun()
     apply_clicks_before_yielding()
+    note_whether_the_page_list_was_hidden()
 
 
 RUN_DELIVERY_WAIT_S = 0.005  # how often a request asks again while the run before it is still being delivered
@@ -207,6 +208,41 @@ def _clicks_without_a_callback(safe_state, widget_states) -> bool:
                    for w in (widget_states.widgets if widget_states is not None else ()))
     except AttributeError:  # Streamlit's internals changed: no hold
         return False
+
+
+def note_whether_the_page_list_was_hidden() -> None:
+    """Each session notes whether its run's new_session message hid the sidebar's page list (see
+    page_list_hidden_this_run). Process-wide and once."""
+    from streamlit.runtime.app_session import AppSession
+    if getattr(AppSession._create_new_session_message, "notes_hidden_page_list", False):
+        return
+    create = AppSession._create_new_session_message
+
+    @functools.wraps(create)
+    def create_noting(self, *args, **kwargs):
+        msg = create(self, *args, **kwargs)
+        self._page_list_hidden = msg.new_session.config.hide_sidebar_nav
+        return msg
+    create_noting.notes_hidden_page_list = True
+    AppSession._create_new_session_message = create_noting
+
+
+def page_list_hidden_this_run() -> bool:
+    """Whether the browser was told at this run's start to hide the sidebar's page list. The browser reads that
+    switch from each run's first message only, and a fresh server's first runs (also those of several tabs coming
+    back at once) start before app.py turns the list on (common.use_app_navigation): a session that had no second
+    run kept its page list hidden (walker seed 93, after a restart). A run whose first message came before these
+    mends were installed came before the list was turned on. False outside a server (AppTest)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not Runtime.exists():
+        return False
+    try:
+        info = Runtime.instance()._session_mgr.get_session_info(ctx.session_id)
+    except AttributeError:  # Streamlit's internals changed
+        return False
+    return info is not None and getattr(info.session, "_page_list_hidden", True)
 
 
 def _requests():

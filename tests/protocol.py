@@ -73,6 +73,7 @@ class Session:
         self.values: dict[str, WidgetState] = {}  # widget id -> the value this tab holds (sent with every rerun)
         self.pages: dict[str, str] = {}  # url path ("" for the default page) -> page script hash
         self.navigations: list[tuple[int, list[str]]] = []  # every navigation message: (position, page names)
+        self.nav_hidden: list[bool] = []  # every whole run's new_session: whether it hid the sidebar's page list
         self.page_hash = ""
         self.path = ""
         self.query = ""
@@ -385,6 +386,7 @@ class Session:
                     if request.scope and not request.started:
                         request.scope, request.absorbed = "", True
                 self.pages.update({p.url_pathname: p.page_script_hash for p in msg.new_session.app_pages})
+                self.nav_hidden.append(msg.new_session.config.hide_sidebar_nav)
             for request in self._pending:
                 if request.scope in scopes and not request.started:
                     request.started, request.run_id = True, run.script_run_id
