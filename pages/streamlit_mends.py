@@ -231,8 +231,10 @@ def page_list_hidden_this_run() -> bool:
     """Whether the browser was told at this run's start to hide the sidebar's page list. The browser reads that
     switch from each run's first message only, and a fresh server's first runs (also those of several tabs coming
     back at once) start before app.py turns the list on (common.use_app_navigation): a session that had no second
-    run kept its page list hidden (walker seed 93, after a restart). A run whose first message came before these
-    mends were installed came before the list was turned on. False outside a server (AppTest)."""
+    run kept its page list hidden (walker seed 93, after a restart). app.py then reruns at once: rerunning at the end
+    moved the whole sidebar down by the list's height after the page was drawn, and a click on "Yes, start over"
+    landed on "Start over", by every sign (walker seed 10: its screenshot had the mouse there). A run whose first message came before these mends were installed came
+    before the list was turned on. False outside a server (AppTest)."""
     from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import get_script_run_ctx
     ctx = get_script_run_ctx(suppress_warning=True)

@@ -74,6 +74,7 @@ class Session:
         self.pages: dict[str, str] = {}  # url path ("" for the default page) -> page script hash
         self.navigations: list[tuple[int, list[str]]] = []  # every navigation message: (position, page names)
         self.nav_hidden: list[bool] = []  # every whole run's new_session: whether it hid the sidebar's page list
+        self.drawn_without_page_list = 0  # elements drawn by whole runs that hid it (the sidebar moved after them)
         self.page_hash = ""
         self.path = ""
         self.query = ""
@@ -400,6 +401,8 @@ class Session:
                 self.pages[""] = default.page_script_hash
         elif kind == "delta":
             path = tuple(msg.metadata.delta_path)
+            if self.nav_hidden and self.nav_hidden[-1] and msg.delta.WhichOneof("type") == "new_element":
+                self.drawn_without_page_list += 1
             what = msg.delta.WhichOneof("type")
             if what == "new_element":
                 element = msg.delta.new_element

@@ -23,7 +23,9 @@ def test_a_fresh_server_never_lists_the_raw_pages_folder_not_even_for_a_moment(t
     after a restart): each lists the app's five pages or is hidden. The browser test below sees the page once it is
     routed; a tab showed the file names app, class, common, ... for the second its first run took. And the last
     run's first message shows the list: the browser takes that switch from it alone, and the first runs of a fresh
-    server all started with it hidden, so a tab that had no second run kept no page list (walker seed 93)."""
+    server all started with it hidden, so a tab that had no second run kept no page list (walker seed 93); and such
+    a run draws nothing before the rerun that shows the list (drawn first, the sidebar then moved down by the list's
+    height, under a click: walker seed 10)."""
     proc, url = appserver.start(tmp_path / "server.log")
 
     async def first_requests():
@@ -40,6 +42,7 @@ def test_a_fresh_server_never_lists_the_raw_pages_folder_not_even_for_a_moment(t
         shown = [names for position, names in s.navigations if position != Navigation.Position.HIDDEN]
         assert shown and all(names == PAGES for names in shown), (s.path, s.navigations)
         assert s.nav_hidden and not s.nav_hidden[-1], (s.path, s.nav_hidden)  # the browser shows the list it got
+        assert s.drawn_without_page_list == 0, (s.path, s.drawn_without_page_list)  # nothing moved under a click
     log = (tmp_path / "server.log").read_text()
     assert "Traceback" not in log, log[-3000:]
 
