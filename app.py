@@ -16,8 +16,6 @@ with streamlit_mends.whole_run():  # a session's first click is acted on where t
     st.set_page_config(page_title="MNIST Live", page_icon=str(Path(__file__).with_name("assets") / "icon.png"),
                        layout="wide")
     common.use_app_navigation()
-    if streamlit_mends.page_list_hidden_this_run():  # a fresh server's first runs: again at once, with the list
-        st.rerun()  # (a run that acts on a click its session never drew goes on to its end first: see whole_run)
     try:
         common.lab().store.ping()  # the first page view of the server starts the training workers warming
         workspace, unreachable = common.workspace(), None
@@ -31,6 +29,8 @@ with streamlit_mends.whole_run():  # a session's first click is acted on where t
         st.Page("pages/explore.py", title=_("Explore"), icon=":material/search:"),
         st.Page("pages/class.py", title=_("Class"), icon=":material/groups:", url_path="class"),
     ])
+    if streamlit_mends.page_list_hidden():  # a fresh server's first runs: again at once, with the list
+        st.rerun()  # (a run that acts on a click its session never drew goes on to its end first: see whole_run)
     try:
         if unreachable is not None:
             raise unreachable

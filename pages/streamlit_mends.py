@@ -211,8 +211,9 @@ def _clicks_without_a_callback(safe_state, widget_states) -> bool:
 
 
 def note_whether_the_page_list_was_hidden() -> None:
-    """Each session notes whether its run's new_session message hid the sidebar's page list (see
-    page_list_hidden_this_run). Process-wide and once."""
+    """Each session notes whether its last run's first message (new_session) hid the sidebar's page list; those that
+    exist as this is installed are taken to have hidden it (see page_list_hidden). Process-wide and once."""
+    from streamlit.runtime import Runtime
     from streamlit.runtime.app_session import AppSession
     if getattr(AppSession._create_new_session_message, "notes_hidden_page_list", False):
         return
@@ -225,26 +226,38 @@ def note_whether_the_page_list_was_hidden() -> None:
         return msg
     create_noting.notes_hidden_page_list = True
     AppSession._create_new_session_message = create_noting
+    try:
+        for info in Runtime.instance()._session_mgr.list_sessions() if Runtime.exists() else ():
+            info.session.__dict__.setdefault("_page_list_hidden", True)
+    except AttributeError:  # Streamlit's internals changed
+        pass
 
 
-def page_list_hidden_this_run() -> bool:
-    """Whether the browser was told at this run's start to hide the sidebar's page list. The browser reads that
-    switch from each run's first message only, and a fresh server's first runs (also those of several tabs coming
-    back at once) start before app.py turns the list on (common.use_app_navigation): a session that had no second
-    run kept its page list hidden (walker seed 93, after a restart). app.py then reruns at once: rerunning at the end
-    moved the whole sidebar down by the list's height after the page was drawn, and a click on "Yes, start over"
-    landed on "Start over", by every sign (walker seed 10: its screenshot had the mouse there). A run whose first message came before these mends were installed came
-    before the list was turned on. False outside a server (AppTest)."""
+PAGE_LIST_RERUN = "page_list_rerun"  # session state: the session reran once to show its page list
+
+
+def page_list_hidden() -> bool:
+    """Whether the browser may have been told at this run's start to hide the sidebar's page list; at most once per
+    session. The browser reads that switch from each run's first message only, and a fresh server's first runs
+    (several at once when a class's tabs come back after a restart) start before app.py turns the list on
+    (common.use_app_navigation): a tab that had no second run kept no page list (walker seed 93). app.py then reruns
+    before it draws (rerunning at the end moved the whole sidebar down by the list's height under a click: walker
+    seed 10) and after st.navigation (else the rerun forgets the page asked for: seed 13 landed on Home). Streamlit
+    makes a run's first message on its event loop, not before the script starts: a session whose message is still
+    to come now gets it with the list on. False outside a server (AppTest)."""
     from streamlit.runtime import Runtime
     from streamlit.runtime.scriptrunner import get_script_run_ctx
     ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or not Runtime.exists():
+    if ctx is None or not Runtime.exists() or st.session_state.get(PAGE_LIST_RERUN):
         return False
     try:
         info = Runtime.instance()._session_mgr.get_session_info(ctx.session_id)
     except AttributeError:  # Streamlit's internals changed
         return False
-    return info is not None and getattr(info.session, "_page_list_hidden", True)
+    hidden = info is not None and info.session.__dict__.get("_page_list_hidden", False)
+    if hidden:
+        st.session_state[PAGE_LIST_RERUN] = True
+    return hidden
 
 
 def _requests():
