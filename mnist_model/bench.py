@@ -608,7 +608,14 @@ def _in_app_predictions(page, strokes: int) -> list[float]:
         page.mouse.move(box["x"] + x + 10, box["y"] + 230, steps=6)
         page.mouse.up()
         caption = page.get_by_text("Preprocessing + prediction:").first
-        caption.wait_for(timeout=15000)  # after Clear it is gone, so this is the new stroke's
+        try:
+            caption.wait_for(timeout=15000)  # after Clear it is gone, so this is the new stroke's
+        except Exception as exc:  # seen once in CI under load: say what the page showed, not only that it did not
+            main = page.get_by_test_id("stMain")
+            raise RuntimeError(f"stroke {i + 1} of {strokes} got no prediction in 15 s; running: "
+                               f"{page.get_by_test_id('stStatusWidget').is_visible()}, canvases: "
+                               f"{page.locator('canvas.upper-canvas').count()}, page: "
+                               f"{main.inner_text()[:600]!r}") from exc
         times.append(float(caption.inner_text().split(":")[1].split("ms")[0]))
         canvas.evaluate_all("all => all.forEach(c => { c.dataset.cleared = '1'; })")
         page.get_by_role("button", name="Clear").click()
