@@ -109,6 +109,27 @@ def choose(page, box, option) -> None:
     option.click()
 
 
+STEADY_CHART_JS = """(chart, [quiet, limit]) => new Promise(resolve => {
+  const t0 = performance.now(); let last = chart.querySelector('svg.marks, canvas.marks'), since = t0;
+  const tick = () => {
+    const now = chart.querySelector('svg.marks, canvas.marks');
+    if (now !== last) { last = now; since = performance.now(); }
+    if (now && performance.now() - since >= quiet) resolve(true);
+    else if (performance.now() - t0 > limit) resolve(false); else setTimeout(tick, 20);
+  };
+  tick();
+})"""
+
+
+def steady_chart(chart, quiet_ms: int = 500, limit_ms: int = 15000) -> bool:
+    """Wait until a Vega chart (a locator) has kept the same drawing for quiet_ms; False after limit_ms.
+
+    Streamlit draws a chart anew some 100 ms after it shows again (a tab opened: its width is measured anew); a
+    click on the drawing being replaced is lost (walker seeds 44 and 46 clicked a confusion cell within 50 ms of
+    opening the Mistakes tab). A person's click comes later than that; a test's must too."""
+    return chart.evaluate(STEADY_CHART_JS, [quiet_ms, limit_ms])
+
+
 def clear_canvas(page, timeout: float = 60000):
     """Press Draw's Clear and return the canvas once the new, empty one is the only one on the page (the old one
     stays in the page for a moment while the new one mounts)."""

@@ -5,6 +5,7 @@ import os
 import re
 import time
 
+import appserver
 import nbformat
 import pytest
 
@@ -152,6 +153,14 @@ def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):
     page.get_by_text(re.compile(r"\d+ test images?: true 4, predicted 4")).wait_for(timeout=20000)
     chart.locator("path[aria-label*='true label: 4'][aria-label*='predicted: 9']").first.click()  # the same cell again
     page.get_by_text(re.compile(rf"^{count} test images?: true 4, predicted 9")).wait_for(timeout=20000)
+    page.get_by_role("tab", name="Overfitting lab").click()  # away and back: the chart is drawn anew, then clicked
+    page.get_by_role("tab", name="Mistakes").click()
+    assert appserver.steady_chart(chart)
+    cell = chart.locator("path[aria-label*='true label: 7'][aria-label*='predicted: 2']").first
+    count = int(re.search(r"test images: (\d+)", cell.get_attribute("aria-label")).group(1))
+    cell.click()
+    page.get_by_text(re.compile(rf"^{count} test images?: true 7, predicted 2" if count else
+                                r"^No test image falls in that cell")).wait_for(timeout=20000)
     outside = [u for u in requests if not re.match(r"^(https?|wss?)://127\.0\.0\.1:\d+/", u) and
                not u.startswith(("data:", "blob:"))]
     assert outside == []  # offline: icons and fonts ship with the app

@@ -1029,6 +1029,7 @@ def _explore(walk, p):
     chart = page.get_by_test_id("stVegaLiteChart").filter(has_text="click a cell")
     if p.get("cell") and chart.count() and chart.first.is_visible():
         t, q = p["cell"]
+        check(appserver.steady_chart(chart.first), "the confusion matrix was drawn anew again and again for 15 s")
         cell = chart.first.locator(f"path[aria-label*='true label: {t};'][aria-label*='predicted: {q};']").first
         if not cell.count():
             cell = chart.first.locator(f"path[aria-label*='true label: {t}'][aria-label*='predicted: {q}']").first
