@@ -223,6 +223,7 @@ export default function(component) {
 
 CANVAS_GENERATION = "canvas_n"  # session state: the number in Draw's canvas key (Clear mounts a new canvas)
 RECONNECT_SEEN = "reconnect_seen"  # session state: the last reconnection this session has taken the canvas from
+CANVAS_CLEARED = "canvas_cleared"  # session state: Clear was pressed in this session (it chose the canvas since)
 
 
 @st.cache_resource
@@ -243,7 +244,9 @@ def remember_workspace(ws: Workspace) -> None:
     reconnected = getattr(result, "reconnected", None)
     if isinstance(reconnected, dict) and reconnected.get("at") != st.session_state.get(RECONNECT_SEEN):
         st.session_state[RECONNECT_SEEN] = reconnected.get("at")  # once per reconnection: Clear then moves on
-        if isinstance(reconnected.get("canvas"), int):
+        # A tab reports again after its next run, and a report read from the page as Clear was pressed names the
+        # canvas Clear replaced (it put that one back: walker seed 66): after a Clear in this session, none is taken.
+        if isinstance(reconnected.get("canvas"), int) and not st.session_state.get(CANVAS_CLEARED):
             st.session_state[CANVAS_GENERATION] = reconnected["canvas"]
     if getattr(result, "kept", None) == "blocked" and not cookies_blocked():
         st.session_state["cookie_kept"] = "blocked"

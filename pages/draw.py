@@ -100,6 +100,7 @@ def canvas_image():
 def _clear_canvas() -> None:
     generation = st.session_state.get(common.CANVAS_GENERATION, 0)
     st.session_state[common.CANVAS_GENERATION] = generation + 1  # a new key mounts an empty canvas
+    st.session_state[common.CANVAS_CLEARED] = True  # a reconnected tab's report of its canvas is older now
     if _poked():  # the next drawing starts as drawn: a poke kept from the last one would read it moved, unsaid
         _reset_poke()
 

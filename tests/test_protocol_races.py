@@ -4,6 +4,7 @@ the callbacks of widgets gone from the page and calls them for such a value; non
 
 import asyncio
 import json
+import re
 
 import pytest
 
@@ -428,6 +429,36 @@ def test_a_stroke_for_the_canvas_of_the_page_a_reconnected_tab_shows_gets_an_ans
     answered = protocol.run(go())
     assert all(answered.values()), f"strokes with no answer, by delay after the reconnection's first rerun: {answered}"
     assert set(answered.values()) == {answered["before"]}, answered  # the same drawing, the same model
+
+
+def _canvas_number(s) -> int:
+    """The number in the key of the canvas Draw shows (each Clear mounts one under the next number)."""
+    ids = [e.bidi_component.id for e in s.elements.values()
+           if e.WhichOneof("type") == "bidi_component" and "drawable_canvas" in e.bidi_component.component_name]
+    assert len(ids) == 1, ids
+    return int(re.search(r"canvas_(\d+)$", ids[0]).group(1))
+
+
+def test_a_reconnected_tabs_late_report_of_its_canvas_does_not_undo_clear(url):
+    """A tab that reconnects after a restart says which canvas it shows, so that the new session draws that one; it
+    says so again after its next run, and that report, read from the page just before Clear's new canvas arrived,
+    can reach the server after Clear. It put the old canvas back: Clear did nothing (walker seed 66, 1 walk in 15)."""
+    async def go():
+        s, _, _ = await _draw_tab_with_a_model(url)
+        shown = _canvas_number(s)
+        await s.set_component("workspace_cookie", {"reconnected": {"at": 1, "canvas": shown}},
+                              "the reconnected tab's first report")
+        adopted = _canvas_number(s)
+        await s.click("Clear")
+        cleared = _canvas_number(s)
+        await s.set_component("workspace_cookie", {"reconnected": {"at": 2, "canvas": shown}},
+                              "its second report, read before Clear's canvas came")
+        after = _canvas_number(s)
+        await s.close()
+        return shown, adopted, cleared, after
+    shown, adopted, cleared, after = protocol.run(go())
+    assert adopted == shown and cleared == shown + 1
+    assert after == cleared, f"Clear mounted canvas {cleared}; a late report of canvas {shown} put that one back"
 
 
 def test_a_late_stroke_for_a_canvas_the_session_drew_and_left_does_not_take_the_tab_back(url, sample):
