@@ -44,7 +44,8 @@ PAGES = ["Home", "Train", "Draw", "Explore", "Class"]
 HEADING = {"Home": "Lesson plan", "Train": "Train the network", "Draw": "Draw", "Explore": "Explore",
            "Class": "Class"}
 PATHS = {"Home": "/", "Train": "/train", "Draw": "/draw", "Explore": "/explore", "Class": "/class"}
-PAGE_LIST_JS = f"() => document.querySelectorAll('[data-testid=stSidebarNav] a').length === {len(PAGES)}"
+PAGE_LIST_JS = (f"() => [...document.querySelectorAll('[data-testid=stSidebarNav] a')]"
+                f".filter((a) => a.getClientRects().length > 0).length === {len(PAGES)}")  # shown, not only there
 LONG = 300_000  # ms: anything that waits on a training or a server start under load
 WAIT = 60_000  # ms: a page's rerun under load
 SETTLED_JS = """() => {
@@ -52,6 +53,31 @@ SETTLED_JS = """() => {
     return !!app && app.dataset.testConnectionState === "CONNECTED"
         && !["running", "rerunRequested"].includes(app.dataset.testScriptState);
 }"""  # Streamlit's own test attributes on its app element
+# The walker's own watch on a tab (an init script): the sockets it opened, and the runs that ended since the last
+# one opened. A tab that reconnects after a restart shows "connected, not running" before the new session's first
+# run has begun, and that run then hides the page list for a moment (a fresh server's first run starts under the
+# pages/ folder's hidden list) and draws the page anew: checks and clicks come after it (seed 14).
+RUN_WATCH_JS = """(() => {
+    const Native = window.WebSocket;
+    window.__walkSockets = 0;
+    window.__walkRunsEnded = 0;
+    function Watched(...args) {
+        const ws = new Native(...args);
+        window.__walkSockets += 1;
+        window.__walkRunsEnded = 0;
+        return ws;
+    }
+    Watched.prototype = Native.prototype;
+    for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Watched[name] = Native[name];
+    window.WebSocket = Watched;
+    let last = null;
+    new MutationObserver(() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        const state = app ? app.dataset.testScriptState : null;
+        if (last === "running" && !["running", "rerunRequested"].includes(state)) window.__walkRunsEnded += 1;
+        last = state;
+    }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
+})();"""
 APP_STATE_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app ? [app.dataset.testConnectionState, app.dataset.testScriptState] : null;
@@ -168,6 +194,7 @@ class Walk:
             self.pw = sync_playwright().start()
             self.browser = self.pw.chromium.launch(executable_path=CHROMIUM, args=appserver.CHROMIUM_ARGS)
             self.context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+            self.context.add_init_script(RUN_WATCH_JS)
             self.page = self.context.new_page()
         except BaseException:  # no browser: never leave the server running (a failed CI run left three)
             kill_server(self.proc, hard=False)
@@ -340,16 +367,16 @@ class Walk:
             if names == PAGES:
                 break
             # A page that is loading itself again (see check_errors) or reconnecting shows no list until its first
-            # run, and a tab that reconnected after a kill -9 showed its links half drawn for a moment (the icons'
-            # names run into the labels, 'homeHome': seed 44): the list must come back, right, once the page ran
+            # run, and a fresh server's first run hides the list for a moment (hidden links read 'homeHome': the
+            # icons' names run into the labels; seeds 44, 90): the list must come back, right, once the page ran
             try:
                 page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)
                 self.settle(page, timeout=LONG)
             except Exception:  # playwright's TimeoutError: the check below says what is missing
                 pass
             time.sleep(1.5)
-        names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
-        check(names == PAGES, f"the sidebar lists {names}, not {PAGES}")
+            names = [t.split("\n")[-1].strip() for t in nav.all_inner_texts()]
+        check(names == PAGES, f"the sidebar lists {names}, not {PAGES}")  # as last read (a second read raced)
         check(page.get_by_test_id("stSidebar").get_by_text("Your workspace").count() == 1,
               "the sidebar has no 'Your workspace' panel")
 
@@ -1154,10 +1181,15 @@ def _start_over(walk, p):
 
 def _restart(walk, p):
     """kill -9 the server (or stop it) and start a new one on the same data folder and port."""
+    sockets = walk.page.evaluate("() => window.__walkSockets")
     kill_server(walk.proc, hard=p["hard"])
     walk._start()
     if p["reload"]:
         walk.page.reload()
+        sockets = 0
+    # the new session's first run is over (see RUN_WATCH_JS), not only the tab connected again
+    walk.page.wait_for_function(f"() => window.__walkSockets > {sockets} && window.__walkRunsEnded > 0",
+                                timeout=LONG, polling=50)
     walk.wait_page(walk.where or "Home", timeout=LONG)
     # A tab that reconnects shows its old page with no page list until the new session's first run has drawn it
     # (Streamlit keeps the list hidden until app.py names the pages): the checks come after that run, not in it.
