@@ -48,11 +48,12 @@ PAGE_LIST_JS = (f"() => [...document.querySelectorAll('[data-testid=stSidebarNav
                 f".filter((a) => a.getClientRects().length > 0).length === {len(PAGES)}")  # shown, not only there
 LONG = 300_000  # ms: anything that waits on a training or a server start under load
 WAIT = 60_000  # ms: a page's rerun under load
-SETTLED_JS = """() => {
+SETTLED_JS = """(quietMs) => {
     const app = document.querySelector('[data-testid="stApp"]');
     return !!app && app.dataset.testConnectionState === "CONNECTED"
-        && !["running", "rerunRequested"].includes(app.dataset.testScriptState);
-}"""  # Streamlit's own test attributes on its app element
+        && !["running", "rerunRequested"].includes(app.dataset.testScriptState)
+        && (!quietMs || Date.now() - window.__walkStateSince >= quietMs);
+}"""  # Streamlit's own test attributes on its app element; quietMs: no run began for that long (RUN_WATCH_JS)
 # The walker's own watch on a tab (an init script): the sockets it opened, and the runs that ended since the last
 # one opened. A tab that reconnects after a restart shows "connected, not running" before the new session's first
 # run has begun, and that run then hides the page list for a moment (a fresh server's first run starts under the
@@ -71,10 +72,12 @@ RUN_WATCH_JS = """(() => {
     for (const name of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Watched[name] = Native[name];
     window.WebSocket = Watched;
     let last = null;
+    window.__walkStateSince = Date.now();
     new MutationObserver(() => {
         const app = document.querySelector('[data-testid="stApp"]');
         const state = app ? app.dataset.testScriptState : null;
         if (last === "running" && !["running", "rerunRequested"].includes(state)) window.__walkRunsEnded += 1;
+        if (state !== last) window.__walkStateSince = Date.now();
         last = state;
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
 })();"""
@@ -245,14 +248,14 @@ class Walk:
         if self.verbose:
             print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
-    def settle(self, page=None, timeout=WAIT):
-        """The page is connected and has finished its rerun. Streamlit's running indicator shows only after a
-        run's first moments, and a tab reconnecting after a restart still shows the old page: the app element's
-        connection and script states say it."""
+    def settle(self, page=None, timeout=WAIT, quiet_ms=0):
+        """The page is connected and has finished its rerun (and no run began for quiet_ms). Streamlit's running
+        indicator shows only after a run's first moments, and a tab reconnecting after a restart still shows the old
+        page: the app element's connection and script states say it."""
         page = page or self.page
         page.wait_for_load_state("domcontentloaded")
         page.get_by_test_id("stApp").wait_for(timeout=timeout)
-        page.wait_for_function(SETTLED_JS, timeout=timeout, polling=50)
+        page.wait_for_function(SETTLED_JS, arg=quiet_ms, timeout=timeout, polling=50)
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=timeout)
 
     def wait_page(self, name, page=None, timeout=WAIT):
@@ -1194,7 +1197,10 @@ def _restart(walk, p):
     # A tab that reconnects shows its old page with no page list until the new session's first run has drawn it
     # (Streamlit keeps the list hidden until app.py names the pages): the checks come after that run, not in it.
     walk.page.wait_for_function(PAGE_LIST_JS, timeout=LONG, polling=50)
-    walk.settle(timeout=LONG)
+    # Quiet for half a second too: a reconnected tab's runs come several in a row (the fresh server's first, the page
+    # list's, the tab's reports), each drawing the page anew, 10-150 ms apart. In such a gap the page held the old
+    # photo uploader beside the new one until a run finished (seed 90's replays).
+    walk.settle(timeout=LONG, quiet_ms=500)
     if p["reload"]:
         walk.new_session()
     else:  # the tab reconnects to a new session: the browser keeps its canvas and uploader, the server not the
