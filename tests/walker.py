@@ -62,10 +62,23 @@ RUN_WATCH_JS = """(() => {
     const Native = window.WebSocket;
     window.__walkSockets = 0;
     window.__walkRunsEnded = 0;
+    window.__walkSent = [];  // the last requests the tab sent: [ms, base64 of the BackMsg], for a failure's report
+    window.__walkStates = [];  // the last script states: [ms, state]
+    const keep = (list, item) => { list.push(item); if (list.length > 40) list.shift(); };
     function Watched(...args) {
         const ws = new Native(...args);
         window.__walkSockets += 1;
         window.__walkRunsEnded = 0;
+        const send = ws.send.bind(ws);
+        ws.send = (data) => {
+            try {
+                const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer || data);
+                let text = "";
+                for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+                keep(window.__walkSent, [Date.now(), btoa(text)]);
+            } catch (e) { keep(window.__walkSent, [Date.now(), ""]); }
+            return send(data);
+        };
         return ws;
     }
     Watched.prototype = Native.prototype;
@@ -77,7 +90,7 @@ RUN_WATCH_JS = """(() => {
         const app = document.querySelector('[data-testid="stApp"]');
         const state = app ? app.dataset.testScriptState : null;
         if (last === "running" && !["running", "rerunRequested"].includes(state)) window.__walkRunsEnded += 1;
-        if (state !== last) window.__walkStateSince = Date.now();
+        if (state !== last) { window.__walkStateSince = Date.now(); keep(window.__walkStates, [Date.now(), state]); }
         last = state;
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
 })();"""
@@ -105,6 +118,34 @@ PRESETS = ["The notebook", "Overfit on purpose", "Quick look", "Fix the overfitt
 
 class WalkFailure(AssertionError):
     """An invariant that did not hold (or an action that could not be done): the walk fails."""
+
+
+def tab_record(page, at_ms: float, before_s: float = 2.0) -> str:
+    """What the tab sent (each request: its kind, fragment, pressed buttons' keys) and its script states from
+    before_s before at_ms (epoch ms, a click), in seconds from at_ms: for a failure's message (RUN_WATCH_JS keeps
+    the last 40 of each)."""
+    since_ms = at_ms - before_s * 1000
+    import base64
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    sent, states = page.evaluate("() => [window.__walkSent || [], window.__walkStates || []]")
+    lines = []
+    for at, data in sent:
+        if at < since_ms:
+            continue
+        msg, what = BackMsg(), "?"
+        try:
+            msg.ParseFromString(base64.b64decode(data))
+            what = msg.WhichOneof("type") or "?"
+            if what == "rerun_script":
+                r = msg.rerun_script
+                pressed = [w.id.split("-", 2)[-1] for w in r.widget_states.widgets
+                           if w.WhichOneof("value") == "trigger_value" and w.trigger_value]
+                what += f" fragment={r.fragment_id or '-'} auto={r.is_auto_rerun} pressed={pressed}"
+        except Exception as exc:  # a frame the record could not read
+            what = f"unreadable ({exc})"
+        lines.append((at, f"sent {what}"))
+    lines += [(at, f"state {state}") for at, state in states if at >= since_ms]
+    return "; ".join(f"{(at - at_ms) / 1000:+.3f} s {text}" for at, text in sorted(lines)) or "nothing"
 
 
 def check(cond, message):
@@ -1182,9 +1223,12 @@ def _start_over(walk, p):
             yes.wait_for(state="visible", timeout=15000)
         except Exception:
             continue
+    clicked_ms = page.evaluate("() => Date.now()")
     yes.click()
     new = walk.workspace_id(wait_change_from=old)
-    check(new and new != old, "Start over kept the old workspace in the cookie")
+    if not (new and new != old):  # seeds 58 and 61 of 4 December: the question stayed open, no workspace was made
+        check(False, f"Start over kept the old workspace in the cookie (the tab around the Yes click: "
+                     f"{tab_record(page, clicked_ms)})")
     walk.settle()
     walk.class_code = None
     walk.canvas_clean, walk.drawn_digit = True, None
