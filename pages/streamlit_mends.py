@@ -67,12 +67,26 @@ def keep_downloads_through_a_rerun() -> None:
 
 def install() -> None:
     """app.py's first call, every run (each mend is installed once per process and then returns at once)."""
+    start_in_the_main_area()
     deliver_each_run_before_the_next()
     rerun_whole_for_fragments_never_drawn()
     keep_download_answers()
     keep_downloads_through_a_rerun()
     apply_clicks_before_yielding()
     note_whether_the_page_list_was_hidden()
+
+
+def start_in_the_main_area() -> None:
+    """Every whole run (install's call): the page writes in the main area. A fragment's own rerun (a ticking status
+    line, in the sidebar) points the script thread's stack of containers at the fragment's place and leaves it
+    there; a whole rerun asked for as that run ended ran next on the same thread, and the whole page went into the
+    fragment's place (walker seed 45 of 4 December: Explore's tabs in the sidebar, beside the old ones in the main
+    area). Streamlit resets the stack only when a run is cut short."""
+    try:
+        from streamlit.delta_generator_singletons import context_dg_stack, get_default_dg_stack_value
+        context_dg_stack.set(get_default_dg_stack_value())
+    except (ImportError, AttributeError, RuntimeError):  # Streamlit's internals changed
+        pass
 
 
 RUN_DELIVERY_WAIT_S = 0.005  # how often a request asks again while the run before it is still being delivered

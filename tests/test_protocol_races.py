@@ -315,6 +315,20 @@ def test_a_run_takes_in_its_click_before_it_looks_for_a_newer_request():
         state["anything"] = 1  # an st call of the page still gives way to the newer request
 
 
+def test_a_whole_run_writes_in_the_main_area_after_a_fragment_run_on_the_same_thread():
+    """A fragment's rerun leaves the script thread's container stack at the fragment's place (the sidebar's status
+    line); the next whole run on that thread drew Explore into the sidebar (walker seed 45). app.py's first call
+    puts it back in the main area."""
+    import streamlit as st
+    from streamlit.delta_generator_singletons import context_dg_stack, get_default_dg_stack_value
+
+    from pages import streamlit_mends
+    left = (*get_default_dg_stack_value(), st.sidebar)  # as a sidebar fragment's run leaves it
+    context_dg_stack.set(left)
+    streamlit_mends.install()
+    assert context_dg_stack.get() == get_default_dg_stack_value() != left
+
+
 def test_a_download_made_on_the_click_answers_every_click(url):
     """A download button whose file is made on the click (the notebook, the model) asks for it apart from the
     runs; the answer once came as a run started and Streamlit dropped it with the queue it clears then: the browser
