@@ -62,7 +62,7 @@ RUN_WATCH_JS = """(() => {
     const Native = window.WebSocket;
     window.__walkSockets = 0;
     window.__walkRunsEnded = 0;
-    window.__walkSent = [];  // the last requests the tab sent: [ms, base64 of the BackMsg], for a failure's report
+    window.__walkSent = [];  // the last requests the tab sent: [ms, the BackMsg's bytes], for a failure's report
     window.__walkStates = [];  // the last script states: [ms, state]
     const keep = (list, item) => { list.push(item); if (list.length > 40) list.shift(); };
     function Watched(...args) {
@@ -71,12 +71,9 @@ RUN_WATCH_JS = """(() => {
         window.__walkRunsEnded = 0;
         const send = ws.send.bind(ws);
         ws.send = (data) => {
-            try {
-                const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer || data);
-                let text = "";
-                for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-                keep(window.__walkSent, [Date.now(), btoa(text)]);
-            } catch (e) { keep(window.__walkSent, [Date.now(), ""]); }
+            try {  // a copy of the bytes; encoded only when a failure reads them (SENT_JS)
+                keep(window.__walkSent, [Date.now(), new Uint8Array(data instanceof Uint8Array ? data : data.buffer || data)]);
+            } catch (e) { keep(window.__walkSent, [Date.now(), new Uint8Array(0)]); }
             return send(data);
         };
         return ws;
@@ -94,6 +91,11 @@ RUN_WATCH_JS = """(() => {
         last = state;
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-test-script-state"]});
 })();"""
+SENT_JS = """() => [(window.__walkSent || []).map(([at, bytes]) => {
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    return [at, btoa(text)];
+}), window.__walkStates || []]"""  # RUN_WATCH_JS's record, the requests in base64
 APP_STATE_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     return app ? [app.dataset.testConnectionState, app.dataset.testScriptState] : null;
@@ -127,7 +129,8 @@ def tab_record(page, at_ms: float, before_s: float = 2.0) -> str:
     since_ms = at_ms - before_s * 1000
     import base64
     from streamlit.proto.BackMsg_pb2 import BackMsg
-    sent, states = page.evaluate("() => [window.__walkSent || [], window.__walkStates || []]")
+    from streamlit.runtime.state.common import user_key_from_element_id
+    sent, states = page.evaluate(SENT_JS)
     lines = []
     for at, data in sent:
         if at < since_ms:
@@ -138,7 +141,7 @@ def tab_record(page, at_ms: float, before_s: float = 2.0) -> str:
             what = msg.WhichOneof("type") or "?"
             if what == "rerun_script":
                 r = msg.rerun_script
-                pressed = [w.id.split("-", 2)[-1] for w in r.widget_states.widgets
+                pressed = [user_key_from_element_id(w.id) or w.id for w in r.widget_states.widgets
                            if w.WhichOneof("value") == "trigger_value" and w.trigger_value]
                 what += f" fragment={r.fragment_id or '-'} auto={r.is_auto_rerun} pressed={pressed}"
         except Exception as exc:  # a frame the record could not read
