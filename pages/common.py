@@ -346,6 +346,19 @@ export default function(component) {
       .observe(document.body, { subtree: true, childList: true });
     scan();
   }
+  // An expander animates its height for half a second when it opens and whenever its content grows, clipping
+  // what is below the moving edge, and the content jumps by up to 50 px meanwhile: "Yes, start over", drawn in
+  // the workspace panel 0.1 s after the panel opened, slid away under a click (the press never reached it: long
+  // walker seeds 58, 61, 76, 86). Here expanders open, close and grow at once, and controls stay where drawn.
+  if (!window.__mnistLiveStillExpanders) {
+    window.__mnistLiveStillExpanders = true;
+    const animate = HTMLDetailsElement.prototype.animate;
+    HTMLDetailsElement.prototype.animate = function (keyframes, options) {
+      const still = this.closest('[data-testid="stExpander"]')
+        ? { ...(typeof options === "number" ? {} : options), duration: 0 } : options;
+      return animate.call(this, keyframes, still);
+    };
+  }
   // On a phone the open sidebar covers the page: close it once the user has picked a page in it. Either side may
   // be the one that saw the switch: the server (on a slow phone this script may first run only on the new page),
   // or this script (the server's switch run was cut short by another rerun, so the next one looks like no switch).
@@ -372,8 +385,8 @@ def _page_component():
 
 def page_behaviours(page_name: str) -> None:
     """In the browser: the focus stays on a working control when a rerun turns off the focused one; the drawing
-    canvas's toolbar never covers the canvas; on narrow screens the sidebar closes after every page switch (it stays
-    open over the page otherwise)."""
+    canvas's toolbar never covers the canvas; expanders open and grow at once (their controls never slide under a
+    click); on narrow screens the sidebar closes after every page switch (it stays open over the page otherwise)."""
     last = st.session_state.get(PAGE_DRAWN)
     st.session_state[PAGE_DRAWN] = page_name
     _page_component()(data={"page": page_name, "switched": last not in (None, page_name), "narrow": NARROW_PX},
