@@ -346,6 +346,40 @@ export default function(component) {
       .observe(document.body, { subtree: true, childList: true });
     scan();
   }
+  // A component in a shadow root (the drawing canvas) gets its stylesheet by a <link> that does not hold back
+  // drawing: under load the new canvas Clear mounts was drawn unstyled for a frame or more, 288 px lower (its
+  // background layer above it), then jumped into place, and a stroke begun there missed it (CI, 4 December). Here
+  // such a component stays invisible until its stylesheets have loaded (2 s at most).
+  if (!window.__mnistLiveStyledFirst) {
+    window.__mnistLiveStyledFirst = true;
+    const holdUntilStyled = (host, root) => {
+      const loading = new Set(), seen = new WeakSet();  // a link that failed or took 2 s is not waited for again
+      const check = () => {
+        for (const link of root.querySelectorAll('link[rel="stylesheet"]')) {
+          if (link.sheet || seen.has(link)) continue;
+          seen.add(link);
+          loading.add(link);
+          const done = () => { loading.delete(link); check(); };
+          link.addEventListener("load", done, { once: true });
+          link.addEventListener("error", done, { once: true });
+          setTimeout(done, 2000);
+        }
+        for (const link of [...loading]) if (link.sheet || !link.isConnected) loading.delete(link);
+        host.style.visibility = loading.size ? "hidden" : "";
+      };
+      new MutationObserver(check).observe(root, { childList: true, subtree: true });  // before the next frame
+      check();
+    };
+    const attach = Element.prototype.attachShadow;
+    Element.prototype.attachShadow = function (init) {
+      const root = attach.call(this, init);
+      if (this.getAttribute("data-testid") === "stBidiComponentIsolated") holdUntilStyled(this, root);
+      return root;
+    };
+    // Those mounted before this script ran (the page's first run): held from now on
+    document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach(
+      (host) => host.shadowRoot && holdUntilStyled(host, host.shadowRoot));
+  }
   // An expander animates its height for half a second when it opens and whenever its content grows, clipping
   // what is below the moving edge, and the content jumps by up to 50 px meanwhile: "Yes, start over", drawn in
   // the workspace panel 0.1 s after the panel opened, slid away under a click (the press never reached it: long

@@ -230,6 +230,51 @@ def _dense(points, step=8):
     return out + [points[-1]]
 
 
+WATCH_NEW_CANVAS_JS = """ms => {  // for ms, each frame: the heights at which a canvas not there before was shown
+  const canvases = () => [...document.querySelectorAll('[data-testid="stBidiComponentIsolated"]')]
+    .flatMap(host => host.shadowRoot ? [...host.shadowRoot.querySelectorAll('canvas.upper-canvas')] : []);
+  canvases().forEach(c => { c.dataset.cleared = '1'; });
+  const tops = window.__newCanvasTops = [], t0 = performance.now();
+  const frame = () => {
+    for (const c of canvases()) if (!c.dataset.cleared && c.checkVisibility({ visibilityProperty: true })) {
+      const top = Math.round(c.getBoundingClientRect().top + scrollY);
+      if (!tops.includes(top)) tops.push(top);
+    }
+    if (performance.now() - t0 < ms) requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+}"""
+
+
+def test_a_new_canvas_is_shown_only_in_its_place(app_url, page):
+    """The canvas gets its stylesheet by a <link> that does not hold back drawing: while it loaded (0.4 s here, a
+    moment under load) the new canvas after Clear, or on a reload, was shown 288 px lower, then jumped into place,
+    and a stroke begun on it went under it (CI, 4 December: a stroke after Clear got no answer, no ink on the
+    canvas). Now a canvas is shown once styled, where it stays."""
+    canvas = _fresh_draw_page(page, app_url)
+
+    def late_stylesheet(route):
+        time.sleep(0.4)
+        route.continue_()
+    page.route(re.compile(r".*drawable.*\.css(\?.*)?$"), late_stylesheet)
+
+    def shown_where(what):
+        page.wait_for_timeout(1500)
+        tops = page.evaluate("() => window.__newCanvasTops")
+        place = round(canvas.bounding_box()["y"] + page.evaluate("scrollY"))
+        assert tops == [place], f"{what}: the new canvas was shown at {tops} px from the page's top, its place is {place}"
+    for attempt in (1, 2):
+        page.evaluate(WATCH_NEW_CANVAS_JS, 3000)
+        canvas = appserver.clear_canvas(page)
+        shown_where(f"Clear {attempt}")
+    page.add_init_script(f"({WATCH_NEW_CANVAS_JS})(20000)")
+    page.reload()
+    canvas = _one_canvas(page)
+    shown_where("a reload")
+    appserver.stroke(page, canvas.bounding_box(), SEVEN, steps=6)
+    assert _answer(page).startswith("7")
+
+
 INK_JS = """all => all.map(c => {  // white pixels on each canvas's drawing layer (the one under the mouse's)
   const lower = c.parentElement.querySelector('canvas.lower-canvas');
   const d = lower.getContext('2d').getImageData(0, 0, lower.width, lower.height).data;
