@@ -298,7 +298,11 @@ export default function(component) {
     }, true);
     const rescue = () => {
       timer = null;
-      if (!keyboard || document.activeElement !== document.body || !focused || usable(focused)) return;
+      // Lost: on the body, or still on the turned-off control (the browser moves it to the body only when it next
+      // draws the page: under load that came after this ran, and nothing changed later to run it again; CI)
+      const active = document.activeElement;
+      const lost = active === document.body || (active === focused && !usable(focused));
+      if (!keyboard || !lost || !focused || usable(focused)) return;
       const same = controls(document).find((e) => usable(e) && e.tagName === focused.tagName
                                                    && name(e) === name(focused));
       // The focused control's block, or, when the rerun drew that block anew, the block its twin is in now (Train,
@@ -311,7 +315,9 @@ export default function(component) {
       const next = same || near || back;
       if (next) next.focus({ focusVisible: true });
     };
-    new MutationObserver(() => { if (!timer) timer = setTimeout(rescue, 250); }).observe(
+    const soon = () => { if (!timer) timer = setTimeout(rescue, 250); };
+    document.addEventListener("focusout", soon, true);
+    new MutationObserver(soon).observe(
       document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
   }
   // The drawing canvas's toolbar (streamlit-drawable-canvas, in a shadow DOM the page's styles cannot reach) waits,
