@@ -425,8 +425,9 @@ def _page_component():
 
 def page_behaviours(page_name: str) -> None:
     """In the browser: the focus stays on a working control when a rerun turns off the focused one; the drawing
-    canvas's toolbar never covers the canvas; expanders open and grow at once (their controls never slide under a
-    click); on narrow screens the sidebar closes after every page switch (it stays open over the page otherwise)."""
+    canvas's toolbar never covers the canvas, and the canvas shows only once styled (never first out of place);
+    expanders open and grow at once (their controls never slide under a click); on narrow screens the sidebar
+    closes after every page switch (it stays open over the page otherwise)."""
     last = st.session_state.get(PAGE_DRAWN)
     st.session_state[PAGE_DRAWN] = page_name
     _page_component()(data={"page": page_name, "switched": last not in (None, page_name), "narrow": NARROW_PX},

@@ -94,6 +94,37 @@ def stroke(page, box: dict, points, steps: int = 4) -> None:
     page.mouse.up()
 
 
+INK_JS = """all => all.map(c => {  // white pixels on each canvas's drawing layer (the one under the mouse's)
+  const lower = c.parentElement.querySelector('canvas.lower-canvas');
+  const d = lower.getContext('2d').getImageData(0, 0, lower.width, lower.height).data;
+  let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++;
+  return n; })"""
+
+
+def answered_or_explain(page, what: str, answer=None, timeout_ms: int = 30000) -> None:
+    """Wait for Draw's answer to a stroke (answer: a locator; "What the network sees" unless given); else fail
+    saying what the page showed (its answers, the canvases and the ink on each, a run going, errors) and whether a
+    second stroke got an answer: a stroke lost in the browser, or a session that answers nothing."""
+    answer = answer or page.get_by_text("What the network sees").first
+    try:
+        answer.wait_for(timeout=timeout_ms)
+        return
+    except Exception:  # noqa: BLE001 - Playwright's timeout: gather what the page shows, then fail
+        pass
+    canvas = page.locator("canvas.upper-canvas")
+    seen = {"answers": [m.inner_text() for m in page.get_by_test_id("stMetric").all()],
+            "ink on each canvas": canvas.evaluate_all(INK_JS),
+            "running": page.get_by_test_id("stStatusWidget").count() > 0,
+            "errors": page.get_by_test_id("stException").count() + page.get_by_test_id("stAlertContentError").count()}
+    stroke(page, canvas.last.bounding_box(), [(200, 60), (199, 150), (198, 240)])
+    try:
+        page.get_by_text("What the network sees").first.wait_for(timeout=timeout_ms)
+        seen["a second stroke"] = "answered"
+    except Exception:  # noqa: BLE001
+        seen["a second stroke"] = "not answered either"
+    raise AssertionError(f"no answer to {what} within {timeout_ms / 1000:.0f} s; the page: {seen}")
+
+
 def choose(page, box, option) -> None:
     """Open a selectbox (a locator) and click one of its options (a locator)."""
     for _ in range(4):  # a rerun that lands as the list opens closes it, and so does a scroll (the list of a box at

@@ -139,10 +139,13 @@ def test_another_device_link_opens_the_workspace_and_start_over_empties_it(app_u
     other.context.close()
 
 
-WATCH_START_OVER_JS = """() => { window.__startOverTops = []; window.__watching = true;
-  const tick = () => {
-    const b = [...document.querySelectorAll('button')].find(e => e.textContent.trim() === 'Start over');
-    if (b) window.__startOverTops.push(Math.round(b.getBoundingClientRect().top));
+WATCH_BUTTON_JS = """label => { window.__buttonFrames = []; window.__watching = true;  // each frame: the button's
+  const tick = () => {  // top, and whether a click at its centre hits it
+    const b = [...document.querySelectorAll('button')].find(e => e.textContent.trim() === label);
+    if (b) {
+      const r = b.getBoundingClientRect(), at = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+      window.__buttonFrames.push([Math.round(r.top), !!at && b.contains(at)]);
+    }
     if (window.__watching) requestAnimationFrame(tick);
   };
   tick(); }"""
@@ -168,27 +171,16 @@ def test_the_workspace_panel_stays_put_while_its_buttons_rerun_the_page(app_url,
     tops = {}
     for name in ("Start over", "Cancel", "Preset: Quick look", "Train"):
         page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
-        page.evaluate(WATCH_START_OVER_JS)
+        page.evaluate(WATCH_BUTTON_JS, "Start over")
         page.get_by_role("button", name=name, exact=True).click()
         if name == "Train":  # the Quick look: 2 epochs of 2,000 examples
             page.get_by_text("Test accuracy", exact=True).wait_for(timeout=180000)
         page.wait_for_timeout(2600)
         page.evaluate("window.__watching = false")
-        tops[name] = sorted(set(page.evaluate("window.__startOverTops")))
+        tops[name] = sorted({top for top, _ in page.evaluate("window.__buttonFrames")})
     assert all(len(t) == 1 for t in tops.values()) and len({t[0] for t in tops.values()}) == 1, tops
     page.context.close()
 
-
-WATCH_YES_JS = """() => { window.__yesFrames = []; window.__watching = true;
-  const tick = () => {
-    const b = [...document.querySelectorAll('button')].find(e => e.textContent.trim() === 'Yes, start over');
-    if (b) {
-      const r = b.getBoundingClientRect(), at = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
-      window.__yesFrames.push([Math.round(r.top), !!at && b.contains(at)]);
-    }
-    if (window.__watching) requestAnimationFrame(tick);
-  };
-  tick(); }"""
 
 
 def test_a_question_asked_as_its_panel_opens_stays_where_it_is_drawn(app_url, browser):
@@ -201,13 +193,13 @@ def test_a_question_asked_as_its_panel_opens_stays_where_it_is_drawn(app_url, br
     _open(page, app_url, "Draw")
     page.get_by_role("heading", name=re.compile(r"^Draw ")).first.wait_for(timeout=60000)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=30000)
-    page.evaluate(WATCH_YES_JS)
+    page.evaluate(WATCH_BUTTON_JS, "Yes, start over")
     page.get_by_test_id("stSidebar").get_by_text("Your workspace").click()
     page.get_by_role("button", name="Start over", exact=True).click()
     page.get_by_role("button", name="Yes, start over").wait_for(timeout=30000)
     page.wait_for_timeout(1000)
     page.evaluate("window.__watching = false")
-    frames = page.evaluate("window.__yesFrames")
+    frames = page.evaluate("window.__buttonFrames")
     assert len(frames) > 10 and {top for top, _ in frames} == {frames[0][0]} and all(hit for _, hit in frames), \
         frames
     page.get_by_role("button", name="Cancel", exact=True).click()
@@ -357,7 +349,7 @@ def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_ma
         canvas = page.locator(".st-key-canvas_1 canvas.upper-canvas")
         canvas.wait_for(timeout=30000)
         appserver.stroke(page, canvas.bounding_box(), [(140, 60), (139, 150), (138, 240)])  # a 1
-        _answered_or_explain(page, canvas, "a stroke on the canvas Clear made")
+        appserver.answered_or_explain(page, "a stroke on the canvas Clear made")
         page.evaluate(_SOCKET_OPENS_JS)
         restart()
         page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=20)
@@ -374,29 +366,6 @@ def test_a_reconnected_tab_keeps_its_drawing_after_clear_and_answers_a_stroke_ma
         assert page.locator(".st-key-canvas_1").count() == 1, "the reconnected tab was given another canvas"
 
 
-def _answered_or_explain(page, canvas, what: str, timeout_ms: int = 30000) -> None:
-    """Wait for Draw's answer to a stroke; else fail saying what the page showed and whether a second stroke got
-    an answer (a lost stroke, or a session that answers nothing; it failed once in CI, in neither's words)."""
-    answer = page.get_by_text("What the network sees").first
-    try:
-        answer.wait_for(timeout=timeout_ms)
-        return
-    except Exception:  # noqa: BLE001 - Playwright's timeout: gather what the page shows, then fail
-        pass
-    seen = {"canvases": page.locator("canvas.upper-canvas").count(),
-            "running": page.get_by_test_id("stStatusWidget").count() > 0,
-            "ink on the canvas": canvas.evaluate("c => { const d = c.parentElement.querySelector('canvas.lower-canvas')"
-                                                 ".getContext('2d').getImageData(0, 0, 280, 280).data; let n = 0; "
-                                                 "for (let i = 0; i < d.length; i += 4) n += d[i] > 128; return n; }"),
-            "errors": page.get_by_test_id("stException").count() + page.get_by_test_id("stAlertContentError").count()}
-    appserver.stroke(page, canvas.bounding_box(), [(200, 60), (199, 150), (198, 240)])
-    try:
-        answer.wait_for(timeout=timeout_ms)
-        seen["a second stroke"] = "answered"
-    except Exception:  # noqa: BLE001
-        seen["a second stroke"] = "not answered either"
-    pytest.fail(f"no answer to {what} within {timeout_ms / 1000:.0f} s; the page: {seen}")
-
 
 def test_a_tab_that_switched_page_just_before_a_restart_answers_its_next_stroke(tmp_path, browser):
     """A click on Draw in the sidebar (its run over), then at once kill -9 and a new server: the tab, which waits
@@ -411,7 +380,7 @@ def test_a_tab_that_switched_page_just_before_a_restart_answers_its_next_stroke(
         page.wait_for_function("() => window.__testSocketOpens.length > 0", timeout=60000, polling=20)
         canvas = page.locator("canvas.upper-canvas")
         appserver.stroke(page, canvas.bounding_box(), [(140, 60), (139, 150), (138, 240)])
-        _answered_or_explain(page, canvas, "a stroke made as the tab reconnected", timeout_ms=30000)
+        appserver.answered_or_explain(page, "a stroke made as the tab reconnected")
 
 
 def test_a_page_switch_clicked_as_the_tab_reconnects_is_not_taken_back(tmp_path, browser):
