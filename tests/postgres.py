@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -77,6 +78,16 @@ class Postgres:
 
     def stop(self, mode: str = "fast") -> None:
         self._run(binary("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    @contextmanager
+    def down(self):
+        """Stopped for the with block, and running again after it, also when the block fails (the session's other
+        tests use this cluster)."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def restart(self) -> None:
         self.stop()

@@ -102,11 +102,12 @@ def test_a_class_across_two_servers_a_dead_server_and_a_database_restart(distric
     assert "Grace" in _board_text(teacher) and "Ada" in _board_text(teacher)  # the board lost nothing
 
     # PostgreSQL goes down while every page is open: a plain message, and each page comes back by itself.
-    postgres.stop()
-    ada.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
-    ada.get_by_text("the database server does not answer").wait_for(timeout=60000)
-    assert ada.get_by_text("Nothing you saved is lost").count()
-    postgres.start()
+    with postgres.down():
+        ada.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
+        # The whole page's message (the Train page's suggestion check, ticking in its place until the switch's run
+        # draws Class, says only its own "Could not ...": CI, 4 December)
+        ada.get_by_text("Nothing you saved is lost").wait_for(timeout=60000)
+        assert ada.get_by_text("the database server does not answer").count()
     ada.get_by_text("You are in as: Ada").wait_for(timeout=60000)  # without a click
     ada.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     ada.get_by_role("button", name="Train", exact=True).click()
