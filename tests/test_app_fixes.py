@@ -312,6 +312,8 @@ def test_the_sidebar_keeps_its_training_line_when_a_training_ends_and_says_how_i
     _wait_idle(at)
     after = sidebar_captions()
     assert len(after) == len(during) and after[-1] == "**Last training:** Run 1 finished", (during, after)
+    knob(at, "epochs").set_value(50).run()  # long enough for Stop to come first (1 epoch of 500 ended before it
+    knob(at, "train_size").set_value(2000).run()  # once in CI, and the line rightly said "finished")
     _button(at, "Train").click().run()
     _button(at, "Stop training").click().run()
     _wait_idle(at)
