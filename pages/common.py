@@ -8,7 +8,9 @@ from contextvars import ContextVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import altair as alt
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 from streamlit import dataframe_util
 
@@ -106,6 +108,37 @@ def _predictor(run_id: str, _run: Run):
 def predictor(run: Run):
     """The run's NumPy forward pass, built once per server (a run's weights never change)."""
     return _predictor(run.run_id, run)
+
+
+def test_probabilities(run: Run, ds: Dataset) -> np.ndarray:
+    """(n_test, 10) probabilities of run's model on ds's test set (from training, else computed once)."""
+    if run.test_probs is not None and len(run.test_probs) == len(ds.y_test):
+        return run.test_probs
+    return _computed_test_probabilities(run.run_id, ds.name, run, ds)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the test set through the model...")
+def _computed_test_probabilities(run_id: str, dataset_name: str, _run: Run, _ds: Dataset) -> np.ndarray:
+    """Read-only: a run's weights never change, so its test-set answers can be shared server-wide."""
+    predict = predictor(_run)
+    return np.concatenate([predict(_ds.x_test[i:i + 500] / 255.0) for i in range(0, len(_ds.x_test), 500)])
+
+
+@st.cache_resource(show_spinner=False)
+def probability_bars(language: str) -> dict:
+    """The probability bars as a Vega-Lite spec without data, built once per language: Altair building it anew for
+    every stroke was half of a stroke's server time."""
+    empty = pd.DataFrame({"label": pd.Series(dtype=str), "probability": pd.Series(dtype=float),
+                          "winner": pd.Series(dtype=bool)})
+    spec = alt.Chart(empty).mark_bar().encode(
+        x=alt.X("label:N", sort=None, title=None),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title=_("probability")),
+        color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
+        tooltip=[alt.Tooltip("label:N", title=_("label")),
+                 alt.Tooltip("probability:Q", title=_("probability"), format=".1%")]).properties(height=200).to_dict()
+    spec.pop("data", None)
+    spec.pop("datasets", None)
+    return spec
 
 
 # ---------------------------------------------------------------- this browser's workspace
@@ -922,32 +955,86 @@ def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_
                 best_epoch: int | None = None) -> alt.Chart:
     """Loss or accuracy per epoch, train and test told apart by dash and point shape (and by colour, or runs by
     colour and a name at each line's end); best_epoch: a marker where early stopping kept the weights."""
-    data = frame[frame["metric"] == metric]
-    x_scale = alt.Scale(domain=[1, max(epochs or 1, int(data["epoch"].max()) if len(data) else 1)])
+    parts = curve_data(frame, metric, by_run, best_epoch)
+    return _curve_chart(parts.__getitem__, metric, _x_end(parts["lines"], epochs), by_run, "kept" in parts)
+
+
+def curve_data(frame: pd.DataFrame, metric: str, by_run: bool = False, best_epoch: int | None = None) -> dict:
+    """What a curve chart draws, by role: "lines" (epoch, data, metric, value[, run]), "ends" (each run's last test
+    point, by_run only), "kept" (the epoch early stopping kept, when there is one)."""
+    lines = frame[frame["metric"] == metric].reset_index(drop=True)
+    parts = {"lines": lines}
+    if by_run:
+        parts["ends"] = lines[lines["data"] == "test"].sort_values("epoch").groupby("run", sort=False).tail(1)
+    if best_epoch:
+        parts["kept"] = pd.DataFrame({"epoch": [best_epoch],
+                                      "label": [_("kept: epoch {epoch}").format(epoch=best_epoch)]})
+    return parts
+
+
+def _x_end(lines: pd.DataFrame, epochs: int | None) -> int:
+    return max(epochs or 1, int(lines["epoch"].max()) if len(lines) else 1)
+
+
+def _curve_chart(data, metric: str, x_end: int, by_run: bool, kept: bool) -> alt.Chart:
+    """The curve chart whose layers take their data from data(role): frames, or alt.NamedData for a template."""
+    x_scale = alt.Scale(domain=[1, x_end])
     x = alt.X("epoch:Q", title=_("epoch"), scale=x_scale, axis=alt.Axis(tickMinStep=1, format="d"))
     y_title = {"loss": _("loss"), "accuracy": _("accuracy")}[metric]
     y = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False))
     marks = train_test_marks(colour=not by_run)
     if by_run:
         marks["color"] = alt.Color("run:N", title=_("run"), scale=alt.Scale(scheme="category10"))
-    chart = alt.Chart(data).mark_line(point=True).encode(
+    chart = alt.Chart(data("lines")).mark_line(point=True).encode(
         x=x, y=y, tooltip=[alt.Tooltip("epoch:Q", title=_("epoch")), alt.Tooltip("data:N", title=_("data")),
                            alt.Tooltip("value:Q", title=y_title, format=".4f")]
         + ([alt.Tooltip("run:N", title=_("run"))] if by_run else []), **marks)
-    if by_run and len(data):  # each run named at the end of its test line: colour is not the only key
-        ends = data[data["data"] == "test"].sort_values("epoch").groupby("run", sort=False).tail(1)
-        chart = chart + alt.Chart(ends).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(
+    if by_run:  # each run named at the end of its test line: colour is not the only key
+        chart = chart + alt.Chart(data("ends")).mark_text(align="right", dx=-4, dy=-10, fontWeight="bold").encode(
             x=x, y=y, text="run:N", color=marks["color"])
-    if best_epoch:
-        kept = pd.DataFrame({"epoch": [best_epoch], "label": [_("kept: epoch {epoch}").format(epoch=best_epoch)]})
-        rule = alt.Chart(kept).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
+    if kept:
+        rule = alt.Chart(data("kept")).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
             x="epoch:Q")
-        note = alt.Chart(kept).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
-                                         fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
+        note = alt.Chart(data("kept")).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
+                                                 fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
         chart = chart + rule + note
     title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
                             subtitle=[_(TRAIN_TEST_KEY)])
     return chart.properties(title=title, height=260)
+
+
+def curves(where, metric: str, frame_of, epochs: int | None = None, by_run: bool = False,
+           best_epoch: int | None = None, key: tuple | None = None) -> None:
+    """curve_chart() of frame_of() drawn, with its numbers (curve_spec()); key: what names frame_of()'s data for
+    good (a finished run's), to keep the result for everyone."""
+    def made():
+        return curve_spec(frame_of(), metric, epochs, by_run, best_epoch)
+    spec, table, title = (_kept((i18n.current(), "curves", metric, epochs, by_run, best_epoch, key), made) if key
+                          else made())
+    where.vega_lite_chart(spec=spec, width="stretch")
+    numbers(where, table, title)
+
+
+def curve_spec(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
+               best_epoch: int | None = None) -> tuple[dict, pa.Table | None, str]:
+    """curve_chart()'s spec with its data in Arrow, its numbers' table and its title. The spec is built once per
+    shape for the server and only the data is put in (Altair building the charts anew was most of the cost of a
+    training's page reruns)."""
+    parts = curve_data(frame, metric, by_run, best_epoch)
+    spec, title = _curve_template(i18n.current(), metric, _x_end(parts["lines"], epochs), by_run, "kept" in parts)
+    datasets = {role: dataframe_util.convert_anything_to_arrow_bytes(part) for role, part in parts.items()}
+    return {**spec, "datasets": datasets}, numbers_table(parts["lines"].drop(columns="metric")), title
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _curve_template(language: str, metric: str, x_end: int, by_run: bool, kept: bool) -> tuple[dict, str]:
+    spec = _curve_chart(alt.NamedData, metric, x_end, by_run, kept).to_dict(validate=False)
+    return spec, chart_title(spec)
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _kept(key: tuple, _make):
+    return _make()
 
 
 @alt.theme.register("mnist_live", enable=True)
@@ -980,11 +1067,11 @@ def chart_title(spec: dict) -> str:
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
-def _chart_spec(key: tuple, _build) -> tuple[dict, pd.DataFrame | None, str]:
+def _chart_spec(key: tuple, _build) -> tuple[dict, pa.Table | None, str]:
     spec = _build().to_dict(validate=False)  # as in arrow_spec
     frames = [pd.DataFrame(values) for values in spec.get("datasets", {}).values()]
     table = max(frames, key=len) if frames else None  # the chart's data; smaller ones are its marks (a rule...)
-    return _in_arrow(spec), table, chart_title(spec)
+    return _in_arrow(spec), numbers_table(table), chart_title(spec)
 
 
 def chart(where, key: tuple, build) -> None:
@@ -996,16 +1083,26 @@ def chart(where, key: tuple, build) -> None:
     numbers(where, table, title)
 
 
-def numbers(where, frame: pd.DataFrame | None, title: str) -> None:
+def numbers(where, table: pd.DataFrame | pa.Table | None, title: str) -> None:
     """A chart's text alternative: its data as a table behind an expander under it (a screen reader reads it out;
-    anyone gets the exact figures)."""
-    if frame is None or not len(frame):
+    anyone gets the exact figures). table: a frame, or one that numbers_table() prepared once for a cached chart."""
+    if isinstance(table, pd.DataFrame):
+        table = numbers_table(table)
+    if table is None:
         return
+    with where.expander(_("The numbers: {title}").format(title=title), icon=":material/table:"):
+        st.table(table)
+
+
+def numbers_table(frame: pd.DataFrame | None) -> pa.Table | None:
+    """A chart's data as its numbers show it (the first NUMBERS_ROWS rows, 4 decimals, the first column as the
+    index), already in Arrow: prepared with a cached chart, each viewer's rerun only sends it."""
+    if frame is None or not len(frame):
+        return None
     shown = frame.head(NUMBERS_ROWS).copy()
     for column in shown.select_dtypes("float").columns:
         shown[column] = shown[column].round(4)
-    with where.expander(_("The numbers: {title}").format(title=title), icon=":material/table:"):
-        st.table(shown.set_index(shown.columns[0]))
+    return dataframe_util.convert_pandas_df_to_arrow_table(shown.set_index(shown.columns[0]))
 
 
 def _freeze_import_time_objects() -> None:

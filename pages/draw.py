@@ -3,12 +3,10 @@ import hashlib
 import time
 from dataclasses import replace
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mnist_model import palette
 from mnist_model.config import TrainConfig
 from mnist_model.data import class_names
 from mnist_model.errors import MnistLiveError
@@ -218,7 +216,7 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
             first=names[top], first_percent=percent(probs[top]), second=names[second],
             second_percent=percent(probs[second])))
     frame = pd.DataFrame({"label": names, "probability": probs, "winner": np.arange(10) == top})
-    st.vega_lite_chart(frame, spec=_probability_bars(current()), width="stretch")
+    st.vega_lite_chart(frame, spec=common.probability_bars(current()), width="stretch")
     common.numbers(st, frame.drop(columns="winner"), _("The probability of each label"))
     st.caption(_("Preprocessing + prediction: {ms} ms").format(ms=number(elapsed_ms, 2)))
     return drawn, target
@@ -229,23 +227,6 @@ def _test_image_text(run, names) -> str:
     label = names[int(common.dataset(run.config.dataset).y_test[number])]
     return _("test image {number}, which the test set labels {label} (draw on the canvas to switch back)").format(
         number=number, label=label)
-
-
-@st.cache_resource(show_spinner=False)
-def _probability_bars(language: str) -> dict:
-    """The probability bars as a Vega-Lite spec without data, built once per language: Altair building it anew for
-    every stroke was half of a stroke's server time."""
-    empty = pd.DataFrame({"label": pd.Series(dtype=str), "probability": pd.Series(dtype=float),
-                          "winner": pd.Series(dtype=bool)})
-    spec = alt.Chart(empty).mark_bar().encode(
-        x=alt.X("label:N", sort=None, title=None),
-        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1]), title=_("probability")),
-        color=alt.condition("datum.winner", alt.value(palette.WINNER), alt.value(palette.OTHERS)),
-        tooltip=[alt.Tooltip("label:N", title=_("label")),
-                 alt.Tooltip("probability:Q", title=_("probability"), format=".1%")]).properties(height=200).to_dict()
-    spec.pop("data", None)
-    spec.pop("datasets", None)
-    return spec
 
 
 def poke_settings() -> dict:

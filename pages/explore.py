@@ -21,22 +21,8 @@ VOTE_IMAGES = 500  # test images on which a deeper network's unit votes are meas
 PLAY_S = 0.6  # seconds per epoch when Watch it learn plays
 
 
-def test_probabilities(run, ds) -> np.ndarray:
-    """(n_test, 10) probabilities of run's model on ds's test set (from training, else computed once)."""
-    if run.test_probs is not None and len(run.test_probs) == len(ds.y_test):
-        return run.test_probs
-    return _computed_test_probabilities(run.run_id, ds.name, run, ds)
-
-
-@st.cache_resource(max_entries=16, show_spinner="Running the test set through the model...")
-def _computed_test_probabilities(run_id: str, dataset_name: str, _run, _ds) -> np.ndarray:
-    """Read-only: a run's weights never change, so its test-set answers can be shared server-wide."""
-    predict = common.predictor(_run)
-    return np.concatenate([predict(_ds.x_test[i:i + 500] / 255.0) for i in range(0, len(_ds.x_test), 500)])
-
-
 def mistakes(run, ds) -> None:
-    probs = test_probabilities(run, ds)
+    probs = common.test_probabilities(run, ds)
     pred = probs.argmax(axis=1)
     matrix = confusion_matrix(ds.y_test, pred)
     names = list(ds.class_names)

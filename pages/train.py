@@ -383,10 +383,7 @@ def live_panel(waiting: bool = False) -> None:
     if snap.epochs:
         a, b = st.columns(2)
         for where, metric in ((a, "loss"), (b, "accuracy")):
-            where.vega_lite_chart(spec=common.arrow_spec(common.curve_chart(frame, metric, job.config.epochs)),
-                                  width="stretch")
-            common.numbers(where, frame[frame["metric"] == metric].drop(columns="metric"),
-                           {"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric])
+            common.curves(where, metric, lambda: frame, job.config.epochs)
     if snap.batch_losses:
         st.vega_lite_chart(spec=common.arrow_spec(running_loss_chart(snap.batch_losses)), width="stretch")
         common.numbers(st, pd.DataFrame(snap.batch_losses, columns=["epoch", "loss"]), _("Running loss"))
@@ -435,8 +432,8 @@ def outcome(run, previous=None) -> None:
         st.info(change, icon=":material/compare_arrows:")
     a, b = st.columns(2)
     for where, metric in ((a, "loss"), (b, "accuracy")):
-        common.chart(where, ("outcome", run.run_id, metric), lambda metric=metric: common.curve_chart(
-            common.history_frame(run.epochs), metric, run.config.epochs, best_epoch=run.best_epoch))
+        common.curves(where, metric, lambda: common.history_frame(run.epochs), run.config.epochs,
+                      best_epoch=run.best_epoch, key=("outcome", run.run_id))
 
 
 def show_code(cfg: TrainConfig, chosen) -> None:
@@ -472,9 +469,8 @@ def runs_table(ws) -> None:
         shown = [r for r in runs if r.name in picked]
         a, b = st.columns(2)
         for where, metric in ((a, "loss"), (b, "accuracy")):
-            common.chart(where, ("overlay", metric, tuple((r.run_id, r.name) for r in shown)),
-                         lambda metric=metric: common.curve_chart(pd.concat(
-                             [common.history_frame(r.epochs, r.name) for r in shown]), metric, by_run=True))
+            common.curves(where, metric, lambda: pd.concat([common.history_frame(r.epochs, r.name) for r in shown]),
+                          by_run=True, key=("overlay", tuple((r.run_id, r.name) for r in shown)))
     by_id = {r.run_id: r for r in runs}
     ids = list(by_id)
     current_id = _picker_shows(ws, runs)

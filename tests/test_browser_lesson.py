@@ -55,6 +55,9 @@ def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(app_url, page, tm
     kept = int(re.search(r"kept epoch (\d+)", title.inner_text()).group(1))
     marker = _chart(page, "Loss per epoch").get_by_text(f"kept: epoch {kept}")
     assert marker.count() == 1  # the marker on the curves
+    trained = int(re.search(r"stopped early at epoch (\d+)", title.inner_text()).group(1))
+    for name in ("Loss per epoch", "Accuracy per epoch"):  # each run's data in the chart built once per shape
+        assert _chart(page, name).locator("svg g.mark-symbol path").count() == 2 * trained, name
     assert page.get_by_text(f"Early stopping kept epoch {kept}").count()
     page.get_by_text("Show the code").click()
     code = page.get_by_test_id("stCode").filter(has_text="keras.Sequential").first.inner_text()

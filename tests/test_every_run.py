@@ -134,6 +134,7 @@ def test_every_page_renders_every_kind_of_run(kind, workspaces):
         numbers = [e for e in at.expander if e.label.startswith("The numbers:")]
         assert len(numbers) == len(charts), (kind, path, len(charts), [e.label for e in numbers])
         assert all(len(e.table) == 1 and len(e.table[0].value) for e in numbers), (kind, path)
+        assert all(e.table[0].value.index.name for e in numbers), (kind, path)  # each row named by its x value
         assert not [e.label for e in numbers if e.label.endswith("this chart")], (kind, path)  # each says which
 
 
