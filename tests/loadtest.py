@@ -257,6 +257,9 @@ def main() -> int:
                         help="protocol mode: N app servers on a throw-away PostgreSQL behind nginx, one core each "
                              "(default 0: one server on its SQLite store)")
     parser.add_argument("--seed", type=int, default=0, help="think times and digits (protocol mode)")
+    parser.add_argument("--pace", choices=("stress", "class"), default="stress",
+                        help="protocol mode: stress (everyone in within ~10 s, 0.5-2.5 s between steps; the "
+                             "default) or class (in within a minute, 3-10 s between steps)")
     parser.add_argument("--calibrate", action="store_true",
                         help="the protocol lesson by protocol clients and by Chromium pages, side by side")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -268,8 +271,10 @@ def main() -> int:
         return 0 if figures["ok"] else 1
     if args.protocol:
         import protocol_load
-        figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=60 + 6 * args.students,
-                                    servers=args.servers)
+        think_s, watch_s, arrive_s = protocol_load.PACES[args.pace]
+        figures = protocol_load.run(args.students, args.slots, args.seed, time_limit_s=120 + 6 * args.students,
+                                    servers=args.servers, think_s=think_s, watch_s=watch_s, arrive_s=arrive_s)
+        figures["pace"] = args.pace
         print(json.dumps(figures) if args.json else report(figures))
         return 0 if figures["ok"] else 1
     sessions = args.sessions or (6 if args.short else 30) if args.classroom else args.sessions or 10

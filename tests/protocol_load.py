@@ -31,6 +31,13 @@ CANVAS = "drawable_canvas"
 EXAMPLES = "500"  # a run of 1 epoch on 500 examples: a few seconds, and clearly right on most digits
 THINK_S = (0.5, 2.5)  # a student's pause between two actions
 WATCH_S = 5.0  # how long a student watches the board at the end
+ARRIVE_S = (0.0, 0.2)  # the pause between two students opening the app (100 students: about 10 s)
+PACES = {  # (think_s, watch_s, arrive_s)
+    # every step as fast as a student can click, everyone in within ~10 s: the server's worst minute
+    "stress": (THINK_S, WATCH_S, ARRIVE_S),
+    # a class told "open the link now": in within a minute, a few seconds to read a page or type a code
+    "class": ((3.0, 10.0), 10.0, (0.0, 1.2)),
+}
 
 
 @dataclass
@@ -186,10 +193,12 @@ def _free_workers(pid: int) -> None:
 
 
 async def class_of(url: str, server_pids: list[int], store, students: int, seed: int, time_limit_s: float,
-                   browsers: bool = False, sticky: bool = False, think_s=THINK_S, watch_s=WATCH_S) -> dict:
+                   browsers: bool = False, sticky: bool = False, think_s=THINK_S, watch_s=WATCH_S,
+                   arrive_s=ARRIVE_S) -> dict:
     """The lesson for `students` protocol students (or Chromium pages) and one teacher; returns the figures (the
     servers' CPU and memory added up). sticky: each student brings nginx's sticky cookie of their own. think_s:
-    the range of a student's pauses; watch_s: how long each watches the board at the end."""
+    the range of a student's pauses; watch_s: how long each watches the board at the end; arrive_s: the range of
+    the gap before the next student opens the app."""
     from mnist_model.data import load_dataset
     rng = random.Random(seed)
     test = load_dataset("mnist")
@@ -205,8 +214,9 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
     teacher, code = await teacher_starts(url, cookies("teacher"))
     for pid in server_pids:
         _free_workers(pid)
-    base_rss, cpu0, workers0, t0 = _sum(_rss_mb, server_pids), _sum(_cpu_s, server_pids), \
-        _sum(_workers_cpu_s, server_pids), time.perf_counter()
+    base_rss = _sum(_rss_mb, server_pids)
+    idle_mb = await idle_mb_per_session(url, server_pids, students, cookies)
+    cpu0, workers0, t0 = _sum(_cpu_s, server_pids), _sum(_workers_cpu_s, server_pids), time.perf_counter()
     client0 = time.process_time()
     records = [Student(f"Student {i + 1}") for i in range(students)]
     seen: dict[str, float] = {}
@@ -231,9 +241,8 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
             digits = [(test.x_test[j], int(test.y_test[j])) for j in picks[2 * i: 2 * i + 2]]
             tasks.append(asyncio.create_task(lesson(url, code, student, digits, store, mine, time_limit_s,
                                                     cookies(f"student-{i}"), think_s, watch_s)))
-        await asyncio.sleep(rng.uniform(0, 0.2))  # they arrive within a few seconds of each other
-    await asyncio.sleep(2)
-    idle_rss = _sum(_rss_mb, server_pids)  # every student connected, most still reading the first page
+        await asyncio.sleep(rng.uniform(*arrive_s))
+    all_in_rss = _sum(_rss_mb, server_pids)  # every student connected (at the stress pace, most on the first page)
     await asyncio.gather(*tasks)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and any(r.name not in seen for r in records if r.finished_at):
@@ -270,9 +279,24 @@ async def class_of(url: str, server_pids: list[int], store, students: int, seed:
         "server_cpu_s_per_student_min": round(cpu / (students * minutes), 3),
         "workers_cpu_s": round(workers, 1),
         "client_cpu_share": round(client / (minutes * 60), 2),  # near 1: the clients, not the server, set the pace
-        "server_mb_per_session": round(max(idle_rss - base_rss, 0) / students, 2),
-        "server_rss_mb": {"start": round(base_rss), "all_connected": round(idle_rss), "end": round(peak_rss)},
+        "server_mb_per_session": idle_mb,
+        "server_rss_mb": {"start": round(base_rss), "all_connected": round(all_in_rss), "end": round(peak_rss)},
     }
+
+
+async def idle_mb_per_session(url: str, server_pids: list[int], n: int, cookies) -> float:
+    """The servers' memory per idle session, before the lesson: n sessions open the app and stay on Home (each a
+    workspace of its own); the growth of the servers' RSS over n. They are closed again."""
+    before = _sum(_rss_mb, server_pids)
+    sessions = []
+    for i in range(n):  # one after another, as fast as the server answers
+        sessions.append(await Session.open(url, cookies=cookies(f"idle-{i}")))
+    await asyncio.sleep(1)
+    grown = _sum(_rss_mb, server_pids) - before
+    for s in sessions:
+        await s.close()
+    await asyncio.sleep(2)  # the servers let them go before the lesson starts
+    return round(max(grown, 0) / n, 2)
 
 
 def _pct(values, q) -> float:
@@ -280,12 +304,13 @@ def _pct(values, q) -> float:
 
 
 def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float = 900, server_core: int = 0,
-        browsers: bool = False, servers: int = 0, think_s=THINK_S, watch_s=WATCH_S) -> dict:
+        browsers: bool = False, servers: int = 0, think_s=THINK_S, watch_s=WATCH_S, arrive_s=ARRIVE_S) -> dict:
     """A fresh server (one core, its own data folder), the lesson, the figures (with "ok" and the log's errors).
     browsers: Chromium pages do the lesson instead of protocol clients (tests/browser_lesson.py).
     servers: that many app servers on a throw-away PostgreSQL behind nginx (deploy/nginx.conf), each on a core
     of its own, students spread by nginx's sticky cookie (0: one server on its SQLite store, no nginx).
-    think_s, watch_s: the students' pauses and their last look at the board (class_of)."""
+    think_s, watch_s, arrive_s: the students' pauses, their last look at the board, the gaps between their
+    arrivals (class_of; PACES)."""
     import tempfile
 
     from loadtest import _is_error
@@ -313,7 +338,8 @@ def run(students: int = 20, slots: int = 1, seed: int = 0, time_limit_s: float =
             store = Store(data)
         os.sched_setaffinity(0, client_cores)
         figures = protocol.run(class_of(url, pids, store, students, seed, time_limit_s, browsers,
-                                        sticky=bool(servers), think_s=think_s, watch_s=watch_s))
+                                        sticky=bool(servers), think_s=think_s, watch_s=watch_s,
+                                        arrive_s=arrive_s))
         log_errors = [line for log in logs for line in log.read_text().splitlines() if _is_error(line)]
         if district is not None:  # how nginx spread them
             figures["students_per_server"] = sorted(collections.Counter(
