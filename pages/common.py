@@ -31,7 +31,7 @@ APP_PARAMS = (WORKSPACE_PARAM, JOIN_PARAM)  # query parameters that are not Trai
 COOKIE_MAX_AGE_S = 400 * 86400  # the longest a browser keeps a cookie (Chrome caps it at 400 days)
 PAGES = ("train", "draw", "explore", "class")  # url paths of the pages after the home page
 RETRY_S = 3  # how often a page tries the store again while it cannot be reached
-NUMBERS_ROWS = 60  # the most rows a chart's table shows (a 50-epoch curve's fit)
+NUMBERS_ROWS = 500  # the most rows a chart's table shows (a big class's board: one row per run)
 
 
 # ---------------------------------------------------------------- routing
@@ -994,9 +994,9 @@ def _curve_chart(data, metric: str, x_end: int, by_run: bool, kept: bool) -> alt
             x=x, y=y, text="run:N", color=marks["color"])
     if kept:
         rule = alt.Chart(data("kept")).mark_rule(color=palette.KEPT_EPOCH, strokeWidth=2, strokeDash=[6, 3]).encode(
-            x="epoch:Q")
+            x=x)  # the curves' x (a bare epoch field made the shared axis start at 0)
         note = alt.Chart(data("kept")).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
-                                                 fontWeight="bold").encode(x="epoch:Q", y=alt.value(0), text="label:N")
+                                                 fontWeight="bold").encode(x=x, y=alt.value(0), text="label:N")
         chart = chart + rule + note
     title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
                             subtitle=[_(TRAIN_TEST_KEY)])
@@ -1023,7 +1023,19 @@ def curve_spec(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_r
     parts = curve_data(frame, metric, by_run, best_epoch)
     spec, title = _curve_template(i18n.current(), metric, _x_end(parts["lines"], epochs), by_run, "kept" in parts)
     datasets = {role: dataframe_util.convert_anything_to_arrow_bytes(part) for role, part in parts.items()}
-    return {**spec, "datasets": datasets}, numbers_table(parts["lines"].drop(columns="metric")), title
+    return {**spec, "datasets": datasets}, numbers_table(curve_numbers(parts["lines"], by_run)), title
+
+
+def curve_numbers(lines: pd.DataFrame, by_run: bool = False) -> pd.DataFrame:
+    """A curve chart's numbers, one row per epoch: epoch, then train and test (each run's, "Run 2 test", when the
+    chart overlays runs), so that an overlay of long runs stays one short table."""
+    if not len(lines):
+        return pd.DataFrame(columns=["epoch"])
+    columns = ["run", "data"] if by_run else ["data"]
+    wide = lines.pivot_table(index="epoch", columns=columns, values="value", aggfunc="first", sort=False)
+    wide.columns = [" ".join(str(part) for part in name) if isinstance(name, tuple) else str(name)
+                    for name in wide.columns]
+    return wide.sort_index().reset_index()
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)

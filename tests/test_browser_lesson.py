@@ -58,6 +58,9 @@ def test_fix_the_overfitting_shows_the_kept_epoch_and_the_code(app_url, page, tm
     trained = int(re.search(r"stopped early at epoch (\d+)", title.inner_text()).group(1))
     for name in ("Loss per epoch", "Accuracy per epoch"):  # each run's data in the chart built once per shape
         assert _chart(page, name).locator("svg g.mark-symbol path").count() == 2 * trained, name
+        ticks = _chart(page, name).locator("svg g[aria-label^='X-axis'] g.role-axis-label text").evaluate_all(
+            "els => els.map(e => e.textContent)")
+        assert ticks and "0" not in ticks, ticks  # epochs count from 1, the kept marker's too
     assert page.get_by_text(f"Early stopping kept epoch {kept}").count()
     page.get_by_text("Show the code").click()
     code = page.get_by_test_id("stCode").filter(has_text="keras.Sequential").first.inner_text()

@@ -48,9 +48,14 @@ def test_a_curve_chart_from_its_template_is_the_chart_altair_builds(metric, shap
         assert [_rows(templated, layer) for layer in _layers(templated)] == \
             [_rows(direct, layer) for layer in _layers(direct)]
         assert title == common.chart_title(direct)
-        shown = table.to_pandas()
-        assert shown.index.name == "epoch" and "metric" not in shown.columns
-        assert len(shown) == len(frame[frame["metric"] == metric])
+        shown = table.to_pandas()  # one row per epoch, a column per run and train/test
+        assert shown.index.name == "epoch" and list(shown.index) == list(range(1, max(shape["runs"].values()) + 1))
+        lines = frame[frame["metric"] == metric]
+        names = [f"Run {r} {d}" if args["by_run"] else d for r in shape["runs"] for d in ("train", "test")]
+        assert list(shown.columns) == names
+        for row in lines.itertuples():
+            column = f"{row.run} {row.data}" if args["by_run"] else row.data
+            assert shown.loc[row.epoch, column] == pytest.approx(round(row.value, 4))
 
 
 def test_a_template_is_filled_with_each_run_s_own_data():
