@@ -148,14 +148,15 @@ def student_view(ws, member) -> None:
         st.caption(_("Your finished and stopped runs are posted to the board by themselves (settings and figures "
                      "only; your model and drawings stay yours)."))
     if st.toggle(_("Show the class board"), value=True, key="show_board"):
-        common.fragment(student_board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(ws, member.class_id)
+        common.fragment(student_board, run_every=None if member.ended else STUDENT_BOARD_POLL_S)(
+            ws, member.class_id, member.ended)
 
 
-def student_board(ws, class_id: str) -> None:
-    """The board as a student sees it; when the teacher has removed her (or she left from another tab), the whole
-    page follows at the next tick."""
+def student_board(ws, class_id: str, ended: bool) -> None:
+    """The board as a student sees it; when the teacher has removed her or ended the class (or she left from
+    another tab), the whole page follows at the next tick."""
     member = ws.membership()
-    if member is None or member.class_id != class_id:
+    if member is None or member.class_id != class_id or member.ended != ended:
         st.rerun(scope="app")
     board(class_id, show_presence=False)
 

@@ -90,5 +90,11 @@ def test_a_class_of_three_on_one_board(app_url, browser):
     teacher.get_by_role("button", name="Remove them and their runs").click()
     teacher.get_by_text("Removed Ada and their runs from the board.").wait_for(timeout=30000)
     student.get_by_text("Join a class").wait_for(timeout=30000)  # her open page follows by itself
+    alan = students[2]
+    alan.get_by_test_id("stSidebarNav").get_by_role("link", name="Class").click()
+    alan.get_by_text("You are in as: Alan").wait_for(timeout=30000)
+    teacher.get_by_role("button", name="End the class").click()
+    teacher.get_by_role("button", name="Yes, end the class").click()
+    alan.get_by_text("This class has ended: your new runs are no longer posted").wait_for(timeout=30000)  # by itself
     for page in [teacher, *students]:
         page.context.close()
