@@ -333,9 +333,8 @@ export default function(component) {
       timer = null;
       // Lost: on the body, or still on the turned-off control (the browser moves it to the body only when it next
       // draws the page: under load that came after this ran, and nothing changed later to run it again; CI)
-      const active = document.activeElement;
-      const lost = active === document.body || (active === focused && !usable(focused));
-      if (!keyboard || !lost || !focused || usable(focused)) return;
+      if (!keyboard || !focused || usable(focused)) return;
+      if (![document.body, focused].includes(document.activeElement)) return;
       const same = controls(document).find((e) => usable(e) && e.tagName === focused.tagName
                                                    && name(e) === name(focused));
       // The focused control's block, or, when the rerun drew that block anew, the block its twin is in now (Train,
@@ -353,45 +352,30 @@ export default function(component) {
     new MutationObserver(soon).observe(
       document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
   }
-  // The drawing canvas's toolbar (streamlit-drawable-canvas, in a shadow DOM the page's styles cannot reach) waits,
-  // invisible, over the canvas's top right corner and moves up only 0.1 s after the mouse arrives: a stroke started
-  // there at once, or by a finger (no hover), hit the hidden toolbar (lost, or a hidden Undo). Here it always sits
-  // above the canvas, takes pointers only while shown, and its buttons are 24 px targets.
-  if (!window.__mnistLiveCanvasToolbar) {
-    window.__mnistLiveCanvasToolbar = true;
-    const style = ".dc-root>.dc-toolbar{top:-2.75rem!important;padding-bottom:0!important;pointer-events:none!important}"
-      + ".dc-root:hover>.dc-toolbar,.dc-root>.dc-toolbar:focus-within,.dc-root>.dc-toolbar[data-pinned=true]"
-      + "{pointer-events:auto!important}.dc-root .dc-icon-button{min-width:24px;min-height:24px}";
-    const fix = (root) => {
-      if (root.__mnistLiveStyled || !root.querySelector(".dc-toolbar")) return false;
+  // Components in a shadow root (the drawing canvas), as each attaches its shadow root:
+  // - Its stylesheet comes by a <link> that does not hold back drawing: under load the new canvas Clear mounts was
+  //   drawn unstyled for a frame or more, 288 px lower (its background layer above it), then jumped into place,
+  //   and a stroke begun there missed it (CI, 4 December). Such a component stays invisible until its
+  //   stylesheets have loaded (2 s at most).
+  // - The canvas's toolbar (streamlit-drawable-canvas; the page's styles cannot reach it) waits, invisible, over
+  //   the canvas's top right corner and moves up only 0.1 s after the mouse arrives: a stroke started there at
+  //   once, or by a finger (no hover), hit the hidden toolbar (lost, or a hidden Undo). Here it always sits above
+  //   the canvas, takes pointers only while shown, and its buttons are 24 px targets.
+  if (!window.__mnistLiveShadowRoots) {
+    window.__mnistLiveShadowRoots = true;
+    const toolbar = ".dc-root>.dc-toolbar{top:-2.75rem!important;padding-bottom:0!important;"
+      + "pointer-events:none!important}.dc-root:hover>.dc-toolbar,.dc-root>.dc-toolbar:focus-within,"
+      + ".dc-root>.dc-toolbar[data-pinned=true]{pointer-events:auto!important}"
+      + ".dc-root .dc-icon-button{min-width:24px;min-height:24px}";
+    const placeToolbar = (root) => {
+      if (root.__mnistLiveStyled || !root.querySelector(".dc-toolbar")) return;
       const sheet = document.createElement("style");
       sheet.className = "mnist-live-canvas-toolbar";
-      sheet.textContent = style;
+      sheet.textContent = toolbar;
       root.appendChild(sheet);
       root.__mnistLiveStyled = true;
-      return true;
     };
-    const watch = (host) => {
-      const root = host.shadowRoot;
-      if (!root || root.__mnistLiveWatched) return;
-      root.__mnistLiveWatched = true;
-      if (fix(root)) return;
-      const wait = new MutationObserver(() => { if (fix(root)) wait.disconnect(); });
-      wait.observe(root, { childList: true, subtree: true });  // the canvas fills its shadow root after mounting
-    };
-    const scan = () => document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach(watch);
-    let pending = null;  // a rerun mutates the page hundreds of times: scan once after a burst
-    new MutationObserver(() => { if (!pending) pending = setTimeout(() => { pending = null; scan(); }, 50); })
-      .observe(document.body, { subtree: true, childList: true });
-    scan();
-  }
-  // A component in a shadow root (the drawing canvas) gets its stylesheet by a <link> that does not hold back
-  // drawing: under load the new canvas Clear mounts was drawn unstyled for a frame or more, 288 px lower (its
-  // background layer above it), then jumped into place, and a stroke begun there missed it (CI, 4 December). Here
-  // such a component stays invisible until its stylesheets have loaded (2 s at most).
-  if (!window.__mnistLiveStyledFirst) {
-    window.__mnistLiveStyledFirst = true;
-    const holdUntilStyled = (host, root) => {
+    const tend = (host, root) => {
       const loading = new Set(), seen = new WeakSet();  // a link that failed or took 2 s is not waited for again
       const check = () => {
         for (const link of root.querySelectorAll('link[rel="stylesheet"]')) {
@@ -405,6 +389,7 @@ export default function(component) {
         }
         for (const link of [...loading]) if (link.sheet || !link.isConnected) loading.delete(link);
         host.style.visibility = loading.size ? "hidden" : "";
+        placeToolbar(root);
       };
       new MutationObserver(check).observe(root, { childList: true, subtree: true });  // before the next frame
       check();
@@ -412,12 +397,12 @@ export default function(component) {
     const attach = Element.prototype.attachShadow;
     Element.prototype.attachShadow = function (init) {
       const root = attach.call(this, init);
-      if (this.getAttribute("data-testid") === "stBidiComponentIsolated") holdUntilStyled(this, root);
+      if (this.getAttribute("data-testid") === "stBidiComponentIsolated") tend(this, root);
       return root;
     };
-    // Those mounted before this script ran (the page's first run): held from now on
+    // Those mounted before this script ran (the page's first run): tended from now on
     document.querySelectorAll('[data-testid="stBidiComponentIsolated"]').forEach(
-      (host) => host.shadowRoot && holdUntilStyled(host, host.shadowRoot));
+      (host) => host.shadowRoot && tend(host, host.shadowRoot));
   }
   // An expander animates its height for half a second when it opens and whenever its content grows, clipping
   // what is below the moving edge, and the content jumps by up to 50 px meanwhile: "Yes, start over", drawn in
