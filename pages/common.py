@@ -1008,19 +1008,19 @@ def curve_spec(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_r
     parts = curve_data(frame, metric, by_run, best_epoch)
     spec, title = _curve_template(i18n.current(), metric, _x_end(parts["lines"], epochs), by_run, "kept" in parts)
     datasets = {role: dataframe_util.convert_anything_to_arrow_bytes(part) for role, part in parts.items()}
-    return {**spec, "datasets": datasets}, numbers_table(curve_numbers(parts["lines"], by_run)), title
+    return {**spec, "datasets": datasets}, numbers_table(curve_numbers(parts["lines"], by_run), False), title
 
 
 def curve_numbers(lines: pd.DataFrame, by_run: bool = False) -> pd.DataFrame:
     """A curve chart's numbers, one row per epoch: epoch, then train and test (each run's, "Run 2 test", when the
-    chart overlays runs), so that an overlay of long runs stays one short table."""
+    chart overlays runs), so that an overlay of long runs stays one short table; headed in the page's language."""
     if not len(lines):
-        return pd.DataFrame(columns=["epoch"])
+        return pd.DataFrame(columns=[_("epoch")])
     columns = ["run", "data"] if by_run else ["data"]
     wide = lines.pivot_table(index="epoch", columns=columns, values="value", aggfunc="first", sort=False)
-    wide.columns = [" ".join(str(part) for part in name) if isinstance(name, tuple) else str(name)
-                    for name in wide.columns]
-    return wide.sort_index().reset_index()
+    data = {"train": _("train"), "test": _("test")}
+    wide.columns = [f"{name[0]} {data[name[1]]}" if by_run else data[name] for name in wide.columns]
+    return wide.sort_index().rename_axis(_("epoch")).reset_index()
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -1091,14 +1091,21 @@ def numbers(where, table: pd.DataFrame | pa.Table | None, title: str) -> None:
         st.table(table)
 
 
-def numbers_table(frame: pd.DataFrame | None) -> pa.Table | None:
+def numbers_table(frame: pd.DataFrame | None, headers_in_english: bool = True) -> pa.Table | None:
     """A chart's data as its numbers show it (the first NUMBERS_ROWS rows, 4 decimals, the first column as the
-    index), already in Arrow: prepared with a cached chart, each viewer's rerun only sends it."""
+    index), already in Arrow: prepared with a cached chart, each viewer's rerun only sends it. In another language
+    its headers are the catalog's (a chart's fields are named as its axes are titled) and its numbers are written
+    that language's way (a table's own number format is English only); headers_in_english=False: they are
+    the language's already."""
     if frame is None or not len(frame):
         return None
     shown = frame.head(NUMBERS_ROWS).copy()
+    english = i18n.current() == i18n.DEFAULT
     for column in shown.select_dtypes("float").columns:
-        shown[column] = shown[column].round(4)
+        shown[column] = shown[column].round(4) if english else [
+            "–" if pd.isna(v) else i18n.number(v, 4) for v in shown[column]]
+    if headers_in_english:
+        shown.columns = [_(str(column)) for column in shown.columns]  # a field is named as its axis is titled
     return dataframe_util.convert_pandas_df_to_arrow_table(shown.set_index(shown.columns[0]))
 
 

@@ -236,6 +236,25 @@ def test_the_runs_table_writes_its_numbers_in_the_page_s_language(trained_worksp
     assert shown["de"][0] == f"{number:.1f}".replace(".", ",") + "\xa0%", shown
 
 
+def test_a_chart_s_numbers_are_written_in_the_page_s_language(trained_workspace):
+    """The table under a chart: its headers are the axes' words and its numbers the language's ("0,1235")."""
+    tables = {}
+    for code in ("en", "de"):
+        i18n.use(code)
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["language"] = code
+        at.query_params["workspace"] = trained_workspace
+        at.run()
+        _page(at, "pages/train.py")
+        loss = i18n.gettext("The numbers: {title}").format(title=i18n.gettext("Loss per epoch"))
+        tables[code] = next(e for e in at.expander if e.label == loss).table[0].value
+    i18n.use("en")
+    en, de = tables["en"], tables["de"]
+    assert (en.index.name, list(en.columns)) == ("epoch", ["train", "test"])
+    assert (de.index.name, list(de.columns)) == ("Epoche", ["Training", "Test"])
+    assert [f"{v:.4f}".replace(".", ",") for v in en["test"]] == list(de["Test"])
+
+
 def test_percentages_drawn_under_digit_images_have_no_missing_glyphs():
     """Explore's mosaics write each image's confidence under it: "23 %" in German and French has a no-break space,
     which the picture's font lacks (it drew a box)."""
