@@ -37,7 +37,7 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
     rows = pd.DataFrame([e.row() for e in entries])
     rows[["train acc", "test acc"]] *= 100  # shown as 95.8%, one decimal for everyone
     points = pd.DataFrame([{"nickname": e.nickname, "settings": e.settings(), "train accuracy": e.train_accuracy,
-                            "test accuracy": e.test_accuracy, "gap (points)": round(e.gap, 1),
+                            "test accuracy": e.test_accuracy, "gap (points)": e.gap,
                             "epochs trained": e.epochs_run, "batch size": e.config.batch_size} for e in entries])
     low = float(min(points["train accuracy"].min(), points["test accuracy"].min()))
     low = max(0.0, low - 0.02)
@@ -52,7 +52,7 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
         tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
                  alt.Tooltip("train accuracy:Q", title=_("train accuracy"), format=".1%"),
                  alt.Tooltip("test accuracy:Q", title=_("test accuracy"), format=".1%"),
-                 alt.Tooltip("gap (points):Q", title=_("gap (points)"))])).properties(
+                 alt.Tooltip("gap (points):Q", title=_("gap (points)"), format=".1f")])).properties(
         title=_("Train vs test accuracy"), height=340)
     worked = pd.DataFrame(what_worked(entries))
     base = alt.Chart(worked).encode(x=alt.X("batch size:O", title=_("batch size")),
@@ -73,7 +73,7 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
                 scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
         y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10), title=_("gap (points)")),
         tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
-                 alt.Tooltip("gap (points):Q", title=_("gap (points)"))]).properties(
+                 alt.Tooltip("gap (points):Q", title=_("gap (points)"), format=".1f")]).properties(
         title=_("The gap against the epochs trained"), height=300)
     # English: the table as Arrow, sent as it is; another language: a frame that board() writes that language's way
     shown = pa.Table.from_pandas(rows, preserve_index=False) if current() == DEFAULT else rows
