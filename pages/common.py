@@ -1031,6 +1031,7 @@ def _curve_template(language: str, metric: str, x_end: int, by_run: bool, kept: 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
 def _kept(key: tuple, _make):
+    """_make()'s chart, once per key for the whole server (read-only: key names all that the chart shows)."""
     return _make()
 
 
@@ -1063,9 +1064,8 @@ def chart_title(spec: dict) -> str:
     return (" ".join(title) if isinstance(title, list) else title) or _("this chart")
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
-def _chart_spec(key: tuple, _build) -> tuple[dict, pa.Table | None, str]:
-    spec = _build().to_dict(validate=False)  # as in arrow_spec
+def _chart_spec(chart: alt.TopLevelMixin) -> tuple[dict, pa.Table | None, str]:
+    spec = chart.to_dict(validate=False)  # as in arrow_spec
     frames = [pd.DataFrame(values) for values in spec.get("datasets", {}).values()]
     table = max(frames, key=len) if frames else None  # the chart's data; smaller ones are its marks (a rule...)
     return _in_arrow(spec), numbers_table(table), chart_title(spec)
@@ -1075,7 +1075,7 @@ def chart(where, key: tuple, build) -> None:
     """Draw the Altair chart that build() makes, built once per key for the whole server (Altair's validation and
     the data's conversion were three quarters of a Train page's cost): key must name all that the chart shows.
     Its numbers follow it as a table (numbers())."""
-    spec, table, title = _chart_spec((i18n.current(), *key), build)
+    spec, table, title = _kept((i18n.current(), "chart", *key), lambda: _chart_spec(build()))
     where.vega_lite_chart(spec=spec, width="stretch")
     numbers(where, table, title)
 

@@ -214,18 +214,24 @@ def test_charts_write_their_numbers_each_language_s_way():
     assert written["fr"]["decimal"] == "," and written["fr"]["thousands"].isspace()
 
 
+def _train_page(workspace: str, code: str) -> AppTest:
+    """The workspace's Train page in that language (which stays the current one: the caller goes back to en)."""
+    i18n.use(code)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["language"] = code
+    at.query_params["workspace"] = workspace
+    at.run()
+    _page(at, "pages/train.py")
+    return at
+
+
 def test_the_runs_table_writes_its_numbers_in_the_page_s_language(trained_workspace):
     """A table column's own format is English only ("89.8%" on a German page): the table's display values are the
     language's, its values stay numbers (it sorts as numbers)."""
     import pyarrow as pa
     shown = {}
     for code in ("en", "de"):
-        i18n.use(code)
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["language"] = code
-        at.query_params["workspace"] = trained_workspace
-        at.run()
-        _page(at, "pages/train.py")
+        at = _train_page(trained_workspace, code)
         table = at.dataframe[0]
         assert table.value["test acc"].dtype.kind == "f"
         values = pa.ipc.open_stream(table.proto.arrow_data.styler.display_values).read_all().to_pandas() \
@@ -240,12 +246,7 @@ def test_a_chart_s_numbers_are_written_in_the_page_s_language(trained_workspace)
     """The table under a chart: its headers are the axes' words and its numbers the language's ("0,1235")."""
     tables = {}
     for code in ("en", "de"):
-        i18n.use(code)
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["language"] = code
-        at.query_params["workspace"] = trained_workspace
-        at.run()
-        _page(at, "pages/train.py")
+        at = _train_page(trained_workspace, code)
         loss = i18n.gettext("The numbers: {title}").format(title=i18n.gettext("Loss per epoch"))
         tables[code] = next(e for e in at.expander if e.label == loss).table[0].value
     i18n.use("en")
