@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, select, update
 from . import schema as t
 from .config import TrainConfig
 from .errors import InputError
-from .i18n import _, ngettext
+from .i18n import N_, _, later, ngettext
 from .runs import Run
 from .store import Store, StoreConflict
 
@@ -256,7 +256,7 @@ class Classroom:
     def _check_key(self, class_id: str, key: str | None) -> None:
         rows = self.store.query(select(t.classes.c.key_hash).where(t.classes.c.id == class_id))
         if not rows or not key or not hmac.compare_digest(rows[0][0], _hash_key(key)):
-            raise InputError("Only the class's teacher can do that.")
+            raise InputError(_("Only the class's teacher can do that."))
 
     def suggest(self, class_id: str, key: str, config: TrainConfig) -> None:
         """Send the teacher's settings to every student's Train page."""
@@ -285,7 +285,7 @@ class Classroom:
                 db.execute(delete(m).where(m.c.workspace_id == row[0]))
             self.store.bump(db, f"board:{class_id}")
         if row:
-            self.store.add_notice(row[0], "Your teacher removed you from the class (your runs stay yours).")
+            self.store.add_notice(row[0], later(N_("Your teacher removed you from the class (your runs stay yours).")))
         return row is not None
 
     def end_class(self, class_id: str, key: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import InputError
+from .i18n import _
 from .jobs import TrainTask
 
 REPEATS = 40  # each drawing is seen this often per epoch, so a handful count among the MNIST examples
@@ -35,18 +36,19 @@ def check_drawings(images, labels) -> tuple[np.ndarray, np.ndarray]:
     """(m, 28, 28) float32 in [0, 1] and (m,) uint8 labels 0-9, or InputError."""
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (len(images),):
-        raise InputError(f"drawings must be (m, 28, 28) with m labels; got {images.shape} and {labels.shape}")
+        raise InputError(_("drawings must be (m, 28, 28) with m labels; got {images} and {labels}").format(
+            images=images.shape, labels=labels.shape))
     if len(images) > MAX_DRAWINGS:
-        raise InputError(f"{len(images)} drawings; at most {MAX_DRAWINGS} are kept")
+        raise InputError(_("{n} drawings; at most {most} are kept").format(n=len(images), most=MAX_DRAWINGS))
     if not np.issubdtype(images.dtype, np.number) or not np.issubdtype(labels.dtype, np.number):
-        raise InputError("drawings and labels must be numbers")
+        raise InputError(_("drawings and labels must be numbers"))
     images = images.astype(np.float32)
     if images.size and (not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 255):
-        raise InputError("drawing pixels must be finite and within 0-1 (or 0-255)")
+        raise InputError(_("drawing pixels must be finite and within 0-1 (or 0-255)"))
     if images.size and images.max() > 1:
         images = images / 255.0
     if labels.size and (labels.min() < 0 or labels.max() > 9 or np.any(labels % 1)):
-        raise InputError("labels must be digits 0-9")
+        raise InputError(_("labels must be digits 0-9"))
     return images, labels.astype(np.uint8)
 
 
@@ -61,10 +63,10 @@ def drawings_to_npz(images: np.ndarray, labels: np.ndarray) -> bytes:
 def drawings_from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Read drawings saved by drawings_to_npz; anything else is an InputError (never unpickled)."""
     if len(data) > 5 * 2**20:
-        raise InputError("the file is larger than 5 MB: not a drawings file")
+        raise InputError(_("the file is larger than 5 MB: not a drawings file"))
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             images, labels = npz["images"], npz["labels"]
     except Exception:  # Any parse failure is the file's fault; its details mean nothing to a student.
-        raise InputError("this file is not a drawings file saved by MNIST Live (.npz)") from None
+        raise InputError(_("this file is not a drawings file saved by MNIST Live (.npz)")) from None
     return check_drawings(images, labels)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import json
 import re
 from pathlib import Path
 
@@ -102,6 +103,33 @@ _ = gettext
 def N_(message: str) -> str:
     """Mark a module-level text for the catalog without translating it now (it is translated where shown)."""
     return message
+
+
+_LATER = "\x1ei18n:"  # starts a later() text; no sentence does
+
+
+def later(message: str, **fields) -> str:
+    """message (marked with N_) and its fields as one text to store and say later, in the language of whoever reads
+    it (a notice the server writes for a student): said() translates it. A list field is said as a list."""
+    return _LATER + json.dumps({"message": message, "fields": fields}, ensure_ascii=False)
+
+
+def said(text: str) -> str:
+    """A later() text in the current language; any other text as it is (a notice stored before later() existed)."""
+    if not text.startswith(_LATER):
+        return text
+    try:
+        kept = json.loads(text[len(_LATER):])
+        fields = {k: listed(v) if isinstance(v, list) else v for k, v in kept["fields"].items()}
+        return gettext(kept["message"]).format(**fields)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return text
+
+
+def listed(items: list) -> str:
+    """Items as the current language lists them ("Run 1, Run 2 and Run 3" / "Run 1, Run 2 und Run 3")."""
+    from babel.lists import format_list
+    return format_list([str(i) for i in items], locale=_babel_locale()) if items else ""
 
 
 def number(value: float, decimals: int = 0) -> str:

@@ -11,6 +11,7 @@ from typing import Callable
 
 from .classroom import Classroom
 from .errors import WorkspaceBusy
+from .i18n import N_, _, later
 from .jobs import Order, TrainingJob, TrainTask
 from .runs import Run, runs_dir
 from .store import ORPHAN_GRACE_S, Store, StoreConflict, StoreError, is_workspace_id
@@ -165,8 +166,8 @@ class Lab:
             pass
         with self._lock:
             if self._jobs.get(workspace_id):
-                raise WorkspaceBusy("You already have a training running or waiting: stop it first, or wait for "
-                                    "it to end.")
+                raise WorkspaceBusy(_("You already have a training running or waiting: stop it first, or wait "
+                                      "for it to end."))
             jobs = [TrainingJob(order.task, label=order.label, executor=self.executor) for order in orders]
             for job, order in zip(jobs, orders):
                 self._orders[job.id], self._owner[job.id], self._claim[job.id] = order, workspace_id, jobs[0].id
@@ -191,8 +192,8 @@ class Lab:
                 self._jobs.pop(workspace_id, None)
                 for job in jobs:
                     self._orders.pop(job.id, None), self._owner.pop(job.id, None), self._claim.pop(job.id, None)
-            raise WorkspaceBusy("Your workspace already has a training running or waiting in another tab or on "
-                                "another device: stop it there first, or wait for it to end.") from None
+            raise WorkspaceBusy(_("Your workspace already has a training running or waiting in another tab or "
+                                  "on another device: stop it there first, or wait for it to end.")) from None
         except StoreError as exc:  # The training still runs; only a restart would not know of it.
             self._note(workspace_id, str(exc))
         if all(job.ending is not None for job in jobs):  # stopped while the store was asked: nothing to keep
@@ -304,8 +305,9 @@ class Lab:
                 self._unsaved.setdefault(workspace_id, []).append(run)
                 if becomes_model:
                     self._model_wanted.add(run.run_id)
-            self._note(workspace_id, f"{exc} {label} is kept in the server's memory and saved as soon as the "
-                                     "database takes it (download the model to be sure).")
+            self._note(workspace_id, later(N_("{problem} {label} is kept in the server's memory and saved as soon "
+                                              "as the database takes it (download the model to be sure)."),
+                                           problem=str(exc), label=label))
             self._save_later()
         self._tell_listeners(workspace_id, run)
 
@@ -339,8 +341,8 @@ class Lab:
             with self._lock:
                 unsaved = [(ws, run) for ws, runs in self._unsaved.items() for run in runs]
                 unposted, self._unposted = self._unposted, []
-                later, self._later = self._later, []
-            for action in later:
+                retries, self._later = self._later, []
+            for action in retries:
                 try:
                     action()
                 except StoreError:
@@ -362,7 +364,7 @@ class Lab:
                     if not self._unsaved[workspace_id]:
                         del self._unsaved[workspace_id]
                     self._model_wanted.discard(run.run_id)
-                self._note(workspace_id, f"{run.name} is saved now.")
+                self._note(workspace_id, later(N_("{name} is saved now."), name=run.name))
                 unposted.append((workspace_id, run))
             for workspace_id, run in unposted:
                 self._tell_listeners(workspace_id, run)

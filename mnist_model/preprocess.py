@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .i18n import _, number
 
 MID_SIDE = 56  # the ink is first scaled to this size, where stroke width is measured and evened out
 TARGET_STROKE = 2.64 * MID_SIDE / 20  # median MNIST stroke width at its 20-px scale (measured on t10k)
@@ -171,7 +172,8 @@ def check_image_array(image) -> np.ndarray:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise InputError(f"expected an (H, W, 4) RGBA image, got shape {image.shape}")
     if min(image.shape[:2]) < 8 or max(image.shape[:2]) > MAX_SIDE:
-        raise InputError(f"image size {image.shape[1]}x{image.shape[0]} is outside 8-{MAX_SIDE} pixels")
+        raise InputError(_("the image is {width}x{height} pixels; it must be 8 to {most} pixels on each side").format(
+            width=image.shape[1], height=image.shape[0], most=MAX_SIDE))
     return image
 
 
@@ -213,27 +215,30 @@ def _centre_of_mass_place(digit: np.ndarray) -> np.ndarray:
 def decode_upload(data: bytes) -> np.ndarray:
     """Decode an uploaded PNG/JPEG of a digit to (H, W, 4) uint8 RGBA; InputError for anything unsafe or odd."""
     if not data:
-        raise InputError("the file is empty")
+        raise InputError(_("the file is empty"))
     if len(data) > MAX_UPLOAD_BYTES:
-        raise InputError(f"the file is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+        raise InputError(_("the file is {size} MB; the limit is {limit} MB").format(
+            size=number(len(data) / 1e6, 1), limit=MAX_UPLOAD_BYTES // 2**20))
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as img:
                 if img.format not in ("PNG", "JPEG"):
-                    raise InputError(f"{img.format or 'this'} files are not supported: upload a PNG or JPEG")
+                    raise InputError(_("{kind} files are not supported: upload a PNG or JPEG").format(kind=img.format)
+                                     if img.format else _("this kind of file is not supported: upload a PNG or JPEG"))
                 if getattr(img, "is_animated", False):
-                    raise InputError("animated images are not supported: upload a single picture")
+                    raise InputError(_("animated images are not supported: upload a single picture"))
                 if img.width * img.height > MAX_UPLOAD_PIXELS:
-                    raise InputError(f"the image is {img.width}x{img.height}; the limit is 25 megapixels")
+                    raise InputError(_("the image is {width}x{height} pixels; the limit is {limit} megapixels").format(
+                        width=img.width, height=img.height, limit=MAX_UPLOAD_PIXELS // 10**6))
                 if img.mode in ("I", "I;16", "I;16B", "I;16L", "F") or img.mode.startswith("I;16"):
-                    raise InputError("16-bit images are not supported: save it as an 8-bit PNG or JPEG")
+                    raise InputError(_("16-bit images are not supported: save it as an 8-bit PNG or JPEG"))
                 img.thumbnail((1024, 1024))  # Keeps work bounded; the digit ends up 20 px anyway.
                 rgba = np.asarray(img.convert("RGBA"))
         except InputError:
             raise
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise InputError("the image is too large when decompressed (a decompression bomb?)") from None
+            raise InputError(_("the image is too large when decompressed (a decompression bomb?)")) from None
         except (OSError, ValueError, SyntaxError, EOFError):
-            raise InputError("this file is not a picture we can read (PNG or JPEG)") from None
+            raise InputError(_("this file is not a picture we can read (PNG or JPEG)")) from None
     return check_image_array(np.ascontiguousarray(rgba))

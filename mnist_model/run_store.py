@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from . import schema as t
 from .database import readable
 from .errors import ModelFileError
+from .i18n import N_, later
 from .runs import Run, arrays_npz, atomic_write, read_arrays
 
 ORPHAN_GRACE_S = 600  # files without a row are only removed when this old (a run may be half written now)
@@ -77,9 +78,11 @@ class RunStore:
         self._remove_files(r for r, _ in removed)
         names = [name for _, name in removed]
         if names:
-            self.add_notice(workspace_id, f"{_and(names)} {'was' if len(names) == 1 else 'were'} removed to keep "
-                                          f"this workspace's latest {self.limits.runs_per_workspace} runs (pin a run "
-                                          "to keep it).")
+            self.add_notice(workspace_id, later(
+                N_("{names} was removed to keep this workspace's latest {limit} runs (pin a run to keep it).")
+                if len(names) == 1 else
+                N_("{names} were removed to keep this workspace's latest {limit} runs (pin a run to keep it)."),
+                names=names, limit=self.limits.runs_per_workspace))
         self.enforce_disk_cap()
         return names
 
@@ -162,7 +165,8 @@ class RunStore:
             with self.transaction("remove damaged runs") as db:
                 db.execute(delete(t.runs).where(t.runs.c.run_id.in_([r[0] for r in missing])))
         for run_id, workspace_id, meta in missing:
-            self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: its files were missing.")
+            self.add_notice(workspace_id, later(N_("{name} was removed: its files were missing."),
+                                                name=_name(meta, run_id)))
         return {"orphan_files_removed": removed_files, "runs_without_files_removed": len(missing)}
 
     def enforce_disk_cap(self) -> list[str]:
@@ -183,8 +187,9 @@ class RunStore:
             db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _, _ in doomed])))
         self._remove_files(r for r, _, _ in doomed)
         for run_id, workspace_id, meta in doomed:
-            self.add_notice(workspace_id, f"{_name(meta, run_id)} was removed: the server's store reached its "
-                                          f"{self.limits.disk_cap_mb:,.0f} MB limit (oldest runs go first).")
+            self.add_notice(workspace_id, later(
+                N_("{name} was removed: the server's store reached its {limit} MB limit (oldest runs go first)."),
+                name=_name(meta, run_id), limit=round(self.limits.disk_cap_mb)))
         return [_name(meta, run_id) for run_id, _, meta in doomed]
 
 
@@ -193,7 +198,3 @@ def _name(meta: str, run_id: str) -> str:
         return json.loads(meta).get("name") or run_id
     except ValueError:
         return run_id
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .errors import InputError, WorkspaceBusy
+from .i18n import _, said
 from .jobs import Order, TrainingJob, TrainTask
 from .runs import Run
 from .store import JobRecord, StoreError
@@ -152,9 +153,9 @@ class Workspace:
         if record.kind == "fine-tune":
             base = self.run(record.base_run_id)
             if base is None:
-                raise StoreError("The model it was fine-tuning is gone, so it cannot run again.")
+                raise StoreError(_("The model it was fine-tuning is gone, so it cannot run again."))
             from .handwriting import fine_tune_task
-            _, images, labels = self.drawings()
+            images, labels = self.drawings()[1:]
             task = fine_tune_task(base, images, labels)
         else:
             task = TrainTask(record.config)
@@ -207,7 +208,7 @@ class Workspace:
     def _taught(self):
         taught = self.teaching()
         if taught is None:
-            raise InputError("Only the class's teacher can do that.")
+            raise InputError(_("Only the class's teacher can do that."))
         return taught
 
     def suggest_settings(self, config: TrainConfig) -> None:
@@ -257,4 +258,4 @@ class Workspace:
             stored = self.store.take_notices(self.id)
         except StoreError as exc:
             stored = [str(exc)]
-        return stored + self.lab.take_messages(self.id)
+        return [said(text) for text in stored + self.lab.take_messages(self.id)]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import textwrap
 from contextlib import contextmanager
 from contextvars import ContextVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -900,10 +901,27 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
     return frame
 
 
+TITLE_CHARS, SUBTITLE_CHARS = 34, 52  # a line of each that fits a chart 340 px wide (a phone, a half-page column)
+
+
+def fitting_title(text: str, subtitle: list[str] | tuple = ()) -> alt.TitleParams:
+    """A chart's title and subtitle lines, each broken where it would not fit the chart: Vega cuts a title line short
+    ("…"), it never wraps one (German titles and the one-line train/test key lost their ends)."""
+    lines = textwrap.wrap(text, TITLE_CHARS) or [text]
+    below = [part for line in subtitle for part in textwrap.wrap(line, SUBTITLE_CHARS)]
+    return alt.TitleParams(lines[0] if len(lines) == 1 else lines, **({"subtitle": below} if below else {}))
+
+
 ROBUST_COLOURS = (palette.FIRST_NETWORK, palette.OTHER_NETWORK)  # the first network (the model in use), the other
 ROBUST_SHAPES = ("circle", "square")
 TRAIN_TEST = ["train", "test"]
-TRAIN_TEST_KEY = N_("train: solid line, dots  ·  test: dashed line, triangles")  # Vega drops those legends
+TRAIN_KEY, TEST_KEY = N_("train: solid line, dots"), N_("test: dashed line, triangles")  # Vega drops those legends
+
+
+def train_test_key() -> list[str]:
+    """A chart's subtitle that tells train from test, a line each (a chart title is cut, not wrapped, where it is too
+    long: the German key on one line lost its end in a half-page column)."""
+    return [_(TRAIN_KEY), _(TEST_KEY)]
 
 
 def train_test_marks(colour: bool = True) -> dict:
@@ -930,10 +948,10 @@ def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
                           for a, p in zip(found.angles, found.by_angle[n])])
     return (alt.Chart(shifts).mark_line(point=True).encode(
                 x=alt.X("shift:Q", title=_("moved sideways (pixels)")), y=y, color=colour, shape=shape).properties(
-                title=_("Moved sideways: the probability of {label}").format(label=label), height=300),
+                title=fitting_title(_("Moved sideways: the probability of {label}").format(label=label)), height=300),
             alt.Chart(turns).mark_line(point=True).encode(
                 x=alt.X("turn:Q", title=_("turned (degrees)")), y=y, color=colour, shape=shape).properties(
-                title=_("Turned: the probability of {label}").format(label=label), height=300))
+                title=fitting_title(_("Turned: the probability of {label}").format(label=label)), height=300))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
@@ -983,8 +1001,7 @@ def _curve_chart(data, metric: str, x_end: int, by_run: bool, kept: bool) -> alt
         note = alt.Chart(data("kept")).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
                                                  fontWeight="bold").encode(x=x, y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    title = alt.TitleParams({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric],
-                            subtitle=[_(TRAIN_TEST_KEY)])
+    title = fitting_title({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric], train_test_key())
     return chart.properties(title=title, height=260)
 
 

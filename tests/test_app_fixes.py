@@ -107,7 +107,7 @@ def test_the_overlay_says_which_line_is_train_and_which_is_test():
     assert lines["encoding"]["shape"]["scale"]["range"] == ["circle", "triangle-up"]
     # Streamlit's Vega shows no legend for shape or dash (seen in Chromium): the subtitle says which is which.
     assert lines["encoding"]["strokeDash"]["legend"] is None and lines["encoding"]["shape"]["legend"] is None
-    assert spec["title"]["subtitle"] == ["train: solid line, dots  ·  test: dashed line, triangles"]
+    assert spec["title"]["subtitle"] == ["train: solid line, dots", "test: dashed line, triangles"]
 
 
 def test_digit_labels_are_large_enough_to_read_when_projected():

@@ -52,8 +52,9 @@ def _chart_texts(spec) -> list[str]:
     chart gives none (a "count" legend), and each tooltip's."""
     out = []
     if isinstance(spec, dict):
-        title = spec.get("title")
-        out += [title] if isinstance(title, str) else [title.get("text")] if isinstance(title, dict) else []
+        title = spec.get("title")  # its lines joined: fitting_title() breaks a catalog text into lines
+        out += [" ".join(_title_lines(title.get("text"))), " ".join(_title_lines(title.get("subtitle")))] \
+            if isinstance(title, dict) else _title_lines(title)
         for channel, enc in (spec.get("encoding") or {}).items():
             for e in enc if isinstance(enc, list) else [enc]:
                 if not isinstance(e, dict) or "condition" in e and "field" not in e:
@@ -69,6 +70,13 @@ def _chart_texts(spec) -> list[str]:
         if isinstance(spec.get("spec"), dict):
             out += _chart_texts(spec["spec"])
     return [t for t in out if t]
+
+
+def _title_lines(title) -> list[str]:
+    """A chart title's lines: its text's and its subtitle's (each a string or a list of lines)."""
+    if isinstance(title, dict):
+        return _title_lines(title.get("text")) + _title_lines(title.get("subtitle"))
+    return [title] if isinstance(title, str) else list(title or [])
 
 
 def _untranslated(texts: list[str]) -> list[str]:
@@ -139,6 +147,77 @@ def test_every_page_in_the_pseudo_language_shows_only_catalog_text(trained_works
     assert len(texts) > 100
     left = _untranslated(texts)
     assert left == [], "\n".join(left)
+
+
+def test_chart_titles_are_broken_into_lines_that_fit_a_phone_in_every_language():
+    """Vega cuts a title line that is too long ("…"), it never wraps one: the train/test key on one line lost its
+    end in German in a 358 px chart. Each line fits a chart 340 px wide, the longest labels and knobs included."""
+    import pandas as pd
+    from mnist_model.poke import robustness
+    from pages import common
+    frame = pd.DataFrame({"epoch": [1, 2, 1, 2], "metric": "loss", "data": ["train", "train", "test", "test"],
+                          "value": [0.5, 0.4, 0.6, 0.5]})
+    image = np.zeros((28, 28), np.float32)
+    image[6:22, 13:15] = 1.0
+    found = robustness({"dense": lambda x: np.tile(np.eye(10)[1], (len(x), 1))}, image, 1)
+    long_line = []
+    for code in i18n.LANGUAGES:
+        i18n.use(code)
+        charts = [common.curve_chart(frame, metric) for metric in ("loss", "accuracy")]
+        charts += common.robustness_charts(found, i18n.gettext("T-shirt/top"))
+        titles = [chart.to_dict()["title"] for chart in charts]
+        titles.append(common.fitting_title(i18n.gettext("Final accuracy against {knob}").format(
+            knob=i18n.gettext("training examples")), [i18n.gettext("{network}, {data}").format(
+                network=i18n.gettext("dense network (the notebook's)"), data=i18n.gettext("MNIST digits")),
+                *common.train_test_key()]).to_dict())
+        for title in titles:
+            long_line += [(code, line) for line in _title_lines(title["text"]) if len(line) > common.TITLE_CHARS]
+            long_line += [(code, line) for line in _title_lines(title.get("subtitle"))
+                          if len(line) > common.SUBTITLE_CHARS]
+    i18n.use("en")
+    assert long_line == []
+    assert common.train_test_key() == ["train: solid line, dots", "test: dashed line, triangles"]
+
+
+def test_the_library_s_refusals_and_notices_are_said_in_the_reader_s_language():
+    """What the library says to a student (an upload or a drawings file refused, a second training refused) and the
+    notices the server writes for a student (removed from the class, runs removed to keep the latest) reach a page
+    in its language: they were English on a German page ("Diese Datei kann nicht verwendet werden: this file...")."""
+    from mnist_model.errors import MnistLiveError
+    from mnist_model.handwriting import drawings_from_npz
+    from mnist_model.preprocess import decode_upload
+    teacher = AppTest.from_file(APP, default_timeout=60).run().session_state["workspace"]
+    student_page = AppTest.from_file(APP, default_timeout=60)
+    student_page.session_state["language"] = i18n.PSEUDO
+    student_page.run()
+    student = student_page.session_state["workspace"]
+    student.join_class(teacher.start_class().code, "Ann", session=student.id)
+    assert teacher.remove_student("Ann")  # a notice written in the teacher's request, in English
+    i18n.use(i18n.PSEUDO)
+    said = []
+    for refused_by in (lambda: decode_upload(b"hello, I am not an image"), lambda: decode_upload(b""),
+                       lambda: decode_upload(b"GIF89a" + bytes(64)), lambda: drawings_from_npz(b"junk"),
+                       lambda: student.suggest_settings(TrainConfig())):
+        with pytest.raises(MnistLiveError) as refused:
+            refused_by()
+        said.append(str(refused.value))
+    student.train(TrainConfig(epochs=30, batch_size=16, train_size=2000))
+    try:
+        with pytest.raises(MnistLiveError) as refused:
+            student.train(TrainConfig(epochs=1, train_size=500))
+        said.append(str(refused.value))
+    finally:
+        student.stop()
+    student_page.run()  # the student's next page view shows the teacher's notice
+    said += [element.value for element in student_page.info]
+    i18n.use("en")
+    assert i18n.pseudo("Your teacher removed you from the class (your runs stay yours).") in said
+    assert _untranslated(said) == [] and len(said) >= 7, said
+    i18n.use("de")  # a notice of several runs, the list said the language's way
+    written = i18n.said(i18n.later(i18n.N_("{names} were removed to keep this workspace's latest {limit} runs (pin a "
+                                           "run to keep it)."), names=["Run 1", "Run 2", "Run 3"], limit=3))
+    i18n.use("en")
+    assert written.startswith("Run 1, Run 2 und Run 3 ") and "3" in written and "removed" not in written
 
 
 def _placeholders(text: str) -> set[str]:

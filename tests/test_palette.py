@@ -53,7 +53,7 @@ def test_curves_never_tell_train_from_test_or_one_run_from_another_by_colour_alo
     from pages import common
     one = common.curve_chart(_frame({"Run 1": 3}), "accuracy").to_dict()
     assert {"strokeDash", "shape", "color"} <= set(one["encoding"])
-    assert one["title"]["subtitle"] == [common.TRAIN_TEST_KEY]
+    assert one["title"]["subtitle"] == common.train_test_key()
     overlay = common.curve_chart(_frame({"Run 1": 3, "Run 2": 5}), "accuracy", by_run=True).to_dict()
     lines, names = overlay["layer"]
     assert {"strokeDash", "shape"} <= set(lines["encoding"]) and lines["encoding"]["color"]["field"] == "run"

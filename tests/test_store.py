@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from mnist_model import database, schema, store as store_module
 from mnist_model.config import TrainConfig
+from mnist_model.i18n import said
 from mnist_model.records import EpochMetrics
 from mnist_model.runs import Run, write_run_files
 from mnist_model.store import (Store, StoreBusy, StoreError, StoreLimits, is_workspace_id,
@@ -165,7 +166,7 @@ def test_runs_whose_files_vanished_are_dropped_with_a_notice(tmp_path):
     (store.runs_path / f"{lose.run_id}.npz").unlink()
     assert store.recover(grace_s=0)["runs_without_files_removed"] == 1
     assert [r.name for r in store.runs(ws)] == ["Run 1"]
-    assert store.take_notices(ws) == ["Run 2 was removed: its files were missing."]
+    assert [said(n) for n in store.take_notices(ws)] == ["Run 2 was removed: its files were missing."]
 
 
 def test_a_damaged_database_is_moved_aside_and_a_fresh_one_started(tmp_path):
@@ -307,7 +308,7 @@ def test_runs_per_workspace_limit_keeps_pinned_runs_and_says_so(tmp_path, databa
         assert store.add_run(ws, run) == []
     assert store.add_run(ws, runs[3]) == ["Run 2"]  # the oldest unpinned one
     assert [r.name for r in store.runs(ws)] == ["Run 1", "Run 3", "Run 4"]
-    assert "Run 2 was removed to keep this workspace's latest 3 runs" in store.take_notices(ws)[0]
+    assert "Run 2 was removed to keep this workspace's latest 3 runs" in said(store.take_notices(ws)[0])
     assert len(_files(store)) == 6
 
 
@@ -332,7 +333,7 @@ def test_pruning_unused_workspaces_and_the_disk_cap(tmp_path, database_url):
     store.add_run(busy, make_run("Run B", seed=3, created_at=now - 5))
     assert [r.name for r in store.runs(busy)] == ["Run A", "Run B"]
     assert store.disk_bytes() <= store.limits.disk_cap_mb * 2**20
-    assert any("Busy run was removed: the server's store reached its" in n for n in store.take_notices(busy))
+    assert any("Busy run was removed: the server's store reached its" in said(n) for n in store.take_notices(busy))
 
 
 def test_export_and_import_round_trip(tmp_path, database_url, request):
