@@ -125,7 +125,7 @@ class AttemptLimiter:
         now = self._clock()
         if self.store is not None:
             a = t.attempts
-            with self.store.transaction("count a wrong code") as db:
+            with self.store.transaction(N_("count a wrong code")) as db:
                 db.execute(a.insert(), [{"who": session, "at": now}, {"who": "*", "at": now}])
                 db.execute(delete(a).where(a.c.at < now - max(self.window_s, 60)))  # forget: the table stays small
             return
@@ -235,7 +235,7 @@ class Classroom:
         self.leave(teacher_workspace)
         class_id, key, now = secrets.token_urlsafe(12), secrets.token_urlsafe(KEY_BYTES), time.time()
         c = t.classes
-        with self.store.transaction("start the class") as db:
+        with self.store.transaction(N_("start the class")) as db:
             for attempt in range(20):
                 code = new_join_code()
                 if not db.execute(select(1).where(c.c.code == code, c.c.ended_at.is_(None))).first():
@@ -261,14 +261,14 @@ class Classroom:
     def suggest(self, class_id: str, key: str, config: TrainConfig) -> None:
         """Send the teacher's settings to every student's Train page."""
         self._check_key(class_id, key)
-        with self.store.transaction("suggest the settings") as db:
+        with self.store.transaction(N_("suggest the settings")) as db:
             db.execute(update(t.classes).where(t.classes.c.id == class_id)
                        .values(suggestion=json.dumps(config.to_dict()), suggested_at=time.time()))
             self.store.bump(db, f"suggestion:{class_id}")
 
     def clear_board(self, class_id: str, key: str) -> int:
         self._check_key(class_id, key)
-        with self.store.transaction("clear the board") as db:
+        with self.store.transaction(N_("clear the board")) as db:
             cleared = db.execute(delete(t.board).where(t.board.c.class_id == class_id)).rowcount
             self.store.bump(db, f"board:{class_id}")
         return cleared
@@ -277,7 +277,7 @@ class Classroom:
         """Moderation: the nickname leaves the class and its runs leave the board."""
         self._check_key(class_id, key)
         m, b = t.members, t.board
-        with self.store.transaction("remove the student") as db:
+        with self.store.transaction(N_("remove the student")) as db:
             row = db.execute(select(m.c.workspace_id).where(m.c.class_id == class_id, m.c.nickname == nickname)
                              ).first()
             db.execute(delete(b).where(b.c.class_id == class_id, b.c.nickname == nickname))
@@ -291,7 +291,7 @@ class Classroom:
     def end_class(self, class_id: str, key: str) -> None:
         """Joining stops and new runs are no longer posted; the board stays readable."""
         self._check_key(class_id, key)
-        with self.store.transaction("end the class") as db:
+        with self.store.transaction(N_("end the class")) as db:
             db.execute(update(t.classes).where(t.classes.c.id == class_id, t.classes.c.ended_at.is_(None))
                        .values(ended_at=time.time()))
 
@@ -318,7 +318,7 @@ class Classroom:
         taken = JoinRefused(_("Someone in this class already has that nickname (or one that looks like it): choose "
                               "another."))
         try:
-            with self.store.transaction("join the class") as db:
+            with self.store.transaction(N_("join the class")) as db:
                 other = db.execute(select(m.c.workspace_id).where(m.c.class_id == class_id, m.c.skeleton == shape)
                                    ).first()
                 if other and other[0] != workspace_id:
@@ -337,20 +337,20 @@ class Classroom:
         return Membership(rows[0][0], rows[0][1], rows[0][2], rows[0][3] is not None) if rows else None
 
     def leave(self, workspace_id: str) -> None:
-        with self.store.transaction("leave the class") as db:
+        with self.store.transaction(N_("leave the class")) as db:
             db.execute(delete(t.members).where(t.members.c.workspace_id == workspace_id))
 
     def seen(self, workspace_id: str) -> None:
         """Note that a member is here now (written at most once a minute)."""
         now = time.time()
-        with self.store.transaction("note who is here") as db:
+        with self.store.transaction(N_("note who is here")) as db:
             db.execute(update(t.members).where(t.members.c.workspace_id == workspace_id,
                                                t.members.c.seen_at < now - 60).values(seen_at=now))
 
     def hide(self, workspace_id: str, run_id: str, hidden: bool = True) -> None:
         """A student hides (or shows again) one of their runs on the board."""
         b = t.board
-        with self.store.transaction("hide the run") as db:
+        with self.store.transaction(N_("hide the run")) as db:
             row = db.execute(update(b).where(b.c.run_id == run_id, b.c.workspace_id == workspace_id)
                              .values(hidden=int(hidden)).returning(b.c.class_id)).first()
             if row:
@@ -377,7 +377,7 @@ class Classroom:
                    epochs_run=run.epochs_run, train_accuracy=final.accuracy, test_accuracy=final.test_accuracy,
                    train_loss=final.loss, test_loss=final.test_loss, seconds=run.duration_s, posted_at=time.time(),
                    hidden=0, class_id=class_id, workspace_id=workspace_id)
-        with self.store.transaction("post the run to the board") as db:
+        with self.store.transaction(N_("post the run to the board")) as db:
             insert = self.store._insert(t.board).values(**row)
             db.execute(insert.on_conflict_do_update(index_elements=["run_id"],
                                                     set_={k: insert.excluded[k] for k in row if k != "run_id"}))

@@ -3,6 +3,7 @@ transactions, errors in plain words, and Alembic migrations run when it opens.""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3  # noqa: F401 - before a server drops its privileges: SQLAlchemy imports the driver late
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, event, exc as sa_exc, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 
 from .errors import MnistLiveError
+from .i18n import N_, later, later_text
 
 DATABASE_URL_ENV = "MNIST_LIVE_DATABASE_URL"  # postgresql://user:password@host/db: several servers share one
 BUSY_TIMEOUT_MS = 5000  # how long a write waits for another writer before saying the database is busy
@@ -87,17 +89,22 @@ _PASSWORDS: set[str] = set()  # the databases' passwords this process knows: nev
 
 
 def readable(exc: BaseException, what: str) -> StoreError:
-    """A plain-words StoreError for a database or OS error; never the SQL, its values or a password."""
-    error = _readable(exc, what)
-    message = str(error)
+    """A plain-words StoreError for a database or OS error; never the SQL, its values or a password.
+    what: what was being done, marked with N_ ("save the drawings") or a later() text, said in the reader's language."""
+    error = _readable(exc, later_text(what))
+    message = error.args[0]
     for password in _PASSWORDS:
-        message = message.replace(password, "***")
-    return error if message == str(error) else type(error)(message)
+        message = message.replace(password, "***").replace(json.dumps(password, ensure_ascii=False)[1:-1], "***")
+    return error if message == error.args[0] else type(error)(message)
+
+
+def _could_not(kind: type, message: str, what: str, **fields) -> StoreError:
+    return kind(later(message, what=what, **fields))
 
 
 def _readable(exc: BaseException, what: str) -> StoreError:
     if isinstance(exc, sa_exc.IntegrityError):
-        return StoreConflict(f"Could not {what}: it clashes with something saved meanwhile.")
+        return _could_not(StoreConflict, N_("Could not {what}: it clashes with something saved meanwhile."), what)
     connection_lost = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         exc = exc.orig
@@ -105,27 +112,29 @@ def _readable(exc: BaseException, what: str) -> StoreError:
     if connection_lost or any(w in text_ for w in ("connection refused", "could not connect", "server closed the",
                                                      "terminating connection", "connection timeout", "no route",
                                                      "the database system is", "connection is closed")):
-        return StoreUnreachable(f"Could not {what}: the database server does not answer. Try again in a moment.")
+        return _could_not(StoreUnreachable, N_("Could not {what}: the database server does not answer. Try again in "
+                                               "a moment."), what)
     if "failed to resolve host" in text_ or "name or service not known" in text_:
-        return StoreUnreachable(f"Could not {what}: the database server's name in {DATABASE_URL_ENV} is not known "
-                                "on this network.")
+        return _could_not(StoreUnreachable, N_("Could not {what}: the database server's name in {setting} is not "
+                                               "known on this network."), what, setting=DATABASE_URL_ENV)
     if "password authentication failed" in text_ or "no password supplied" in text_:
-        return StoreError(f"Could not {what}: the database refused the user name or password in "
-                          f"{DATABASE_URL_ENV}.")
+        return _could_not(StoreError, N_("Could not {what}: the database refused the user name or password in "
+                                         "{setting}."), what, setting=DATABASE_URL_ENV)
     if "database" in text_ and "does not exist" in text_:
-        return StoreError(f"Could not {what}: the database named in {DATABASE_URL_ENV} does not exist on its "
-                          "server (create it first, empty).")
+        return _could_not(StoreError, N_("Could not {what}: the database named in {setting} does not exist on its "
+                                         "server (create it first, empty)."), what, setting=DATABASE_URL_ENV)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "full" in text_:
-        return StoreFull(f"Could not {what}: the server's disk is full.")
+        return _could_not(StoreFull, N_("Could not {what}: the server's disk is full."), what)
     if "locked" in text_ or "busy" in text_:
-        return StoreBusy(f"Could not {what}: the database is busy (another program is using it). Try again "
-                         "in a moment.")
+        return _could_not(StoreBusy, N_("Could not {what}: the database is busy (another program is using it). Try "
+                                        "again in a moment."), what)
     if isinstance(exc, PermissionError) or "readonly" in text_ or "read-only" in text_ or (
             isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)):
-        return StoreReadOnly(f"Could not {what}: the data folder is read-only.")
+        return _could_not(StoreReadOnly, N_("Could not {what}: the data folder is read-only."), what)
     if "not a database" in text_ or "malformed" in text_ or "corrupt" in text_:
-        return StoreCorrupt(f"Could not {what}: the database file is damaged.")
-    return StoreError(f"Could not {what}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return _could_not(StoreCorrupt, N_("Could not {what}: the database file is damaged."), what)
+    return _could_not(StoreError, N_("Could not {what}: {detail}"), what,
+                      detail=f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def database_url(folder: Path, db_file: str) -> str:
@@ -150,8 +159,8 @@ class Database:
             self.engine = self._engine(write=True)
             self.reader = self._engine(write=False)  # one statement each, in autocommit: no BEGIN, no ROLLBACK
         except (sa_exc.ArgumentError, ImportError) as exc:
-            raise StoreError(f"The database address {self.safe_url} cannot be used ({exc.__class__.__name__}).") \
-                from None
+            raise StoreError(later(N_("The database address {url} cannot be used ({detail})."), url=self.safe_url,
+                                   detail=exc.__class__.__name__)) from None
 
     @property
     def safe_url(self) -> str:
@@ -207,7 +216,7 @@ class Database:
         finally:
             conn.close()
 
-    def read(self, statement, what: str = "read the database") -> list:
+    def read(self, statement, what: str = N_("read the database")) -> list:
         """The rows of one statement (a Core statement, or text with :names)."""
         try:
             with self.reader.connect() as conn:
@@ -215,7 +224,7 @@ class Database:
         except (sa_exc.SQLAlchemyError, OSError) as exc:
             raise readable(exc, what) from None
 
-    def scalar(self, statement, what: str = "read the database"):
+    def scalar(self, statement, what: str = N_("read the database")):
         rows = self.read(statement, what)
         return rows[0][0] if rows else None
 
@@ -238,7 +247,7 @@ class Database:
             with self.engine.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            raise readable(exc, "read the database's version") from None
+            raise readable(exc, N_("read the database's version")) from None
 
     def upgrade(self, where: str) -> None:
         """Create or migrate the schema to the newest revision (a file from before Alembic is stamped first);
@@ -267,4 +276,4 @@ class Database:
         except StoreError:
             raise
         except (sa_exc.SQLAlchemyError, OSError) as exc:
-            raise readable(exc, "open the database") from None
+            raise readable(exc, N_("open the database")) from None

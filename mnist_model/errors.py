@@ -1,8 +1,13 @@
 """The library's own error types: every bad input ends in one of these, with a readable message."""
+from .i18n import said
 
 
 class MnistLiveError(ValueError):
-    """Base of every error the library raises on bad input or bad files."""
+    """Base of every error the library raises on bad input or bad files. A message made with i18n.later() is said
+    in the language of whoever reads it (an error raised at the server's start, or in another student's request)."""
+
+    def __str__(self) -> str:
+        return said(super().__str__())
 
 
 class DataError(MnistLiveError):

@@ -114,13 +114,20 @@ def later(message: str, **fields) -> str:
     return _LATER + json.dumps({"message": message, "fields": fields}, ensure_ascii=False)
 
 
+def later_text(message: str) -> str:
+    """message (marked with N_) to store and say later, as later() does; a later() text stays as it is."""
+    return message if message.startswith(_LATER) else later(message)
+
+
 def said(text: str) -> str:
-    """A later() text in the current language; any other text as it is (a notice stored before later() existed)."""
+    """A later() text in the current language (its later() fields too); any other text as it is (a notice stored
+    before later() existed)."""
     if not text.startswith(_LATER):
         return text
     try:
         kept = json.loads(text[len(_LATER):])
-        fields = {k: listed(v) if isinstance(v, list) else v for k, v in kept["fields"].items()}
+        fields = {k: listed(v) if isinstance(v, list) else said(v) if isinstance(v, str) else v
+                  for k, v in kept["fields"].items()}
         return gettext(kept["message"]).format(**fields)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return text

@@ -195,7 +195,7 @@ class Lab:
             raise WorkspaceBusy(_("Your workspace already has a training running or waiting in another tab or "
                                   "on another device: stop it there first, or wait for it to end.")) from None
         except StoreError as exc:  # The training still runs; only a restart would not know of it.
-            self._note(workspace_id, str(exc))
+            self._note(workspace_id, exc.args[0])  # said in the reader's language
         if all(job.ending is not None for job in jobs):  # stopped while the store was asked: nothing to keep
             self._release(workspace_id, jobs[0].id)
             for job in jobs:
@@ -307,7 +307,7 @@ class Lab:
                     self._model_wanted.add(run.run_id)
             self._note(workspace_id, later(N_("{problem} {label} is kept in the server's memory and saved as soon "
                                               "as the database takes it (download the model to be sure)."),
-                                           problem=str(exc), label=label))
+                                           problem=exc.args[0], label=label))
             self._save_later()
         self._tell_listeners(workspace_id, run)
 

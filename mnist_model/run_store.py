@@ -28,7 +28,7 @@ class RunStore:
             npz, keras_file = self._files(run_id)
             if self.arrays_in_database:
                 rows = self.query(select(t.run_blobs.c.npz, t.run_blobs.c.keras).where(t.run_blobs.c.run_id == run_id),
-                                  what="read the run")
+                                  what=N_("read the run"))
                 if not rows:
                     raise ModelFileError(f"{npz.name}: the run's arrays are missing")
                 arrays = read_arrays(npz, architecture, bytes(rows[0][0]))
@@ -62,11 +62,11 @@ class RunStore:
                     atomic_write(keras_file, run.keras_bytes)
             except OSError as exc:
                 npz.unlink(missing_ok=True)
-                raise readable(exc, f"save {run.name or 'the run'}") from None
+                raise readable(exc, _saving(run)) from None
         size = len(data) + len(run.keras_bytes)
         row = dict(run_id=run.run_id, workspace_id=workspace_id, meta=json.dumps(run.meta()),
                    created_at=run.created_at, pinned=int(run.pinned), published=int(run.published), bytes=size)
-        with self.transaction(f"save {run.name or 'the run'}") as db:
+        with self.transaction(_saving(run)) as db:
             insert = self._insert(t.runs).values(**row)
             db.execute(insert.on_conflict_do_update(index_elements=["run_id"],
                                                     set_={k: insert.excluded[k] for k in row if k != "run_id"}))
@@ -129,7 +129,7 @@ class RunStore:
 
     def delete_run(self, workspace_id: str, run_id: str) -> None:
         """Remove the row, then the files (a crash between leaves orphan files, which recover() removes)."""
-        with self.transaction("delete the run") as db:
+        with self.transaction(N_("delete the run")) as db:
             gone = db.execute(delete(t.runs).where(t.runs.c.run_id == run_id,
                                                    t.runs.c.workspace_id == workspace_id)).rowcount
         if gone:
@@ -162,7 +162,7 @@ class RunStore:
         missing = [r for r in self.query(select(t.runs.c.run_id, t.runs.c.workspace_id, t.runs.c.meta))
                    if not self._files(r[0])[0].is_file()]
         if missing:
-            with self.transaction("remove damaged runs") as db:
+            with self.transaction(N_("remove damaged runs")) as db:
                 db.execute(delete(t.runs).where(t.runs.c.run_id.in_([r[0] for r in missing])))
         for run_id, workspace_id, meta in missing:
             self.add_notice(workspace_id, later(N_("{name} was removed: its files were missing."),
@@ -183,7 +183,7 @@ class RunStore:
                 break
             doomed.append((run_id, workspace_id, meta))
             over -= size
-        with self.transaction("make room on the disk") as db:
+        with self.transaction(N_("make room on the disk")) as db:
             db.execute(delete(r).where(r.c.run_id.in_([run_id for run_id, _, _ in doomed])))
         self._remove_files(r for r, _, _ in doomed)
         for run_id, workspace_id, meta in doomed:
@@ -198,3 +198,8 @@ def _name(meta: str, run_id: str) -> str:
         return json.loads(meta).get("name") or run_id
     except ValueError:
         return run_id
+
+
+def _saving(run: Run) -> str:
+    """What saving run is called in a message (a later() text: said in the reader's language)."""
+    return later(N_("save {name}"), name=run.name) if run.name else N_("save the run")

@@ -28,6 +28,7 @@ from . import schema as t
 from .config import TrainConfig
 from .database import (Database, StoreBusy, StoreConflict, StoreCorrupt, StoreError, StoreFull, StoreInUse,  # noqa
                        StoreNewer, StoreReadOnly, StoreUnreachable, database_url, readable)
+from .i18n import N_, later
 from .run_store import ORPHAN_GRACE_S, RunStore  # noqa: F401 (the server's upkeep uses the grace)
 from .training_store import JobRecord, TrainingStore  # noqa: F401
 from .workspace_ids import SERVER_WORKSPACE, is_workspace_id, new_workspace_id  # noqa: F401
@@ -90,8 +91,8 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise StoreReadOnly(f"The data folder {self.folder} cannot be written "
-                                f"({exc.strerror or exc}).") from None
+            raise StoreReadOnly(later(N_("The data folder {folder} cannot be written ({detail})."),
+                                      folder=str(self.folder), detail=str(exc.strerror or exc))) from None
         self.db = Database(f"sqlite:///{self.db_path.resolve()}" if temporary else
                            url or database_url(self.folder, DB_FILE))
         self.arrays_in_database = not self.db.is_sqlite  # servers that share a database share no folder
@@ -109,18 +110,21 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
                 if existing:
                     check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
                     if check != "ok":
-                        raise StoreCorrupt(f"The database {self.db_path} is damaged ({check}).")
+                        raise StoreCorrupt(later(N_("The database {path} is damaged ({detail})."),
+                                                 path=str(self.db_path), detail=str(check)))
         except StoreError:
             self.db.dispose()
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3 or SQLAlchemy: said in plain words
             self.db.dispose()
-            error = readable(exc, "open the database")
+            error = readable(exc, N_("open the database"))
             if isinstance(error, StoreBusy):
-                raise StoreBusy(f"The database {self.db_path} is locked by another program.") from None
+                raise StoreBusy(later(N_("The database {path} is locked by another program."),
+                                      path=str(self.db_path))) from None
             if isinstance(error, (StoreReadOnly, StoreFull)):
                 raise error from None
-            raise StoreCorrupt(f"The database {self.db_path} is damaged ({error}).") from None
+            raise StoreCorrupt(later(N_("The database {path} is damaged ({detail})."), path=str(self.db_path),
+                                     detail=error.args[0])) from None
 
     # ------------------------------------------------------------ connections and transactions
 
@@ -167,7 +171,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
         """A new, empty workspace; returns its id."""
         workspace_id = workspace_id or new_workspace_id()
         now = time.time()
-        with self.transaction("create a workspace") as db:
+        with self.transaction(N_("create a workspace")) as db:
             db.execute(self._insert(t.workspaces).values(id=workspace_id, created_at=now, last_seen=now)
                        .on_conflict_do_nothing(index_elements=["id"]))
         self._touched[workspace_id] = now
@@ -181,7 +185,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
         now = time.time()
         if now - self._touched.get(workspace_id, 0) < TOUCH_EVERY_S:
             return
-        with self.transaction("note the workspace's use") as db:
+        with self.transaction(N_("note the workspace's use")) as db:
             db.execute(update(t.workspaces).where(t.workspaces.c.id == workspace_id).values(last_seen=now))
         self._touched[workspace_id] = now
 
@@ -222,7 +226,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
     def next_run_number(self, workspace_id: str) -> int:
         """1, 2, 3, ... per workspace (for names such as "Run 3")."""
         w = t.workspaces
-        with self.transaction("number the run") as db:
+        with self.transaction(N_("number the run")) as db:
             row = db.execute(update(w).where(w.c.id == workspace_id).values(run_counter=w.c.run_counter + 1)
                              .returning(w.c.run_counter)).first()
         return row[0] if row else 1
@@ -230,7 +234,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
     def give_back_run_number(self, workspace_id: str, number: int) -> None:
         """Number the next run `number` again, unless another was numbered since."""
         w = t.workspaces
-        with self.transaction("number the run") as db:
+        with self.transaction(N_("number the run")) as db:
             db.execute(update(w).where(w.c.id == workspace_id, w.c.run_counter == number)
                        .values(run_counter=number - 1))
 
@@ -243,7 +247,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
         rows = [dict(workspace_id=workspace_id, label=int(label), pixels=p.tobytes(), created_at=now)
                 for p, label in zip(pixels, labels)]
         if rows:
-            with self.transaction("keep the drawings") as db:
+            with self.transaction(N_("keep the drawings")) as db:
                 db.execute(t.drawings.insert(), rows)
 
     def drawings(self, workspace_id: str) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -257,7 +261,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
         return [r[0] for r in rows], images, np.array([r[1] for r in rows], np.uint8)
 
     def delete_drawings(self, workspace_id: str, ids) -> None:
-        with self.transaction("delete the drawings") as db:
+        with self.transaction(N_("delete the drawings")) as db:
             db.execute(delete(t.drawings).where(t.drawings.c.id.in_([int(i) for i in ids]),
                                                 t.drawings.c.workspace_id == workspace_id))
 
@@ -265,7 +269,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
 
     def add_notice(self, workspace_id: str, text_: str) -> None:
         """A message for the workspace's next page view (shown once)."""
-        with self.transaction("leave a message") as db:
+        with self.transaction(N_("leave a message")) as db:
             if db.execute(select(1).where(t.workspaces.c.id == workspace_id)).first():
                 db.execute(t.notices.insert().values(workspace_id=workspace_id, text=text_, created_at=time.time()))
 
@@ -274,7 +278,7 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
         n = t.notices
         if not self.query(select(1).where(n.c.workspace_id == workspace_id).limit(1)):
             return []
-        with self.transaction("read messages") as db:
+        with self.transaction(N_("read messages")) as db:
             rows = db.execute(delete(n).where(n.c.workspace_id == workspace_id).returning(n.c.id, n.c.text)).all()
         return [r[1] for r in sorted(rows)]
 
@@ -299,11 +303,11 @@ class Store(RunStore, TrainingStore, WorkspaceTransfer):
                                                                       *[not_(o) for o in owns]))))]
         run_ids = []
         if gone:
-            with self.transaction("remove unused workspaces") as db:
+            with self.transaction(N_("remove unused workspaces")) as db:
                 run_ids = [r[0] for r in db.execute(select(t.runs.c.run_id).where(t.runs.c.workspace_id.in_(gone)))]
                 db.execute(delete(w).where(w.c.id.in_(gone)))
         self._remove_files(run_ids)
-        with self.transaction("remove ended classes") as db:
+        with self.transaction(N_("remove ended classes")) as db:
             classes = db.execute(delete(t.classes).where(t.classes.c.ended_at < idle)).rowcount
             if gone or classes:
                 self.bump(db, "generation")  # views keyed on what went redraw
@@ -338,7 +342,8 @@ class ServerLock:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._file.close()
-            raise StoreInUse(f"Another MNIST Live server is using the data folder {folder}.") from None
+            raise StoreInUse(later(N_("Another MNIST Live server is using the data folder {folder}."),
+                                   folder=str(folder))) from None
 
 
 def open_server_store(folder: str | os.PathLike | None = None, limits: StoreLimits | None = None) -> Store:
@@ -354,27 +359,27 @@ def open_server_store(folder: str | os.PathLike | None = None, limits: StoreLimi
         store = Store(folder, limits)
     except StoreCorrupt as exc:
         aside = _move_aside(folder)
-        notices.append(f"{exc} It was moved aside to {aside.name} and a fresh database was started: earlier "
-                       "work is in that file, not lost.")
+        notices.append(later(N_("{problem} It was moved aside to {file} and a fresh database was started: earlier "
+                                "work is in that file, not lost."), problem=exc.args[0], file=aside.name))
         try:
             store = Store(folder, limits)
         except StoreError as again:
-            store = _temporary(limits, f"{again}")
+            store = _temporary(limits, again.args[0])
     except StoreError as exc:
-        store = _temporary(limits, str(exc))
+        store = _temporary(limits, exc.args[0])
     if not store.temporary and store.db.is_sqlite:  # PostgreSQL: many servers, one database, by design
         try:
             store.lock = ServerLock(folder)
         except (StoreInUse, OSError) as exc:
-            store = _temporary(limits, str(exc))
+            store = _temporary(limits, exc.args[0] if isinstance(exc, StoreInUse) else str(exc))
     store.notices[:0] = notices
     return store
 
 
 def _temporary(limits: StoreLimits | None, why: str) -> Store:
     store = Store(tempfile.mkdtemp(prefix="mnist-live-temporary-"), limits, temporary=True)
-    store.notices.append(f"{why} Until that is fixed, work is kept in a temporary folder and is lost when the "
-                         "server stops.")
+    store.notices.append(later(N_("{problem} Until that is fixed, work is kept in a temporary folder and is lost "
+                                  "when the server stops."), problem=why))
     return store
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from . import schema as t
 from .config import TrainConfig
+from .i18n import N_
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class TrainingStore:
                    base_run_id: str | None = None, server: str | None = None, db=None) -> None:
         """Remember a training that was asked for (queued), run by server; in db's transaction when given."""
         if db is None:
-            with self.transaction("remember the training") as db:
+            with self.transaction(N_("remember the training")) as db:
                 return self.record_job(workspace_id, job_id, label, kind, config, base_run_id, server, db)
         now = time.time()
         row = dict(job_id=job_id, workspace_id=workspace_id, label=label, kind=kind,
@@ -46,7 +47,7 @@ class TrainingStore:
     def claim(self, workspace_id: str, server: str, jobs: list[tuple]) -> None:
         """The workspace's trainings (record_job's arguments after workspace_id) for server, all or none;
         StoreConflict when the workspace has one running or waiting already, on any server."""
-        with self.transaction("start the training") as db:
+        with self.transaction(N_("start the training")) as db:
             db.execute(t.claims.insert().values(workspace_id=workspace_id, server=server, since=time.time(),
                                                 job_id=jobs[0][0]))
             for job in jobs:
@@ -55,7 +56,7 @@ class TrainingStore:
     def release(self, workspace_id: str, job_id: str | None) -> None:
         """The trainings claimed with job_id (the first one's id) have all ended; a later claim stays."""
         c = t.claims.c
-        with self.transaction("end the training") as db:
+        with self.transaction(N_("end the training")) as db:
             db.execute(delete(t.claims).where(c.workspace_id == workspace_id, c.job_id.is_not_distinct_from(job_id)))
 
     def claim_of(self, workspace_id: str) -> tuple[str, str | None] | None:
@@ -71,12 +72,12 @@ class TrainingStore:
     def server_seen(self, server: str) -> None:
         """Note that server is alive (a server's heartbeat)."""
         now = time.time()
-        with self.transaction("note the server") as db:
+        with self.transaction(N_("note the server")) as db:
             insert = self._insert(t.servers).values(id=server, started_at=now, seen_at=now)
             db.execute(insert.on_conflict_do_update(index_elements=["id"], set_={"seen_at": now}))
 
     def server_left(self, server: str) -> None:
-        with self.transaction("note the server") as db:
+        with self.transaction(N_("note the server")) as db:
             db.execute(delete(t.servers).where(t.servers.c.id == server))
 
     def dead_servers(self, silent_s: float, alive: str | None = None) -> list[str]:
@@ -86,7 +87,7 @@ class TrainingStore:
                                                                  s_.c.id != (alive or "")))]
 
     def forget_servers(self, servers: list[str]) -> None:
-        with self.transaction("forget a server") as db:
+        with self.transaction(N_("forget a server")) as db:
             db.execute(delete(t.servers).where(t.servers.c.id.in_(servers)))
 
     def interrupt_dead_servers(self, silent_s: float, alive: str | None = None) -> int:
@@ -110,7 +111,7 @@ class TrainingStore:
         """The dead server's running training (and its workspace's claim) become server's; False when another
         server took it first."""
         j, c = t.jobs, t.claims
-        with self.transaction("take over the training") as db:
+        with self.transaction(N_("take over the training")) as db:
             moved = db.execute(update(j).where(j.c.job_id == job_id, j.c.server == dead, j.c.state == "running")
                                .values(server=server, updated_at=time.time())).rowcount
             if moved:
@@ -119,13 +120,13 @@ class TrainingStore:
 
     def set_job_state(self, job_id: str, state: str, message: str = "", runs_at: str | None = None) -> None:
         """runs_at: where another server can find it running (a detached Ray actor's name), if anywhere."""
-        with self.transaction("update the training") as db:
+        with self.transaction(N_("update the training")) as db:
             db.execute(update(t.jobs).where(t.jobs.c.job_id == job_id)
                        .values(state=state, message=message, updated_at=time.time(), runs_at=runs_at))
 
     def forget_job(self, job_id: str) -> None:
         """A training that ended (its run, if any, is kept) or an interrupted one dismissed."""
-        with self.transaction("update the training") as db:
+        with self.transaction(N_("update the training")) as db:
             db.execute(delete(t.jobs).where(t.jobs.c.job_id == job_id))
 
     def interrupt_unfinished(self, servers: list[str] | None = None) -> int:
@@ -135,7 +136,7 @@ class TrainingStore:
         server = "the server it ran on stopped" if servers else "the server restarted"
         restarted = {"running": f"{server} while it was training",
                      "queued": f"{server} while it was waiting for a training slot"}
-        with self.transaction("mark interrupted trainings") as db:
+        with self.transaction(N_("mark interrupted trainings")) as db:
             count = sum(db.execute(update(j).where(j.c.state == state, *([j.c.server.in_(servers)] if servers else []))
                                    .values(state="interrupted", message=message, updated_at=time.time())).rowcount
                         for state, message in restarted.items())

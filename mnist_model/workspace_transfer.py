@@ -16,6 +16,7 @@ from . import schema as t
 from .config import TrainConfig
 from .database import StoreError
 from .errors import ModelFileError
+from .i18n import N_
 from .runs import RUN_ID, list_runs, load_run, write_run_files
 from .workspace_ids import SERVER_WORKSPACE, is_workspace_id
 
@@ -119,7 +120,7 @@ class WorkspaceTransfer:
             if not self._has_run(run.run_id):
                 run.published = True
                 self.add_run(SERVER_WORKSPACE, run)
-        with self.transaction("remember the import") as db:
+        with self.transaction(N_("remember the import")) as db:
             insert = self._insert(t.imports).values(source=source, imported_at=time.time())
             db.execute(insert.on_conflict_do_update(index_elements=["source"],
                                                     set_={"imported_at": insert.excluded.imported_at}))

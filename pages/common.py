@@ -551,8 +551,8 @@ def workspace_panel(ws: Workspace) -> None:
 
 def show_notices(ws: Workspace) -> None:
     """Server-wide store problems (on every page), then this workspace's messages (once each)."""
-    for notice in lab().store.notices:
-        st.warning(notice, icon=":material/warning:")
+    for notice in lab().store.notices:  # written as the server started: said in this page's language
+        st.warning(i18n.said(notice), icon=":material/warning:")
     news = st.session_state.pop("workspace_news", "")
     if news:
         st.info(_(news))  # said before the page knew its language: in English, translated here

@@ -11,7 +11,7 @@ import pytest
 from babel.messages.pofile import read_po
 from streamlit.testing.v1 import AppTest
 
-from mnist_model import i18n
+from mnist_model import database, i18n, store as store_module
 from mnist_model.config import TrainConfig
 
 from conftest import ROOT
@@ -179,10 +179,11 @@ def test_chart_titles_are_broken_into_lines_that_fit_a_phone_in_every_language()
     assert common.train_test_key() == ["train: solid line, dots", "test: dashed line, triangles"]
 
 
-def test_the_library_s_refusals_and_notices_are_said_in_the_reader_s_language():
+def test_the_library_s_refusals_and_notices_are_said_in_the_reader_s_language(tmp_path):
     """What the library says to a student (an upload or a drawings file refused, a second training refused) and the
     notices the server writes for a student (removed from the class, runs removed to keep the latest) reach a page
-    in its language: they were English on a German page ("Diese Datei kann nicht verwendet werden: this file...")."""
+    in its language: they were English on a German page ("Diese Datei kann nicht verwendet werden: this file..."). So
+    do the store's, said when read (a notice written as the server started, before any page had a language)."""
     from mnist_model.errors import MnistLiveError
     from mnist_model.handwriting import drawings_from_npz
     from mnist_model.preprocess import decode_upload
@@ -213,6 +214,16 @@ def test_the_library_s_refusals_and_notices_are_said_in_the_reader_s_language():
     i18n.use("en")
     assert i18n.pseudo("Your teacher removed you from the class (your runs stay yours).") in said
     assert _untranslated(said) == [] and len(said) >= 7, said
+    i18n.use("de")  # the store's refusals, and what the server says when its store could not be opened
+    lost = database.readable(OSError("connection refused"), i18n.N_("save the run"))
+    locked = store_module.open_server_store(tmp_path)
+    stand_in = store_module.open_server_store(tmp_path)  # a second server on the same folder
+    german = [str(lost), i18n.said(stand_in.notices[0])]
+    i18n.use("en")
+    stand_in.close(), locked.close()
+    assert german[0] == "Es war nicht möglich, den Lauf zu speichern: der Datenbankserver antwortet nicht. Versuchen " \
+                        "Sie es gleich noch einmal." and str(lost).startswith("Could not save the run: the database")
+    assert german[1].startswith(f"Ein anderer MNIST-Live-Server benutzt den Datenordner {tmp_path}. Bis das "), german
     i18n.use("de")  # a notice of several runs, the list said the language's way
     written = i18n.said(i18n.later(i18n.N_("{names} were removed to keep this workspace's latest {limit} runs (pin a "
                                            "run to keep it)."), names=["Run 1", "Run 2", "Run 3"], limit=3))

@@ -122,13 +122,14 @@ import os, sys
 sys.path.insert(0, sys.argv[3])
 sys.path.insert(0, sys.argv[3] + "/tests")
 from mnist_model import store as sm, runs
+from mnist_model.i18n import later_text, said
 from test_store import make_run
 store = sm.Store(sys.argv[1])
 ws = sys.argv[2]
 if sys.argv[4] == "before-row":  # the files are written; the process dies before the row is
     real = store.transaction
     def dying(what):
-        if what.startswith("save"):
+        if said(later_text(what)).startswith("save"):  # what: marked text, or a later() one
             os._exit(9)
         return real(what)
     store.transaction = dying
@@ -181,7 +182,7 @@ def test_a_damaged_database_is_moved_aside_and_a_fresh_one_started(tmp_path):
     assert not fresh.temporary and fresh.runs(ws) == []
     aside = list(tmp_path.glob(store_module.DB_FILE + ".damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
-    assert "damaged" in fresh.notices[0] and aside[0].name in fresh.notices[0]
+    assert "damaged" in said(fresh.notices[0]) and aside[0].name in said(fresh.notices[0])
 
 
 def test_a_database_damaged_inside_is_caught_by_the_check(tmp_path):
@@ -198,12 +199,12 @@ def test_a_database_damaged_inside_is_caught_by_the_check(tmp_path):
     data[4096 * 2:4096 * 5] = os.urandom(4096 * 3)  # pages 3-5 are garbage; the header is fine
     path.write_bytes(bytes(data))
     fresh = open_server_store(tmp_path)
-    assert fresh.notices and "damaged" in fresh.notices[0] and not fresh.temporary
+    assert fresh.notices and "damaged" in said(fresh.notices[0]) and not fresh.temporary
 
 
-@pytest.mark.parametrize("newer, said", [("PRAGMA user_version=99", "99"),  # from before Alembic: its own number
+@pytest.mark.parametrize("newer, version", [("PRAGMA user_version=99", "99"),  # from before Alembic: its own number
                                          ("UPDATE alembic_version SET version_num = '0099'", "0099")])
-def test_a_database_from_a_newer_app_is_left_untouched(tmp_path, newer, said):
+def test_a_database_from_a_newer_app_is_left_untouched(tmp_path, newer, version):
     store = Store(tmp_path)
     store.create_workspace()
     store.close()
@@ -212,10 +213,11 @@ def test_a_database_from_a_newer_app_is_left_untouched(tmp_path, newer, said):
     conn.commit()
     conn.close()
     digest = hashlib.sha256((tmp_path / store_module.DB_FILE).read_bytes()).hexdigest()
-    with pytest.raises(store_module.StoreNewer, match=f"store version {said}; this app knows versions up to {HEAD}"):
+    with pytest.raises(store_module.StoreNewer, match=f"store version {version}; this app knows versions up to {HEAD}"):
         Store(tmp_path)
     served = open_server_store(tmp_path)
-    assert served.temporary and "newer MNIST Live" in served.notices[0] and "temporary folder" in served.notices[0]
+    notice = said(served.notices[0])
+    assert served.temporary and "newer MNIST Live" in notice and "temporary folder" in notice
     assert hashlib.sha256((tmp_path / store_module.DB_FILE).read_bytes()).hexdigest() == digest
     out = subprocess.run([sys.executable, "-m", "mnist_model", "store", "--data-folder", str(tmp_path), "info"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
