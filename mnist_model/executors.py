@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection
 
 from . import zygote
 from .executor_base import QueueExecutor, relay, slots_from_env
+from .i18n import N_
 from .jobs import TrainingJob
 
 EXECUTOR_ENV = "MNIST_LIVE_EXECUTOR"  # "local" (default) or "ray"
@@ -81,7 +82,7 @@ class _ProcessSlot:
 
     def run(self, job: TrainingJob) -> None:
         """Run one job to its end on this slot's worker, relaying its messages."""
-        job.on_started("starting the training process")
+        job.on_started(N_("starting the training process"))
         for attempt in (1, 2):  # An idle worker may have died since its last job: then start a fresh one.
             try:
                 self.ensure_worker()

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Callable
 
 from .config import TrainConfig
+from .data import translated_title
 from .i18n import N_, _
 from .records import BatchProgress, EpochMetrics
 
@@ -156,7 +157,7 @@ class TrainingJob:
         return max(0.0, b.elapsed_s / max(done, 1e-9) * (b.epochs - done))
 
     # ------------------------------------------------------------ executor hooks
-    def on_started(self, message: str = N_("loading data and building the network")) -> None:
+    def on_started(self, message: str | tuple[str, dict] = N_("loading data and building the network")) -> None:
         with self._lock:
             first = self._state == JobState.QUEUED
             self._state, self._message = JobState.RUNNING, message
@@ -227,5 +228,5 @@ def _said(message) -> str:
     (template, values) pair, or the words of an error as they came."""
     if isinstance(message, tuple):
         template, values = message
-        return _(template).format(**values)
+        return _(template).format(**{k: translated_title(v) if isinstance(v, str) else v for k, v in values.items()})
     return _(message)

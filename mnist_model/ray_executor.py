@@ -22,6 +22,7 @@ from pathlib import Path
 import ray
 
 from .executor_base import QueueExecutor, relay
+from .i18n import N_
 from .jobs import TrainingJob
 
 CPUS_ENV = "MNIST_LIVE_CPUS_PER_SLOT"
@@ -199,7 +200,7 @@ class _RaySlot:
 
     def run(self, job: TrainingJob) -> None:
         """Run one job on this slot's actor, relaying its progress as it happens."""
-        job.on_started("starting on the cluster")
+        job.on_started(N_("starting on the cluster"))
         for attempt in (1, 2):  # An idle actor may have died since its last job: then start a fresh one.
             try:
                 actor = self._ready_actor()
@@ -297,7 +298,7 @@ class RayExecutor(QueueExecutor):
 
     def _follow(self, job: TrainingJob, actor, history: list, ended: tuple | None) -> None:
         """Relay an adopted training (ended: its last message, when it had ended before it was adopted)."""
-        job.on_started("on the cluster (taken over from a server that stopped)")
+        job.on_started(N_("on the cluster (taken over from a server that stopped)"))
         try:
             for message in history:
                 relay(job, message)

@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from .data import Dataset, load_dataset, needs_download
+from .i18n import N_
 from .jobs import TrainTask
 from .training import KeptNetworks, train
 
@@ -102,7 +103,7 @@ def run_task(task: TrainTask, send, should_stop) -> None:
     """Train as task says; send ('started'|'batch'|'epoch'|'result'|'failed', ...) messages."""
     try:
         dataset = _dataset(task.config.dataset, task.data_path)
-        send(("started", f"training on {dataset.title}"))
+        send(("started", (N_("training on {data}"), {"data": dataset.title})))  # said in the page's language
         result = train(task.config, dataset, on_batch=lambda b: send(("batch", b)),
                        on_epoch=lambda m: send(("epoch", m)), should_stop=should_stop,
                        init_weights=task.init_weights, extra=_extra(task),

@@ -173,6 +173,12 @@ def show_prediction(ws, run, picture, source: str, answer_slot):
     except MnistLiveError as exc:
         st.error(_("That drawing can't be read: {why}").format(why=exc))
         return
+    if image is None and source == "photo":  # a blank, one-colour or transparent picture: it was read, nothing found
+        st.warning({"fashion": _("There is nothing to read in that picture: it is blank, one colour or transparent. "
+                                 "Upload a photo of a piece of clothing that fills most of it.")}.get(
+            run.config.dataset, _("There is nothing to read in that picture: it is blank, one colour or transparent. "
+                                  "Upload a photo of a digit that fills most of it, dark on light or light on dark.")))
+        return
     if image is None:
         st.info({"fashion": _("Draw a piece of clothing on the black square, as big as you like and anywhere on it, "
                               "or pick a test image by its number under the square.")}.get(

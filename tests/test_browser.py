@@ -148,6 +148,7 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     ImageDraw.Draw(photo).line([(150, 150), (450, 150), (250, 650)], fill=(40, 40, 50), width=45)
     photo.save(tmp_path / "seven.jpg", quality=85)
     (tmp_path / "notes.png").write_bytes(b"this is not really a PNG")
+    Image.new("RGBA", (100, 100), (0, 0, 0, 0)).save(tmp_path / "clear.png")  # read, but nothing in it
     url, _ = server
     _open(page, url, "Draw")
     page.get_by_role("button", name="Quick train").click()
@@ -164,6 +165,9 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     page.get_by_text("That file can't be used: this file is not a picture we can read (PNG or JPEG)").wait_for(
         timeout=20000)
     assert not page.get_by_text("Error:").count() and not page.get_by_text("BytesIO").count()
+    upload.set_input_files(str(tmp_path / "clear.png"))  # it only asked for a drawing before
+    page.get_by_text("There is nothing to read in that picture: it is blank, one colour or transparent.").wait_for(
+        timeout=20000)
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])

@@ -224,6 +224,11 @@ def test_the_library_s_refusals_and_notices_are_said_in_the_reader_s_language(tm
     assert german[0] == "Es war nicht möglich, den Lauf zu speichern: der Datenbankserver antwortet nicht. Versuchen " \
                         "Sie es gleich noch einmal." and str(lost).startswith("Could not save the run: the database")
     assert german[1].startswith(f"Ein anderer MNIST-Live-Server benutzt den Datenordner {tmp_path}. Bis das "), german
+    from mnist_model.jobs import _said
+    i18n.use("de")  # a training's progress line, which a worker process wrote ("Run 5: training on MNIST (...)")
+    progress = _said((i18n.N_("training on {data}"), {"data": "MNIST (offline sample of 5,000 digits)"}))
+    i18n.use("en")
+    assert progress == "Training mit MNIST (Offline-Stichprobe von 5.000 Ziffern)"
     i18n.use("de")  # a notice of several runs, the list said the language's way
     written = i18n.said(i18n.later(i18n.N_("{names} were removed to keep this workspace's latest {limit} runs (pin a "
                                            "run to keep it)."), names=["Run 1", "Run 2", "Run 3"], limit=3))
