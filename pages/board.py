@@ -53,7 +53,7 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
                  alt.Tooltip("train accuracy:Q", title=_("train accuracy"), format=".1%"),
                  alt.Tooltip("test accuracy:Q", title=_("test accuracy"), format=".1%"),
                  alt.Tooltip("gap (points):Q", title=_("gap (points)"), format=".1f")])).properties(
-        title=common.fitting_title(_("Train vs test accuracy")), height=340)
+        **common.titled(_("Train vs test accuracy"), 340))
     worked = pd.DataFrame(what_worked(entries))
     base = alt.Chart(worked).encode(x=alt.X("batch size:O", title=_("batch size")),
                                     y=alt.Y("epochs:O", sort="descending", title=_("epochs set")))
@@ -67,14 +67,14 @@ def board_view(class_id: str, version: tuple, language: str) -> dict:
                                              alt.Tooltip("mean gap (points):Q", title=_("mean gap (points)"),
                                                          format=".1f")])
             + base.mark_text(fontSize=13).encode(text=alt.Text("mean test acc:Q", format=".1%"))).properties(
-        title=common.fitting_title(_("What worked: mean test accuracy")), height=300)
+        **common.titled(_("What worked: mean test accuracy"), 300))
     gap = alt.Chart(points).mark_circle(size=70, opacity=0.7).encode(
         x=alt.X("epochs trained:Q", axis=alt.Axis(tickMinStep=1, format="d"), title=_("epochs trained"),
                 scale=alt.Scale(domain=[0, max(5, int(points["epochs trained"].max()) + 1)])),
         y=alt.Y("gap (points):Q", scale=alt.Scale(nice=True, padding=10), title=_("gap (points)")),
         tooltip=[alt.Tooltip("nickname:N", title=_("nickname")), alt.Tooltip("settings:N", title=_("settings")),
                  alt.Tooltip("gap (points):Q", title=_("gap (points)"), format=".1f")]).properties(
-        title=common.fitting_title(_("The gap against the epochs trained")), height=300)
+        **common.titled(_("The gap against the epochs trained"), 300))
     # English: the table as Arrow, sent as it is; another language: a frame that board() writes that language's way
     shown = pa.Table.from_pandas(rows, preserve_index=False) if current() == DEFAULT else rows
     return {"runs": len(entries), "rows": shown,

@@ -902,14 +902,18 @@ def history_frame(epochs, run_name: str | None = None) -> pd.DataFrame:
 
 
 TITLE_CHARS, SUBTITLE_CHARS = 34, 52  # a line of each that fits a chart 340 px wide (a phone, a half-page column)
+TITLE_LINE_PX, SUBTITLE_LINE_PX = 20, 14  # what each further line takes from a chart of a given height
 
 
-def fitting_title(text: str, subtitle: list[str] | tuple = ()) -> alt.TitleParams:
-    """A chart's title and subtitle lines, each broken where it would not fit the chart: Vega cuts a title line short
-    ("…"), it never wraps one (German titles and the one-line train/test key lost their ends)."""
+def titled(text: str, height: int, subtitle: list[str] | tuple = ()) -> dict:
+    """A chart's title, subtitle and height (its properties): each line broken where it would not fit the chart
+    (Vega cuts a title line short with "…", it never wraps one: German titles and the one-line train/test key lost
+    their ends), and the height grown by the lines beyond one of each, so that the plot keeps its own."""
     lines = textwrap.wrap(text, TITLE_CHARS) or [text]
     below = [part for line in subtitle for part in textwrap.wrap(line, SUBTITLE_CHARS)]
-    return alt.TitleParams(lines[0] if len(lines) == 1 else lines, **({"subtitle": below} if below else {}))
+    grown = height + TITLE_LINE_PX * (len(lines) - 1) + SUBTITLE_LINE_PX * max(0, len(below) - 1)
+    return {"title": alt.TitleParams(lines[0] if len(lines) == 1 else lines, **({"subtitle": below} if below else {})),
+            "height": grown}
 
 
 ROBUST_COLOURS = (palette.FIRST_NETWORK, palette.OTHER_NETWORK)  # the first network (the model in use), the other
@@ -948,10 +952,10 @@ def robustness_charts(found, label: str) -> tuple[alt.Chart, alt.Chart]:
                           for a, p in zip(found.angles, found.by_angle[n])])
     return (alt.Chart(shifts).mark_line(point=True).encode(
                 x=alt.X("shift:Q", title=_("moved sideways (pixels)")), y=y, color=colour, shape=shape).properties(
-                title=fitting_title(_("Moved sideways: the probability of {label}").format(label=label)), height=300),
+                **titled(_("Moved sideways: the probability of {label}").format(label=label), 300)),
             alt.Chart(turns).mark_line(point=True).encode(
                 x=alt.X("turn:Q", title=_("turned (degrees)")), y=y, color=colour, shape=shape).properties(
-                title=fitting_title(_("Turned: the probability of {label}").format(label=label)), height=300))
+                **titled(_("Turned: the probability of {label}").format(label=label), 300)))
 
 
 def curve_chart(frame: pd.DataFrame, metric: str, epochs: int | None = None, by_run: bool = False,
@@ -1001,8 +1005,8 @@ def _curve_chart(data, metric: str, x_end: int, by_run: bool, kept: bool) -> alt
         note = alt.Chart(data("kept")).mark_text(align="left", dx=4, dy=-6, color=palette.KEPT_EPOCH,
                                                  fontWeight="bold").encode(x=x, y=alt.value(0), text="label:N")
         chart = chart + rule + note
-    title = fitting_title({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric], train_test_key())
-    return chart.properties(title=title, height=260)
+    return chart.properties(**titled({"loss": _("Loss per epoch"), "accuracy": _("Accuracy per epoch")}[metric], 260,
+                                     train_test_key()))
 
 
 def curves(where, metric: str, frame_of, epochs: int | None = None, by_run: bool = False,

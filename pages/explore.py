@@ -48,8 +48,8 @@ def mistakes(run, ds) -> None:
         text="count:Q", color=alt.condition(alt.datum.count > matrix.max() / 3, alt.value("white"),
                                             alt.value("black")))
     left, right = st.columns([3, 2])
-    title = common.fitting_title(_("Confusion matrix (test set): click a cell"))
-    left.altair_chart((heat + text).properties(title=title, height=380), width="stretch", on_select="rerun",
+    heading = common.titled(_("Confusion matrix (test set): click a cell"), 380)
+    left.altair_chart((heat + text).properties(**heading), width="stretch", on_select="rerun",
                       key=chart_key)
     common.numbers(left, pd.DataFrame(matrix, index=pd.Index(names, name=_("true label")),
                                       columns=[_("called {label}").format(label=n) for n in names]).reset_index(),
@@ -60,7 +60,7 @@ def mistakes(run, ds) -> None:
         y=alt.Y("label:N", sort=None, title=_("label")),
         tooltip=[alt.Tooltip("label:N", title=_("label")),
                  alt.Tooltip("accuracy:Q", title=_("accuracy"), format=".1%")]).properties(
-        title=common.fitting_title(_("Accuracy per label")), height=380))
+        **common.titled(_("Accuracy per label"), 380)))
     a, b = st.columns(2)
     t = a.selectbox(_("Show test images whose true label is"), range(10), key=common.in_language("cell_true"),
                     format_func=lambda i: names[i], on_change=_forget_click)
@@ -167,7 +167,7 @@ def learned(ws, run, ds) -> None:
         x=alt.X("label:N", sort=None, title=_("label")),
         y=alt.Y("weight:Q", title=_("vote") if layers == 1 else _("score change")),
         color=alt.condition("datum.weight > 0", alt.value(palette.VOTE_FOR), alt.value(palette.VOTE_AGAINST))).properties(
-        title=common.fitting_title(title), height=240))
+        **common.titled(title, 240)))
     if layers > 1:
         b.caption(ngettext("Through {n} more hidden layer, so measured: on {images} test images, each score's change "
                            "per unit of this unit's firing when it is switched off where it fires.",
@@ -351,10 +351,9 @@ def overfitting_lab(ws, ds) -> None:
             tooltip=[alt.Tooltip("run:N", title=_("run")), alt.Tooltip("data:N", title=_("data")),
                      alt.Tooltip("shown:N", title=knob_name),
                      alt.Tooltip("accuracy:Q", title=_("accuracy"), format=".1%")], **common.train_test_marks()
-        ).properties(title=common.fitting_title(_("Final accuracy against {knob}").format(knob=knob_name), [
+        ).properties(**common.titled(_("Final accuracy against {knob}").format(knob=knob_name), 320, [
             _("{network}, {data}").format(network=_(LAB_NETWORKS[arch]), data=_(LAB_DATA[data])),
-            *common.train_test_key()]),
-            height=320), width="stretch")
+            *common.train_test_key()])), width="stretch")
         common.numbers(st, frame[["shown", "data", "accuracy", "run"]].rename(columns={"shown": knob_name}),
                        _("Final accuracy against {knob}").format(knob=knob_name))
         if any(r.test_accuracy > r.train_accuracy for r in latest.values()):

@@ -82,7 +82,7 @@ def label_chart(counts: pd.DataFrame) -> alt.Chart:
         y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelFontSize=13)),
         x=alt.X("train images:Q", title=_("training images")),
         tooltip=[alt.Tooltip("label:N", title=_("label")), alt.Tooltip("train images:Q", title=_("training images"))]
-    ).properties(title=common.fitting_title(_("Training images of each label")), height=300)
+    ).properties(**common.titled(_("Training images of each label"), 300))
 
 
 common.through_the_app()

@@ -406,7 +406,7 @@ def running_loss_chart(batch_losses) -> alt.Chart:
     return alt.Chart(points).mark_line().encode(
         x=alt.X("epoch:Q", title=_("epochs done"), axis=alt.Axis(tickCount=8)),
         y=alt.Y("loss:Q", title=_("loss"), scale=alt.Scale(domain=[max(0.0, low - pad), high + pad]))).properties(
-        title=common.fitting_title(_("Training loss within epochs (running mean)")), height=220)
+        **common.titled(_("Training loss within epochs (running mean)"), 220))
 
 
 def outcome(run, previous=None) -> None:

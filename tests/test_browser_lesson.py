@@ -143,7 +143,7 @@ def test_confusion_cells_click_and_the_runs_table_fits(app_url, page):
     gap = page.get_by_test_id("stMetric").filter(has_text="Gap").get_by_test_id("stMetricValue")
     assert re.fullmatch(r"-?\d+\.\d", gap.inner_text())  # short enough not to be cut off
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Explore").click()
-    chart = _chart(page, "click a cell")
+    chart = _chart(page, "Confusion matrix")  # its title's first line
     chart.wait_for(timeout=60000)
     cell = chart.locator("path[aria-label*='true label: 4'][aria-label*='predicted: 9']").first
     count = int(re.search(r"test images: (\d+)", cell.get_attribute("aria-label")).group(1))

@@ -52,7 +52,7 @@ def _chart_texts(spec) -> list[str]:
     chart gives none (a "count" legend), and each tooltip's."""
     out = []
     if isinstance(spec, dict):
-        title = spec.get("title")  # its lines joined: fitting_title() breaks a catalog text into lines
+        title = spec.get("title")  # its lines joined: titled() breaks a catalog text into lines
         out += [" ".join(_title_lines(title.get("text"))), " ".join(_title_lines(title.get("subtitle")))] \
             if isinstance(title, dict) else _title_lines(title)
         for channel, enc in (spec.get("encoding") or {}).items():
@@ -166,10 +166,10 @@ def test_chart_titles_are_broken_into_lines_that_fit_a_phone_in_every_language()
         charts = [common.curve_chart(frame, metric) for metric in ("loss", "accuracy")]
         charts += common.robustness_charts(found, i18n.gettext("T-shirt/top"))
         titles = [chart.to_dict()["title"] for chart in charts]
-        titles.append(common.fitting_title(i18n.gettext("Final accuracy against {knob}").format(
-            knob=i18n.gettext("training examples")), [i18n.gettext("{network}, {data}").format(
+        titles.append(common.titled(i18n.gettext("Final accuracy against {knob}").format(
+            knob=i18n.gettext("training examples")), 320, [i18n.gettext("{network}, {data}").format(
                 network=i18n.gettext("dense network (the notebook's)"), data=i18n.gettext("MNIST digits")),
-                *common.train_test_key()]).to_dict())
+                *common.train_test_key()])["title"].to_dict())
         for title in titles:
             long_line += [(code, line) for line in _title_lines(title["text"]) if len(line) > common.TITLE_CHARS]
             long_line += [(code, line) for line in _title_lines(title.get("subtitle"))

@@ -1108,7 +1108,7 @@ def _explore(walk, p):
     for tab in p["tabs"]:
         page.get_by_role("tab", name=tab).click()
         walk.settle()
-    chart = page.get_by_test_id("stVegaLiteChart").filter(has_text="click a cell")
+    chart = page.get_by_test_id("stVegaLiteChart").filter(has_text="Confusion matrix")
     if p.get("cell") and chart.count() and chart.first.is_visible():
         t, q = p["cell"]
         check(appserver.steady_chart(chart.first), "the confusion matrix was drawn anew again and again for 15 s")
