@@ -403,9 +403,14 @@ def teach_panel(ws, run) -> None:
     upload = st.file_uploader(_("Load drawings saved earlier (.npz)"), type=["npz"], key="drawings_upload")
     if upload is not None and st.session_state.get("drawings_loaded") != upload.file_id:
         st.session_state["drawings_loaded"] = upload.file_id
-        with common.plain_errors():
-            ws.keep_drawings(*drawings_from_npz(upload.getvalue()))
-            st.rerun()
+        try:
+            loaded = drawings_from_npz(upload.getvalue())
+        except MnistLiveError as exc:  # said as an upload's refusal is (it stood alone, lower-case)
+            st.error(_("That file can't be used: {why}").format(why=exc))
+        else:
+            with common.plain_errors():
+                ws.keep_drawings(*loaded)
+                st.rerun()
 
 
 def fine_tune_report(ws, run, images, labels) -> None:

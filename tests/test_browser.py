@@ -168,6 +168,11 @@ def test_upload_a_photo_and_a_bad_file(server, page, tmp_path):
     upload.set_input_files(str(tmp_path / "clear.png"))  # it only asked for a drawing before
     page.get_by_text("There is nothing to read in that picture: it is blank, one colour or transparent.").wait_for(
         timeout=20000)
+    (tmp_path / "drawings.npz").write_bytes(b"not an npz")  # the drawings' own uploader says it the same way
+    page.get_by_test_id("stFileUploader").filter(has_text="Load drawings saved earlier").locator(
+        "input[type=file]").set_input_files(str(tmp_path / "drawings.npz"))
+    page.get_by_text("That file can't be used: this file is not a drawings file saved by MNIST Live (.npz)").wait_for(
+        timeout=20000)
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])
