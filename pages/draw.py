@@ -327,7 +327,7 @@ def robustness_panel(ws, run, drawn, target: int, names) -> None:
     found = robustness(networks, drawn, target)
     for chart in common.robustness_charts(found, names[target]):
         st.altair_chart(chart, width="stretch")
-        common.numbers(st, chart.data, common.chart_title(chart.to_dict(validate=False)))
+        common.numbers(st, chart.data, common.chart_title({"title": chart.title.to_dict()}))  # not the whole spec again
     st.info(found.sentence(names[target]) + ("" if len(networks) > 1 else " " + _(
         "Train a CNN too (Train page, Network) to see one that cares less where the digit is.")))
 
